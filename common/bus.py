@@ -1,0 +1,232 @@
+"""ZeroMQ PUB/SUB with sequence numbers, heartbeats and gap detection.
+
+Each actor binds one XPUB socket at `Config.endpoint(actor)`; subscribers
+connect to the publishers they need. A frame is two parts, `[topic, payload]`,
+where topic is `publisher/kind/symbol` (so that a subscriber can filter by
+kind or by symbol) and the payload an msgpack `Envelope` whose `stream` is that
+topic. Heartbeats travel on `publisher/heartbeat`.
+
+Overflow policy, stated once for every socket built here:
+- Publisher (XPUB, SNDHWM = `bus_hwm` frames per subscriber): when one
+  subscriber's queue is full, frames for *that* subscriber are dropped and the
+  publisher never blocks; the market-data socket upstream must never stall.
+- Subscriber (SUB, RCVHWM = `bus_hwm` frames): when full, ZeroMQ stops reading
+  from the publisher, whose own high-water mark then drops.
+- Either way a drop is never silent: the subscriber sees the seq jump (or a
+  heartbeat whose last seq it has not seen) and counts a gap.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import zmq
+
+from common.config import Config
+from common.messages import (
+    Envelope,
+    Heartbeat,
+    Record,
+    decode_envelope,
+    decode_heartbeat,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT = "heartbeat"
+
+
+def topic(publisher: str, kind: str, symbol: str = "") -> str:
+    return f"{publisher}/{kind}/{symbol}"
+
+
+def heartbeat_topic(publisher: str) -> str:
+    return f"{publisher}/{HEARTBEAT}"
+
+
+class Sequencer:
+    """Numbers frames per stream within one epoch, starting at 1."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+        self.last_seqs: dict[str, int] = {}
+
+    def next(self, stream: str) -> int:
+        seq = self.last_seqs.get(stream, 0) + 1
+        self.last_seqs[stream] = seq
+        return seq
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Frames `first..last` of (stream, epoch) never arrived."""
+
+    stream: str
+    epoch: int
+    first: int
+    last: int
+
+    @property
+    def count(self) -> int:
+        return self.last - self.first + 1
+
+
+class GapDetector:
+    """Tracks the last seq seen per stream and reports what went missing.
+
+    The first frame of a stream (or of a new epoch) is accepted as it comes: a
+    subscriber that joins late has not *lost* what was sent before it joined.
+    Recovering that history is the journal's job, not the bus's.
+    """
+
+    def __init__(self) -> None:
+        self.positions: dict[str, tuple[int, int]] = {}
+        self.gaps = 0
+        self.duplicates = 0
+
+    def observe(self, stream: str, epoch: int, seq: int) -> Gap | None | bool:
+        """Return a Gap if frames were skipped, False for a duplicate, else None."""
+        known = self.positions.get(stream)
+        self.positions[stream] = (epoch, seq)
+        if known is None or known[0] != epoch:
+            return None
+        last = known[1]
+        if seq <= last:
+            self.positions[stream] = known
+            self.duplicates += 1
+            return False
+        if seq > last + 1:
+            self.gaps += 1
+            return Gap(stream, epoch, last + 1, seq - 1)
+        return None
+
+    def observe_heartbeat(self, heartbeat: Heartbeat) -> list[Gap]:
+        """Gaps revealed by a heartbeat: streams whose last seq we have not seen."""
+        found = []
+        for stream, last_sent in heartbeat.last_seqs.items():
+            known = self.positions.get(stream)
+            if known is None or known[0] != heartbeat.epoch or known[1] >= last_sent:
+                continue
+            found.append(Gap(stream, heartbeat.epoch, known[1] + 1, last_sent))
+            self.positions[stream] = (heartbeat.epoch, last_sent)
+            self.gaps += 1
+        return found
+
+
+class Publisher:
+    """One actor's outbound bus socket: numbered frames and idle heartbeats."""
+
+    def __init__(self, config: Config, name: str, context: zmq.Context | None = None):
+        self.name = name
+        self.sequencer = Sequencer(epoch=time.time_ns())
+        self.heartbeat_interval = config.heartbeat_interval
+        self._last_send = 0.0
+        self.subscriptions: set[bytes] = set()
+        self._context = context or zmq.Context.instance()
+        self.socket = self._context.socket(zmq.XPUB)
+        self.socket.setsockopt(zmq.SNDHWM, config.bus_hwm)
+        self.socket.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self.socket.setsockopt(zmq.LINGER, 2000)
+        self.socket.bind(config.endpoint(name))
+
+    @property
+    def epoch(self) -> int:
+        return self.sequencer.epoch
+
+    def send(self, kind: str, symbol: str, records: Sequence[Record]) -> int:
+        """Publish one frame of records; returns its seq."""
+        stream = topic(self.name, kind, symbol)
+        seq = self.sequencer.next(stream)
+        envelope = Envelope(stream, self.epoch, seq, time.time_ns(), list(records))
+        self.socket.send_multipart((stream.encode(), encode(envelope)), copy=False)
+        self._last_send = time.monotonic()
+        return seq
+
+    def heartbeat(self) -> None:
+        beat = Heartbeat(self.name, self.epoch, time.time_ns(), dict(self.sequencer.last_seqs))
+        self.socket.send_multipart((heartbeat_topic(self.name).encode(), encode(beat)))
+        self._last_send = time.monotonic()
+
+    def tick(self) -> None:
+        """Call often: records new subscriptions and heartbeats when idle."""
+        self.poll_subscriptions()
+        if time.monotonic() - self._last_send >= self.heartbeat_interval:
+            self.heartbeat()
+
+    def poll_subscriptions(self) -> None:
+        while True:
+            try:
+                message = self.socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if message[:1] == b"\x01":
+                self.subscriptions.add(message[1:])
+
+    def has_subscriber(self, prefix: str) -> bool:
+        wanted = prefix.encode()
+        return any(wanted.startswith(sub) for sub in self.subscriptions)
+
+    def wait_for_subscribers(self, prefixes: Iterable[str], timeout: float) -> list[str]:
+        """Wait until someone subscribes to each prefix; returns those still missing.
+
+        PUB/SUB sends nothing to a subscriber before its subscription arrives,
+        so a publisher that starts first waits here for the consumers it must
+        not outrun (bounded, so a missing consumer cannot stall it forever).
+        """
+        pending = list(prefixes)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            if self.socket.poll(100, zmq.POLLIN):
+                self.poll_subscriptions()
+            pending = [p for p in pending if not self.has_subscriber(p)]
+        return pending
+
+    def close(self) -> None:
+        """A last heartbeat tells subscribers the final seq of every stream."""
+        self.heartbeat()
+        self.socket.close()
+
+
+class Subscriber:
+    """One actor's inbound bus socket, with gap detection on every stream."""
+
+    def __init__(self, config: Config, context: zmq.Context | None = None):
+        self._config = config
+        self._context = context or zmq.Context.instance()
+        self.socket = self._context.socket(zmq.SUB)
+        self.socket.setsockopt(zmq.RCVHWM, config.bus_hwm)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.detector = GapDetector()
+        self._connected: set[str] = set()
+
+    def subscribe(self, publisher: str, kind: str = "", symbol: str = "") -> None:
+        """Receive `publisher`'s frames of `kind` (all kinds if empty) and its heartbeats."""
+        endpoint = self._config.endpoint(publisher)
+        if endpoint not in self._connected:
+            self.socket.connect(endpoint)
+            self._connected.add(endpoint)
+            self.socket.setsockopt(zmq.SUBSCRIBE, heartbeat_topic(publisher).encode())
+        prefix = topic(publisher, kind, symbol) if kind else f"{publisher}/"
+        self.socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+
+    def recv(self, timeout: float) -> Envelope | Heartbeat | None:
+        """The next frame, or None after `timeout` seconds of silence."""
+        if not self.socket.poll(int(timeout * 1000), zmq.POLLIN):
+            return None
+        return self.recv_nowait()
+
+    def recv_nowait(self) -> Envelope | Heartbeat | None:
+        try:
+            topic_bytes, payload = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
+        except zmq.Again:
+            return None
+        if topic_bytes.endswith(HEARTBEAT.encode()):
+            return decode_heartbeat(payload)
+        return decode_envelope(payload)
+
+    def close(self) -> None:
+        self.socket.close()

@@ -1,0 +1,143 @@
+"""Configuration from the environment, read once per process.
+
+Names are the seed's where it had one (`STREAM_TICKER`, `BATCH_SIZE`,
+`BATCH_INTERVAL`, `SCHWAB_APP_KEY`, `SCHWAB_APP_SECRET`); a bad value fails
+at start with a message naming the variable, never later.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+ACTORS = ("ingest", "indicator", "options", "writer", "metrics")
+
+_SYMBOL = re.compile(r"^[A-Z][A-Z0-9./$-]{0,9}$")
+
+
+class ConfigError(ValueError):
+    """A setting that can never work; the message names the variable."""
+
+
+def parse_duration(name: str, raw: str) -> float:
+    """Seconds from '0.05', '50ms', '2s' or '1m'. A bare number is seconds, as in the seed."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m)?\s*", raw)
+    if not match:
+        raise ConfigError(f"{name}={raw!r} is not a duration (examples: 0.05, 50ms, 2s, 1m)")
+    value = float(match.group(1))
+    unit = match.group(2) or "s"
+    return value * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
+
+
+def parse_tickers(raw: str) -> tuple[str, ...]:
+    tickers = tuple(dict.fromkeys(t.strip().upper() for t in raw.split(",") if t.strip()))
+    if not tickers:
+        raise ConfigError("STREAM_TICKERS is empty: name at least one symbol, e.g. STREAM_TICKERS=SPY,QQQ")
+    bad = [t for t in tickers if not _SYMBOL.match(t)]
+    if bad:
+        raise ConfigError(f"STREAM_TICKERS has symbols Schwab cannot stream: {', '.join(bad)}")
+    return tickers
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} is below its minimum of {minimum}")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class Config:
+    tickers: tuple[str, ...]
+    database_url: str
+    run_dir: Path
+    log_dir: Path
+    data_dir: Path
+    bus_transport: str
+    bus_host: str
+    bus_base_port: int
+    bus_hwm: int
+    heartbeat_interval: float
+    batch_size: int
+    batch_interval: float
+    metrics_interval: float
+    stats_interval: float
+    schwab_app_key: str
+    schwab_app_secret: str
+    schwab_token_path: Path
+    simulator_url: str
+    option_strike_band: float
+    option_refresh_interval: float
+
+    @property
+    def uses_simulator(self) -> bool:
+        """No Schwab credentials means the embedded simulator stands in for Schwab."""
+        return not (self.schwab_app_key and self.schwab_app_secret)
+
+    def endpoint(self, actor: str) -> str:
+        """Where `actor` binds its publisher; every subscriber connects here."""
+        if self.bus_transport == "ipc":
+            return f"ipc://{self.run_dir}/{actor}.pub"
+        return f"tcp://{self.bus_host}:{self.bus_base_port + ACTORS.index(actor)}"
+
+    def ensure_dirs(self) -> None:
+        """Create the run directory private (0700): bus sockets live there."""
+        for path in (self.log_dir, self.data_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.run_dir.chmod(0o700)
+
+
+def load(env: dict[str, str] | None = None) -> Config:
+    env = dict(os.environ if env is None else env)
+    root = Path(env.get("STREAMING_HOME", Path.cwd())).resolve()
+    tickers_raw = env.get("STREAM_TICKERS") or env.get("STREAM_TICKER") or "SPY"
+    transport = env.get("BUS_TRANSPORT", "ipc").strip().lower()
+    if transport not in ("ipc", "tcp"):
+        raise ConfigError(f"BUS_TRANSPORT={transport!r} must be ipc or tcp")
+    batch_interval = parse_duration("BATCH_INTERVAL", env.get("BATCH_INTERVAL", "50ms"))
+    if batch_interval <= 0:
+        raise ConfigError("BATCH_INTERVAL must be above zero")
+    data_dir = Path(env.get("DATA_DIR", root / "var" / "data"))
+    return Config(
+        tickers=parse_tickers(tickers_raw),
+        database_url=env.get("DATABASE_URL", ""),
+        run_dir=Path(env.get("RUN_DIR", root / "var" / "run")),
+        log_dir=Path(env.get("LOG_DIR", root / "var" / "log")),
+        data_dir=data_dir,
+        bus_transport=transport,
+        bus_host=env.get("BUS_HOST", "127.0.0.1"),
+        bus_base_port=_int(env, "BUS_BASE_PORT", 7100, minimum=1024),
+        bus_hwm=_int(env, "BUS_HWM", 100_000, minimum=1),
+        heartbeat_interval=parse_duration("HEARTBEAT_INTERVAL", env.get("HEARTBEAT_INTERVAL", "1s")),
+        batch_size=_int(env, "BATCH_SIZE", 500, minimum=1),
+        batch_interval=batch_interval,
+        metrics_interval=parse_duration("METRICS_INTERVAL", env.get("METRICS_INTERVAL", "10s")),
+        stats_interval=parse_duration("STATS_INTERVAL", env.get("STATS_INTERVAL", "1s")),
+        schwab_app_key=env.get("SCHWAB_APP_KEY", ""),
+        schwab_app_secret=env.get("SCHWAB_APP_SECRET", ""),
+        schwab_token_path=Path(env.get("SCHWAB_TOKEN_PATH", data_dir / "schwab_token.json")),
+        simulator_url=env.get("SIMULATOR_URL", "http://127.0.0.1:8765"),
+        option_strike_band=_float(env, "OPTION_STRIKE_BAND", 0.02),
+        option_refresh_interval=parse_duration(
+            "OPTION_REFRESH_INTERVAL", env.get("OPTION_REFRESH_INTERVAL", "5s")
+        ),
+    )

@@ -1,0 +1,241 @@
+"""Every record that crosses the bus, defined once.
+
+A frame on the bus is an `Envelope`: which stream it belongs to, that stream's
+epoch (new each time its publisher starts) and a sequence number that grows by
+one per frame within (stream, epoch). A subscriber that sees seq jump knows it
+missed frames; that is the basis of exactly-once delivery (the ZeroMQ guide's
+Clone pattern). One frame carries many records of one kind and one symbol:
+batching per frame is how Python reaches high rates.
+
+Times from Schwab are epoch milliseconds (Schwab's own resolution); times we
+take ourselves are epoch nanoseconds.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class EquityTrade(msgspec.Struct, tag="trade", array_like=True, frozen=True):
+    """One LEVELONE_EQUITIES update in which TOTAL_VOLUME grew.
+
+    `size` is the change in the day's cumulative volume since the previous
+    update: Schwab throttles updates, so several trades can fold into one and
+    LAST_SIZE would undercount. (`symbol`, `trade_time_ms`, `day_volume`) is
+    unique: two trades in one millisecond differ in cumulative volume.
+    """
+
+    symbol: str
+    trade_time_ms: int
+    price: float
+    size: int
+    day_volume: int
+    last_size: int
+    bid: float | None
+    ask: float | None
+    received_ns: int
+
+
+class EquityQuote(msgspec.Struct, tag="quote", array_like=True, frozen=True):
+    """The top of book after a LEVELONE_EQUITIES update that moved it."""
+
+    symbol: str
+    quote_time_ms: int
+    bid: float | None
+    ask: float | None
+    bid_size: int
+    ask_size: int
+    received_ns: int
+
+
+class MinuteBar(msgspec.Struct, tag="bar", array_like=True, frozen=True):
+    """A completed one-minute CHART_EQUITY bar; `volume` is the bar's own volume."""
+
+    symbol: str
+    start_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    chart_sequence: int
+    received_ns: int
+
+
+class OptionQuote(msgspec.Struct, tag="option", array_like=True, frozen=True):
+    """A complete LEVELONE_OPTIONS record: Schwab's quote, greeks and IV.
+
+    `volatility` is Schwab's implied volatility in percent; greeks Schwab could
+    not compute arrive as None.
+    """
+
+    symbol: str
+    underlying: str
+    quote_time_ms: int
+    contract_type: str
+    strike: float
+    expiration: str
+    last: float | None
+    bid: float | None
+    ask: float | None
+    mark: float | None
+    total_volume: int
+    open_interest: int
+    volatility: float | None
+    delta: float | None
+    gamma: float | None
+    theta: float | None
+    vega: float | None
+    rho: float | None
+    underlying_price: float | None
+    received_ns: int
+
+
+class OptionRow(msgspec.Struct, tag="option_row", array_like=True, frozen=True):
+    """A row of `option_prices`, as the options actor publishes it.
+
+    `implied_volatility` is a fraction (0.25 for 25 %). `greeks_source` says
+    whether the greeks are Schwab's ("schwab") or computed here by
+    Black-Scholes because Schwab sent none ("model").
+    """
+
+    ticker: str
+    option_symbol: str
+    quote_time_ms: int
+    option_type: str
+    strike_price: float
+    expiration_date: str
+    last_price: float | None
+    bid: float | None
+    ask: float | None
+    mark: float | None
+    volume: int
+    open_interest: int
+    delta: float | None
+    gamma: float | None
+    theta: float | None
+    vega: float | None
+    rho: float | None
+    implied_volatility: float | None
+    underlying_price: float | None
+    greeks_source: str
+    received_ns: int
+
+
+class IndicatorValue(msgspec.Struct, tag="indicator", array_like=True, frozen=True):
+    """SMA9 and session VWAP as of one trade.
+
+    `sma9` is the mean of the last eight completed one-minute closes and the
+    current price (the live bar's close); None until eight bars exist.
+    `vwap` is volume-weighted from the regular session's open.
+    """
+
+    symbol: str
+    trade_time_ms: int
+    day_volume: int
+    price: float
+    sma9: float | None
+    vwap: float
+    received_ns: int
+
+
+class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
+    """One actor's counters since its start, sent periodically to metrics.
+
+    Counters are cumulative so that a lost sample loses no count: the metrics
+    actor differences consecutive samples.
+    """
+
+    actor: str
+    ts_ns: int
+    status: str
+    records_in: int
+    records_out: int
+    batches: int
+    last_batch_size: int
+    processing_ns: int
+    errors: int
+    gaps: int
+    ticker: str | None = None
+
+
+class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, frozen=True):
+    """A row of `streaming_metrics`: one actor's activity over one interval."""
+
+    ts_ns: int
+    actor: str
+    ticker: str | None
+    records_processed: int
+    batch_size: int
+    processing_time_ms: int
+    error_count: int
+    gap_count: int
+    service_status: str
+
+
+class OptionSubscription(msgspec.Struct, tag="option_subscription", array_like=True, frozen=True):
+    """The full set of option contracts the options actor wants streamed.
+
+    Sent as state, not as a delta, and repeated periodically, so that an
+    ingest that starts late or misses one still converges on the right set.
+    """
+
+    underlying: str
+    contracts: list[str]
+    generated_ns: int
+
+
+Record = (
+    EquityTrade
+    | EquityQuote
+    | MinuteBar
+    | OptionQuote
+    | OptionRow
+    | IndicatorValue
+    | MetricSample
+    | StreamingMetric
+    | OptionSubscription
+)
+
+
+class Envelope(msgspec.Struct, array_like=True, frozen=True):
+    """A bus frame: records of one kind and symbol, stamped for gap detection."""
+
+    stream: str
+    epoch: int
+    seq: int
+    sent_ns: int
+    records: list[Record]
+
+
+class Heartbeat(msgspec.Struct, array_like=True, frozen=True):
+    """Sent by an idle publisher: the last seq of each of its streams.
+
+    A subscriber compares these with what it has seen, so that a frame lost
+    just before a quiet period is noticed at the next heartbeat, not at the
+    next frame.
+    """
+
+    publisher: str
+    epoch: int
+    sent_ns: int
+    last_seqs: dict[str, int]
+
+
+Frame = Envelope | Heartbeat
+
+_encoder = msgspec.msgpack.Encoder()
+_envelope_decoder = msgspec.msgpack.Decoder(Envelope)
+_heartbeat_decoder = msgspec.msgpack.Decoder(Heartbeat)
+
+
+def encode(frame: Envelope | Heartbeat) -> bytes:
+    return _encoder.encode(frame)
+
+
+def decode_envelope(payload: bytes) -> Envelope:
+    return _envelope_decoder.decode(payload)
+
+
+def decode_heartbeat(payload: bytes) -> Heartbeat:
+    return _heartbeat_decoder.decode(payload)

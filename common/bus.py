@@ -48,6 +48,11 @@ def heartbeat_topic(publisher: str) -> str:
     return f"{publisher}/{HEARTBEAT}"
 
 
+def presence_topic(publisher: str, subscriber: str) -> str:
+    """A topic nothing is sent on: subscribing to it tells `publisher` who is listening."""
+    return f"{publisher}/@{subscriber}"
+
+
 class Sequencer:
     """Numbers frames per stream within one epoch, starting at 1."""
 
@@ -166,24 +171,24 @@ class Publisher:
             if message[:1] == b"\x01":
                 self.subscriptions.add(message[1:])
 
-    def has_subscriber(self, prefix: str) -> bool:
-        wanted = prefix.encode()
-        return any(wanted.startswith(sub) for sub in self.subscriptions)
+    def has_subscriber(self, name: str) -> bool:
+        return presence_topic(self.name, name).encode() in self.subscriptions
 
-    def wait_for_subscribers(self, prefixes: Iterable[str], timeout: float) -> list[str]:
-        """Wait until someone subscribes to each prefix; returns those still missing.
+    def wait_for_subscribers(self, names: Iterable[str], timeout: float) -> list[str]:
+        """Wait until each named consumer has subscribed; returns those still missing.
 
         PUB/SUB sends nothing to a subscriber before its subscription arrives,
-        so a publisher that starts first waits here for the consumers it must
-        not outrun (bounded, so a missing consumer cannot stall it forever).
+        so a publisher waits here for the consumers it must not outrun
+        (bounded, so a missing consumer cannot stall it forever).
         """
-        pending = list(prefixes)
+        pending = list(names)
         deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
-            if self.socket.poll(100, zmq.POLLIN):
-                self.poll_subscriptions()
-            pending = [p for p in pending if not self.has_subscriber(p)]
-        return pending
+        while True:
+            self.poll_subscriptions()
+            pending = [name for name in pending if not self.has_subscriber(name)]
+            if not pending or time.monotonic() >= deadline:
+                return pending
+            self.socket.poll(50, zmq.POLLIN)
 
     def close(self) -> None:
         """A last heartbeat tells subscribers the final seq of every stream."""
@@ -194,7 +199,8 @@ class Publisher:
 class Subscriber:
     """One actor's inbound bus socket, with gap detection on every stream."""
 
-    def __init__(self, config: Config, context: zmq.Context | None = None):
+    def __init__(self, config: Config, name: str, context: zmq.Context | None = None):
+        self.name = name
         self._config = config
         self._context = context or zmq.Context.instance()
         self.socket = self._context.socket(zmq.SUB)
@@ -210,6 +216,7 @@ class Subscriber:
             self.socket.connect(endpoint)
             self._connected.add(endpoint)
             self.socket.setsockopt(zmq.SUBSCRIBE, heartbeat_topic(publisher).encode())
+            self.socket.setsockopt(zmq.SUBSCRIBE, presence_topic(publisher, self.name).encode())
         prefix = topic(publisher, kind, symbol) if kind else f"{publisher}/"
         self.socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import zmq
@@ -151,8 +151,8 @@ class Publisher:
         self._last_send = time.monotonic()
         return seq
 
-    def heartbeat(self) -> None:
-        beat = Heartbeat(self.name, self.epoch, time.time_ns(), dict(self.sequencer.last_seqs))
+    def heartbeat(self, final: bool = False) -> None:
+        beat = Heartbeat(self.name, self.epoch, time.time_ns(), dict(self.sequencer.last_seqs), final)
         self.socket.send_multipart((heartbeat_topic(self.name).encode(), encode(beat)))
         self._last_send = time.monotonic()
 
@@ -191,8 +191,8 @@ class Publisher:
             self.socket.poll(50, zmq.POLLIN)
 
     def close(self) -> None:
-        """A last heartbeat tells subscribers the final seq of every stream."""
-        self.heartbeat()
+        """A final heartbeat tells subscribers the last seq of every stream."""
+        self.heartbeat(final=True)
         self.socket.close()
 
 
@@ -208,6 +208,8 @@ class Subscriber:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.detector = GapDetector()
         self._connected: set[str] = set()
+        self.heard: set[str] = set()
+        self.finished: set[str] = set()
 
     def subscribe(self, publisher: str, kind: str = "", symbol: str = "") -> None:
         """Receive `publisher`'s frames of `kind` (all kinds if empty) and its heartbeats."""
@@ -231,9 +233,34 @@ class Subscriber:
             topic_bytes, payload = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
         except zmq.Again:
             return None
+        publisher = topic_bytes.split(b"/", 1)[0].decode()
+        self.heard.add(publisher)
         if topic_bytes.endswith(HEARTBEAT.encode()):
-            return decode_heartbeat(payload)
+            beat = decode_heartbeat(payload)
+            if beat.final:
+                self.finished.add(publisher)
+            return beat
+        self.finished.discard(publisher)
         return decode_envelope(payload)
+
+    def drain(self, accept: Callable[[Envelope | Heartbeat], None], quiet: float, limit: float) -> None:
+        """On shutdown, take what upstream still sends before stopping.
+
+        Returns once every publisher heard from has sent its final heartbeat,
+        or nothing arrived for `quiet` seconds (a publisher that died says no
+        goodbye), and in any case after `limit` seconds.
+        """
+        started = last = time.monotonic()
+        while time.monotonic() - started < limit:
+            if self.heard and self.heard <= self.finished:
+                return
+            frame = self.recv(0.05)
+            if frame is None:
+                if time.monotonic() - last >= quiet:
+                    return
+                continue
+            last = time.monotonic()
+            accept(frame)
 
     def close(self) -> None:
         self.socket.close()

@@ -108,7 +108,7 @@ class Config:
 
 def load(env: dict[str, str] | None = None) -> Config:
     env = dict(os.environ if env is None else env)
-    root = Path(env.get("STREAMING_HOME", Path.cwd())).resolve()
+    var = Path(env.get("STREAMING_VAR") or Path.cwd() / "var").resolve()
     tickers_raw = env.get("STREAM_TICKERS") or env.get("STREAM_TICKER") or "SPY"
     transport = env.get("BUS_TRANSPORT", "ipc").strip().lower()
     if transport not in ("ipc", "tcp"):
@@ -116,12 +116,12 @@ def load(env: dict[str, str] | None = None) -> Config:
     batch_interval = parse_duration("BATCH_INTERVAL", env.get("BATCH_INTERVAL", "50ms"))
     if batch_interval <= 0:
         raise ConfigError("BATCH_INTERVAL must be above zero")
-    data_dir = Path(env.get("DATA_DIR", root / "var" / "data"))
+    data_dir = Path(env.get("DATA_DIR") or var / "data")
     return Config(
         tickers=parse_tickers(tickers_raw),
         database_url=env.get("DATABASE_URL", ""),
-        run_dir=Path(env.get("RUN_DIR", root / "var" / "run")),
-        log_dir=Path(env.get("LOG_DIR", root / "var" / "log")),
+        run_dir=Path(env.get("RUN_DIR") or var / "run"),
+        log_dir=Path(env.get("LOG_DIR") or var / "log"),
         data_dir=data_dir,
         bus_transport=transport,
         bus_host=env.get("BUS_HOST", "127.0.0.1"),
@@ -134,7 +134,7 @@ def load(env: dict[str, str] | None = None) -> Config:
         stats_interval=parse_duration("STATS_INTERVAL", env.get("STATS_INTERVAL", "1s")),
         schwab_app_key=env.get("SCHWAB_APP_KEY", ""),
         schwab_app_secret=env.get("SCHWAB_APP_SECRET", ""),
-        schwab_token_path=Path(env.get("SCHWAB_TOKEN_PATH", data_dir / "schwab_token.json")),
+        schwab_token_path=Path(env.get("SCHWAB_TOKEN_PATH") or data_dir / "schwab_token.json"),
         simulator_url=env.get("SIMULATOR_URL", "http://127.0.0.1:8765"),
         option_strike_band=_float(env, "OPTION_STRIKE_BAND", 0.02),
         option_refresh_interval=parse_duration(

@@ -213,13 +213,15 @@ class Heartbeat(msgspec.Struct, array_like=True, frozen=True):
 
     A subscriber compares these with what it has seen, so that a frame lost
     just before a quiet period is noticed at the next heartbeat, not at the
-    next frame.
+    next frame. `final` marks the last one a stopping publisher sends: a
+    subscriber draining on shutdown knows it has everything from it.
     """
 
     publisher: str
     epoch: int
     sent_ns: int
     last_seqs: dict[str, int]
+    final: bool = False
 
 
 Frame = Envelope | Heartbeat

@@ -218,9 +218,11 @@ class Subscriber:
             self.socket.connect(endpoint)
             self._connected.add(endpoint)
             self.socket.setsockopt(zmq.SUBSCRIBE, heartbeat_topic(publisher).encode())
-            self.socket.setsockopt(zmq.SUBSCRIBE, presence_topic(publisher, self.name).encode())
         prefix = topic(publisher, kind, symbol) if kind else f"{publisher}/"
         self.socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+        # Presence goes last (again on every call): subscriptions arrive in order,
+        # so a publisher that sees it has every data subscription before it.
+        self.socket.setsockopt(zmq.SUBSCRIBE, presence_topic(publisher, self.name).encode())
 
     def recv(self, timeout: float) -> Envelope | Heartbeat | None:
         """The next frame, or None after `timeout` seconds of silence."""
@@ -243,24 +245,40 @@ class Subscriber:
         self.finished.discard(publisher)
         return decode_envelope(payload)
 
+    def admit(self, frame: Envelope | Heartbeat | None, lost: Callable[[Gap], None]) -> bool:
+        """True for an Envelope to process; reports every gap a frame reveals to `lost`.
+
+        A duplicate frame (a seq already seen) is not admitted; heartbeats never are.
+        """
+        if isinstance(frame, Heartbeat):
+            for gap in self.detector.observe_heartbeat(frame):
+                lost(gap)
+            return False
+        if frame is None:
+            return False
+        gap = self.detector.observe(frame.stream, frame.epoch, frame.seq)
+        if gap:
+            lost(gap)
+        return gap is not False
+
     def drain(self, accept: Callable[[Envelope | Heartbeat], None], quiet: float, limit: float) -> None:
         """On shutdown, take what upstream still sends before stopping.
 
         Returns once every publisher heard from has sent its final heartbeat,
-        or nothing arrived for `quiet` seconds (a publisher that died says no
-        goodbye), and in any case after `limit` seconds.
+        or no data arrived for `quiet` seconds (a publisher that died says no
+        goodbye; an idle one only heartbeats), and in any case after `limit`.
         """
-        started = last = time.monotonic()
+        started = last_data = time.monotonic()
         while time.monotonic() - started < limit:
             if self.heard and self.heard <= self.finished:
                 return
             frame = self.recv(0.05)
-            if frame is None:
-                if time.monotonic() - last >= quiet:
-                    return
-                continue
-            last = time.monotonic()
-            accept(frame)
+            if isinstance(frame, Envelope):
+                last_data = time.monotonic()
+            elif time.monotonic() - last_data >= quiet:
+                return
+            if frame is not None:
+                accept(frame)
 
     def close(self) -> None:
         self.socket.close()

@@ -1,0 +1,193 @@
+"""IndicatorEngine against a plain-Python reference, across sessions and DST.
+
+`reference` and `market` are shared with the actor's integration test.
+"""
+
+import math
+import random
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from common.indicators import IndicatorEngine, SessionClock
+from common.messages import EquityQuote, EquityTrade, IndicatorValue, MinuteBar
+
+NEW_YORK = ZoneInfo("America/New_York")
+MINUTE_MS = 60_000
+
+
+def utc_ms(*parts: int) -> int:
+    return int(datetime(*parts, tzinfo=timezone.utc).timestamp()) * 1000
+
+
+def reference_anchor(ms: int) -> int:
+    """The latest 09:30 New York at or before `ms`, by walking back day by day."""
+    local = datetime.fromtimestamp(ms / 1000, NEW_YORK)
+    day = local.date()
+    while True:
+        start = datetime(day.year, day.month, day.day, 9, 30, tzinfo=NEW_YORK).timestamp() * 1000
+        if start <= ms:
+            return int(start)
+        day -= timedelta(days=1)
+
+
+def reference(events: list) -> list[IndicatorValue]:
+    """SMA9 and VWAP recomputed from whole histories, the slow obvious way."""
+    closes: dict[str, list[float]] = {}
+    last_bar: dict[str, int] = {}
+    sessions: dict[str, tuple[int, list[tuple[float, int]]]] = {}
+    values = []
+    for event in events:
+        if isinstance(event, MinuteBar):
+            if event.start_ms > last_bar.get(event.symbol, -1):
+                closes.setdefault(event.symbol, []).append(event.close)
+                last_bar[event.symbol] = event.start_ms
+            continue
+        anchor = reference_anchor(event.trade_time_ms)
+        session, trades = sessions.get(event.symbol, (anchor, []))
+        if session != anchor:
+            trades = []
+        trades.append((event.price, event.size))
+        sessions[event.symbol] = (anchor, trades)
+        volume = sum(size for _, size in trades)
+        vwap = sum(price * size for price, size in trades) / volume if volume else event.price
+        history = closes.get(event.symbol, [])
+        sma9 = (sum(history[-8:]) + event.price) / 9 if len(history) >= 8 else None
+        values.append(
+            IndicatorValue(event.symbol, event.trade_time_ms, event.day_volume, event.price, sma9, vwap, event.received_ns)
+        )
+    return values
+
+
+def market(seed: int, windows: list[tuple[int, int]], symbols: tuple[str, ...], per_window: int) -> list:
+    """Trades and completed bars in arrival order: each window is (start_ms, end_ms).
+
+    Bars close each minute at that minute's last trade; some are resent later
+    (replay duplicates) and some trades carry no volume.
+    """
+    rng = random.Random(seed)
+    events: list = []
+    prices = {symbol: 100.0 + 100 * i for i, symbol in enumerate(symbols)}
+    day_volume = dict.fromkeys(symbols, 0)
+    for start, end in windows:
+        times = sorted(rng.randrange(start, end) for _ in range(per_window))
+        minute_last: dict[str, tuple[int, float]] = {}
+        sent_bars: list[MinuteBar] = []
+        for ms in times:
+            symbol = rng.choice(symbols)
+            minute = ms - ms % MINUTE_MS
+            previous = minute_last.get(symbol)
+            if previous is not None and previous[0] < minute:
+                bar = MinuteBar(symbol, previous[0], previous[1], previous[1], previous[1], previous[1], 1.0, 0, ms)
+                events.append(bar)
+                sent_bars.append(bar)
+            if sent_bars and rng.random() < 0.02:
+                events.append(rng.choice(sent_bars))
+            prices[symbol] = round(prices[symbol] * (1 + rng.gauss(0, 0.001)), 2)
+            size = 0 if rng.random() < 0.1 else rng.randint(1, 500)
+            day_volume[symbol] += size
+            events.append(EquityTrade(symbol, ms, prices[symbol], size, day_volume[symbol], size, None, None, ms))
+            minute_last[symbol] = (minute, prices[symbol])
+    return events
+
+
+def assert_same(actual: list[IndicatorValue], expected: list[IndicatorValue]) -> None:
+    assert len(actual) == len(expected)
+    for got, want in zip(actual, expected):
+        assert (got.symbol, got.trade_time_ms, got.day_volume, got.price, got.received_ns) == (
+            want.symbol, want.trade_time_ms, want.day_volume, want.price, want.received_ns,
+        )
+        assert (got.sma9 is None) == (want.sma9 is None), (got, want)
+        if want.sma9 is not None:
+            assert math.isclose(got.sma9, want.sma9, rel_tol=1e-9), (got, want)
+        assert math.isclose(got.vwap, want.vwap, rel_tol=1e-9), (got, want)
+
+
+# Friday before the March 2024 DST change (EST), the change itself on Sunday
+# 2024-03-10 02:00, and Monday after (EDT); each window crosses 09:30 or 02:00.
+WINDOWS = [
+    (utc_ms(2024, 3, 8, 13, 50), utc_ms(2024, 3, 8, 15, 10)),   # Fri 08:50-10:10 EST
+    (utc_ms(2024, 3, 10, 6, 30), utc_ms(2024, 3, 10, 7, 30)),   # Sun 01:30 EST-03:30 EDT
+    (utc_ms(2024, 3, 11, 12, 50), utc_ms(2024, 3, 11, 14, 10)),  # Mon 08:50-10:10 EDT
+    (utc_ms(2024, 11, 4, 14, 0), utc_ms(2024, 11, 4, 15, 0)),    # Mon after fall-back, 09:00-10:00 EST
+]
+
+
+@pytest.mark.parametrize(
+    ("at", "anchor"),
+    [
+        (utc_ms(2024, 3, 8, 14, 30), utc_ms(2024, 3, 8, 14, 30)),  # Fri 09:30 EST exactly
+        (utc_ms(2024, 3, 8, 14, 29), utc_ms(2024, 3, 7, 14, 30)),  # Fri 09:29 EST: Thursday's session
+        (utc_ms(2024, 3, 11, 13, 29), utc_ms(2024, 3, 10, 13, 30)),  # Mon 09:29 EDT: Sunday 09:30 EDT
+        (utc_ms(2024, 3, 11, 13, 30), utc_ms(2024, 3, 11, 13, 30)),  # Mon 09:30 EDT
+        (utc_ms(2024, 3, 10, 7, 0), utc_ms(2024, 3, 9, 14, 30)),  # Sun 03:00 EDT: Saturday 09:30 EST
+        (utc_ms(2024, 11, 3, 14, 29), utc_ms(2024, 11, 2, 13, 30)),  # Sun 09:29 EST: Saturday 09:30 EDT
+    ],
+)
+def test_session_anchor_is_the_latest_0930_new_york(at, anchor):
+    clock = SessionClock()
+    assert clock.anchor(at) == anchor
+    assert clock.anchor(at) == anchor, "the cached range gives the same answer"
+
+
+def test_session_clock_agrees_with_reference_minute_by_minute_across_dst():
+    clock = SessionClock()
+    for ms in range(utc_ms(2024, 3, 7, 0, 0), utc_ms(2024, 3, 13, 0, 0), MINUTE_MS):
+        assert clock.anchor(ms) == reference_anchor(ms)
+    for ms in range(utc_ms(2024, 11, 1, 0, 0), utc_ms(2024, 11, 6, 0, 0), 7 * MINUTE_MS):
+        assert clock.anchor(ms) == reference_anchor(ms)
+
+
+def test_engine_matches_reference_over_thousands_of_trades():
+    events = market(seed=11, windows=WINDOWS, symbols=("SPY", "QQQ"), per_window=1500)
+    engine = IndicatorEngine()
+    actual = []
+    for event in events:
+        if isinstance(event, MinuteBar):
+            engine.on_bar(event)
+        else:
+            actual.append(engine.on_trade(event))
+    expected = reference(events)
+    assert_same(actual, expected)
+    assert sum(v.sma9 is not None for v in expected) > 1000, "the test must exercise a full ring"
+    assert len({reference_anchor(e.trade_time_ms) for e in events if isinstance(e, EquityTrade)}) >= 5
+
+
+def test_size_zero_trade_moves_price_but_not_vwap():
+    engine = IndicatorEngine()
+    t = utc_ms(2024, 3, 11, 14, 0)
+    assert engine.on_trade(EquityTrade("SPY", t, 10.0, 0, 0, 0, None, None, 1)).vwap == 10.0, "no volume yet: the price"
+    assert engine.on_trade(EquityTrade("SPY", t + 1, 11.0, 100, 100, 100, None, None, 2)).vwap == 11.0
+    zero = engine.on_trade(EquityTrade("SPY", t + 2, 50.0, 0, 100, 0, None, None, 3))
+    assert (zero.price, zero.vwap) == (50.0, 11.0)
+
+
+def test_duplicate_bars_are_ignored_and_sma_needs_eight():
+    engine = IndicatorEngine()
+    start = utc_ms(2024, 3, 11, 14, 0)
+    for i in range(8):
+        bar = MinuteBar("SPY", start + i * MINUTE_MS, 0, 0, 0, float(i + 1), 1.0, i, 0)
+        engine.on_bar(bar)
+        engine.on_bar(bar)
+        if i < 7:
+            assert engine.on_trade(EquityTrade("SPY", start + i * MINUTE_MS + 1, 9.0, 1, 1, 1, None, None, 0)).sma9 is None
+    engine.on_bar(MinuteBar("SPY", start, 0, 0, 0, 1000.0, 1.0, 0, 0))  # an old bar replayed
+    value = engine.on_trade(EquityTrade("SPY", start + 9 * MINUTE_MS, 9.0, 1, 1, 1, None, None, 0))
+    assert value.sma9 == pytest.approx((36 + 9) / 9)
+
+
+def test_on_records_groups_by_symbol_and_reports_rejects():
+    engine = IndicatorEngine()
+    t = utc_ms(2024, 3, 11, 14, 0)
+    bad_price = EquityTrade("SPY", t, float("nan"), 1, 1, 1, None, None, 0)
+    quote = EquityQuote("SPY", t, 1.0, 2.0, 1, 1, 0)
+    good = EquityTrade("SPY", t + 1, 10.0, 1, 2, 1, None, None, 0)
+    other = EquityTrade("QQQ", t + 1, 20.0, 1, 1, 1, None, None, 0)
+    late = EquityTrade("SPY", t - 86_400_000, 9.0, 1, 1, 1, None, None, 0)  # yesterday's session
+    result = engine.on_records([bad_price, quote, good, other, late])
+    assert {symbol: [v.price for v in values] for symbol, values in result.values.items()} == {
+        "SPY": [10.0], "QQQ": [20.0],
+    }
+    assert [record for record, _ in result.rejected] == [bad_price, quote, late]
+    assert engine.on_trade(EquityTrade("SPY", t + 2, 20.0, 1, 3, 1, None, None, 0)).vwap == 15.0, "rejects left no trace"

@@ -1,0 +1,204 @@
+"""The writer's database access: one COPY and one INSERT per table per batch.
+
+Rows arrive as `msgspec.structs.astuple(record)`, so each table's staging
+columns are its struct's fields, in order. A batch is COPYed into TEMP staging
+tables and moved with `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, all in
+one transaction: a row already stored (a replay after a restart) or repeated
+within the batch is skipped without costing the rest of the batch. The SELECT
+converts in SQL: epoch times to timestamptz, and float8 to numeric, which
+keeps the decimal a float prints as (417.09 stays 417.090000).
+
+Staging tables are session-local, so this needs a direct connection or
+Supabase's session pooler, not the transaction pooler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import psycopg
+
+_MS = "to_timestamp({} / 1000.0)"
+_NS = "to_timestamp({} / 1000000000.0)"
+
+
+def _greek(column: str) -> str:
+    """NULL for NaN, infinity or a size numeric(18,8) cannot hold: one greek blown up
+    near expiry must not abort its whole batch."""
+    return f"CASE WHEN abs({column}) < 1e9 THEN {column}::numeric(18, 8) END"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """How rows of one struct reach one table.
+
+    `staging` is (struct field, Postgres type) in struct field order; `target`
+    is (table column, SQL expression over the staging columns).
+    """
+
+    name: str
+    staging: tuple[tuple[str, str], ...]
+    target: tuple[tuple[str, str], ...]
+    conflict: tuple[str, ...]
+
+    @property
+    def stage(self) -> str:
+        return f"stage_{self.name}"
+
+    @cached_property
+    def types(self) -> list[str]:
+        return [kind for _, kind in self.staging]
+
+    @cached_property
+    def create_stage_sql(self) -> str:
+        columns = ", ".join(f"{field} {kind}" for field, kind in self.staging)
+        return f"CREATE TEMP TABLE IF NOT EXISTS {self.stage} ({columns}) ON COMMIT DELETE ROWS"
+
+    @cached_property
+    def copy_sql(self) -> str:
+        return f"COPY {self.stage} ({', '.join(field for field, _ in self.staging)}) FROM STDIN (FORMAT BINARY)"
+
+    @cached_property
+    def insert_sql(self) -> str:
+        columns = ", ".join(column for column, _ in self.target)
+        expressions = ", ".join(expression for _, expression in self.target)
+        return (
+            f"INSERT INTO public.{self.name} ({columns}) SELECT {expressions} FROM {self.stage}"
+            f" ON CONFLICT ({', '.join(self.conflict)}) DO NOTHING"
+        )
+
+
+EQUITY_DATA = TableSpec(
+    name="equity_data",
+    staging=(
+        ("symbol", "text"), ("trade_time_ms", "int8"), ("price", "float8"), ("size", "int8"),
+        ("day_volume", "int8"), ("last_size", "int8"), ("bid", "float8"), ("ask", "float8"),
+        ("received_ns", "int8"),
+    ),
+    target=(
+        ("ticker", "symbol"),
+        ("timestamp", _MS.format("trade_time_ms")),
+        ("price", "price::numeric(18, 6)"),
+        ("volume", "size"),
+        ("day_volume", "day_volume"),
+        ("last_size", "last_size"),
+        ("bid", "bid::numeric(18, 6)"),
+        ("ask", "ask::numeric(18, 6)"),
+        ("received_at", _NS.format("received_ns")),
+    ),
+    conflict=("ticker", "timestamp", "day_volume"),
+)
+
+INDICATORS = TableSpec(
+    name="indicators",
+    staging=(
+        ("symbol", "text"), ("trade_time_ms", "int8"), ("day_volume", "int8"), ("price", "float8"),
+        ("sma9", "float8"), ("vwap", "float8"), ("received_ns", "int8"),
+    ),
+    target=(
+        ("ticker", "symbol"),
+        ("timestamp", _MS.format("trade_time_ms")),
+        ("day_volume", "day_volume"),
+        ("price", "price::numeric(18, 6)"),
+        ("sma9", "sma9::numeric(18, 6)"),
+        ("vwap", "vwap::numeric(18, 6)"),
+        ("received_at", _NS.format("received_ns")),
+    ),
+    conflict=("ticker", "timestamp", "day_volume"),
+)
+
+OPTION_PRICES = TableSpec(
+    name="option_prices",
+    staging=(
+        ("ticker", "text"), ("option_symbol", "text"), ("quote_time_ms", "int8"), ("option_type", "text"),
+        ("strike_price", "float8"), ("expiration_date", "text"), ("last_price", "float8"), ("bid", "float8"),
+        ("ask", "float8"), ("mark", "float8"), ("volume", "int8"), ("open_interest", "int8"),
+        ("delta", "float8"), ("gamma", "float8"), ("theta", "float8"), ("vega", "float8"), ("rho", "float8"),
+        ("implied_volatility", "float8"), ("underlying_price", "float8"), ("greeks_source", "text"),
+        ("received_ns", "int8"),
+    ),
+    target=(
+        ("ticker", "ticker"),
+        ("option_symbol", "option_symbol"),
+        ("timestamp", _MS.format("quote_time_ms")),
+        ("option_type", "CASE option_type WHEN 'C' THEN 'CALL' WHEN 'P' THEN 'PUT' END"),
+        ("strike_price", "strike_price::numeric(18, 6)"),
+        ("expiration_date", "expiration_date::date"),
+        ("last_price", "last_price::numeric(18, 6)"),
+        ("bid", "bid::numeric(18, 6)"),
+        ("ask", "ask::numeric(18, 6)"),
+        ("mark", "mark::numeric(18, 6)"),
+        ("volume", "volume"),
+        ("open_interest", "open_interest"),
+        ("delta", _greek("delta")),
+        ("gamma", _greek("gamma")),
+        ("theta", _greek("theta")),
+        ("vega", _greek("vega")),
+        ("rho", _greek("rho")),
+        ("implied_volatility", _greek("implied_volatility")),
+        ("underlying_price", "underlying_price::numeric(18, 6)"),
+        ("greeks_source", "greeks_source"),
+        ("received_at", _NS.format("received_ns")),
+    ),
+    conflict=("ticker", "timestamp", "option_type", "strike_price", "expiration_date"),
+)
+
+STREAMING_METRICS = TableSpec(
+    name="streaming_metrics",
+    staging=(
+        ("ts_ns", "int8"), ("actor", "text"), ("ticker", "text"), ("records_processed", "int8"),
+        ("batch_size", "int8"), ("processing_time_ms", "int8"), ("error_count", "int8"), ("gap_count", "int8"),
+        ("service_status", "text"),
+    ),
+    target=(
+        ("timestamp", _NS.format("ts_ns")),
+        ("actor", "actor"),
+        ("ticker", "ticker"),
+        ("records_processed", "records_processed"),
+        ("batch_size", "batch_size"),
+        ("processing_time_ms", "processing_time_ms"),
+        ("error_count", "error_count"),
+        ("gap_count", "gap_count"),
+        ("service_status", "service_status"),
+    ),
+    conflict=("actor", "timestamp"),
+)
+
+TABLES = {spec.name: spec for spec in (EQUITY_DATA, INDICATORS, OPTION_PRICES, STREAMING_METRICS)}
+
+
+def connect(
+    url: str, application_name: str = "streaming-writer", statement_timeout_ms: int = 30_000
+) -> psycopg.Connection:
+    """A connection for `write_batches`, with its staging tables created.
+
+    The timeout is set with SET, not a startup option, which poolers may refuse.
+    """
+    conn = psycopg.connect(url, autocommit=False, application_name=application_name, connect_timeout=10)
+    with conn.transaction():
+        conn.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
+        for spec in TABLES.values():
+            conn.execute(spec.create_stage_sql)
+    return conn
+
+
+def write_batches(conn: psycopg.Connection, batches: dict[str, list[tuple]]) -> dict[str, int]:
+    """Store every table's rows in one transaction; rows inserted per table.
+
+    Rows whose key is already stored are skipped: len(rows) - inserted of them.
+    """
+    inserted: dict[str, int] = {}
+    with conn.transaction(), conn.cursor() as cursor:
+        for table, rows in batches.items():
+            spec = TABLES[table]
+            if not rows:
+                inserted[table] = 0
+                continue
+            with cursor.copy(spec.copy_sql) as copy:
+                copy.set_types(spec.types)
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(spec.insert_sql)
+            inserted[table] = cursor.rowcount
+    return inserted

@@ -1,0 +1,138 @@
+"""Apply `sql/NNN_*.sql` in order, each once, each in its own transaction.
+
+`schema_migrations` records what was applied and the file's checksum. Every
+migration runs under a transaction-scoped advisory lock, so two runners
+(`make run` twice, or a deploy racing a restart) apply each file once. A file
+edited after it was applied is refused rather than silently skipped: write a
+new migration instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+#: Arbitrary but fixed: the advisory lock every runner takes.
+LOCK_KEY = 7_301_155_424_001
+_FILE = re.compile(r"^(\d{3})_[A-Za-z0-9_]+\.sql$")
+
+_CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS public.schema_migrations (
+    version    text PRIMARY KEY,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+-- On Supabase, default privileges hand it to anon and the API exposes it:
+-- take the privileges back and enable RLS with no policy.
+ALTER TABLE public.schema_migrations ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE public.schema_migrations FROM PUBLIC;
+DO $$
+DECLARE
+    api_role text;
+BEGIN
+    FOR api_role IN SELECT rolname FROM pg_roles WHERE rolname IN ('anon', 'authenticated', 'service_role') LOOP
+        EXECUTE format('REVOKE ALL ON TABLE public.schema_migrations FROM %I', api_role);
+    END LOOP;
+END $$;
+"""
+
+
+class MigrationError(RuntimeError):
+    """A migration cannot be applied safely; the message says why."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    path: Path
+    sql: str
+    checksum: str
+
+
+def discover(sql_dir: Path = SQL_DIR) -> list[Migration]:
+    """The migrations in `sql_dir`, ordered by their NNN prefix, which is their version."""
+    migrations: dict[str, Migration] = {}
+    for path in sorted(sql_dir.glob("*.sql")):
+        match = _FILE.match(path.name)
+        if not match:
+            raise MigrationError(f"{path.name}: migration files are named NNN_name.sql")
+        version = match.group(1)
+        if version in migrations:
+            raise MigrationError(f"{path.name} and {migrations[version].path.name} share version {version}")
+        raw = path.read_bytes()
+        migrations[version] = Migration(version, path, raw.decode(), hashlib.sha256(raw).hexdigest())
+    return sorted(migrations.values(), key=lambda m: m.version)
+
+
+def migrate(conn: psycopg.Connection, sql_dir: Path = SQL_DIR) -> list[tuple[Migration, bool]]:
+    """Apply what is not applied yet; each migration with whether this call applied it.
+
+    `conn` must be in autocommit mode: every migration gets its own transaction.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        conn.execute(_CREATE_TABLE)
+    results = []
+    for migration in discover(sql_dir):
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            row = conn.execute(
+                "SELECT checksum FROM public.schema_migrations WHERE version = %s", (migration.version,)
+            ).fetchone()
+            if row is not None:
+                if row[0] != migration.checksum:
+                    raise MigrationError(
+                        f"{migration.path.name} changed after it was applied (version {migration.version}):"
+                        " restore it and put the change in a new migration"
+                    )
+                results.append((migration, False))
+                continue
+            conn.execute(migration.sql)
+            conn.execute(
+                "INSERT INTO public.schema_migrations (version, checksum) VALUES (%s, %s)",
+                (migration.version, migration.checksum),
+            )
+            results.append((migration, True))
+    return results
+
+
+def connect(url: str, wait: float = 0.0) -> psycopg.Connection:
+    """Connect in autocommit mode, retrying for up to `wait` seconds while the server starts."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return psycopg.connect(url, autocommit=True, application_name="streaming-migrate", connect_timeout=10)
+        except psycopg.OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m common.migrate", description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""),
+                        help="libpq URL (default: $DATABASE_URL)")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                        help="keep trying to connect this long (the server may be starting)")
+    args = parser.parse_args(argv)
+    if not args.database_url:
+        sys.exit("migrate: no database: set DATABASE_URL or pass --database-url")
+    try:
+        with connect(args.database_url, args.wait) as conn:
+            for migration, applied in migrate(conn):
+                print(f"{migration.path.name}: {'applied' if applied else 'already applied'}")
+    except (MigrationError, psycopg.Error) as error:
+        sys.exit(f"migrate: {error}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Shared fixtures: one throwaway Postgres per session, a fresh database per test.
+
+Tests connect as `postgres`, the non-superuser the service uses, never as the
+superuser: that is what a Supabase project gives us.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from common import migrate
+from common.localpg import LocalPostgres
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[LocalPostgres]:
+    """A running local cluster; `pg.url()` reaches its `streaming` database as `postgres`."""
+    base = Path(tempfile.mkdtemp(prefix="pgtest", dir="/tmp"))
+    base.chmod(0o755)  # the postgres OS user must reach it when we are root
+    cluster = LocalPostgres(base / "pg")
+    cluster.init()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def db_url(pg: LocalPostgres) -> Iterator[str]:
+    """A new empty database owned by `postgres`, dropped after the test."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg.url(), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name} OWNER postgres")
+    try:
+        yield pg.url(dbname=name)
+    finally:
+        with psycopg.connect(pg.url(), autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def migrated_url(db_url: str) -> str:
+    """`db_url` with every migration in sql/ applied."""
+    with migrate.connect(db_url) as conn:
+        migrate.migrate(conn)
+    return db_url

@@ -1,0 +1,92 @@
+"""The migration runner, against a real Postgres, as the non-superuser `postgres`."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from common import migrate
+
+TABLES = ("equity_data", "indicators", "option_prices", "streaming_metrics")
+FUNCTIONS = ("get_streaming_health(text)", "cleanup_old_equity_data(integer)", "refresh_equity_stats()")
+
+
+def versions(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [row[0] for row in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
+
+
+def test_second_run_applies_nothing(db_url):
+    with migrate.connect(db_url) as conn:
+        first = migrate.migrate(conn)
+        second = migrate.migrate(conn)
+    assert [applied for _, applied in first] == [True] * len(first)
+    assert [m.path.name for m, _ in first][:3] == ["001_tables.sql", "002_stats_and_functions.sql", "003_security.sql"]
+    assert [applied for _, applied in second] == [False] * len(second)
+    assert versions(db_url) == [m.version for m, _ in first]
+
+
+def test_cli_prints_one_line_per_migration(db_url, capsys):
+    migrate.main(["--database-url", db_url])
+    migrate.main(["--database-url", db_url])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "001_tables.sql: applied"
+    assert lines[len(lines) // 2] == "001_tables.sql: already applied"
+
+
+def test_changed_file_is_refused_and_nothing_after_it_applied(db_url, tmp_path: Path):
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(migrate.SQL_DIR, sql_dir)
+    with migrate.connect(db_url) as conn:
+        migrate.migrate(conn, sql_dir)
+        with (sql_dir / "002_stats_and_functions.sql").open("a") as changed:
+            changed.write("\n-- an afterthought\n")
+        (sql_dir / "900_later.sql").write_text("CREATE TABLE later (id int);")
+        with pytest.raises(migrate.MigrationError, match="002_stats_and_functions.sql changed"):
+            migrate.migrate(conn, sql_dir)
+    assert "900" not in versions(db_url)
+
+
+def test_concurrent_runners_apply_each_file_once(db_url):
+    results: list[list[bool]] = []
+
+    def run() -> None:
+        with migrate.connect(db_url) as conn:
+            results.append([applied for _, applied in migrate.migrate(conn)])
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 3
+    assert [sum(column) for column in zip(*results)] == [1] * len(results[0])
+
+
+def test_objects_exist_and_belong_to_the_non_superuser(migrated_url):
+    with psycopg.connect(migrated_url) as conn:
+        assert conn.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (
+            "postgres",
+            False,
+        )
+        for table in TABLES:
+            owner, rls = conn.execute(
+                "SELECT relowner::regrole::text, relrowsecurity FROM pg_class WHERE oid = to_regclass(%s)", (table,)
+            ).fetchone()
+            assert (owner, rls) == ("postgres", True), table
+        assert conn.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass('equity_data_stats')").fetchone() == (
+            "m",
+        )
+        for function in FUNCTIONS:
+            assert conn.execute("SELECT to_regprocedure(%s)", (function,)).fetchone()[0] is not None, function
+
+
+def test_tables_of_the_older_layout_are_refused(db_url):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE equity_data (ticker varchar(10), timestamp timestamptz, price decimal(10,2))")
+        with pytest.raises(psycopg.errors.RaiseException, match="older layout"):
+            migrate.migrate(conn)

@@ -1,0 +1,71 @@
+"""`python -m actors.writer` as a real process, between a real bus and a real Postgres."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from common.bus import Publisher
+from common.config import load
+from common.messages import EquityTrade, IndicatorValue
+from tests.harness import ROOT, wait_for
+
+T0 = 1_764_000_000_000
+
+
+@pytest.fixture
+def var():
+    path = Path(tempfile.mkdtemp(prefix="wr", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def trade(i: int, time_ms: int) -> EquityTrade:
+    return EquityTrade("SPY", time_ms, 500 + i / 10_000, 100, 1000 + 100 * i, 100, 499.99, 500.01, 1)
+
+
+def test_flushes_on_sigterm_and_a_duplicate_costs_nothing_else(migrated_url, var):
+    env = {**os.environ, "STREAMING_VAR": str(var), "DATABASE_URL": migrated_url,
+           "BATCH_INTERVAL": "60s", "BATCH_SIZE": "100000", "HEARTBEAT_INTERVAL": "0.2s"}
+    config = load(env)
+    config.ensure_dirs()
+    ingest, indicator = Publisher(config, "ingest"), Publisher(config, "indicator")
+    log = (var / "writer.log").open("wb")
+    writer = subprocess.Popen([sys.executable, "-m", "actors.writer"], env=env, cwd=ROOT, stdout=log, stderr=log)
+    try:
+        wait_for(lambda: not ingest.wait_for_subscribers(["writer"], 0.05), 30, "the writer to subscribe")
+        wait_for(lambda: not indicator.wait_for_subscribers(["writer"], 0.05), 30, "the writer to subscribe")
+        # Trades 0 and 1 share a millisecond; trade 3 arrives twice inside one frame.
+        trades = [trade(i, T0 + (i if i > 1 else 0)) for i in range(40)]
+        ingest.send("trade", "SPY", trades[:20])
+        ingest.send("trade", "SPY", trades[20:] + [trades[3]])
+        indicator.send("indicator", "SPY", [IndicatorValue("SPY", T0, 1000, 500.0, None, 500.0, 1)])
+        ingest.close()
+        indicator.close()
+        with psycopg.connect(migrated_url) as connection:
+            assert connection.execute("SELECT count(*) FROM equity_data").fetchone()[0] == 0, \
+                "BATCH_INTERVAL is 60 s: nothing may be written before the SIGTERM"
+        writer.send_signal(signal.SIGTERM)
+        assert writer.wait(timeout=20) == 0
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+        log.close()
+
+    with psycopg.connect(migrated_url) as connection:
+        stored = connection.execute(
+            "SELECT (extract(epoch FROM timestamp) * 1000)::bigint, day_volume, price FROM equity_data ORDER BY day_volume"
+        ).fetchall()
+        assert connection.execute("SELECT count(*) FROM indicators").fetchone()[0] == 1
+    assert [(t, v, float(p)) for t, v, p in stored] == [(t.trade_time_ms, t.day_volume, t.price) for t in trades]
+    lines = [json.loads(line) for line in (var / "writer.log").read_text().splitlines()]
+    assert all(line["actor"] == "writer" for line in lines)
+    assert [line["duplicates"] for line in lines if line["msg"] == "rows already stored were skipped"] == [1]

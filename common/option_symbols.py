@@ -1,0 +1,45 @@
+"""Schwab option symbols: `SPY   251021C00580000` (pure).
+
+The underlying left-justified to 6 characters, the expiration as YYMMDD, C or
+P, and the strike times 1000 in 8 digits. Written here rather than through
+`schwab.orders.options.OptionSymbol`, whose parser returns the strike as a
+string and rejects nothing about the layout.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import NamedTuple
+
+_SYMBOL = re.compile(r"^([A-Z0-9./$]{1,6}) *(\d{6})([CP])(\d{8})$")
+
+
+class OptionContract(NamedTuple):
+    underlying: str
+    expiration: date
+    put_call: str
+    strike: float
+
+
+def build(underlying: str, expiration: date, put_call: str, strike: float) -> str:
+    if put_call not in ("C", "P"):
+        raise ValueError(f"put_call must be 'C' or 'P', not {put_call!r}")
+    if not 0 < strike < 100_000 or len(underlying) > 6:
+        raise ValueError(f"no option symbol for {underlying!r} at strike {strike}")
+    return f"{underlying:<6}{expiration:%y%m%d}{put_call}{round(strike * 1000):08d}"
+
+
+def parse(symbol: str) -> OptionContract:
+    """(underlying, expiration, 'C' or 'P', strike); ValueError when `symbol` is not one."""
+    match = _SYMBOL.match(symbol)
+    if not match or len(symbol) != 21:
+        raise ValueError(f"{symbol!r} is not a Schwab option symbol (e.g. 'SPY   251021C00580000')")
+    underlying, yymmdd, put_call, strike = match.groups()
+    expiration = date(2000 + int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:]))
+    return OptionContract(underlying, expiration, put_call, int(strike) / 1000.0)
+
+
+def description(contract: OptionContract) -> str:
+    """Schwab's human label, e.g. 'GOOG 05/17/2024 70.00 C'."""
+    return f"{contract.underlying} {contract.expiration:%m/%d/%Y} {contract.strike:.2f} {contract.put_call}"

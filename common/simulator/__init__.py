@@ -1,0 +1,1 @@
+"""A Schwab-compatible simulator: REST endpoints and streamer, with SIMULATED data."""

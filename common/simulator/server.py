@@ -1,0 +1,400 @@
+"""The simulator process: Schwab's HTTP endpoints and its streamer, SIMULATED.
+
+HTTP (a stdlib server in a thread) answers what schwab-py asks over REST:
+user preferences, token refreshes, option chains and market hours, plus
+`/sim/report`. The streamer (websockets, on the event loop) speaks the
+protocol in `protocol.py`, fed by one ticker that steps `market.py`.
+
+The report counts a frame only once `await ws.send()` returned for it, so a
+consumer can compare what it received with what was really sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import secrets
+import signal
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from common import option_symbols
+from common.simulator import protocol
+from common.simulator.market import Market, OptionQuote, new_york_date
+from common.simulator.protocol import CHART_EQUITY, LEVELONE_EQUITIES, LEVELONE_OPTIONS, SentTrade, Session
+
+log = logging.getLogger(__name__)
+
+#: Options are updated at this fraction of the equity update rate.
+OPTION_SHARE = 0.25
+#: Snapshots are split into frames of at most this many items (clients cap frame size at 1 MiB).
+SNAPSHOT_CHUNK = 100
+ACCESS_TOKEN_SECONDS = 1800
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    ws_port: int
+    seed: int
+    rate: float
+    report: Path | None
+    heartbeat: float
+    bar_seconds: float
+
+
+class Report:
+    """What was sent, counted after each send completed."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self.started_ms = now_ms()
+        self.services: dict[str, dict[str, int]] = defaultdict(lambda: {"frames": 0, "items": 0})
+        self.trades: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.counts = {"quotes": 0, "trades": 0, "bars": 0, "option_items": 0, "heartbeats": 0,
+                       "responses": 0, "connections": 0, "token_refreshes": 0}
+        self._lock = threading.Lock()
+
+    def sent(self, service: str, items: list[dict], trades: list[SentTrade]) -> None:
+        with self._lock:
+            self.services[service]["frames"] += 1
+            self.services[service]["items"] += len(items)
+            if service == LEVELONE_EQUITIES:
+                self.counts["trades"] += len(trades)
+                self.counts["quotes"] += len(items) - len(trades)
+            elif service == LEVELONE_OPTIONS:
+                self.counts["option_items"] += len(items)
+            elif service == CHART_EQUITY:
+                self.counts["bars"] += len(items)
+            for trade in trades:
+                self.trades[trade.symbol].append({"trade_time_ms": trade.trade_time_ms, "price": trade.price,
+                                                  "day_volume": trade.day_volume, "size": trade.size})
+
+    def count(self, name: str) -> None:
+        with self._lock:
+            self.counts[name] += 1
+
+    def to_json(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "simulated": True,
+                "seed": self.seed,
+                "started_ms": self.started_ms,
+                "generated_ms": now_ms(),
+                "trades": {symbol: list(trades) for symbol, trades in self.trades.items()},
+                "services": {service: dict(counts) for service, counts in self.services.items()},
+                "counts": dict(self.counts),
+            }
+
+    def write(self, path: Path) -> None:
+        """Atomically: a reader never sees half a report."""
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_json()))
+        os.replace(tmp, path)
+
+
+class _Connection:
+    def __init__(self, ws: ServerConnection, session: Session):
+        self.ws = ws
+        self.session = session
+        self.lock = asyncio.Lock()
+        self.last_send = time.monotonic()
+
+
+class Simulator:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.market = Market(settings.seed, bar_ms=int(settings.bar_seconds * 1000))
+        self.market_lock = threading.Lock()
+        self.report = Report(settings.seed)
+        self.streamers = protocol.Streamers()
+        self.connections: dict[int, _Connection] = {}
+        self._ids = itertools.count(1)
+        self._option_carry = 0.0
+        self._option_cursor = 0
+
+    # ---- streamer ---------------------------------------------------------
+
+    async def serve_connection(self, ws: ServerConnection) -> None:
+        connection_id = next(self._ids)
+        conn = _Connection(ws, Session(connection_id, protocol.CUSTOMER_ID, self.streamers, self.market.bar_ms))
+        self.connections[connection_id] = conn
+        self.report.count("connections")
+        log.info("streamer connection opened (SIMULATED)", extra={"connection": connection_id})
+        try:
+            async for raw in ws:
+                try:
+                    requests = json.loads(raw).get("requests", [])
+                except (ValueError, AttributeError):
+                    log.warning("unreadable request ignored", extra={"connection": connection_id})
+                    continue
+                for request in requests:
+                    if not await self._handle(conn, request):
+                        await ws.close()
+                        return
+        except ConnectionClosed:
+            pass
+        finally:
+            self.connections.pop(connection_id, None)
+            self.streamers.release(connection_id)
+            log.info("streamer connection closed", extra={"connection": connection_id})
+
+    async def _handle(self, conn: _Connection, request: dict) -> bool:
+        """Answer one request; False when the connection must close."""
+        async with conn.lock:
+            now = now_ms()
+            with self.market_lock:
+                reply = conn.session.handle(request, now)
+            await self._send(conn, reply.frame)
+            self.report.count("responses")
+            code = reply.frame["response"][0]["content"]["code"]
+            log.info("request", extra={"connection": conn.session.connection, "service": request.get("service"),
+                                       "command": request.get("command"), "code": code,
+                                       "keys": len(conn.session.keys(reply.service)) if reply.service else None})
+            if reply.snapshot:
+                await self._snapshot(conn, reply.service, reply.snapshot, now)
+            return not reply.close
+
+    async def _snapshot(self, conn: _Connection, service: str, keys: tuple[str, ...], now: int) -> None:
+        """Full snapshots for newly subscribed level-one keys, right after the response."""
+        items = []
+        with self.market_lock:
+            for key in keys:
+                if service == LEVELONE_EQUITIES:
+                    items.append(conn.session.equity_update(self.market.quote(key, now))[0])
+                elif service == LEVELONE_OPTIONS:
+                    try:
+                        items.append(conn.session.option_update(self.market.option_quote(key, now)))
+                    except ValueError:
+                        log.warning("not an option symbol: no data for it", extra={"key": key})
+        items = [item for item in items if item is not None]
+        for start in range(0, len(items), SNAPSHOT_CHUNK):
+            chunk = items[start:start + SNAPSHOT_CHUNK]
+            await self._send(conn, protocol.data(service, chunk, now))
+            self.report.sent(service, chunk, [])
+
+    async def _send(self, conn: _Connection, frame: dict) -> None:
+        await conn.ws.send(json.dumps(frame))
+        conn.last_send = time.monotonic()
+
+    async def ticker(self) -> None:
+        """Step the market for everything subscribed and push the changes to every connection."""
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            streaming = [c for c in self.connections.values() if c.session.logged_in]
+            symbols, options = self._active(streaming)
+            interval = min(max(len(symbols) / self.settings.rate, 0.001), 0.25) if symbols else 0.05
+            next_at = max(next_at + interval, loop.time() - 1.0)
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            now = now_ms()
+            with self.market_lock:
+                for symbol in symbols:
+                    self.market.step(symbol, now)
+                stepped = {key: self.market.step_option(key, now) for key in self._option_batch(options, interval)}
+            await asyncio.gather(*(self._push(c, now, stepped) for c in streaming))
+
+    def _active(self, streaming: list[_Connection]) -> tuple[list[str], list[str]]:
+        """(symbols to step: equities, charts and option underlyings; valid option keys)."""
+        symbols: dict[str, None] = {}
+        options: dict[str, None] = {}
+        for conn in streaming:
+            symbols.update(dict.fromkeys(conn.session.keys(LEVELONE_EQUITIES)))
+            symbols.update(dict.fromkeys(conn.session.keys(CHART_EQUITY)))
+            for key in conn.session.keys(LEVELONE_OPTIONS):
+                try:
+                    symbols[option_symbols.parse(key).underlying] = None
+                except ValueError:
+                    continue
+                options[key] = None
+        return list(symbols), list(options)
+
+    def _option_batch(self, options: list[str], interval: float) -> list[str]:
+        """The option keys to update this tick, round robin, at OPTION_SHARE of the rate."""
+        if not options:
+            return []
+        self._option_carry += self.settings.rate * OPTION_SHARE * interval
+        count = min(int(self._option_carry), len(options))
+        self._option_carry -= count
+        batch = [options[(self._option_cursor + i) % len(options)] for i in range(count)]
+        self._option_cursor = (self._option_cursor + count) % len(options)
+        return batch
+
+    async def _push(self, conn: _Connection, now: int, stepped: dict[str, OptionQuote]) -> None:
+        try:
+            async with conn.lock:
+                if not conn.session.logged_in:
+                    return
+                session = conn.session
+                trades: list[SentTrade] = []
+                equities, options, charts = [], [], []
+                with self.market_lock:
+                    for symbol in session.keys(LEVELONE_EQUITIES):
+                        item, trade = session.equity_update(self.market.quote(symbol, now))
+                        if item is not None:
+                            equities.append(item)
+                        if trade is not None:
+                            trades.append(trade)
+                    for key in session.keys(LEVELONE_OPTIONS):
+                        if key in stepped and (item := session.option_update(stepped[key])) is not None:
+                            options.append(item)
+                    for symbol in session.keys(CHART_EQUITY):
+                        charts.extend(session.chart_update(self.market.bars_after(symbol, session.chart_after[symbol], now)))
+                for service, items, sent_trades in ((LEVELONE_EQUITIES, equities, trades),
+                                                    (LEVELONE_OPTIONS, options, []), (CHART_EQUITY, charts, [])):
+                    if items:
+                        await self._send(conn, protocol.data(service, items, now))
+                        self.report.sent(service, items, sent_trades)
+                if time.monotonic() - conn.last_send >= self.settings.heartbeat:
+                    await self._send(conn, protocol.heartbeat(now))
+                    self.report.count("heartbeats")
+        except ConnectionClosed:
+            pass
+
+    # ---- HTTP -------------------------------------------------------------
+
+    def http_handler(self) -> type[BaseHTTPRequestHandler]:
+        sim = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                log.debug("http " + format % args)
+
+            def _reply(self, status: int, body: Any) -> None:
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def _authorized(self) -> bool:
+                scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+                if scheme == "Bearer" and token.strip():
+                    return True
+                self._reply(401, {"errors": [{"status": 401, "title": "Unauthorized",
+                                              "detail": "Bearer access token required"}]})
+                return False
+
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                params = {k: v[-1] for k, v in parse_qs(url.query).items()}
+                if url.path == "/sim/report":
+                    self._reply(200, sim.report.to_json())
+                elif url.path not in ("/trader/v1/userPreference", "/marketdata/v1/chains", "/marketdata/v1/markets"):
+                    self._reply(404, {"errors": [{"status": 404, "title": "Not Found", "detail": url.path}]})
+                elif not self._authorized():
+                    return
+                elif url.path == "/trader/v1/userPreference":
+                    host = sim.settings.host
+                    if host in ("0.0.0.0", "::", ""):
+                        host = (self.headers.get("Host") or "127.0.0.1").rsplit(":", 1)[0]
+                    self._reply(200, protocol.user_preference(f"ws://{host}:{sim.settings.ws_port}/ws"))
+                elif url.path == "/marketdata/v1/chains":
+                    self._chain(params)
+                else:
+                    try:
+                        day = date.fromisoformat(params["date"]) if params.get("date") else new_york_date(now_ms())
+                    except ValueError as error:
+                        self._reply(400, {"errors": [{"status": 400, "title": "Bad Request", "detail": str(error)}]})
+                        return
+                    self._reply(200, protocol.market_hours(params.get("markets", "equity").split(","), day))
+
+            def _chain(self, params: dict[str, str]) -> None:
+                symbol = params.get("symbol", "").upper()
+                if not symbol:
+                    self._reply(400, {"errors": [{"status": 400, "title": "Bad Request", "detail": "symbol is required"}]})
+                    return
+                now = now_ms()
+                with sim.market_lock:
+                    spot = sim.market.quote(symbol, now).mark
+                    quotes = sim.market.chain(symbol, now)
+                try:
+                    body = protocol.option_chain(symbol, spot, quotes, new_york_date(now), params)
+                except ValueError as error:
+                    self._reply(400, {"errors": [{"status": 400, "title": "Bad Request", "detail": str(error)}]})
+                    return
+                self._reply(200, body)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                if urlsplit(self.path).path != "/v1/oauth/token":
+                    self._reply(404, {"errors": [{"status": 404, "title": "Not Found", "detail": self.path}]})
+                elif form.get("grant_type") != "refresh_token" or not form.get("refresh_token"):
+                    self._reply(400, {"error": "invalid_client", "error_description": "refresh_token grant required"})
+                else:
+                    sim.report.count("token_refreshes")
+                    log.info("access token refreshed (SIMULATED)")
+                    self._reply(200, {
+                        "expires_in": ACCESS_TOKEN_SECONDS,
+                        "token_type": "Bearer",
+                        "scope": "api",
+                        "refresh_token": form["refresh_token"],
+                        "access_token": f"SIM.{secrets.token_hex(16)}",
+                        "id_token": f"SIM.id.{secrets.token_hex(8)}",
+                    })
+
+        return Handler
+
+
+async def run(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT; then write the report and return, in well under two seconds."""
+    sim = Simulator(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("SIMULATED Schwab market data: nothing served here comes from Schwab",
+             extra={"host": settings.host, "port": settings.port, "ws_port": settings.ws_port,
+                    "seed": settings.seed, "rate": settings.rate})
+    try:
+        async with serve(sim.serve_connection, settings.host, settings.ws_port, close_timeout=0.5) as ws_server:
+            await _serve(sim, settings, ws_server, stop)
+    finally:
+        if settings.report:
+            sim.report.write(settings.report)
+        log.info("simulator stopped", extra={"report": str(settings.report) if settings.report else None})
+
+
+async def _serve(sim: Simulator, settings: Settings, ws_server: Server, stop: asyncio.Event) -> None:
+    """Run HTTP and the ticker until `stop`; a ticker that fails takes the process down with it."""
+    httpd = ThreadingHTTPServer((settings.host, settings.port), sim.http_handler())
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    ticker = asyncio.create_task(sim.ticker())
+    stopping = asyncio.create_task(stop.wait())
+    log.info("simulator ready", extra={"http": f"http://{settings.host}:{settings.port}",
+                                       "streamer": f"ws://{settings.host}:{settings.ws_port}/ws"})
+    try:
+        await asyncio.wait((ticker, stopping), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        log.info("simulator stopping")
+        ticker.cancel()
+        stopping.cancel()
+        await asyncio.gather(ticker, stopping, return_exceptions=True)
+        ws_server.close()
+        httpd.shutdown()
+        httpd.server_close()
+    if not ticker.cancelled() and ticker.exception():
+        raise ticker.exception()

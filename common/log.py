@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import warnings
 
 import msgspec
 
@@ -43,6 +44,9 @@ def setup(actor: str, level: str = "INFO") -> logging.Logger:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.captureWarnings(True)
+    # authlib warns about its own httpx integration, which schwab-py uses: not ours to fix.
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
     logging.getLogger("websockets").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     return logging.getLogger(actor)

@@ -1,0 +1,94 @@
+"""Which option contracts to stream, and their rows (pure).
+
+Contracts come from Schwab's option-chain response: the nearest expiry on or
+after today (0DTE when one exists), strikes within `band` (a fraction of the
+underlying's price) on either side, calls and puts. Greeks Schwab could not
+compute (it sends -999) are filled from Black-Scholes at Schwab's own IV and
+marked `greeks_source = 'model'`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from common.greeks import black_scholes
+from common.messages import OptionQuote, OptionRow
+
+NEW_YORK = ZoneInfo("America/New_York")
+#: Used only where Schwab sent no greeks; a rough short-dated T-bill rate.
+RISK_FREE_RATE = 0.045
+_YEAR_MS = 365.0 * 24 * 3600 * 1000
+
+
+class ChainError(ValueError):
+    """An option-chain response we cannot select contracts from."""
+
+
+def _expiries(chain: dict[str, Any]) -> dict[date, list[dict[str, Any]]]:
+    contracts: dict[date, list[dict[str, Any]]] = {}
+    for side in ("callExpDateMap", "putExpDateMap"):
+        for expiry_key, strikes in (chain.get(side) or {}).items():
+            expiry = date.fromisoformat(expiry_key.split(":")[0])
+            for listed in strikes.values():
+                contracts.setdefault(expiry, []).extend(listed)
+    return contracts
+
+
+def select_contracts(chain: dict[str, Any], band: float, today: date) -> tuple[float, list[str]]:
+    """(underlying price, contract symbols) for the nearest expiry within the band."""
+    if chain.get("status") not in (None, "SUCCESS"):
+        raise ChainError(f"option chain for {chain.get('symbol')!r} has status {chain.get('status')!r}")
+    spot = chain.get("underlyingPrice")
+    if not spot:
+        raise ChainError(f"option chain for {chain.get('symbol')!r} has no underlyingPrice")
+    upcoming = {expiry: listed for expiry, listed in _expiries(chain).items() if expiry >= today}
+    if not upcoming:
+        raise ChainError(f"option chain for {chain.get('symbol')!r} lists no expiry on or after {today}")
+    listed = upcoming[min(upcoming)]
+    inside = [c for c in listed if abs(float(c["strikePrice"]) - spot) <= band * spot]
+    if not inside:
+        nearest = min(abs(float(c["strikePrice"]) - spot) for c in listed)
+        inside = [c for c in listed if abs(float(c["strikePrice"]) - spot) == nearest]
+    return float(spot), sorted(c["symbol"] for c in inside)
+
+
+def expiry_ms(expiration: str) -> int:
+    """Options stop trading at 16:00 New York time on their expiration date."""
+    close = datetime.combine(date.fromisoformat(expiration), time(16), NEW_YORK)
+    return int(close.timestamp() * 1000)
+
+
+def option_row(quote: OptionQuote) -> OptionRow:
+    greeks = (quote.delta, quote.gamma, quote.theta, quote.vega, quote.rho)
+    source = "schwab"
+    iv = quote.volatility / 100.0 if quote.volatility else None
+    if None in greeks and iv and quote.underlying_price:
+        years = max(expiry_ms(quote.expiration) - quote.quote_time_ms, 60_000) / _YEAR_MS
+        model = black_scholes(quote.underlying_price, quote.strike, years, RISK_FREE_RATE, iv, quote.contract_type == "C")
+        greeks = (model.delta, model.gamma, model.theta, model.vega, model.rho)
+        source = "model"
+    return OptionRow(
+        ticker=quote.underlying,
+        option_symbol=quote.symbol,
+        quote_time_ms=quote.quote_time_ms,
+        option_type=quote.contract_type,
+        strike_price=quote.strike,
+        expiration_date=quote.expiration,
+        last_price=quote.last,
+        bid=quote.bid,
+        ask=quote.ask,
+        mark=quote.mark,
+        volume=quote.total_volume,
+        open_interest=quote.open_interest,
+        delta=greeks[0],
+        gamma=greeks[1],
+        theta=greeks[2],
+        vega=greeks[3],
+        rho=greeks[4],
+        implied_volatility=iv,
+        underlying_price=quote.underlying_price,
+        greeks_source=source,
+        received_ns=quote.received_ns,
+    )

@@ -1,0 +1,132 @@
+"""The whole pipeline under a real supervisord, isolated in its own var dir.
+
+Used by the end-to-end tests and by `make bench`: the same supervisord.conf
+a user runs, a throwaway embedded Postgres and the Schwab simulator on free
+ports, so a run here is a run of what ships.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ACTOR_PROGRAMS = ("writer", "metrics", "indicator", "options", "ingest")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll until `condition()` is truthy; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Pipeline:
+    def __init__(self, tickers: str = "SPY,QQQ", rate: int = 50, seed: int = 7, **settings: str):
+        self.var = Path(tempfile.mkdtemp(prefix="ss", dir="/tmp"))
+        self.var.chmod(0o755)  # the postgres OS user must reach var/pg
+        sim_port, ws_port = free_port(), free_port()
+        self.database_url = f"postgresql://postgres@/streaming?host={self.var}/pg/run"
+        self.env = {
+            **os.environ,
+            "STREAMING_VAR": str(self.var),
+            "STREAMING_PYTHON": sys.executable,
+            "EMBEDDED_PG": "true",
+            "EMBEDDED_SIM": "true",
+            "DATABASE_URL": self.database_url,
+            "STREAM_TICKERS": tickers,
+            "SIM_PORT": str(sim_port),
+            "SIM_WS_PORT": str(ws_port),
+            "SIM_RATE": str(rate),
+            "SIM_SEED": str(seed),
+            "SIMULATOR_URL": f"http://127.0.0.1:{sim_port}",
+            "STATS_INTERVAL": "0.5s",
+            "METRICS_INTERVAL": "1s",
+            "HEARTBEAT_INTERVAL": "0.5s",
+            **settings,
+        }
+        for credential in ("SCHWAB_APP_KEY", "SCHWAB_APP_SECRET"):
+            self.env.pop(credential, None)
+
+    @property
+    def report_path(self) -> Path:
+        return self.var / "run" / "simulator-report.json"
+
+    def ctl(self, *args: str, check: bool = True) -> str:
+        result = subprocess.run(
+            [str(BIN / "supervisorctl"), "-c", str(ROOT / "supervisord.conf"), *args],
+            env=self.env, capture_output=True, text=True, timeout=120,
+        )
+        if check and result.returncode not in (0, 3):  # 3: some process not running (status)
+            raise AssertionError(f"supervisorctl {' '.join(args)} failed: {result.stdout}{result.stderr}")
+        return result.stdout
+
+    def start(self) -> Pipeline:
+        for sub in ("log", "data"):
+            (self.var / sub).mkdir()
+        (self.var / "run").mkdir(mode=0o700)
+        subprocess.run([sys.executable, "-m", "common.localpg", "init", "--dir", str(self.var / "pg")],
+                       env=self.env, check=True, cwd=ROOT, capture_output=True)
+        subprocess.run([str(BIN / "supervisord"), "-c", str(ROOT / "supervisord.conf")],
+                       env=self.env, check=True, cwd=ROOT)
+        subprocess.run([sys.executable, "-m", "common.migrate", "--wait", "60"],
+                       env=self.env, check=True, cwd=ROOT, capture_output=True)
+        return self
+
+    def states(self) -> dict[str, str]:
+        lines = self.ctl("status", check=False).splitlines()
+        return {line.split()[0].split(":")[-1]: line.split()[1] for line in lines if line.strip()}
+
+    def pid(self, program: str) -> int:
+        group = "embedded" if program in ("postgres", "simulator") else "pipeline"
+        return int(self.ctl("pid", f"{group}:{program}").strip())
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with psycopg.connect(self.database_url, connect_timeout=5) as connection:
+            return connection.execute(sql, params).fetchall()
+
+    def count(self, table: str) -> int:
+        try:
+            return self.query(f"SELECT count(*) FROM {table}")[0][0]
+        except psycopg.OperationalError:
+            return 0
+
+    def stop_all(self) -> None:
+        """`supervisorctl stop all`, as a user would type it."""
+        self.ctl("stop", "all")
+
+    def report(self) -> dict[str, Any]:
+        return json.loads(self.report_path.read_text())
+
+    def log(self, program: str) -> str:
+        path = self.var / "log" / f"{program}.log"
+        return path.read_text() if path.exists() else ""
+
+    def shutdown(self) -> None:
+        self.ctl("shutdown", check=False)
+        pidfile = self.var / "run" / "supervisord.pid"
+        wait_for(lambda: not pidfile.exists(), 90, "supervisord to exit")
+        shutil.rmtree(self.var, ignore_errors=True)

@@ -1,0 +1,79 @@
+"""Contract selection from Schwab's chain JSON, and option rows."""
+
+from datetime import date
+
+import pytest
+
+from common.messages import OptionQuote
+from common.option_chain import ChainError, expiry_ms, option_row, select_contracts
+
+
+def contract(expiry: str, put_call: str, strike: float) -> dict:
+    yymmdd = expiry[2:4] + expiry[5:7] + expiry[8:10]
+    return {"putCall": put_call, "strikePrice": strike,
+            "symbol": f"SPY   {yymmdd}{put_call[0]}{int(strike * 1000):08d}"}
+
+
+def chain(spot: float, expiries: dict[str, list[float]]) -> dict:
+    maps = {"callExpDateMap": {}, "putExpDateMap": {}}
+    for expiry, strikes in expiries.items():
+        for side, put_call in (("callExpDateMap", "CALL"), ("putExpDateMap", "PUT")):
+            maps[side][f"{expiry}:0"] = {f"{s:.1f}": [contract(expiry, put_call, s)] for s in strikes}
+    return {"symbol": "SPY", "status": "SUCCESS", "underlyingPrice": spot, **maps}
+
+
+def test_nearest_expiry_within_the_band_calls_and_puts():
+    response = chain(500.0, {"2026-11-24": [480, 495, 500, 505, 520], "2026-11-25": [500]})
+    spot, symbols = select_contracts(response, band=0.02, today=date(2026, 11, 24))
+    assert spot == 500.0
+    assert symbols == sorted(
+        f"SPY   261124{side}00{strike}000" for side in "CP" for strike in (495, 500, 505)
+    )
+
+
+def test_expired_dates_are_skipped_and_the_next_expiry_is_used():
+    response = chain(500.0, {"2026-11-23": [500], "2026-11-27": [500]})
+    _, symbols = select_contracts(response, band=0.02, today=date(2026, 11, 24))
+    assert symbols == ["SPY   261127C00500000", "SPY   261127P00500000"]
+
+
+def test_empty_band_falls_back_to_the_nearest_strike():
+    _, symbols = select_contracts(chain(500.0, {"2026-11-24": [450, 560]}), band=0.01, today=date(2026, 11, 24))
+    assert symbols == ["SPY   261124C00450000", "SPY   261124P00450000"]
+
+
+@pytest.mark.parametrize("response, message", [
+    ({"symbol": "SPY", "status": "FAILED"}, "status 'FAILED'"),
+    ({"symbol": "SPY", "status": "SUCCESS"}, "no underlyingPrice"),
+    (chain(500.0, {"2026-11-20": [500]}), "no expiry on or after 2026-11-24"),
+])
+def test_unusable_chain_says_why(response, message):
+    with pytest.raises(ChainError, match=message):
+        select_contracts(response, band=0.02, today=date(2026, 11, 24))
+
+
+def quote(**changes) -> OptionQuote:
+    fields = dict(symbol="SPY   261124C00500000", underlying="SPY", quote_time_ms=expiry_ms("2026-11-24") - 3_600_000,
+                  contract_type="C", strike=500.0, expiration="2026-11-24", last=2.5, bid=2.4, ask=2.6, mark=2.5,
+                  total_volume=1200, open_interest=5000, volatility=20.0, delta=0.52, gamma=0.08, theta=-0.9,
+                  vega=0.05, rho=0.01, underlying_price=500.5, received_ns=1)
+    return OptionQuote(**{**fields, **changes})
+
+
+def test_row_keeps_schwab_greeks_and_turns_iv_percent_into_a_fraction():
+    row = option_row(quote())
+    assert (row.delta, row.gamma, row.theta, row.vega, row.rho) == (0.52, 0.08, -0.9, 0.05, 0.01)
+    assert row.implied_volatility == pytest.approx(0.20)
+    assert row.greeks_source == "schwab"
+    assert (row.ticker, row.option_type, row.strike_price, row.volume) == ("SPY", "C", 500.0, 1200)
+
+
+def test_missing_greeks_come_from_black_scholes_at_schwabs_iv():
+    row = option_row(quote(delta=None, gamma=None))
+    assert row.greeks_source == "model"
+    assert 0.5 < row.delta < 0.75, "a call slightly in the money, an hour before expiry"
+    assert row.gamma > 0
+
+
+def test_expiry_is_the_new_york_close():
+    assert expiry_ms("2026-11-24") == 1_795_554_000_000  # 2026-11-24 21:00 UTC (EST)

@@ -63,6 +63,8 @@ run: setup
 
 stop:
 	@if $(SUPERVISORCTL) pid >/dev/null 2>&1; then $(SUPERVISORCTL) shutdown; else echo "not running"; fi
+	@for i in $$(seq 1200); do [ -e $(STREAMING_VAR)/run/supervisord.pid ] || exit 0; sleep 0.1; done; \
+		echo "supervisord still running after 120 s" >&2; exit 1
 
 status:
 	@$(SUPERVISORCTL) status

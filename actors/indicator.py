@@ -11,73 +11,51 @@ import time
 
 import msgspec
 
-from common import config as configuration
-from common import log
-from common.bus import Gap, Publisher, Subscriber
+from common.actor import Actor
 from common.indicators import IndicatorEngine
 from common.messages import Envelope, Heartbeat
-from common.shutdown import Shutdown
-from common.stats import ActorStats
 
 #: On shutdown: wait for ingest's final heartbeat, give up on a silent one after
 #: DRAIN_QUIET, and stop after DRAIN_LIMIT whatever happens (within stopwaitsecs).
 DRAIN_QUIET = 2.0
 DRAIN_LIMIT = 10.0
-CONSUMER_WAIT = 30.0
 
 
 def main() -> None:
-    config = configuration.load()
-    config.ensure_dirs()
-    logger = log.setup("indicator")
-    shutdown = Shutdown()
-    stats = ActorStats("indicator", config.stats_interval)
+    actor = Actor("indicator")
+    stats = actor.stats
     engine = IndicatorEngine()
-    publisher = Publisher(config, "indicator")
-    missing = publisher.wait_for_subscribers(["writer"], CONSUMER_WAIT)
-    if missing:
-        logger.warning("publishing before these consumers subscribed", extra={"missing": missing})
-    subscriber = Subscriber(config, "indicator")
+    actor.wait_for_consumers("writer")
+    subscriber = actor.subscriber()
     subscriber.subscribe("ingest", "trade")
     subscriber.subscribe("ingest", "bar")
 
-    def lost(gap: Gap) -> None:
-        stats.gaps += 1
-        logger.warning(
-            "frames lost on the bus",
-            extra={"stream": gap.stream, "epoch": gap.epoch, "first": gap.first, "last": gap.last},
-        )
-
     def accept(frame: Envelope | Heartbeat | None) -> None:
-        if not subscriber.admit(frame, lost):
+        if not subscriber.admit(frame, actor.lost):
             return
         started = time.perf_counter_ns()
         result = engine.on_records(frame.records)
         for record, reason in result.rejected:
             stats.errors += 1
-            logger.warning(
+            actor.log.warning(
                 "record rejected",
                 extra={"reason": reason, "stream": frame.stream, "record": msgspec.structs.asdict(record)},
             )
         for symbol, values in result.values.items():
-            publisher.send("indicator", symbol, values)
+            actor.publisher.send("indicator", symbol, values)
             stats.records_out += len(values)
         stats.records_in += len(frame.records)
         stats.batch(len(frame.records), started)
 
-    logger.info("computing indicators", extra={"endpoint": config.endpoint("indicator")})
+    actor.log.info("computing indicators", extra={"endpoint": actor.config.endpoint("indicator")})
     stats.status = "running"
-    while not shutdown.requested:
+    while not actor.shutdown.requested:
         accept(subscriber.recv(0.2))
-        stats.maybe_publish(publisher)
-        publisher.tick()
+        actor.tick()
 
     stats.status = "stopping"
     subscriber.drain(accept, DRAIN_QUIET, DRAIN_LIMIT)
-    stats.status = "stopped"
-    stats.maybe_publish(publisher, force=True)
-    logger.info("stopped", extra={"records_in": stats.records_in, "records_out": stats.records_out})
-    publisher.close()
+    actor.stopped()
     subscriber.close()
 
 

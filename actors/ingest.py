@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections import defaultdict
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
-from common import config as configuration
-from common import log
-from common.bus import Publisher, Subscriber
-from common.config import Config
+from common.actor import Actor
+from common.bus import Publisher
 from common.levelone import (
     EQUITY_FIELDS,
     OPTION_FIELDS,
@@ -39,7 +36,6 @@ from common.schwab_client import make_client, make_stream_client
 from common.stats import ActorStats
 
 CONSUMERS = ("writer", "indicator", "options")
-CONSUMER_WAIT = 30.0
 POLL = 0.25
 COMMAND_TIMEOUT = 10.0
 
@@ -139,18 +135,10 @@ async def apply_option_changes(stream: Any, contracts: OptionContracts, logger: 
         logger.info("option contracts changed", extra={"added": len(to_add), "removed": len(to_remove), "streaming": len(contracts.streaming)})
 
 
-async def run(config: Config, logger: logging.Logger) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-
-    stats = ActorStats("ingest", config.stats_interval)
-    publisher = Publisher(config, "ingest")
-    missing = await asyncio.to_thread(publisher.wait_for_subscribers, CONSUMERS, CONSUMER_WAIT)
-    if missing:
-        logger.warning("streaming before these consumers subscribed", extra={"missing": missing})
-    control = Subscriber(config, "ingest")
+async def run(actor: Actor) -> None:
+    config, stats, publisher, logger = actor.config, actor.stats, actor.publisher, actor.log
+    await asyncio.to_thread(actor.wait_for_consumers, *CONSUMERS)
+    control = actor.subscriber()
     control.subscribe("options", "option_subscription")
     frames = FramePublisher(publisher, stats, logger)
     contracts = OptionContracts()
@@ -168,7 +156,7 @@ async def run(config: Config, logger: logging.Logger) -> None:
     logger.info("streaming")
 
     closed: ConnectionClosed | None = None
-    while not stop.is_set():
+    while not actor.shutdown.requested:
         try:
             await asyncio.wait_for(stream.handle_message(), POLL)
         except TimeoutError:
@@ -181,8 +169,7 @@ async def run(config: Config, logger: logging.Logger) -> None:
                 for subscription in frame.records:
                     contracts.want(subscription)
         await apply_option_changes(stream, contracts, logger)
-        publisher.tick()
-        stats.maybe_publish(publisher)
+        actor.tick()
 
     stats.status = "stopping"
     if closed is None:
@@ -196,21 +183,18 @@ async def run(config: Config, logger: logging.Logger) -> None:
             await asyncio.wait_for(stream.handle_message(), 2.0)
     except (ConnectionClosed, TimeoutError):
         pass
-    stats.status = "stopped"
-    stats.maybe_publish(publisher, force=True)
-    publisher.close()
     control.close()
-    if closed is not None and not stop.is_set():
+    if closed is not None and not actor.shutdown.requested:
+        actor.stats.status = "disconnected"
+        actor.stats.maybe_publish(publisher, force=True)
+        publisher.close()
         logger.error("Schwab closed the stream; exiting for supervisord to restart", extra={"reason": repr(closed)})
         raise SystemExit(1)
-    logger.info("stopped", extra={"records_in": stats.records_in, "records_out": stats.records_out, "errors": stats.errors})
+    actor.stopped()
 
 
 def main() -> None:
-    config = configuration.load()
-    config.ensure_dirs()
-    logger = log.setup("ingest")
-    asyncio.run(run(config, logger))
+    asyncio.run(run(Actor("ingest")))
 
 
 if __name__ == "__main__":

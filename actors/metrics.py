@@ -8,42 +8,26 @@ from __future__ import annotations
 
 import time
 
-from common import config as configuration
-from common import log
-from common.bus import Gap, Publisher, Subscriber
+from common.actor import Actor
 from common.config import ACTORS
 from common.messages import MetricSample
 from common.metrics import MetricsRollup
-from common.shutdown import Shutdown
-from common.stats import ActorStats
-
-CONSUMER_WAIT = 30.0
 
 
 def main() -> None:
-    config = configuration.load()
-    config.ensure_dirs()
-    logger = log.setup("metrics")
-    shutdown = Shutdown()
-    stats = ActorStats("metrics", config.stats_interval)
-    publisher = Publisher(config, "metrics")
-    missing = publisher.wait_for_subscribers(["writer"], CONSUMER_WAIT)
-    if missing:
-        logger.warning("publishing before these consumers subscribed", extra={"missing": missing})
-    subscriber = Subscriber(config, "metrics")
-    for actor in ACTORS:
-        if actor != "metrics":
-            subscriber.subscribe(actor, "metric")
-    def lost(gap: Gap) -> None:
-        stats.gaps += 1
-        logger.warning("metric samples lost on the bus", extra={"stream": gap.stream, "first": gap.first, "last": gap.last})
-
+    actor = Actor("metrics")
+    config, stats = actor.config, actor.stats
+    actor.wait_for_consumers("writer")
+    subscriber = actor.subscriber()
+    for name in ACTORS:
+        if name != "metrics":
+            subscriber.subscribe(name, "metric")
     rollup = MetricsRollup(stale_after_ns=int(3 * config.stats_interval * 1e9))
     next_rollup = time.monotonic() + config.metrics_interval
     stats.status = "running"
-    while not shutdown.requested:
+    while not actor.shutdown.requested:
         frame = subscriber.recv(min(0.2, max(0.0, next_rollup - time.monotonic())))
-        if subscriber.admit(frame, lost):
+        if subscriber.admit(frame, actor.lost):
             for sample in frame.records:
                 if isinstance(sample, MetricSample):
                     rollup.observe(sample)
@@ -53,13 +37,12 @@ def main() -> None:
             rollup.observe(stats.sample())
             rows = rollup.rows(time.time_ns())
             for row in rows:
-                publisher.send("streaming_metric", row.actor, [row])
+                actor.publisher.send("streaming_metric", row.actor, [row])
             stats.records_out += len(rows)
             stats.batch(len(rows), started)
             next_rollup += config.metrics_interval
-        publisher.tick()
-    logger.info("stopped")
-    publisher.close()
+        actor.publisher.tick()
+    actor.stopped()
     subscriber.close()
 
 

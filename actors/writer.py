@@ -15,13 +15,11 @@ import time
 import msgspec
 import psycopg
 
-from common import config as configuration
-from common import db, log
+from common import db
+from common.actor import Actor
 from common.batching import Batcher
-from common.bus import Gap, Publisher, Subscriber
 from common.messages import Envelope, EquityTrade, Heartbeat, IndicatorValue, OptionRow, StreamingMetric
 from common.shutdown import Shutdown
-from common.stats import ActorStats
 
 TABLE_OF = {
     EquityTrade: "equity_data",
@@ -54,17 +52,14 @@ def connect_when_ready(url: str, shutdown: Shutdown, logger: logging.Logger) -> 
 
 
 def main() -> None:
-    config = configuration.load()
-    config.ensure_dirs()
-    logger = log.setup("writer")
-    shutdown = Shutdown()
-    stats = ActorStats("writer", config.stats_interval)
-    publisher = Publisher(config, "writer")
-    subscriber = Subscriber(config, "writer")
+    actor = Actor("writer")
+    config, stats, logger = actor.config, actor.stats, actor.log
+    subscriber = actor.subscriber()
     for source, kind in SOURCES:
         subscriber.subscribe(source, kind)
-    connection = connect_when_ready(config.database_url, shutdown, logger)
+    connection = connect_when_ready(config.database_url, actor.shutdown, logger)
     if connection is None:
+        actor.stopped()
         return
     batcher = Batcher(config.batch_size, config.batch_interval)
     logger.info("writing", extra={"batch_size": config.batch_size, "batch_interval_s": config.batch_interval})
@@ -80,12 +75,8 @@ def main() -> None:
             logger.warning("rows already stored were skipped", extra={"duplicates": duplicates, "inserted": inserted})
         stats.batch(size, started)
 
-    def lost(gap: Gap) -> None:
-        stats.gaps += 1
-        logger.error("frames lost on the bus", extra={"stream": gap.stream, "epoch": gap.epoch, "first": gap.first, "last": gap.last})
-
     def accept(frame: Envelope | Heartbeat | None) -> None:
-        if not subscriber.admit(frame, lost):
+        if not subscriber.admit(frame, actor.lost):
             return
         now = time.monotonic()
         for record in frame.records:
@@ -93,23 +84,19 @@ def main() -> None:
         stats.records_in += len(frame.records)
 
     stats.status = "running"
-    while not shutdown.requested:
+    while not actor.shutdown.requested:
         deadline = batcher.deadline()
         timeout = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
         accept(subscriber.recv(timeout))
         if batcher.due(time.monotonic()):
             flush()
-        stats.maybe_publish(publisher)
-        publisher.tick()
+        actor.tick()
 
     stats.status = "stopping"
     subscriber.drain(accept, DRAIN_QUIET, DRAIN_LIMIT)
     if len(batcher):
         flush()
-    stats.status = "stopped"
-    stats.maybe_publish(publisher, force=True)
-    logger.info("stopped", extra={"records_in": stats.records_in, "records_out": stats.records_out})
-    publisher.close()
+    actor.stopped()
     subscriber.close()
     connection.close()
 

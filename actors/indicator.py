@@ -1,19 +1,25 @@
 """indicator: SMA9 and session VWAP for every trade ingest publishes.
 
 It takes ingest's trade and bar frames in the order ingest received them and
-publishes, per input frame, one `indicator` frame per symbol. On SIGTERM it
-drains until ingest has said goodbye (or gone quiet), publishes, and exits 0.
+publishes, per input frame, one `indicator` frame per symbol. It starts by
+replaying ingest's journal, so that after a restart its state, and so its
+first values, equal an uninterrupted run's; frames lost on the bus are
+filled from the journal too. On SIGTERM it drains until ingest has said
+goodbye (or gone quiet), publishes, and exits 0.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import msgspec
 
 from common.actor import Actor
+from common.delivery import Follower
 from common.indicators import IndicatorEngine
-from common.messages import Envelope, Heartbeat
+from common.journal import read_envelopes
+from common.messages import Envelope, IndicatorValue
 
 #: On shutdown: wait for ingest's final heartbeat, give up on a silent one after
 #: DRAIN_QUIET, and stop after DRAIN_LIMIT whatever happens (within stopwaitsecs).
@@ -21,18 +27,24 @@ DRAIN_QUIET = 2.0
 DRAIN_LIMIT = 10.0
 
 
+def last_published(journal: Path) -> dict[str, tuple[int, int]]:
+    """Per symbol, the newest (trade time, day volume) this actor already sent."""
+    newest: dict[str, tuple[int, int]] = {}
+    if journal.exists():
+        for frame in read_envelopes(journal):
+            for value in frame.records:
+                if isinstance(value, IndicatorValue):
+                    newest[value.symbol] = max(newest.get(value.symbol, (0, 0)), (value.trade_time_ms, value.day_volume))
+    return newest
+
+
 def main() -> None:
-    actor = Actor("indicator")
+    actor = Actor("indicator", journaled=True)
     stats = actor.stats
     engine = IndicatorEngine()
-    actor.wait_for_consumers("writer")
-    subscriber = actor.subscriber()
-    subscriber.subscribe("ingest", "trade")
-    subscriber.subscribe("ingest", "bar")
+    published = last_published(actor.config.journal_dir("indicator"))
 
-    def accept(frame: Envelope | Heartbeat | None) -> None:
-        if not subscriber.admit(frame, actor.lost):
-            return
+    def take(frame: Envelope) -> None:
         started = time.perf_counter_ns()
         result = engine.on_records(frame.records)
         for record, reason in result.rejected:
@@ -42,20 +54,38 @@ def main() -> None:
                 extra={"reason": reason, "stream": frame.stream, "record": msgspec.structs.asdict(record)},
             )
         for symbol, values in result.values.items():
-            actor.publisher.send("indicator", symbol, values)
-            stats.records_out += len(values)
+            after = published.get(symbol)
+            fresh = values if after is None else [v for v in values if (v.trade_time_ms, v.day_volume) > after]
+            if fresh:
+                actor.publisher.send("indicator", symbol, fresh)
+                stats.records_out += len(fresh)
         stats.records_in += len(frame.records)
         stats.batch(len(frame.records), started)
 
-    actor.log.info("computing indicators", extra={"endpoint": actor.config.endpoint("indicator")})
+    def lost(stream: str, after: tuple[int, int], got: tuple[int, int]) -> None:
+        stats.gaps += 1
+        actor.log.error("frames missing from bus and journal", extra={"stream": stream, "after": after, "got": got})
+
+    def torn(tail: object) -> None:
+        actor.log.warning("journal ends in a torn record (a crash mid-write); read up to it", extra={"tail": repr(tail)})
+
+    follower = Follower(actor.config.journal_dir, ("ingest/trade/", "ingest/bar/"), take, lost, torn)
+    actor.wait_for_consumers("writer")
+    subscriber = actor.subscriber()
+    subscriber.subscribe("ingest", "trade")
+    subscriber.subscribe("ingest", "bar")
+    # Rebuild SMA9 and VWAP from what ingest journaled; values already sent are not sent again.
+    follower.catch_up("ingest")
+
+    actor.log.info("computing indicators", extra={"replayed": follower.replayed})
     stats.status = "running"
     while not actor.shutdown.requested:
-        accept(subscriber.recv(0.2))
+        follower.accept(subscriber.recv(0.2))
         actor.tick()
 
     stats.status = "stopping"
-    subscriber.drain(accept, DRAIN_QUIET, DRAIN_LIMIT)
-    actor.stopped()
+    subscriber.drain(follower.accept, DRAIN_QUIET, DRAIN_LIMIT)
+    actor.stopped(replayed=follower.replayed)
     subscriber.close()
 
 

@@ -194,7 +194,7 @@ async def run(actor: Actor) -> None:
 
 
 def main() -> None:
-    asyncio.run(run(Actor("ingest")))
+    asyncio.run(run(Actor("ingest", journaled=True)))
 
 
 if __name__ == "__main__":

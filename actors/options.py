@@ -26,7 +26,7 @@ DRAIN_LIMIT = 10.0
 
 
 def main() -> None:
-    actor = Actor("options")
+    actor = Actor("options", journaled=True)
     config, stats, publisher = actor.config, actor.stats, actor.publisher
     actor.wait_for_consumers("writer")
     subscriber = actor.subscriber()

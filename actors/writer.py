@@ -1,15 +1,23 @@
-"""writer: everything that is stored, batched and COPYed into Postgres.
+"""writer: everything that is stored, exactly once, COPYed into Postgres.
 
 It subscribes to trades (ingest), indicator values (indicator), option rows
 (options) and streaming metrics (metrics), batches them by BATCH_SIZE and
-BATCH_INTERVAL and writes each batch in one transaction through a staging
-table, so that a row colliding on a unique key never aborts its batch. On
-SIGTERM it drains the socket, flushes what it holds, and exits.
+BATCH_INTERVAL and writes each batch, with the (stream, epoch, seq) it
+reaches, in one transaction through staging tables.
+
+Exactly-once is the ZeroMQ guide's Clone pattern with the journal as the
+snapshot: on start, after a database outage and whenever a live frame
+shows that something is missing, the writer reloads its committed offsets
+and replays the publishers' journals after them; live frames it already has
+are discarded. Rows the table will never accept go to a dead-letter file
+with the reason, so one bad row never blocks the stream. On SIGTERM it
+drains the bus, flushes, and exits.
 """
 
 from __future__ import annotations
 
-import logging
+import json
+import random
 import time
 
 import msgspec
@@ -18,9 +26,10 @@ import psycopg
 from common import db
 from common.actor import Actor
 from common.batching import Batcher
-from common.messages import Envelope, EquityTrade, Heartbeat, IndicatorValue, OptionRow, StreamingMetric
-from common.shutdown import Shutdown
+from common.delivery import Follower, StreamPositions
+from common.messages import Envelope, EquityTrade, IndicatorValue, OptionRow, StreamingMetric
 
+CONSUMER = "writer"
 TABLE_OF = {
     EquityTrade: "equity_data",
     IndicatorValue: "indicators",
@@ -28,77 +37,189 @@ TABLE_OF = {
     StreamingMetric: "streaming_metrics",
 }
 SOURCES = (("ingest", "trade"), ("indicator", "indicator"), ("options", "option_row"), ("metrics", "streaming_metric"))
+#: Streams whose publishers journal them; frames of the others are taken as they come.
+JOURNALED = ("ingest/trade/", "indicator/indicator/", "options/option_row/")
 #: On shutdown: wait for every upstream's goodbye, give up on a silent one after
 #: DRAIN_QUIET, and stop after DRAIN_LIMIT whatever happens (within stopwaitsecs).
 DRAIN_QUIET = 2.0
 DRAIN_LIMIT = 30.0
+BACKOFF_FIRST, BACKOFF_CAP = 0.2, 10.0
+OFFSETS_SHARE_INTERVAL = 1.0
+#: Errors a retry cannot fix: the row itself is wrong for its table.
+REJECTED = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
 
 
-def connect_when_ready(url: str, shutdown: Shutdown, logger: logging.Logger) -> psycopg.Connection | None:
-    """Wait (backing off to 5 s) until the database is up and migrated.
+class DatabaseAway(Exception):
+    """The database failed in a way that may pass: reconnect and catch up."""
 
-    The writer may start before Postgres does, or before `make migrate` ran;
-    neither is worth a crash loop. Returns None if asked to stop meanwhile.
-    """
-    delay = 0.2
-    while not shutdown.requested:
+
+class Writer:
+    def __init__(self, actor: Actor):
+        self.actor = actor
+        self.config = actor.config
+        self.stats = actor.stats
+        self.log = actor.log
+        self.subscriber = actor.subscriber()
+        for source, kind in SOURCES:
+            self.subscriber.subscribe(source, kind)
+        self.batcher = Batcher(self.config.batch_size, self.config.batch_interval)
+        self.follower = Follower(self.config.journal_dir, JOURNALED, self.take, self._lost, self._torn)
+        self.connection: psycopg.Connection | None = None
+        self.dead_letter = self.config.data_dir / "dead-letter" / "writer.jsonl"
+        self._next_share = 0.0
+
+    # --- the database ------------------------------------------------------
+
+    def connect(self) -> bool:
+        """Connect and reload committed offsets, backing off (with jitter) while that fails.
+
+        Returns False if asked to stop meanwhile.
+        """
+        delay = BACKOFF_FIRST
+        while not self.actor.shutdown.requested:
+            try:
+                self.connection = db.connect(self.config.database_url)
+                self.follower.positions = StreamPositions(db.load_offsets(self.connection, CONSUMER))
+                return True
+            except psycopg.Error as error:
+                self.stats.status = "waiting_for_database"
+                self.log.warning("database unavailable; retrying", extra={"reason": str(error).strip()[:300], "retry_in_s": round(delay, 2)})
+                time.sleep(delay)
+                delay = min(delay * 2, BACKOFF_CAP) * random.uniform(0.8, 1.2)
+        return False
+
+    def flush(self) -> None:
+        if not len(self.batcher):
+            return
+        started = time.perf_counter_ns()
+        batch = self.batcher.take()
+        offsets = self.follower.positions.committed()
+        size = sum(map(len, batch.values()))
+        inserted = self._write([(table, row) for table, rows in batch.items() for row in rows], offsets)
+        self.stats.records_out += inserted
+        self.stats.batch(size, started)
+        self._share_offsets()
+
+    def _share_offsets(self) -> None:
+        """Tell the journaling publishers (via a file) what is committed, so they may prune."""
+        now = time.monotonic()
+        positions = self.follower.positions
+        if now < self._next_share or positions.uncommitted:
+            return
+        self._next_share = now + OFFSETS_SHARE_INTERVAL
+        path = self.config.offsets_file(CONSUMER)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_suffix(".tmp")
+        staging.write_text(json.dumps(positions.positions))
+        staging.replace(path)
+
+    def _write(self, rows: list[tuple[str, tuple]], offsets: dict) -> int:
+        """Write rows and offsets; bisect out rows the table rejects. Rows inserted."""
+        batches: dict[str, list[tuple]] = {}
+        for table, row in rows:
+            batches.setdefault(table, []).append(row)
         try:
-            return db.connect(url)
+            inserted = db.write_batches(self.connection, batches, CONSUMER, offsets)
+        except REJECTED as error:
+            if len(rows) == 1:
+                self._quarantine(*rows[0], error)
+                db.write_batches(self.connection, {}, CONSUMER, offsets)
+                return 0
+            middle = len(rows) // 2
+            return self._write(rows[:middle], {}) + self._write(rows[middle:], offsets)
         except psycopg.Error as error:
-            logger.warning("waiting for the database (is it up and migrated?)", extra={"reason": str(error).strip()[:300]})
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-    return None
+            raise DatabaseAway(str(error).strip()) from error
+        total = sum(inserted.values())
+        if total < len(rows):
+            self.log.warning("rows already stored were skipped", extra={"duplicates": len(rows) - total, "inserted": inserted})
+        return total
+
+    def _quarantine(self, table: str, row: tuple, error: Exception) -> None:
+        self.stats.errors += 1
+        self.dead_letter.parent.mkdir(parents=True, exist_ok=True)
+        entry = {"table": table, "row": list(row), "reason": str(error).strip(), "at_ns": time.time_ns()}
+        with self.dead_letter.open("a") as letters:
+            letters.write(json.dumps(entry, default=repr) + "\n")
+        self.log.error("row rejected by the database, quarantined", extra={"table": table, "reason": entry["reason"], "dead_letter": str(self.dead_letter)})
+
+    # --- frames --------------------------------------------------------------
+
+    def take(self, frame: Envelope) -> None:
+        now = time.monotonic()
+        for record in frame.records:
+            self.batcher.add(TABLE_OF[type(record)], msgspec.structs.astuple(record), now)
+        self.stats.records_in += len(frame.records)
+        if self.batcher.due(now):
+            self.flush()
+
+    def _lost(self, stream: str, after: tuple[int, int], got: tuple[int, int]) -> None:
+        self.stats.gaps += 1
+        self.log.error("frames missing from bus and journal", extra={"stream": stream, "after": after, "got": got})
+
+    def _torn(self, tail: object) -> None:
+        self.log.warning("journal ends in a torn record (a crash mid-write); read up to it", extra={"tail": repr(tail)})
+
+    # --- the loop ------------------------------------------------------------
+
+    def recover(self) -> bool:
+        """(Re)connect, then replay every journal from the committed offsets.
+
+        What was batched but not committed is dropped: the journal has it.
+        """
+        while True:
+            if self.connection is not None:
+                self.connection.close()
+            self.batcher.take()
+            if not self.connect():
+                return False
+            try:
+                for publisher in self.follower.journaled:
+                    self.follower.catch_up(publisher)
+                self.flush()
+            except DatabaseAway as error:
+                self.log.error("database failed during catch-up; retrying", extra={"reason": str(error)[:300]})
+                continue
+            self.stats.status = "running"
+            return True
+
+    def run(self) -> None:
+        if not self.recover():
+            return
+        self.log.info("writing", extra={"batch_size": self.config.batch_size, "batch_interval_s": self.config.batch_interval, "replayed": self.follower.replayed})
+        while not self.actor.shutdown.requested:
+            try:
+                deadline = self.batcher.deadline()
+                timeout = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
+                self.follower.accept(self.subscriber.recv(timeout))
+                if self.batcher.due(time.monotonic()):
+                    self.flush()
+            except DatabaseAway as error:
+                self.stats.errors += 1
+                self.log.error("database write failed; reconnecting and replaying from the journal", extra={"reason": str(error)[:300]})
+                if not self.recover():
+                    return
+            self.actor.tick()
+        self.stats.status = "stopping"
+        try:
+            self.subscriber.drain(self.follower.accept, DRAIN_QUIET, DRAIN_LIMIT)
+            self.flush()
+        except DatabaseAway as error:
+            self.log.error("could not flush on stop; the journal keeps it for the next start", extra={"reason": str(error)[:300]})
+
+    def close(self) -> None:
+        self.subscriber.close()
+        if self.connection is not None:
+            self.connection.close()
 
 
 def main() -> None:
-    actor = Actor("writer")
-    config, stats, logger = actor.config, actor.stats, actor.log
-    subscriber = actor.subscriber()
-    for source, kind in SOURCES:
-        subscriber.subscribe(source, kind)
-    connection = connect_when_ready(config.database_url, actor.shutdown, logger)
-    if connection is None:
-        actor.stopped()
-        return
-    batcher = Batcher(config.batch_size, config.batch_interval)
-    logger.info("writing", extra={"batch_size": config.batch_size, "batch_interval_s": config.batch_interval})
-
-    def flush() -> None:
-        started = time.perf_counter_ns()
-        batch = batcher.take()
-        size = sum(map(len, batch.values()))
-        inserted = db.write_batches(connection, batch)
-        stats.records_out += sum(inserted.values())
-        duplicates = size - sum(inserted.values())
-        if duplicates:
-            logger.warning("rows already stored were skipped", extra={"duplicates": duplicates, "inserted": inserted})
-        stats.batch(size, started)
-
-    def accept(frame: Envelope | Heartbeat | None) -> None:
-        if not subscriber.admit(frame, actor.lost):
-            return
-        now = time.monotonic()
-        for record in frame.records:
-            batcher.add(TABLE_OF[type(record)], msgspec.structs.astuple(record), now)
-        stats.records_in += len(frame.records)
-
-    stats.status = "running"
-    while not actor.shutdown.requested:
-        deadline = batcher.deadline()
-        timeout = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
-        accept(subscriber.recv(timeout))
-        if batcher.due(time.monotonic()):
-            flush()
-        actor.tick()
-
-    stats.status = "stopping"
-    subscriber.drain(accept, DRAIN_QUIET, DRAIN_LIMIT)
-    if len(batcher):
-        flush()
-    actor.stopped()
-    subscriber.close()
-    connection.close()
+    actor = Actor(CONSUMER)
+    writer = Writer(actor)
+    try:
+        writer.run()
+    finally:
+        actor.stopped(replayed=writer.follower.replayed)
+        writer.close()
 
 
 if __name__ == "__main__":

@@ -21,14 +21,14 @@ CONSUMER_WAIT = 30.0
 
 
 class Actor:
-    def __init__(self, name: str):
+    def __init__(self, name: str, journaled: bool = False):
         self.name = name
         self.config = configuration.load()
         self.config.ensure_dirs()
         self.log = log.setup(name)
         self.shutdown = Shutdown()
         self.stats = ActorStats(name, self.config.stats_interval)
-        self.publisher = Publisher(self.config, name)
+        self.publisher = Publisher(self.config, name, journaled=journaled)
 
     def subscriber(self) -> Subscriber:
         return Subscriber(self.config, self.name)

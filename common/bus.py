@@ -18,6 +18,7 @@ Overflow policy, stated once for every socket built here:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import zmq
 
 from common.config import Config
+from common.journal import JournalFull, JournalWriter, prune
 from common.messages import (
     Envelope,
     Heartbeat,
@@ -122,14 +124,35 @@ class GapDetector:
         return found
 
 
-class Publisher:
-    """One actor's outbound bus socket: numbered frames and idle heartbeats."""
+#: How often a journaling publisher prunes segments every consumer has committed.
+PRUNE_INTERVAL = 60.0
 
-    def __init__(self, config: Config, name: str, context: zmq.Context | None = None):
+
+class Publisher:
+    """One actor's outbound bus socket: numbered frames and idle heartbeats.
+
+    A journaled publisher appends every frame to its journal before sending
+    it, so a consumer that missed frames replays them from there. A journal
+    that cannot be written (a full disk) is counted and logged, and the
+    frame is still sent: the live stream never stops for the journal.
+    """
+
+    def __init__(self, config: Config, name: str, context: zmq.Context | None = None, journaled: bool = False):
         self.name = name
         self.sequencer = Sequencer(epoch=time.time_ns())
         self.heartbeat_interval = config.heartbeat_interval
         self._last_send = 0.0
+        self._config = config
+        self.journal: JournalWriter | None = None
+        self.journal_errors = 0
+        self._next_prune = time.monotonic() + PRUNE_INTERVAL
+        if journaled:
+            self.journal = JournalWriter(
+                config.journal_dir(name), name, self.epoch,
+                segment_bytes=config.journal_segment_bytes,
+                segment_seconds=config.journal_segment_age,
+                fsync_interval=config.journal_fsync_interval,
+            )
         self.subscriptions: set[bytes] = set()
         self._context = context or zmq.Context.instance()
         self.socket = self._context.socket(zmq.XPUB)
@@ -146,10 +169,20 @@ class Publisher:
         """Publish one frame of records; returns its seq."""
         stream = topic(self.name, kind, symbol)
         seq = self.sequencer.next(stream)
-        envelope = Envelope(stream, self.epoch, seq, time.time_ns(), list(records))
-        self.socket.send_multipart((stream.encode(), encode(envelope)), copy=False)
+        payload = encode(Envelope(stream, self.epoch, seq, time.time_ns(), list(records)))
+        if self.journal is not None:
+            self._journal(payload)
+        self.socket.send_multipart((stream.encode(), payload), copy=False)
         self._last_send = time.monotonic()
         return seq
+
+    def _journal(self, payload: bytes) -> None:
+        try:
+            self.journal.append(payload)
+        except JournalFull as error:
+            self.journal_errors += 1
+            if self.journal_errors == 1 or self.journal_errors % 1000 == 0:
+                log.error("journal write failed: frames are sent but not journaled", extra={"reason": str(error), "failures": self.journal_errors})
 
     def heartbeat(self, final: bool = False) -> None:
         beat = Heartbeat(self.name, self.epoch, time.time_ns(), dict(self.sequencer.last_seqs), final)
@@ -157,10 +190,23 @@ class Publisher:
         self._last_send = time.monotonic()
 
     def tick(self) -> None:
-        """Call often: records new subscriptions and heartbeats when idle."""
+        """Call often: records new subscriptions, heartbeats when idle, prunes the journal."""
         self.poll_subscriptions()
-        if time.monotonic() - self._last_send >= self.heartbeat_interval:
+        now = time.monotonic()
+        if now - self._last_send >= self.heartbeat_interval:
             self.heartbeat()
+            if self.journal is not None:
+                self.journal.sync()  # idle: what was appended last is on disk within a heartbeat
+        if self.journal is not None and now >= self._next_prune:
+            self._next_prune = now + PRUNE_INTERVAL
+            self.prune_journal()
+
+    def prune_journal(self) -> None:
+        """Drop segments the writer has committed, once they are past retention."""
+        offsets = self._config.offsets_file("writer")
+        if offsets.exists():
+            committed = {stream: tuple(position) for stream, position in json.loads(offsets.read_text()).items()}
+            prune(self._config.journal_dir(self.name), committed, self._config.journal_retention)
 
     def poll_subscriptions(self) -> None:
         while True:
@@ -194,6 +240,8 @@ class Publisher:
         """A final heartbeat tells subscribers the last seq of every stream."""
         self.heartbeat(final=True)
         self.socket.close()
+        if self.journal is not None:
+            self.journal.close()
 
 
 class Subscriber:

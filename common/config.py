@@ -22,13 +22,13 @@ class ConfigError(ValueError):
 
 
 def parse_duration(name: str, raw: str) -> float:
-    """Seconds from '0.05', '50ms', '2s' or '1m'. A bare number is seconds, as in the seed."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m)?\s*", raw)
+    """Seconds from '0.05', '50ms', '2s', '1m' or '24h'. A bare number is seconds, as in the seed."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*", raw)
     if not match:
-        raise ConfigError(f"{name}={raw!r} is not a duration (examples: 0.05, 50ms, 2s, 1m)")
+        raise ConfigError(f"{name}={raw!r} is not a duration (examples: 0.05, 50ms, 2s, 1m, 24h)")
     value = float(match.group(1))
     unit = match.group(2) or "s"
-    return value * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
+    return value * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
 
 
 def parse_tickers(raw: str) -> tuple[str, ...]:
@@ -86,6 +86,10 @@ class Config:
     simulator_url: str
     option_strike_band: float
     option_refresh_interval: float
+    journal_fsync_interval: float
+    journal_segment_bytes: int
+    journal_segment_age: float
+    journal_retention: float
 
     @property
     def uses_simulator(self) -> bool:
@@ -97,6 +101,14 @@ class Config:
         if self.bus_transport == "ipc":
             return f"ipc://{self.run_dir}/{actor}.pub"
         return f"tcp://{self.bus_host}:{self.bus_base_port + ACTORS.index(actor)}"
+
+    def journal_dir(self, publisher: str) -> Path:
+        """Where `publisher` journals every frame it sends (see common/journal.py)."""
+        return self.data_dir / "journal" / publisher
+
+    def offsets_file(self, consumer: str) -> Path:
+        """Where `consumer` leaves its committed positions for journal pruning."""
+        return self.data_dir / "offsets" / f"{consumer}.json"
 
     def ensure_dirs(self) -> None:
         """Create the run directory private (0700): bus sockets live there."""
@@ -140,4 +152,8 @@ def load(env: dict[str, str] | None = None) -> Config:
         option_refresh_interval=parse_duration(
             "OPTION_REFRESH_INTERVAL", env.get("OPTION_REFRESH_INTERVAL", "5s")
         ),
+        journal_fsync_interval=parse_duration("JOURNAL_FSYNC_INTERVAL", env.get("JOURNAL_FSYNC_INTERVAL", "1s")),
+        journal_segment_bytes=_int(env, "JOURNAL_SEGMENT_BYTES", 64 << 20, minimum=4096),
+        journal_segment_age=parse_duration("JOURNAL_SEGMENT_AGE", env.get("JOURNAL_SEGMENT_AGE", "1h")),
+        journal_retention=parse_duration("JOURNAL_RETENTION", env.get("JOURNAL_RETENTION", "24h")),
     )

@@ -183,13 +183,41 @@ def connect(
     return conn
 
 
-def write_batches(conn: psycopg.Connection, batches: dict[str, list[tuple]]) -> dict[str, int]:
-    """Store every table's rows in one transaction; rows inserted per table.
+_ADVANCE_OFFSET = """
+    INSERT INTO public.stream_offsets (consumer, stream, epoch, seq) VALUES (%s, %s, %s, %s)
+    ON CONFLICT (consumer, stream) DO UPDATE
+        SET epoch = excluded.epoch, seq = excluded.seq, committed_at = clock_timestamp()
+        WHERE (stream_offsets.epoch, stream_offsets.seq) < (excluded.epoch, excluded.seq)
+"""
 
-    Rows whose key is already stored are skipped: len(rows) - inserted of them.
+
+def load_offsets(conn: psycopg.Connection, consumer: str) -> dict[str, tuple[int, int]]:
+    """The last (epoch, seq) `consumer` committed, per stream."""
+    with conn.transaction():
+        rows = conn.execute(
+            "SELECT stream, epoch, seq FROM public.stream_offsets WHERE consumer = %s", (consumer,)
+        ).fetchall()
+    return {stream: (epoch, seq) for stream, epoch, seq in rows}
+
+
+def write_batches(
+    conn: psycopg.Connection,
+    batches: dict[str, list[tuple]],
+    consumer: str = "",
+    offsets: dict[str, tuple[int, int]] | None = None,
+) -> dict[str, int]:
+    """Store every table's rows, and `consumer`'s new offsets, in one transaction.
+
+    Returns rows inserted per table; rows whose key is already stored are
+    skipped (len(rows) - inserted of them). Because the offsets commit with
+    the rows, a crash leaves either both or neither.
     """
     inserted: dict[str, int] = {}
     with conn.transaction(), conn.cursor() as cursor:
+        if offsets:
+            cursor.executemany(
+                _ADVANCE_OFFSET, [(consumer, stream, epoch, seq) for stream, (epoch, seq) in offsets.items()]
+            )
         for table, rows in batches.items():
             spec = TABLES[table]
             if not rows:

@@ -157,6 +157,8 @@ class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
     errors: int
     gaps: int
     ticker: str | None = None
+    journal_bytes: int = 0
+    journal_errors: int = 0
 
 
 class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, frozen=True):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+import msgspec
+
 from common.bus import Publisher
 from common.messages import MetricSample
 
@@ -50,5 +52,10 @@ class ActorStats:
     def maybe_publish(self, publisher: Publisher, force: bool = False) -> None:
         now = time.monotonic()
         if force or now >= self._next_publish:
-            publisher.send("metric", self.actor, [self.sample()])
+            sample = self.sample()
+            if publisher.journal is not None:
+                sample = msgspec.structs.replace(
+                    sample, journal_bytes=publisher.journal.bytes_on_disk, journal_errors=publisher.journal_errors
+                )
+            publisher.send("metric", self.actor, [sample])
             self._next_publish = now + self.interval

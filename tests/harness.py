@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,13 @@ class Pipeline:
         self.ctl("stop", "all")
 
     def report(self) -> dict[str, Any]:
+        """What the simulator sent, as it wrote it on exit."""
         return json.loads(self.report_path.read_text())
+
+    def report_live(self) -> dict[str, Any]:
+        """What the simulator has sent so far, asked of the running simulator."""
+        with urllib.request.urlopen(f"{self.env['SIMULATOR_URL']}/sim/report", timeout=10) as response:
+            return json.loads(response.read())
 
     def log(self, program: str) -> str:
         path = self.var / "log" / f"{program}.log"

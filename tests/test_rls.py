@@ -82,3 +82,18 @@ def test_service_role_writes_everything(conn):
     conn.execute("SELECT refresh_equity_stats()")
     for table in ROWS:
         assert conn.execute(f"DELETE FROM {table}").rowcount == 1, table
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+def test_api_roles_see_but_never_move_the_writers_offsets(conn, role):
+    conn.execute("INSERT INTO stream_offsets (consumer, stream, epoch, seq) VALUES ('writer', 'ingest/trade/SPY', 1, 5)")
+    conn.execute(f"SET ROLE {role}")
+    assert conn.execute("SELECT seq FROM stream_offsets").fetchall() == [(5,)]
+    for statement in ("UPDATE stream_offsets SET seq = 1", "DELETE FROM stream_offsets",
+                      "INSERT INTO stream_offsets (consumer, stream, epoch, seq) VALUES ('x', 'y', 1, 1)"):
+        with pytest.raises(DENIED):
+            conn.execute(statement)
+    conn.execute("RESET ROLE")
+    conn.execute("SET ROLE service_role")
+    conn.execute("UPDATE stream_offsets SET seq = 6")
+    assert conn.execute("SELECT seq FROM stream_offsets").fetchall() == [(6,)]

@@ -14,7 +14,7 @@ import pytest
 
 from common.bus import Publisher
 from common.config import load
-from common.messages import EquityTrade, IndicatorValue
+from common.messages import EquityTrade, IndicatorValue, OptionRow
 from tests.harness import ROOT, wait_for
 
 T0 = 1_764_000_000_000
@@ -69,3 +69,38 @@ def test_flushes_on_sigterm_and_a_duplicate_costs_nothing_else(migrated_url, var
     lines = [json.loads(line) for line in (var / "writer.log").read_text().splitlines()]
     assert all(line["actor"] == "writer" for line in lines)
     assert [line["duplicates"] for line in lines if line["msg"] == "rows already stored were skipped"] == [1]
+
+
+def option(strike: float) -> OptionRow:
+    return OptionRow("SPY", "SPY   261124C00500000", T0, "C", strike, "2026-11-24", 1.0, 0.9, 1.1, 1.0, 10, 100,
+                     0.5, 0.01, -0.1, 0.05, 0.01, 0.2, 500.0, "schwab", 1)
+
+
+def test_a_row_the_table_rejects_is_quarantined_and_the_rest_stored(migrated_url, var):
+    env = {**os.environ, "STREAMING_VAR": str(var), "DATABASE_URL": migrated_url, "HEARTBEAT_INTERVAL": "0.2s"}
+    config = load(env)
+    config.ensure_dirs()
+    options = Publisher(config, "options")
+    log = (var / "writer.log").open("wb")
+    writer = subprocess.Popen([sys.executable, "-m", "actors.writer"], env=env, cwd=ROOT, stdout=log, stderr=log)
+    try:
+        wait_for(lambda: not options.wait_for_subscribers(["writer"], 0.05), 30, "the writer to subscribe")
+        # A strike of 1e15 overflows numeric(18,6): that row can never be stored.
+        options.send("option_row", "SPY", [option(500.0), option(1e15), option(505.0)])
+        options.send("option_row", "SPY", [option(510.0)])
+        with psycopg.connect(migrated_url) as connection:
+            wait_for(lambda: connection.execute("SELECT count(*) FROM option_prices").fetchone()[0] == 3, 20,
+                     "the three good rows")
+            (seq,) = connection.execute("SELECT seq FROM stream_offsets WHERE stream = 'options/option_row/SPY'").fetchone()
+        assert seq == 2, "the offset moved past the rejected row's frame: it will not block the stream"
+        options.close()
+        writer.send_signal(signal.SIGTERM)
+        assert writer.wait(timeout=20) == 0
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+        log.close()
+    (letter,) = [json.loads(line) for line in (var / "data" / "dead-letter" / "writer.jsonl").read_text().splitlines()]
+    assert letter["table"] == "option_prices" and letter["row"][4] == 1e15
+    assert "numeric field overflow" in letter["reason"]

@@ -1,0 +1,113 @@
+"""Exactly-once bookkeeping for a consumer of journaled streams (pure).
+
+Positions start at what the database says was committed. A frame is then
+`had` (at or before the position: a replay or a duplicate, discard it),
+`next` (seq + 1 in the same epoch: take it), or `ahead` (something before
+it is missing: catch up from the journal first). ON CONFLICT alone is not
+exactly-once; this is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from common.journal import read_envelopes
+from common.messages import Envelope, Heartbeat
+
+Position = tuple[int, int]
+
+
+class StreamPositions:
+    def __init__(self, committed: dict[str, Position]):
+        self.positions: dict[str, Position] = dict(committed)
+        #: Positions taken since the last commit: what the next commit records.
+        self.uncommitted: dict[str, Position] = {}
+
+    def classify(self, frame: Envelope) -> str:
+        known = self.positions.get(frame.stream)
+        here = (frame.epoch, frame.seq)
+        if known is not None and here <= known:
+            return "had"
+        if known is not None and known[0] == frame.epoch and frame.seq == known[1] + 1:
+            return "next"
+        if known is None and frame.seq == 1:
+            return "next"
+        return "ahead"
+
+    def take(self, frame: Envelope) -> None:
+        self.positions[frame.stream] = self.uncommitted[frame.stream] = (frame.epoch, frame.seq)
+
+    def committed(self) -> dict[str, Position]:
+        """Hand over what the commit records, and start a new batch."""
+        done, self.uncommitted = self.uncommitted, {}
+        return done
+
+
+class Follower:
+    """Takes every frame of journaled publishers exactly once, in order per stream.
+
+    A live frame that is not the next one of its stream means frames went
+    missing (a bus drop, a restart): the publisher's journal is replayed
+    after our positions first, and then the live frame is usually `had`.
+    What neither the bus nor the journal has is reported to `lost`.
+    """
+
+    def __init__(
+        self,
+        journal_dir: Callable[[str], Path],
+        streams: tuple[str, ...],
+        take: Callable[[Envelope], None],
+        lost: Callable[[str, Position, Position], None],
+        torn: Callable[[object], None],
+    ):
+        """`streams`: prefixes (`ingest/trade/`, ...) of the journaled streams to follow."""
+        self.journal_dir = journal_dir
+        self.streams = streams
+        self.journaled = {prefix.split("/", 1)[0] for prefix in streams}
+        self.take_frame = take
+        self.lost = lost
+        self.torn = torn
+        self.positions = StreamPositions({})
+        self.replayed = 0
+
+    def take(self, frame: Envelope) -> None:
+        self.positions.take(frame)
+        self.take_frame(frame)
+
+    def catch_up(self, publisher: str) -> None:
+        """Replay `publisher`'s journal after our positions (the Clone pattern's snapshot)."""
+        journal = self.journal_dir(publisher)
+        if not journal.exists():
+            return
+        for frame in read_envelopes(journal, after=self.positions.positions, on_torn=self.torn):
+            if frame.stream.startswith(self.streams) and self.positions.classify(frame) != "had":
+                self.replayed += 1
+                self.take(frame)
+
+    def accept(self, frame: Envelope | Heartbeat | None) -> None:
+        if isinstance(frame, Heartbeat):
+            if frame.publisher in self.journaled and self._behind(frame):
+                self.catch_up(frame.publisher)
+            return
+        if frame is None:
+            return
+        publisher = frame.stream.split("/", 1)[0]
+        verdict = self.positions.classify(frame)
+        if verdict == "ahead" and publisher in self.journaled:
+            self.catch_up(publisher)
+            verdict = self.positions.classify(frame)
+        if verdict == "had":
+            return
+        new_epoch = frame.seq == 1 and frame.stream in self.positions.positions
+        if verdict == "ahead" and not new_epoch:
+            self.lost(frame.stream, self.positions.positions.get(frame.stream, (frame.epoch, 0)), (frame.epoch, frame.seq))
+        self.take(frame)
+
+    def _behind(self, heartbeat: Heartbeat) -> bool:
+        """Did the publisher send frames, before going quiet, that we never got?"""
+        return any(
+            self.positions.positions.get(stream, (0, 0)) < (heartbeat.epoch, last)
+            for stream, last in heartbeat.last_seqs.items()
+            if stream.startswith(self.streams)
+        )

@@ -1,0 +1,355 @@
+"""An append-only journal of every bus frame a publisher sends, read to replay what the bus dropped.
+
+ZeroMQ PUB/SUB may drop frames, so a publisher of stored data appends each
+encoded frame here before sending it; a consumer replays the journal after
+the (stream, epoch, seq) it committed (the ZeroMQ guide's Clone pattern, a
+kdb+ tickerplant log).
+
+On disk: segment files `{publisher}-{epoch:020d}-{index:06d}.journal`, read
+in (epoch, index) order, each a run of records
+
+    length  u32 little-endian   payload size, 1 .. 64 MiB
+    crc     u32 little-endian   zlib.crc32(payload)
+    payload bytes               one msgpack `Envelope`
+
+with no file header. Records are written unbuffered (one `os.write` on an
+O_APPEND fd), so a reader in another process sees each one at once; fsync
+only bounds what a power cut can take. A crash mid-write leaves a torn last
+record, which readers report and skip; a bad record followed by good ones is
+corruption, which they refuse.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, NoReturn
+
+import msgspec
+
+from common.messages import Envelope, decode_envelope
+
+Position = tuple[int, int]
+
+_HEADER = struct.Struct("<II")
+#: A larger length can only be damage: never allocate for it.
+MAX_RECORD = 64 << 20
+#: How far past a bad record a reader looks for a good one before calling the rest a torn tail.
+RESYNC_BYTES = 1 << 20
+_SUFFIX = ".journal"
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class JournalFull(OSError):
+    """The journal's disk (or quota) is full: frames are not journaled until space is freed."""
+
+
+class JournalCorrupt(ValueError):
+    """A record in the middle of a segment fails its checksum: data after it cannot be trusted."""
+
+
+@dataclass(frozen=True)
+class TornTail:
+    """The bytes after a segment's last good record (a crash mid-write), which reading ignored."""
+
+    segment: Path
+    offset: int
+    length: int
+
+
+class _Head(msgspec.Struct, array_like=True):
+    """An Envelope's leading fields: enough to skip a frame without decoding its records."""
+
+    stream: str
+    epoch: int
+    seq: int
+
+
+_head = msgspec.msgpack.Decoder(_Head).decode
+
+
+def segment_name(publisher: str, epoch: int, index: int) -> str:
+    return f"{publisher}-{epoch:020d}-{index:06d}{_SUFFIX}"
+
+
+class JournalWriter:
+    """Appends one publisher epoch's frames, rolling segments by size and age.
+
+    Each epoch starts a segment of its own, so a new run never appends to a
+    file an older run may have left torn.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        publisher: str,
+        epoch: int,
+        *,
+        segment_bytes: int = 64 << 20,
+        segment_seconds: float = 3600.0,
+        fsync_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.directory = Path(directory)
+        self.publisher = publisher
+        self.epoch = epoch
+        self.segment_bytes = segment_bytes
+        self.segment_seconds = segment_seconds
+        self.fsync_interval = fsync_interval
+        self.clock = clock
+        existing = [index for e, index, _ in _segments(self.directory) if e == epoch]
+        self._index = max(existing, default=-1) + 1
+        self._fd: int | None = None
+        self._size = 0
+        self._opened = 0.0
+        self._synced = 0.0
+        self._dirty = False
+
+    def append(self, payload: bytes) -> None:
+        """Journal one frame; raises JournalFull (having written nothing readable) when the disk is full."""
+        if not 0 < len(payload) <= MAX_RECORD:
+            raise ValueError(f"journal payload of {len(payload)} bytes: must be 1 .. {MAX_RECORD}")
+        record = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        now = self.clock()
+        if self._fd is None or now - self._opened >= self.segment_seconds or (
+            self._size and self._size + len(record) > self.segment_bytes
+        ):
+            self._roll(now)
+        try:
+            written = os.write(self._fd, record)
+        except OSError as error:
+            self._undo(error)
+        if written != len(record):
+            self._finish(record, written)
+        self._size += len(record)
+        self._dirty = True
+        if now - self._synced >= self.fsync_interval:
+            self._fsync(now)
+
+    def sync(self) -> None:
+        """Make everything appended so far durable."""
+        if self._fd is not None and self._dirty:
+            self._fsync(self.clock())
+
+    def close(self) -> None:
+        if self._fd is not None:
+            try:
+                self.sync()
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+    @property
+    def bytes_on_disk(self) -> int:
+        """The size of every segment in the directory, all epochs."""
+        return sum(path.stat().st_size for _, _, path in _segments(self.directory))
+
+    def _roll(self, now: float) -> None:
+        self.close()
+        path = self.directory / segment_name(self.publisher, self.epoch, self._index)
+        self._index += 1
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            self._size = 0
+            self._opened = self._synced = now
+            self._dirty = False
+            # The new file's name must survive a power cut too.
+            directory = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        except OSError as error:
+            self._raise(error)
+
+    def _finish(self, record: bytes, written: int) -> None:
+        """Complete a short write (the disk filling up), or undo it."""
+        view = memoryview(record)
+        while written < len(record):
+            try:
+                done = os.write(self._fd, view[written:])
+            except OSError as error:
+                self._undo(error)
+            if done == 0:
+                self._undo(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+            written += done
+
+    def _undo(self, error: OSError) -> NoReturn:
+        """Cut a failed record off the segment and raise; if that fails too, never write after it.
+
+        Left behind, the partial record stays the segment's torn tail (which
+        readers skip) only while nothing is appended after it: so the next
+        append starts a new segment.
+        """
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError:
+            os.close(self._fd)
+            self._fd = None
+        self._raise(error)
+
+    def _fsync(self, now: float) -> None:
+        try:
+            os.fsync(self._fd)
+        except OSError as error:
+            self._raise(error)
+        self._synced = now
+        self._dirty = False
+
+    def _raise(self, error: OSError) -> NoReturn:
+        """Re-raise `error`, as JournalFull (saying where and what to do) when the disk is full."""
+        if error.errno not in _FULL:
+            raise error
+        raise JournalFull(
+            error.errno,
+            f"journal directory {self.directory} is full ({os.strerror(error.errno)}): free space on its disk, "
+            "lower JOURNAL_RETENTION or point DATA_DIR at a larger disk; frames are sent but not journaled until then",
+        ) from error
+
+
+def _segments(directory: Path) -> list[tuple[int, int, Path]]:
+    """(epoch, index, path) of every segment, in append order."""
+    found = []
+    try:
+        entries = os.scandir(directory)
+    except FileNotFoundError:
+        return []
+    with entries:
+        for entry in entries:
+            parts = entry.name[: -len(_SUFFIX)].rsplit("-", 2)
+            if entry.name.endswith(_SUFFIX) and len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+                found.append((int(parts[1]), int(parts[2]), Path(entry.path)))
+    return sorted(found)
+
+
+def _records(path: Path, on_torn: Callable[[TornTail], None] | None) -> Iterator[bytes]:
+    """Every good payload of one segment, as far as it extended when opened."""
+    with open(path, "rb") as file:
+        end = os.fstat(file.fileno()).st_size
+        offset = 0
+        while offset < end:
+            header = file.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                break
+            length, crc = _HEADER.unpack(header)
+            if not 0 < length <= MAX_RECORD or offset + _HEADER.size + length > end:
+                break
+            payload = file.read(length)
+            if len(payload) < length or zlib.crc32(payload) != crc:
+                break
+            yield payload
+            offset += _HEADER.size + length
+        if offset < end:
+            if _good_record_after(file, offset, end):
+                raise JournalCorrupt(
+                    f"journal segment {path}: the record at offset {offset} is damaged and good records follow it; "
+                    "move the segment aside to replay past it (its frames after the damage are lost)"
+                )
+            if on_torn is not None:
+                on_torn(TornTail(path, offset, end - offset))
+
+
+def _good_record_after(file: BinaryIO, bad: int, end: int) -> bool:
+    """Does a good record start anywhere after the bad one at `bad` (within RESYNC_BYTES)?"""
+    file.seek(bad + 1)
+    window = file.read(min(end - bad - 1, RESYNC_BYTES + _HEADER.size))
+    for start in range(len(window) - _HEADER.size + 1):
+        length, crc = _HEADER.unpack_from(window, start)
+        stop = start + _HEADER.size + length
+        if not 0 < length <= MAX_RECORD or bad + 1 + stop > end:
+            continue
+        if stop > len(window):
+            file.seek(bad + 1 + start + _HEADER.size)
+            payload = file.read(length)
+        else:
+            payload = window[start + _HEADER.size : stop]
+        if zlib.crc32(payload) == crc:
+            return True
+    return False
+
+
+def read(
+    directory: Path,
+    after: dict[str, Position] | None = None,
+    on_torn: Callable[[TornTail], None] | None = None,
+) -> Iterator[bytes]:
+    """Every journaled payload in append order.
+
+    `after` is not applied here: positions need decoding (see read_envelopes).
+    Torn tails go to `on_torn`; a damaged record with good ones after it
+    raises JournalCorrupt.
+    """
+    for _, _, path in _segments(directory):
+        yield from _records(path, on_torn)
+
+
+def read_envelopes(
+    directory: Path,
+    after: dict[str, Position] | None = None,
+    on_torn: Callable[[TornTail], None] | None = None,
+) -> Iterator[Envelope]:
+    """Journaled frames past `after` (per stream; a missing stream means all of it), in append order.
+
+    Frames at or before their stream's position are skipped on their leading
+    fields alone, so replaying a long, mostly committed journal stays cheap.
+    """
+    after = after or {}
+    for payload in read(directory, on_torn=on_torn):
+        if after:
+            head = _head(payload)
+            if (head.epoch, head.seq) <= after.get(head.stream, (0, 0)):
+                continue
+        yield decode_envelope(payload)
+
+
+def read_range(directory: Path, stream: str, epoch: int, first: int, last: int) -> list[Envelope]:
+    """Frames `first..last` of (stream, epoch), to fill a gap in the live stream."""
+    found = []
+    for segment_epoch, _, path in _segments(directory):
+        if segment_epoch != epoch:
+            continue
+        for payload in _records(path, None):
+            head = _head(payload)
+            if head.stream == stream and head.epoch == epoch and first <= head.seq <= last:
+                found.append(decode_envelope(payload))
+                if head.seq == last:
+                    return found
+    return found
+
+
+def prune(
+    directory: Path, committed: dict[str, Position], retention_seconds: float, now: float | None = None
+) -> list[Path]:
+    """Delete segments older than retention whose every frame is committed; returns them.
+
+    The newest segment is never deleted (its writer may still be appending),
+    nor one holding a stream absent from `committed`, nor one that cannot be
+    read cleanly: what cannot be shown committed is kept.
+    """
+    cutoff = (time.time() if now is None else now) - retention_seconds
+    deleted = []
+    for _, _, path in _segments(directory)[:-1]:
+        try:
+            if path.stat().st_mtime >= cutoff or not _all_committed(path, committed):
+                continue
+            path.unlink()
+        except (FileNotFoundError, JournalCorrupt, msgspec.DecodeError):
+            continue
+        deleted.append(path)
+    return deleted
+
+
+def _all_committed(path: Path, committed: dict[str, Position]) -> bool:
+    for payload in _records(path, None):
+        head = _head(payload)
+        position = committed.get(head.stream)
+        if position is None or (head.epoch, head.seq) > position:
+            return False
+    return True

@@ -1,0 +1,261 @@
+"""The journal: real files in tmp_path, a real full disk (tmpfs), injected clocks."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from common import journal
+from common.journal import JournalCorrupt, JournalFull, JournalWriter, TornTail, prune, read, read_envelopes, read_range
+from common.messages import Envelope, encode
+
+
+def frame(stream: str, epoch: int, seq: int, pad: int = 0) -> bytes:
+    """An encoded envelope; `pad` lengthens its stream name to vary the size."""
+    return encode(Envelope(stream + "x" * pad, epoch, seq, seq, []))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def segments(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.journal"))
+
+
+def write(directory: Path, payloads: list[bytes], epoch: int = 1, **options) -> None:
+    writer = JournalWriter(directory, "ingest", epoch, **options)
+    for payload in payloads:
+        writer.append(payload)
+    writer.close()
+
+
+def test_round_trip_across_segments_and_epochs(tmp_path: Path) -> None:
+    first = [frame("ingest/trade/SPY", 100, seq) for seq in range(1, 201)]
+    second = [frame("ingest/trade/SPY", 200, seq) for seq in range(1, 51)]
+    write(tmp_path / "j", first, epoch=100, segment_bytes=512)
+    write(tmp_path / "j", second, epoch=200, segment_bytes=512)
+
+    assert list(read(tmp_path / "j")) == first + second
+    names = [path.name for path in segments(tmp_path / "j")]
+    assert len(names) > 10
+    assert f"ingest-{100:020d}-000000.journal" in names and f"ingest-{200:020d}-000000.journal" in names
+    assert all(path.stat().st_size <= 512 for path in segments(tmp_path / "j"))
+    assert (tmp_path / "j").stat().st_mode & 0o777 == 0o700
+
+
+def test_bytes_on_disk_counts_every_segment(tmp_path: Path) -> None:
+    writer = JournalWriter(tmp_path, "ingest", 1, segment_bytes=256)
+    for seq in range(1, 30):
+        writer.append(frame("s", 1, seq))
+    assert writer.bytes_on_disk == sum(path.stat().st_size for path in segments(tmp_path))
+    writer.close()
+
+
+def test_rolls_by_age(tmp_path: Path) -> None:
+    clock = Clock()
+    writer = JournalWriter(tmp_path, "ingest", 1, segment_seconds=10, clock=clock)
+    for seq, now in enumerate((0, 5, 9.9, 10, 15, 25), start=1):
+        clock.now = now
+        writer.append(frame("s", 1, seq))
+    writer.close()
+
+    assert [len(list(journal._records(path, None))) for path in segments(tmp_path)] == [3, 2, 1]
+    assert [envelope.seq for envelope in read_envelopes(tmp_path)] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda path: os.truncate(path, path.stat().st_size - 3), id="truncated-mid-record"),
+        pytest.param(lambda path: path.open("ab").write(b"\x05\x00\x00"), id="partial-header"),
+        pytest.param(lambda path: path.open("ab").write(b"\xff\xff\xff\x7f\x01\x02\x03\x04abc"), id="absurd-length"),
+        pytest.param(lambda path: path.open("ab").write(b"\x04\x00\x00\x00\x00\x00\x00\x00abcd"), id="bad-checksum"),
+    ],
+)
+def test_torn_tail_is_reported_once_and_skipped(tmp_path: Path, damage) -> None:
+    payloads = [frame("s", 1, seq) for seq in range(1, 11)]
+    write(tmp_path, payloads)
+    [path] = segments(tmp_path)
+    size = path.stat().st_size
+    damage(path)
+    torn: list[TornTail] = []
+
+    got = list(read(tmp_path, on_torn=torn.append))
+
+    truncated = path.stat().st_size < size
+    good = payloads[:-1] if truncated else payloads
+    assert got == good
+    offset = sum(8 + len(payload) for payload in good)
+    assert torn == [TornTail(path, offset, path.stat().st_size - offset)]
+
+
+def test_torn_tail_of_an_older_segment_is_reported_and_reading_goes_on(tmp_path: Path) -> None:
+    payloads = [frame("s", 1, seq) for seq in range(1, 21)]
+    write(tmp_path, payloads, segment_bytes=200)
+    older = segments(tmp_path)[0]
+    with older.open("ab") as file:
+        file.write(b"\x09\x00")
+    torn: list[TornTail] = []
+
+    assert list(read(tmp_path, on_torn=torn.append)) == payloads
+    assert [tail.segment for tail in torn] == [older]
+
+
+@pytest.mark.parametrize("where", [12, 0], ids=["payload", "length"])
+def test_damage_in_the_middle_raises_naming_the_segment(tmp_path: Path, where: int) -> None:
+    payloads = [frame("s", 1, seq) for seq in range(1, 11)]
+    write(tmp_path, payloads)
+    [path] = segments(tmp_path)
+    offset = 3 * (8 + len(payloads[0]))
+    data = bytearray(path.read_bytes())
+    data[offset + where] ^= 0x40
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(JournalCorrupt, match=f"{path}.*offset {offset}"):
+        list(read(tmp_path))
+
+
+def test_read_envelopes_skips_what_is_committed_per_stream(tmp_path: Path) -> None:
+    write(tmp_path, [frame(stream, 1, seq) for seq in range(1, 11) for stream in ("a", "b", "c")], epoch=1)
+    write(tmp_path, [frame("a", 2, seq) for seq in range(1, 4)], epoch=2)
+
+    got = [(e.stream, e.epoch, e.seq) for e in read_envelopes(tmp_path, after={"a": (1, 7), "b": (2, 0)})]
+
+    expected = [(stream, 1, seq) for seq in range(1, 11) for stream in ("a", "c") if stream == "c" or seq > 7]
+    assert got == expected + [("a", 2, 1), ("a", 2, 2), ("a", 2, 3)]
+    assert len(list(read_envelopes(tmp_path))) == 33
+
+
+def test_read_range_returns_exactly_the_gap(tmp_path: Path) -> None:
+    interleaved = [frame(stream, 5, seq) for seq in range(1, 51) for stream in ("a", "b")]
+    write(tmp_path, interleaved, epoch=5, segment_bytes=300)
+    write(tmp_path, [frame("a", 6, seq) for seq in range(1, 51)], epoch=6)
+
+    gap = read_range(tmp_path, "a", 5, 17, 33)
+
+    assert [(e.stream, e.epoch, e.seq) for e in gap] == [("a", 5, seq) for seq in range(17, 34)]
+    assert read_range(tmp_path, "a", 7, 1, 5) == []
+
+
+def test_prune_deletes_only_old_fully_committed_segments(tmp_path: Path) -> None:
+    epoch_one = [frame("a", 1, seq) for seq in range(1, 31)]
+    epoch_one.insert(12, frame("c", 1, 1))
+    write(tmp_path, epoch_one, epoch=1, segment_bytes=60)
+    write(tmp_path, [frame("b", 2, 1)], epoch=2)
+    paths = segments(tmp_path)
+    contents = {path: [journal._head(payload) for payload in journal._records(path, None)] for path in paths}
+    now = 1_000_000.0
+    for path in paths:
+        os.utime(path, (now - 7200, now - 7200))
+    os.utime(paths[0], (now - 10, now - 10))
+    committed = {"a": (1, 20), "b": (2, 1)}
+
+    deleted = prune(tmp_path, committed, retention_seconds=3600, now=now)
+
+    expected = [
+        path for path in paths[1:-1] if all(head.stream == "a" and head.seq <= 20 for head in contents[path])
+    ]
+    assert len(expected) == 3 and deleted == expected
+    assert paths[0].exists()  # committed, but younger than retention
+    assert paths[-1].exists()  # the newest is never deleted, though committed and old
+    assert any(head.stream == "c" for path in segments(tmp_path) for head in contents[path])  # "c" never committed
+
+    everything = {"a": (1, 30), "b": (2, 1), "c": (1, 1)}
+    assert prune(tmp_path, {}, retention_seconds=0, now=now + 1) == []
+    rest = segments(tmp_path)[:-1]
+    assert prune(tmp_path, everything, retention_seconds=0, now=now + 1) == rest
+    assert segments(tmp_path) == [paths[-1]]
+
+
+def test_fsync_at_most_once_per_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock()
+    synced: list[float] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(clock.now), real_fsync(fd)))
+    writer = JournalWriter(tmp_path, "ingest", 1, fsync_interval=1.0, clock=clock)
+    writer.append(frame("s", 1, 1))
+    assert synced == [0.0]  # the directory, for the new segment's name
+    for seq, now in enumerate((0.1, 0.5, 0.99, 1.0, 1.2, 1.9, 2.5, 2.6), start=2):
+        clock.now = now
+        writer.append(frame("s", 1, seq))
+    assert synced == [0.0, 1.0, 2.5]
+    writer.sync()
+    writer.sync()  # nothing new: no second fsync
+    writer.close()
+    assert synced == [0.0, 1.0, 2.5, 2.6]
+
+
+def test_disk_full_raises_and_leaves_nothing_torn(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tiny tmpfs to fill needs root (CI runs as root)")
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    try:
+        writer = JournalWriter(mount / "journal", "ingest", 1)
+        appended = []
+        with pytest.raises(JournalFull, match=str(mount / "journal")):
+            for seq in range(1, 100_000):
+                payload = frame("ingest/trade/SPY", 1, seq, pad=seq % 700)
+                writer.append(payload)
+                appended.append(payload)
+        assert len(appended) > 50
+        with pytest.raises(JournalFull):  # still full: still refused, still clean
+            writer.append(frame("ingest/trade/SPY", 1, 0, pad=5000))
+        torn: list[TornTail] = []
+        assert list(read(mount / "journal", on_torn=torn.append)) == appended
+        assert torn == []
+        writer.close()
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_failed_write_that_cannot_be_undone_is_left_as_a_torn_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = JournalWriter(tmp_path, "ingest", 1)
+    good = [frame("s", 1, seq) for seq in range(1, 4)]
+    for payload in good:
+        writer.append(payload)
+    real_write = os.write
+    calls = []
+
+    def short_then_full(fd: int, data) -> int:
+        calls.append(len(data))
+        if len(calls) == 1:
+            return real_write(fd, bytes(data)[:5])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def cannot_truncate(fd: int, length: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "write", short_then_full)
+    monkeypatch.setattr(os, "ftruncate", cannot_truncate)
+    with pytest.raises(JournalFull):
+        writer.append(frame("s", 1, 4))
+    monkeypatch.undo()
+    later = [frame("s", 1, seq) for seq in range(4, 7)]
+    for payload in later:
+        writer.append(payload)
+    writer.close()
+    torn: list[TornTail] = []
+
+    assert list(read(tmp_path, on_torn=torn.append)) == good + later
+    assert len(segments(tmp_path)) == 2
+    assert torn == [TornTail(segments(tmp_path)[0], sum(8 + len(p) for p in good), 5)]
+
+
+def test_refuses_empty_and_absurd_payloads(tmp_path: Path) -> None:
+    writer = JournalWriter(tmp_path, "ingest", 1)
+    with pytest.raises(ValueError):
+        writer.append(b"")
+    writer.close()

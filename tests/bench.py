@@ -12,6 +12,8 @@ BENCH_SECONDS (default 30). Prints one JSON object:
 - pss_mb: each actor's proportional set size at the end of the window
 - ticks_sent / ticks_stored: after `supervisorctl stop all`, what the
   simulator says it sent and what the table holds
+- journal_bytes_per_tick: bytes the journaling actors wrote per stored tick
+  (every frame they send is journaled: quotes, bars, options, indicators too)
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ WARMUP = 5.0
 
 def cpu_seconds(processes: dict[str, psutil.Process]) -> float:
     return sum(p.cpu_times().user + p.cpu_times().system for p in processes.values())
+
+
+def journal_bytes(pipeline: Pipeline) -> int:
+    """Everything the journaling actors wrote (ingest, indicator, options)."""
+    return sum(path.stat().st_size for path in (pipeline.var / "data" / "journal").rglob("*.journal"))
 
 
 def main() -> None:
@@ -66,6 +73,7 @@ def main() -> None:
             "pss_mb": pss,
             "ticks_sent": sum(len(trades) for trades in report["trades"].values()),
             "ticks_stored": pipeline.count("equity_data"),
+            "journal_bytes_per_tick": round(journal_bytes(pipeline) / max(pipeline.count("equity_data"), 1), 1),
         }
         print(json.dumps(result))
     finally:

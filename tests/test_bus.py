@@ -1,11 +1,15 @@
 """Envelope, seq and gap detection; then the same over real ZeroMQ sockets."""
 
+import os
+import subprocess
 import time
 
 import pytest
 
 from common.bus import GapDetector, Publisher, Sequencer, Subscriber, presence_topic, topic
 from common.config import load
+from common.journal import read_envelopes
+from common.stats import ActorStats
 from common.messages import Envelope, EquityTrade, Heartbeat, decode_envelope, encode
 
 TRADE = EquityTrade("SPY", 1, 500.25, 100, 1000, 100, 500.24, 500.26, 7)
@@ -76,3 +80,39 @@ def test_run_dir_is_private(config):
     config.ensure_dirs()
     assert config.run_dir.stat().st_mode & 0o777 == 0o700
     assert presence_topic("ingest", "writer") == "ingest/@writer"
+
+
+def test_a_full_journal_disk_is_counted_and_the_live_stream_goes_on(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tiny tmpfs to fill needs root (CI runs as root)")
+    data = tmp_path / "data"
+    data.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(data)], check=True)
+    config = load({"RUN_DIR": str(tmp_path / "run"), "LOG_DIR": str(tmp_path), "DATA_DIR": str(data)})
+    config.ensure_dirs()
+    publisher = Publisher(config, "ingest", journaled=True)
+    subscriber = Subscriber(config, "writer")
+    subscriber.subscribe("ingest")
+    try:
+        assert publisher.wait_for_subscribers(["writer"], timeout=5) == []
+        sent = 0
+        while publisher.journal_errors == 0:
+            publisher.send("trade", "SPY", [TRADE] * 20)
+            sent += 1
+            assert sent < 10_000, "a 64k disk should have filled"
+        failed = sent  # the seq of the first frame the journal could not take
+        publisher.send("trade", "SPY", [TRADE])  # small enough to fit what is left
+        sent += 1
+        received = [subscriber.recv(5) for _ in range(sent)]
+        assert [frame.seq for frame in received] == list(range(1, sent + 1)), "every frame still went out live"
+        journaled = [frame.seq for frame in read_envelopes(config.journal_dir("ingest"))]
+        assert journaled[: failed - 1] == list(range(1, failed)), "nothing journaled before the disk filled is lost"
+        assert failed not in journaled
+        stats = ActorStats("ingest", interval=0)
+        stats.maybe_publish(publisher)
+        sample = next(frame for frame in iter(lambda: subscriber.recv(5), None) if frame.stream == "ingest/metric/ingest")
+        assert sample.records[0].journal_errors >= 1, "the metric shows the failure"
+    finally:
+        publisher.close()
+        subscriber.close()
+        subprocess.run(["umount", str(data)], check=True)

@@ -11,15 +11,13 @@ goodbye (or gone quiet), publishes, and exits 0.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import msgspec
 
 from common.actor import Actor
-from common.delivery import Follower
+from common.delivery import Follower, newest_sent
 from common.indicators import IndicatorEngine
-from common.journal import read_envelopes
-from common.messages import Envelope, IndicatorValue
+from common.messages import Envelope, IndicatorValue, Record
 
 #: On shutdown: wait for ingest's final heartbeat, give up on a silent one after
 #: DRAIN_QUIET, and stop after DRAIN_LIMIT whatever happens (within stopwaitsecs).
@@ -27,22 +25,18 @@ DRAIN_QUIET = 2.0
 DRAIN_LIMIT = 10.0
 
 
-def last_published(journal: Path) -> dict[str, tuple[int, int]]:
-    """Per symbol, the newest (trade time, day volume) this actor already sent."""
-    newest: dict[str, tuple[int, int]] = {}
-    if journal.exists():
-        for frame in read_envelopes(journal):
-            for value in frame.records:
-                if isinstance(value, IndicatorValue):
-                    newest[value.symbol] = max(newest.get(value.symbol, (0, 0)), (value.trade_time_ms, value.day_volume))
-    return newest
+def sent_key(record: Record) -> tuple[str, tuple] | None:
+    """An indicator value is identified per symbol by (trade time, day volume)."""
+    if isinstance(record, IndicatorValue):
+        return record.symbol, (record.trade_time_ms, record.day_volume)
+    return None
 
 
 def main() -> None:
     actor = Actor("indicator", journaled=True)
     stats = actor.stats
     engine = IndicatorEngine()
-    published = last_published(actor.config.journal_dir("indicator"))
+    published = newest_sent(actor.config.journal_dir("indicator"), sent_key)
 
     def take(frame: Envelope) -> None:
         started = time.perf_counter_ns()

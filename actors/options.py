@@ -5,7 +5,8 @@ expiry's contracts within OPTION_STRIKE_BAND of the underlying, and tells
 ingest (which owns the one streamer connection) which contracts it wants. It
 repeats that wish every OPTION_REFRESH_INTERVAL, so a restarted ingest
 converges. The LEVELONE_OPTIONS quotes ingest publishes come back here and
-leave as `option_prices` rows.
+leave as `option_prices` rows; after a restart, the quotes ingest journaled
+meanwhile are turned into rows too, and none is sent twice.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import datetime
 import time
 
 from common.actor import Actor
-from common.messages import Envelope, Heartbeat, OptionQuote, OptionSubscription
+from common.delivery import Follower, newest_sent
+from common.messages import Envelope, OptionQuote, OptionRow, OptionSubscription, Record
 from common.option_chain import NEW_YORK, ChainError, option_row, select_contracts
 from common.schwab_client import make_client
 
@@ -23,6 +25,13 @@ CHAIN_REFRESH = 900.0
 #: On shutdown: wait for ingest's goodbye, at most this long (see Subscriber.drain).
 DRAIN_QUIET = 2.0
 DRAIN_LIMIT = 10.0
+
+
+def sent_key(record: Record) -> tuple[str, tuple] | None:
+    """An option row is identified per contract by its quote time."""
+    if isinstance(record, OptionRow):
+        return record.option_symbol, (record.quote_time_ms,)
+    return None
 
 
 def main() -> None:
@@ -49,17 +58,31 @@ def main() -> None:
             wishes[ticker] = OptionSubscription(ticker, contracts, time.time_ns())
             actor.log.info("option contracts chosen", extra={"ticker": ticker, "spot": spot, "contracts": len(contracts)})
 
-    def forward(frame: Envelope | Heartbeat | None) -> None:
-        """Option quotes from ingest leave as one frame of rows per underlying."""
-        if not subscriber.admit(frame, actor.lost):
-            return
+    published = newest_sent(config.journal_dir("options"), sent_key)
+
+    def forward(frame: Envelope) -> None:
+        """Option quotes from ingest leave as one frame of rows per underlying (unless already sent)."""
         started = time.perf_counter_ns()
-        rows = [option_row(quote) for quote in frame.records if isinstance(quote, OptionQuote)]
+        rows = [
+            option_row(quote) for quote in frame.records
+            if isinstance(quote, OptionQuote) and (quote.quote_time_ms,) > published.get(quote.symbol, ())
+        ]
         if rows:
             publisher.send("option_row", rows[0].ticker, rows)
         stats.records_in += len(frame.records)
         stats.records_out += len(rows)
         stats.batch(len(rows), started)
+
+    def lost(stream: str, after: tuple[int, int], got: tuple[int, int]) -> None:
+        stats.gaps += 1
+        actor.log.error("frames missing from bus and journal", extra={"stream": stream, "after": after, "got": got})
+
+    def torn(tail: object) -> None:
+        actor.log.warning("journal ends in a torn record (a crash mid-write); read up to it", extra={"tail": repr(tail)})
+
+    follower = Follower(config.journal_dir, ("ingest/option/",), forward, lost, torn)
+    # Quotes ingest journaled while we were away become rows now; rows already sent are not sent again.
+    follower.catch_up("ingest")
 
     stats.status = "running"
     while not actor.shutdown.requested:
@@ -71,12 +94,12 @@ def main() -> None:
             for ticker, wish in wishes.items():
                 publisher.send("option_subscription", ticker, [wish])
             next_wish = now + config.option_refresh_interval
-        forward(subscriber.recv(0.2))
+        follower.accept(subscriber.recv(0.2))
         actor.tick()
 
     stats.status = "stopping"
-    subscriber.drain(forward, DRAIN_QUIET, DRAIN_LIMIT)
-    actor.stopped()
+    subscriber.drain(follower.accept, DRAIN_QUIET, DRAIN_LIMIT)
+    actor.stopped(replayed=follower.replayed)
     subscriber.close()
 
 

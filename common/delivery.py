@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from common.journal import read_envelopes
-from common.messages import Envelope, Heartbeat
+from common.messages import Envelope, Heartbeat, Record
 
 Position = tuple[int, int]
 
@@ -111,3 +111,20 @@ class Follower:
             for stream, last in heartbeat.last_seqs.items()
             if stream.startswith(self.streams)
         )
+
+
+def newest_sent(journal: Path, key: Callable[[Record], tuple[str, tuple] | None]) -> dict[str, tuple]:
+    """Per key, the newest version of what a publisher's own journal says it sent.
+
+    A derived actor that rebuilds from its input's journal after a restart
+    sends only what is newer than this, so nothing reaches the tables twice.
+    `key` maps a record to (name, ordering), or None to skip it.
+    """
+    newest: dict[str, tuple] = {}
+    if journal.exists():
+        for frame in read_envelopes(journal):
+            for record in frame.records:
+                keyed = key(record)
+                if keyed is not None and keyed[1] > newest.get(keyed[0], ()):
+                    newest[keyed[0]] = keyed[1]
+    return newest

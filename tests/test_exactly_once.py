@@ -9,6 +9,8 @@ from decimal import Decimal
 import psycopg
 import pytest
 
+from common.indicators import IndicatorEngine
+from common.journal import read_envelopes
 from tests.harness import Pipeline, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -111,3 +113,72 @@ def test_slow_writer_behind_a_tiny_high_water_mark(pipeline):
     # The indicator sits behind the same tiny high-water mark and does not yet
     # rebuild from the journal, so only the writer's own streams are checked here.
     assert_exactly_once(pipeline, indicators_too=False)
+
+
+def kill_and_await_restart(pipeline: Pipeline, program: str) -> None:
+    """SIGKILL `program` once ticks are flowing past it, and wait for supervisord to restart it."""
+    before = pipeline.count("equity_data")
+    wait_for(lambda: pipeline.count("equity_data") > before + 20, 30, f"ticks flowing past {program}")
+    pid = pipeline.pid(program)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: pipeline.states().get(program) == "RUNNING" and pipeline.pid(program) != pid,
+             30, f"supervisord to restart {program}")
+    after = pipeline.count("equity_data")
+    wait_for(lambda: pipeline.count("equity_data") > after + 20, 30, f"ticks flowing after {program} restarted")
+
+
+def journaled(pipeline: Pipeline, prefix: str):
+    for frame in read_envelopes(pipeline.var / "data" / "journal" / "ingest"):
+        if frame.stream.startswith(prefix):
+            yield from frame.records
+
+
+def test_indicator_and_options_killed_rebuild_from_the_journal(pipeline):
+    wait_for(lambda: pipeline.count("equity_data") > 20, 30, "ticks flowing")
+    kill_and_await_restart(pipeline, "indicator")
+    kill_and_await_restart(pipeline, "options")
+    stop_and_reopen(pipeline)
+    assert_exactly_once(pipeline)
+
+    uninterrupted = IndicatorEngine()
+    expected = {}
+    for frame in read_envelopes(pipeline.var / "data" / "journal" / "ingest"):
+        if frame.stream.startswith(("ingest/trade/", "ingest/bar/")):
+            for values in uninterrupted.on_records(frame.records).values.values():
+                expected.update({(v.symbol, v.trade_time_ms, v.day_volume): (v.vwap, v.sma9) for v in values})
+    stored = pipeline.query(
+        "SELECT ticker, (extract(epoch FROM timestamp) * 1000)::bigint, day_volume, vwap, sma9 FROM indicators"
+    )
+    assert len(stored) == len(expected)
+    for ticker, time_ms, day_volume, vwap, sma9 in stored:
+        want_vwap, want_sma9 = expected[(ticker, time_ms, day_volume)]
+        assert float(vwap) == pytest.approx(want_vwap, abs=1e-6)
+        assert (sma9 is None) == (want_sma9 is None) and (sma9 is None or float(sma9) == pytest.approx(want_sma9, abs=1e-6))
+
+    quotes = {(quote.symbol, quote.quote_time_ms) for quote in journaled(pipeline, "ingest/option/")}
+    assert quotes, "options streamed"
+    assert pipeline.query("SELECT count(*) FROM option_prices")[0][0] == len(quotes), \
+        "every option quote ingest journaled is one row, restart or not"
+
+
+def test_ingest_killed_loses_nothing_it_had_received(pipeline):
+    wait_for(lambda: pipeline.count("equity_data") > 20, 30, "ticks flowing")
+    kill_and_await_restart(pipeline, "ingest")
+    stop_and_reopen(pipeline)
+    stored = set(stored_trades(pipeline))
+    assert len(stored) == pipeline.count("equity_data"), "none twice"
+    report = pipeline.report()
+    connections = sorted({t["connection"] for trades in report["trades"].values() for t in trades})
+    assert len(connections) == 2, "one connection before the kill, one after"
+    killed, resumed = connections
+    for symbol in TICKERS:
+        sent = [(symbol, t["trade_time_ms"], t["day_volume"], Decimal(str(t["price"])))
+                for t in report["trades"][symbol]]
+        by_connection = {c: [row for row, t in zip(sent, report["trades"][symbol]) if t["connection"] == c]
+                         for c in connections}
+        assert set(by_connection[resumed]) <= stored, "everything sent after the restart is stored"
+        before = by_connection[killed]
+        kept = [row for row in before if row in stored]
+        # What ingest had read before it died is stored; only the unread tail died with it.
+        assert kept == before[: len(kept)] and len(kept) > 0
+        assert stored >= set(kept) and {row for row in stored if row[0] == symbol} == set(kept) | set(by_connection[resumed])

@@ -73,7 +73,7 @@ class Report:
                        "responses": 0, "connections": 0, "token_refreshes": 0}
         self._lock = threading.Lock()
 
-    def sent(self, service: str, items: list[dict], trades: list[SentTrade]) -> None:
+    def sent(self, service: str, items: list[dict], trades: list[SentTrade], connection: int = 0) -> None:
         with self._lock:
             self.services[service]["frames"] += 1
             self.services[service]["items"] += len(items)
@@ -86,7 +86,8 @@ class Report:
                 self.counts["bars"] += len(items)
             for trade in trades:
                 self.trades[trade.symbol].append({"trade_time_ms": trade.trade_time_ms, "price": trade.price,
-                                                  "day_volume": trade.day_volume, "size": trade.size})
+                                                  "day_volume": trade.day_volume, "size": trade.size,
+                                                  "connection": connection})
 
     def count(self, name: str) -> None:
         with self._lock:
@@ -262,7 +263,7 @@ class Simulator:
                                                     (LEVELONE_OPTIONS, options, []), (CHART_EQUITY, charts, [])):
                     if items:
                         await self._send(conn, protocol.data(service, items, now))
-                        self.report.sent(service, items, sent_trades)
+                        self.report.sent(service, items, sent_trades, conn.session.connection)
                 if time.monotonic() - conn.last_send >= self.settings.heartbeat:
                     await self._send(conn, protocol.heartbeat(now))
                     self.report.count("heartbeats")

@@ -44,7 +44,6 @@ JOURNALED = ("ingest/trade/", "indicator/indicator/", "options/option_row/")
 DRAIN_QUIET = 2.0
 DRAIN_LIMIT = 30.0
 BACKOFF_FIRST, BACKOFF_CAP = 0.2, 10.0
-OFFSETS_SHARE_INTERVAL = 1.0
 #: Errors a retry cannot fix: the row itself is wrong for its table.
 REJECTED = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
 
@@ -66,7 +65,6 @@ class Writer:
         self.follower = Follower(self.config.journal_dir, JOURNALED, self.take, self._lost, self._torn)
         self.connection: psycopg.Connection | None = None
         self.dead_letter = self.config.data_dir / "dead-letter" / "writer.jsonl"
-        self._next_share = 0.0
 
     # --- the database ------------------------------------------------------
 
@@ -101,17 +99,9 @@ class Writer:
         self._share_offsets()
 
     def _share_offsets(self) -> None:
-        """Tell the journaling publishers (via a file) what is committed, so they may prune."""
-        now = time.monotonic()
-        positions = self.follower.positions
-        if now < self._next_share or positions.uncommitted:
-            return
-        self._next_share = now + OFFSETS_SHARE_INTERVAL
-        path = self.config.offsets_file(CONSUMER)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_suffix(".tmp")
-        staging.write_text(json.dumps(positions.positions))
-        staging.replace(path)
+        """Only committed positions are shared: with nothing uncommitted, that is all of them."""
+        if not self.follower.positions.uncommitted:
+            self.follower.share(self.config.offsets_file(CONSUMER))
 
     def _write(self, rows: list[tuple[str, tuple]], offsets: dict) -> int:
         """Write rows and offsets; bisect out rows the table rejects. Rows inserted."""

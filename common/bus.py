@@ -18,7 +18,6 @@ Overflow policy, stated once for every socket built here:
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 import zmq
 
 from common.config import Config
+from common.delivery import passed_by_all
 from common.journal import JournalFull, JournalWriter, prune
 from common.messages import (
     Envelope,
@@ -202,11 +202,11 @@ class Publisher:
             self.prune_journal()
 
     def prune_journal(self) -> None:
-        """Drop segments the writer has committed, once they are past retention."""
-        offsets = self._config.offsets_file("writer")
-        if offsets.exists():
-            committed = {stream: tuple(position) for stream, position in json.loads(offsets.read_text()).items()}
-            prune(self._config.journal_dir(self.name), committed, self._config.journal_retention)
+        """Drop segments every consumer has passed, once they are past retention."""
+        if self._config.offsets_dir.exists():
+            follows, passed = passed_by_all(self._config.offsets_dir)
+            if follows:
+                prune(self._config.journal_dir(self.name), passed, self._config.journal_retention, follows=follows)
 
     def poll_subscriptions(self) -> None:
         while True:

@@ -106,9 +106,13 @@ class Config:
         """Where `publisher` journals every frame it sends (see common/journal.py)."""
         return self.data_dir / "journal" / publisher
 
+    @property
+    def offsets_dir(self) -> Path:
+        """Where consumers leave what they have passed, for journal pruning."""
+        return self.data_dir / "offsets"
+
     def offsets_file(self, consumer: str) -> Path:
-        """Where `consumer` leaves its committed positions for journal pruning."""
-        return self.data_dir / "offsets" / f"{consumer}.json"
+        return self.offsets_dir / f"{consumer}.json"
 
     def ensure_dirs(self) -> None:
         """Create the run directory private (0700): bus sockets live there."""

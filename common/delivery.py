@@ -9,6 +9,8 @@ exactly-once; this is.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from common.journal import read_envelopes
 from common.messages import Envelope, Heartbeat, Record
 
 Position = tuple[int, int]
+#: How often a consumer tells publishers (through a file) what it has passed.
+SHARE_INTERVAL = 1.0
 
 
 class StreamPositions:
@@ -70,10 +74,18 @@ class Follower:
         self.torn = torn
         self.positions = StreamPositions({})
         self.replayed = 0
+        self._next_share = 0.0
 
     def take(self, frame: Envelope) -> None:
         self.positions.take(frame)
         self.take_frame(frame)
+
+    def share(self, path: Path) -> None:
+        """At most once a second, share the positions passed, so publishers may prune."""
+        now = time.monotonic()
+        if now >= self._next_share:
+            self._next_share = now + SHARE_INTERVAL
+            share_offsets(path, self.streams, self.positions.positions)
 
     def catch_up(self, publisher: str) -> None:
         """Replay `publisher`'s journal after our positions (the Clone pattern's snapshot)."""
@@ -128,3 +140,31 @@ def newest_sent(journal: Path, key: Callable[[Record], tuple[str, tuple] | None]
                 if keyed is not None and keyed[1] > newest.get(keyed[0], ()):
                     newest[keyed[0]] = keyed[1]
     return newest
+
+
+def share_offsets(path: Path, follows: tuple[str, ...], positions: dict[str, Position]) -> None:
+    """Leave, for the journaling publishers, what this consumer follows and has passed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_suffix(".tmp")
+    staging.write_text(json.dumps({"follows": list(follows), "positions": positions}))
+    staging.replace(path)
+
+
+def passed_by_all(offsets_dir: Path) -> tuple[tuple[str, ...], dict[str, Position]]:
+    """(every stream prefix someone follows, per stream the position all its followers passed).
+
+    A stream a follower has not reached yet is left out: it must be kept.
+    """
+    consumers = [json.loads(path.read_text()) for path in sorted(offsets_dir.glob("*.json"))]
+    follows = tuple(sorted({prefix for consumer in consumers for prefix in consumer["follows"]}))
+    streams = {stream for consumer in consumers for stream in consumer["positions"]}
+    passed: dict[str, Position] = {}
+    for stream in streams:
+        positions = [
+            consumer["positions"].get(stream)
+            for consumer in consumers
+            if stream.startswith(tuple(consumer["follows"]))
+        ]
+        if positions and None not in positions:
+            passed[stream] = min(tuple(position) for position in positions)
+    return follows, passed

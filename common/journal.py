@@ -325,19 +325,25 @@ def read_range(directory: Path, stream: str, epoch: int, first: int, last: int) 
 
 
 def prune(
-    directory: Path, committed: dict[str, Position], retention_seconds: float, now: float | None = None
+    directory: Path,
+    committed: dict[str, Position],
+    retention_seconds: float,
+    now: float | None = None,
+    follows: tuple[str, ...] = (),
 ) -> list[Path]:
     """Delete segments older than retention whose every frame is committed; returns them.
 
-    The newest segment is never deleted (its writer may still be appending),
-    nor one holding a stream absent from `committed`, nor one that cannot be
-    read cleanly: what cannot be shown committed is kept.
+    With `follows` (stream prefixes some consumer reads), only frames of
+    those streams must be committed: a stream nobody follows never keeps a
+    segment alive. The newest segment is never deleted (its writer may still
+    be appending), nor one holding a followed stream absent from `committed`,
+    nor one that cannot be read cleanly: what cannot be shown committed is kept.
     """
     cutoff = (time.time() if now is None else now) - retention_seconds
     deleted = []
     for _, _, path in _segments(directory)[:-1]:
         try:
-            if path.stat().st_mtime >= cutoff or not _all_committed(path, committed):
+            if path.stat().st_mtime >= cutoff or not _all_committed(path, committed, follows):
                 continue
             path.unlink()
         except (FileNotFoundError, JournalCorrupt, msgspec.DecodeError):
@@ -346,9 +352,11 @@ def prune(
     return deleted
 
 
-def _all_committed(path: Path, committed: dict[str, Position]) -> bool:
+def _all_committed(path: Path, committed: dict[str, Position], follows: tuple[str, ...]) -> bool:
     for payload in _records(path, None):
         head = _head(payload)
+        if follows and not head.stream.startswith(follows):
+            continue
         position = committed.get(head.stream)
         if position is None or (head.epoch, head.seq) > position:
             return False

@@ -38,10 +38,26 @@ def journal_bytes(pipeline: Pipeline) -> int:
     return sum(path.stat().st_size for path in (pipeline.var / "data" / "journal").rglob("*.journal"))
 
 
+def measure_outage(pipeline: Pipeline, seconds: float) -> dict[str, float]:
+    """Take Postgres away for `seconds` while streaming, then time the writer's catch-up."""
+    pipeline.stop_postgres()
+    time.sleep(seconds)  # the outage is the measurement: nothing to await
+    sent_by_restart = pipeline.trades_sent()
+    pipeline.ctl("start", "embedded:postgres")
+    stored_before = wait_for(lambda: pipeline.count("equity_data"), 60, "Postgres to come back")
+    started = time.monotonic()
+    wait_for(lambda: pipeline.count("equity_data") >= sent_by_restart, 3600, "the writer to catch up", interval=0.5)
+    elapsed = time.monotonic() - started
+    caught_up = pipeline.count("equity_data") - stored_before
+    return {"outage_seconds": seconds, "catch_up_rows": caught_up, "catch_up_seconds": round(elapsed, 1),
+            "catch_up_rows_per_second": round(caught_up / elapsed, 1)}
+
+
 def main() -> None:
     rate = int(os.environ.get("BENCH_RATE", "1000"))
     window = float(os.environ.get("BENCH_SECONDS", "30"))
     tickers = os.environ.get("BENCH_TICKERS", "SPY,QQQ,AAPL,MSFT")
+    outage = float(os.environ.get("BENCH_OUTAGE_SECONDS", "0"))
     pipeline = Pipeline(tickers=tickers, rate=rate).start()
     try:
         wait_for(lambda: pipeline.count("equity_data"), 60, "the first stored tick")
@@ -58,6 +74,8 @@ def main() -> None:
             "       ORDER BY id DESC LIMIT %s) recent",
             (max(stored_in_window, 1),),
         )[0]
+        if outage:
+            result_outage = measure_outage(pipeline, outage)
         pipeline.stop_all()
         pipeline.ctl("start", "embedded:postgres")
         wait_for(lambda: pipeline.count("equity_data"), 30, "Postgres to come back")
@@ -75,6 +93,8 @@ def main() -> None:
             "ticks_stored": pipeline.count("equity_data"),
             "journal_bytes_per_tick": round(journal_bytes(pipeline) / max(pipeline.count("equity_data"), 1), 1),
         }
+        if outage:
+            result.update(result_outage)
         print(json.dumps(result))
     finally:
         pipeline.shutdown()

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -114,6 +115,26 @@ class Pipeline:
             return self.query(f"SELECT count(*) FROM {table}")[0][0]
         except psycopg.OperationalError:
             return 0
+
+    def stop_postgres(self) -> None:
+        """Take the database away from a running writer.
+
+        `supervisorctl stop` is Postgres' smart shutdown, which waits for
+        sessions to end: end them (the writer's too) from one already open.
+        """
+        admin = psycopg.connect(self.database_url, autocommit=True)
+        stopping = threading.Thread(target=self.ctl, args=("stop", "embedded:postgres"))
+        stopping.start()
+        wait_for(lambda: admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'streaming-writer'").fetchone()[0] > 0,
+            10, "the writer's session")
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                      " WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'")
+        admin.close()
+        stopping.join(timeout=60)
+
+    def trades_sent(self) -> int:
+        return sum(len(trades) for trades in self.report_live()["trades"].values())
 
     def stop_all(self) -> None:
         """`supervisorctl stop all`, as a user would type it."""

@@ -1,5 +1,8 @@
-from common.delivery import StreamPositions
-from common.messages import Envelope
+import time
+
+from common.delivery import StreamPositions, passed_by_all, share_offsets
+from common.journal import JournalWriter, prune
+from common.messages import Envelope, encode
 
 
 def frame(epoch: int, seq: int, stream: str = "ingest/trade/SPY") -> Envelope:
@@ -30,3 +33,29 @@ def test_take_advances_and_commit_hands_over_only_new_positions():
     assert positions.classify(frame(1, 3, "a")) == "had"
     assert positions.committed() == {"a": (1, 3), "b": (2, 1)}
     assert positions.committed() == {}
+
+
+def test_a_stream_is_passed_when_every_follower_has_passed_it(tmp_path):
+    share_offsets(tmp_path / "writer.json", ("ingest/trade/",), {"ingest/trade/SPY": (2, 50)})
+    share_offsets(tmp_path / "indicator.json", ("ingest/trade/", "ingest/bar/"),
+                  {"ingest/trade/SPY": (2, 40), "ingest/bar/SPY": (2, 3)})
+    follows, passed = passed_by_all(tmp_path)
+    assert follows == ("ingest/bar/", "ingest/trade/")
+    assert passed == {"ingest/trade/SPY": (2, 40), "ingest/bar/SPY": (2, 3)}
+    share_offsets(tmp_path / "writer.json", ("ingest/trade/",), {})
+    assert "ingest/trade/SPY" not in passed_by_all(tmp_path)[1], "a follower that has not reached it keeps it"
+
+
+def test_segments_of_streams_nobody_follows_are_pruned_once_the_rest_is_passed(tmp_path):
+    journal = tmp_path / "journal"
+    writer = JournalWriter(journal, "ingest", 1, segment_bytes=200)
+    for seq in range(1, 9):
+        writer.append(encode(Envelope("ingest/trade/SPY", 1, seq, 0, [])))
+        writer.append(encode(Envelope("ingest/quote/SPY", 1, seq, 0, [])))
+    writer.close()
+    segments = sorted(journal.iterdir())
+    assert len(segments) >= 3
+    later = time.time() + 10
+    assert prune(journal, {}, 1, now=later) == [], "without follows every stream must be committed"
+    deleted = prune(journal, {"ingest/trade/SPY": (1, 8)}, 1, now=later, follows=("ingest/trade/",))
+    assert deleted == segments[:-1], "quotes, which no consumer follows, keep nothing alive"

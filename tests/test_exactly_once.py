@@ -2,11 +2,9 @@
 
 import os
 import signal
-import threading
 import time
 from decimal import Decimal
 
-import psycopg
 import pytest
 
 from common.indicators import IndicatorEngine
@@ -83,20 +81,12 @@ def test_writer_killed_mid_batch_again_and_again(pipeline):
 def test_postgres_away_for_a_minute(pipeline):
     wait_for(lambda: pipeline.count("equity_data") > 20, 30, "ticks flowing")
     ingest = pipeline.pid("ingest")
-    admin = psycopg.connect(pipeline.database_url, autocommit=True)
-    stopping = threading.Thread(target=pipeline.ctl, args=("stop", "embedded:postgres"))
-    stopping.start()
-    # Smart shutdown waits for sessions: end them (the writer's too), from the one already open.
-    wait_for(lambda: admin.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'streaming-writer'")
-             .fetchone()[0] > 0, 10, "the writer's session")
-    admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'")
-    admin.close()
-    stopping.join(timeout=60)
+    pipeline.stop_postgres()
     outage_started = time.monotonic()
-    report_before = sum(len(t) for t in pipeline.report_live()["trades"].values())
+    report_before = pipeline.trades_sent()
     while time.monotonic() - outage_started < 60:
         time.sleep(1)  # the outage itself is the test: a fixed minute, nothing to await
-    assert sum(len(t) for t in pipeline.report_live()["trades"].values()) > report_before + 100, \
+    assert pipeline.trades_sent() > report_before + 100, \
         "ingest kept reading the socket while the database was away"
     pipeline.ctl("start", "embedded:postgres")
     wait_for(lambda: pipeline.count("equity_data") >= report_before + 100, 60, "the writer to catch up")

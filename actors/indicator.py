@@ -75,6 +75,7 @@ def main() -> None:
     stats.status = "running"
     while not actor.shutdown.requested:
         follower.accept(subscriber.recv(0.2))
+        stats.replayed = follower.replayed
         follower.share(actor.config.offsets_file("indicator"))
         actor.tick()
 

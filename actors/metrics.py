@@ -1,17 +1,29 @@
 """metrics: every actor's counters, rolled up into `streaming_metrics` rows.
 
 It listens to each actor's `metric` frames and, every METRICS_INTERVAL,
-publishes one row per actor for the writer to store.
+publishes one row per actor, and one `stream_metrics` row per stream the
+writer follows (published vs committed seq, lag in records and seconds),
+for the writer to store.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 from common.actor import Actor
 from common.config import ACTORS
 from common.messages import MetricSample
-from common.metrics import MetricsRollup
+from common.metrics import LagTracker, MetricsRollup
+
+
+def writer_position(path: Path) -> tuple[dict[str, tuple[int, int]], tuple[str, ...]]:
+    """What the writer has committed and which streams it follows (shared through a file)."""
+    if not path.exists():
+        return {}, ()
+    shared = json.loads(path.read_text())
+    return {stream: tuple(position) for stream, position in shared["positions"].items()}, tuple(shared["follows"])
 
 
 def main() -> None:
@@ -23,6 +35,7 @@ def main() -> None:
         if name != "metrics":
             subscriber.subscribe(name, "metric")
     rollup = MetricsRollup(stale_after_ns=int(3 * config.stats_interval * 1e9))
+    lag = LagTracker()
     next_rollup = time.monotonic() + config.metrics_interval
     stats.status = "running"
     while not actor.shutdown.requested:
@@ -31,15 +44,20 @@ def main() -> None:
             for sample in frame.records:
                 if isinstance(sample, MetricSample):
                     rollup.observe(sample)
+                    lag.observe(sample)
             stats.records_in += len(frame.records)
         if time.monotonic() >= next_rollup:
             started = time.perf_counter_ns()
+            now = time.time_ns()
             rollup.observe(stats.sample())
-            rows = rollup.rows(time.time_ns())
+            rows = rollup.rows(now)
             for row in rows:
                 actor.publisher.send("streaming_metric", row.actor, [row])
-            stats.records_out += len(rows)
-            stats.batch(len(rows), started)
+            lags = lag.rows(now, *writer_position(config.offsets_file("writer")))
+            if lags:
+                actor.publisher.send("stream_lag", "", lags)
+            stats.records_out += len(rows) + len(lags)
+            stats.batch(len(rows) + len(lags), started)
             next_rollup += config.metrics_interval
         actor.publisher.tick()
     actor.stopped()

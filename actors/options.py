@@ -95,6 +95,7 @@ def main() -> None:
                 publisher.send("option_subscription", ticker, [wish])
             next_wish = now + config.option_refresh_interval
         follower.accept(subscriber.recv(0.2))
+        stats.replayed = follower.replayed
         follower.share(actor.config.offsets_file("options"))
         actor.tick()
 

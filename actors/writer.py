@@ -27,7 +27,7 @@ from common import db
 from common.actor import Actor
 from common.batching import Batcher
 from common.delivery import Follower, StreamPositions
-from common.messages import Envelope, EquityTrade, IndicatorValue, OptionRow, StreamingMetric
+from common.messages import Envelope, EquityTrade, IndicatorValue, OptionRow, StreamingMetric, StreamLag
 
 CONSUMER = "writer"
 TABLE_OF = {
@@ -35,8 +35,12 @@ TABLE_OF = {
     IndicatorValue: "indicators",
     OptionRow: "option_prices",
     StreamingMetric: "streaming_metrics",
+    StreamLag: "stream_metrics",
 }
-SOURCES = (("ingest", "trade"), ("indicator", "indicator"), ("options", "option_row"), ("metrics", "streaming_metric"))
+SOURCES = (
+    ("ingest", "trade"), ("indicator", "indicator"), ("options", "option_row"),
+    ("metrics", "streaming_metric"), ("metrics", "stream_lag"),
+)
 #: Streams whose publishers journal them; frames of the others are taken as they come.
 JOURNALED = ("ingest/trade/", "indicator/indicator/", "options/option_row/")
 #: On shutdown: wait for every upstream's goodbye, give up on a silent one after
@@ -181,6 +185,7 @@ class Writer:
                 deadline = self.batcher.deadline()
                 timeout = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
                 self.follower.accept(self.subscriber.recv(timeout))
+                self.stats.replayed = self.follower.replayed
                 if self.batcher.due(time.monotonic()):
                     self.flush()
             except DatabaseAway as error:

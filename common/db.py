@@ -149,7 +149,8 @@ STREAMING_METRICS = TableSpec(
     staging=(
         ("ts_ns", "int8"), ("actor", "text"), ("ticker", "text"), ("records_processed", "int8"),
         ("batch_size", "int8"), ("processing_time_ms", "int8"), ("error_count", "int8"), ("gap_count", "int8"),
-        ("service_status", "text"),
+        ("service_status", "text"), ("replayed_count", "int8"), ("journal_bytes", "int8"),
+        ("journal_error_count", "int8"),
     ),
     target=(
         ("timestamp", _NS.format("ts_ns")),
@@ -161,11 +162,32 @@ STREAMING_METRICS = TableSpec(
         ("error_count", "error_count"),
         ("gap_count", "gap_count"),
         ("service_status", "service_status"),
+        ("replayed_count", "replayed_count"),
+        ("journal_bytes", "journal_bytes"),
+        ("journal_error_count", "journal_error_count"),
     ),
     conflict=("actor", "timestamp"),
 )
 
-TABLES = {spec.name: spec for spec in (EQUITY_DATA, INDICATORS, OPTION_PRICES, STREAMING_METRICS)}
+STREAM_METRICS = TableSpec(
+    name="stream_metrics",
+    staging=(
+        ("ts_ns", "int8"), ("stream", "text"), ("epoch", "int8"), ("published_seq", "int8"),
+        ("committed_seq", "int8"), ("lag_records", "int8"), ("lag_seconds", "float8"),
+    ),
+    target=(
+        ("timestamp", _NS.format("ts_ns")),
+        ("stream", "stream"),
+        ("epoch", "epoch"),
+        ("published_seq", "published_seq"),
+        ("committed_seq", "committed_seq"),
+        ("lag_records", "lag_records"),
+        ("lag_seconds", "lag_seconds"),
+    ),
+    conflict=("stream", "timestamp"),
+)
+
+TABLES = {spec.name: spec for spec in (EQUITY_DATA, INDICATORS, OPTION_PRICES, STREAMING_METRICS, STREAM_METRICS)}
 
 
 def connect(

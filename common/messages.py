@@ -143,7 +143,8 @@ class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
     """One actor's counters since its start, sent periodically to metrics.
 
     Counters are cumulative so that a lost sample loses no count: the metrics
-    actor differences consecutive samples.
+    actor differences consecutive samples. `epoch` and `last_seqs` are the
+    sender's publisher position, from which metrics computes lag.
     """
 
     actor: str
@@ -159,6 +160,9 @@ class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
     ticker: str | None = None
     journal_bytes: int = 0
     journal_errors: int = 0
+    replayed: int = 0
+    epoch: int = 0
+    last_seqs: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, frozen=True):
@@ -173,6 +177,25 @@ class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, f
     error_count: int
     gap_count: int
     service_status: str
+    replayed_count: int = 0
+    journal_bytes: int = 0
+    journal_error_count: int = 0
+
+
+class StreamLag(msgspec.Struct, tag="stream_lag", array_like=True, frozen=True):
+    """A row of `stream_metrics`: how far the writer's commits trail one stream.
+
+    `lag_records` is frames published but not committed; `lag_seconds` the
+    age of the oldest of them (0 when caught up).
+    """
+
+    ts_ns: int
+    stream: str
+    epoch: int
+    published_seq: int
+    committed_seq: int
+    lag_records: int
+    lag_seconds: float
 
 
 class OptionSubscription(msgspec.Struct, tag="option_subscription", array_like=True, frozen=True):
@@ -196,6 +219,7 @@ Record = (
     | IndicatorValue
     | MetricSample
     | StreamingMetric
+    | StreamLag
     | OptionSubscription
 )
 

@@ -8,7 +8,9 @@ nothing for three of its intervals is reported `stale`.
 
 from __future__ import annotations
 
-from common.messages import MetricSample, StreamingMetric
+from common.messages import MetricSample, StreamingMetric, StreamLag
+
+Position = tuple[int, int]
 
 
 class MetricsRollup:
@@ -39,7 +41,45 @@ class MetricsRollup:
                     error_count=sample.errors - (before.errors if before else 0),
                     gap_count=sample.gaps - (before.gaps if before else 0),
                     service_status=status,
+                    replayed_count=sample.replayed - (before.replayed if before else 0),
+                    journal_bytes=sample.journal_bytes,
+                    journal_error_count=sample.journal_errors - (before.journal_errors if before else 0),
                 )
             )
             self._reported[actor] = sample
+        return rows
+
+
+class LagTracker:
+    """How far the writer's commits trail each stream it follows.
+
+    Published positions come from every actor's samples; committed ones
+    from what the writer shares. `lag_seconds` counts from the last time a
+    stream was seen fully committed (or first seen), so it stays O(1) per
+    stream however long the database is away.
+    """
+
+    def __init__(self) -> None:
+        self.published: dict[str, Position] = {}
+        self._caught_up_ns: dict[str, int] = {}
+
+    def observe(self, sample: MetricSample) -> None:
+        for stream, seq in sample.last_seqs.items():
+            self.published[stream] = (sample.epoch, seq)
+            self._caught_up_ns.setdefault(stream, sample.ts_ns)
+
+    def rows(self, now_ns: int, committed: dict[str, Position], follows: tuple[str, ...]) -> list[StreamLag]:
+        rows = []
+        for stream, (epoch, seq) in sorted(self.published.items()):
+            if not stream.startswith(follows):
+                continue
+            done_epoch, done_seq = committed.get(stream, (0, 0))
+            if done_epoch == epoch:
+                committed_seq, lag = done_seq, max(0, seq - done_seq)
+            else:
+                committed_seq, lag = 0, (seq if done_epoch < epoch else 0)
+            if lag == 0:
+                self._caught_up_ns[stream] = now_ns
+            lag_seconds = (now_ns - self._caught_up_ns[stream]) / 1e9 if lag else 0.0
+            rows.append(StreamLag(now_ns, stream, epoch, seq, committed_seq, lag, round(lag_seconds, 3)))
         return rows

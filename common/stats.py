@@ -27,6 +27,7 @@ class ActorStats:
         self.processing_ns = 0
         self.errors = 0
         self.gaps = 0
+        self.replayed = 0
         self._next_publish = 0.0
 
     def batch(self, size: int, started_ns: int) -> None:
@@ -47,12 +48,15 @@ class ActorStats:
             processing_ns=self.processing_ns,
             errors=self.errors,
             gaps=self.gaps,
+            replayed=self.replayed,
         )
 
     def maybe_publish(self, publisher: Publisher, force: bool = False) -> None:
         now = time.monotonic()
         if force or now >= self._next_publish:
-            sample = self.sample()
+            sample = msgspec.structs.replace(
+                self.sample(), epoch=publisher.epoch, last_seqs=dict(publisher.sequencer.last_seqs)
+            )
             if publisher.journal is not None:
                 sample = msgspec.structs.replace(
                     sample, journal_bytes=publisher.journal.bytes_on_disk, journal_errors=publisher.journal_errors

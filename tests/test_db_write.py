@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from common import db
-from common.messages import EquityTrade, IndicatorValue, OptionRow, StreamingMetric
+from common.messages import EquityTrade, IndicatorValue, OptionRow, StreamingMetric, StreamLag
 
 NOW_MS = int(time.time() * 1000)
 STRUCTS = {"equity_data": EquityTrade, "indicators": IndicatorValue, "option_prices": OptionRow,
@@ -131,7 +131,8 @@ def test_streaming_health(conn):
         "streaming_metrics": rows(metric(errors=2), metric(actor="ingest", errors=1)),
     })
     (spy,) = fetch(conn, "SELECT * FROM get_streaming_health('spy')")
-    assert spy[0] == "SPY" and spy[3] == 2 and spy[5] == 3 and spy[6] == "healthy"
+    assert spy[0] == "SPY" and spy[3] == 2 and spy[5] == 3 and spy[-1] == "healthy"
+    assert (spy[6], spy[7], spy[8], spy[9]) == (0, 0, 0.0, 0), "no gaps, no lag, no journal metrics yet"
     assert spy[4] is not None and 0 <= spy[2] < 60
     assert fetch(conn, "SELECT status FROM get_streaming_health('QQQ')") == [("stale",)]
 
@@ -166,3 +167,17 @@ def test_cleanup_old_equity_data(conn):
     assert dict(fetch(conn, "SELECT * FROM cleanup_old_equity_data(30)")) == dict.fromkeys(deleted, 0)
     with pytest.raises(psycopg.errors.RaiseException, match="at least 1"):
         fetch(conn, "SELECT * FROM cleanup_old_equity_data(0)")
+
+
+def test_streaming_health_sees_delivery_lag(conn):
+    now_ns = NOW_MS * 1_000_000
+    db.write_batches(conn, {
+        "equity_data": rows(trade(day_volume=1_000)),
+        "stream_metrics": rows(
+            StreamLag(now_ns - 10**9, "ingest/trade/SPY", 7, 500, 500, 0, 0.0),
+            StreamLag(now_ns, "ingest/trade/SPY", 7, 900, 610, 290, 95.5),
+            StreamLag(now_ns, "ingest/trade/QQQ", 7, 90, 10, 80, 400.0),
+        ),
+    })
+    assert fetch(conn, "SELECT lag_records, lag_seconds, status FROM get_streaming_health('SPY')") == [
+        (290, 95.5, "lagging")], "the latest row of SPY's streams; QQQ's lag is not SPY's"

@@ -7,7 +7,7 @@ import pytest
 from tests.harness import ACTOR_PROGRAMS, Pipeline, wait_for
 
 pytestmark = pytest.mark.e2e
-TABLES = ("equity_data", "indicators", "option_prices", "streaming_metrics")
+TABLES = ("equity_data", "indicators", "option_prices", "streaming_metrics", "stream_metrics")
 TICKERS = ("SPY", "QQQ")
 
 
@@ -31,6 +31,10 @@ def test_rows_land_everywhere_and_stop_all_keeps_every_tick(pipeline):
         raise AssertionError(f"{error}\n{diagnostics(pipeline)}") from None
     programs = (*ACTOR_PROGRAMS, "postgres", "simulator")
     wait_for(lambda: all(pipeline.states().get(p) == "RUNNING" for p in programs), 15, "every program RUNNING")
+    health = wait_for(lambda: pipeline.query(
+        "SELECT status, lag_seconds, journal_bytes FROM get_streaming_health('SPY') WHERE journal_bytes > 0"), 15,
+        "journal size in the health function")
+    assert health[0][0] == "healthy" and health[0][1] < 60, health
 
     pipeline.stop_all()
     assert set(pipeline.states().values()) == {"STOPPED"}

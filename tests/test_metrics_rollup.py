@@ -1,5 +1,7 @@
+import msgspec
+
 from common.messages import MetricSample
-from common.metrics import MetricsRollup
+from common.metrics import LagTracker, MetricsRollup
 
 S = 1_000_000_000
 
@@ -30,3 +32,26 @@ def test_silent_actor_is_stale():
     rollup = MetricsRollup(stale_after_ns=3 * S)
     rollup.observe(sample(1 * S, 1))
     assert rollup.rows(now_ns=10 * S)[0].service_status == "stale"
+
+
+def published(ts, seqs, epoch=7):
+    return msgspec.structs.replace(sample(ts, 0), epoch=epoch, last_seqs=seqs)
+
+
+def test_lag_in_records_and_seconds_per_followed_stream():
+    tracker = LagTracker()
+    tracker.observe(published(1 * S, {"ingest/trade/SPY": 10, "ingest/quote/SPY": 99}))
+    follows = ("ingest/trade/",)
+    (row,) = tracker.rows(now_ns=1 * S, committed={"ingest/trade/SPY": (7, 10)}, follows=follows)
+    assert (row.stream, row.published_seq, row.committed_seq, row.lag_records, row.lag_seconds) == (
+        "ingest/trade/SPY", 10, 10, 0, 0.0), "quotes are followed by nobody: no row"
+    tracker.observe(published(2 * S, {"ingest/trade/SPY": 25}))
+    (row,) = tracker.rows(now_ns=5 * S, committed={"ingest/trade/SPY": (7, 12)}, follows=follows)
+    assert (row.lag_records, row.lag_seconds) == (13, 4.0), "behind since it was last caught up, at 1 s"
+
+
+def test_a_new_epoch_not_yet_committed_lags_by_all_of_it():
+    tracker = LagTracker()
+    tracker.observe(published(1 * S, {"ingest/trade/SPY": 5}, epoch=8))
+    (row,) = tracker.rows(now_ns=3 * S, committed={"ingest/trade/SPY": (7, 900)}, follows=("ingest/",))
+    assert (row.committed_seq, row.lag_records, row.lag_seconds) == (0, 5, 2.0)

@@ -69,7 +69,7 @@ def main() -> None:
     subscriber.subscribe("ingest", "trade")
     subscriber.subscribe("ingest", "bar")
     # Rebuild SMA9 and VWAP from what ingest journaled; values already sent are not sent again.
-    follower.catch_up("ingest")
+    follower.catch_up_all()
 
     actor.log.info("computing indicators", extra={"replayed": follower.replayed})
     stats.status = "running"
@@ -81,6 +81,7 @@ def main() -> None:
 
     stats.status = "stopping"
     subscriber.drain(follower.accept, DRAIN_QUIET, DRAIN_LIMIT)
+    follower.catch_up_all()
     actor.stopped(replayed=follower.replayed)
     subscriber.close()
 

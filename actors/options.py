@@ -82,7 +82,7 @@ def main() -> None:
 
     follower = Follower(config.journal_dir, ("ingest/option/",), forward, lost, torn)
     # Quotes ingest journaled while we were away become rows now; rows already sent are not sent again.
-    follower.catch_up("ingest")
+    follower.catch_up_all()
 
     stats.status = "running"
     while not actor.shutdown.requested:
@@ -101,6 +101,7 @@ def main() -> None:
 
     stats.status = "stopping"
     subscriber.drain(follower.accept, DRAIN_QUIET, DRAIN_LIMIT)
+    follower.catch_up_all()
     actor.stopped(replayed=follower.replayed)
     subscriber.close()
 

@@ -167,8 +167,7 @@ class Writer:
             if not self.connect():
                 return False
             try:
-                for publisher in self.follower.journaled:
-                    self.follower.catch_up(publisher)
+                self.follower.catch_up_all()
                 self.flush()
             except DatabaseAway as error:
                 self.log.error("database failed during catch-up; retrying", extra={"reason": str(error)[:300]})
@@ -197,6 +196,7 @@ class Writer:
         self.stats.status = "stopping"
         try:
             self.subscriber.drain(self.follower.accept, DRAIN_QUIET, DRAIN_LIMIT)
+            self.follower.catch_up_all()
             self.flush()
         except DatabaseAway as error:
             self.log.error("could not flush on stop; the journal keeps it for the next start", extra={"reason": str(error)[:300]})

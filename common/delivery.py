@@ -87,6 +87,12 @@ class Follower:
             self._next_share = now + SHARE_INTERVAL
             share_offsets(path, self.streams, self.positions.positions)
 
+    def catch_up_all(self) -> None:
+        """Replay every followed journal: on start, and once more after the shutdown drain,
+        since even a publisher's final heartbeat can be dropped on the bus."""
+        for publisher in sorted(self.journaled):
+            self.catch_up(publisher)
+
     def catch_up(self, publisher: str) -> None:
         """Replay `publisher`'s journal after our positions (the Clone pattern's snapshot)."""
         journal = self.journal_dir(publisher)

@@ -15,7 +15,7 @@ import time
 import msgspec
 
 from common.actor import Actor
-from common.delivery import Follower, newest_sent
+from common.delivery import newest_sent
 from common.indicators import IndicatorEngine
 from common.messages import Envelope, IndicatorValue, Record
 
@@ -56,14 +56,7 @@ def main() -> None:
         stats.records_in += len(frame.records)
         stats.batch(len(frame.records), started)
 
-    def lost(stream: str, after: tuple[int, int], got: tuple[int, int]) -> None:
-        stats.gaps += 1
-        actor.log.error("frames missing from bus and journal", extra={"stream": stream, "after": after, "got": got})
-
-    def torn(tail: object) -> None:
-        actor.log.warning("journal ends in a torn record (a crash mid-write); read up to it", extra={"tail": repr(tail)})
-
-    follower = Follower(actor.config.journal_dir, ("ingest/trade/", "ingest/bar/"), take, lost, torn)
+    follower = actor.follow(("ingest/trade/", "ingest/bar/"), take)
     actor.wait_for_consumers("writer")
     subscriber = actor.subscriber()
     subscriber.subscribe("ingest", "trade")
@@ -75,13 +68,9 @@ def main() -> None:
     stats.status = "running"
     while not actor.shutdown.requested:
         follower.accept(subscriber.recv(0.2))
-        stats.replayed = follower.replayed
-        follower.share(actor.config.offsets_file("indicator"))
-        actor.tick()
+        actor.tick(follower)
 
-    stats.status = "stopping"
-    subscriber.drain(follower.accept, DRAIN_QUIET, DRAIN_LIMIT)
-    follower.catch_up_all()
+    actor.drain(subscriber, follower, DRAIN_QUIET, DRAIN_LIMIT)
     actor.stopped(replayed=follower.replayed)
     subscriber.close()
 

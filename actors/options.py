@@ -15,7 +15,7 @@ import datetime
 import time
 
 from common.actor import Actor
-from common.delivery import Follower, newest_sent
+from common.delivery import newest_sent
 from common.messages import Envelope, OptionQuote, OptionRow, OptionSubscription, Record
 from common.option_chain import NEW_YORK, ChainError, option_row, select_contracts
 from common.schwab_client import make_client
@@ -73,14 +73,7 @@ def main() -> None:
         stats.records_out += len(rows)
         stats.batch(len(rows), started)
 
-    def lost(stream: str, after: tuple[int, int], got: tuple[int, int]) -> None:
-        stats.gaps += 1
-        actor.log.error("frames missing from bus and journal", extra={"stream": stream, "after": after, "got": got})
-
-    def torn(tail: object) -> None:
-        actor.log.warning("journal ends in a torn record (a crash mid-write); read up to it", extra={"tail": repr(tail)})
-
-    follower = Follower(config.journal_dir, ("ingest/option/",), forward, lost, torn)
+    follower = actor.follow(("ingest/option/",), forward)
     # Quotes ingest journaled while we were away become rows now; rows already sent are not sent again.
     follower.catch_up_all()
 
@@ -95,13 +88,9 @@ def main() -> None:
                 publisher.send("option_subscription", ticker, [wish])
             next_wish = now + config.option_refresh_interval
         follower.accept(subscriber.recv(0.2))
-        stats.replayed = follower.replayed
-        follower.share(actor.config.offsets_file("options"))
-        actor.tick()
+        actor.tick(follower)
 
-    stats.status = "stopping"
-    subscriber.drain(follower.accept, DRAIN_QUIET, DRAIN_LIMIT)
-    follower.catch_up_all()
+    actor.drain(subscriber, follower, DRAIN_QUIET, DRAIN_LIMIT)
     actor.stopped(replayed=follower.replayed)
     subscriber.close()
 

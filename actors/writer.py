@@ -26,7 +26,7 @@ import psycopg
 from common import db
 from common.actor import Actor
 from common.batching import Batcher
-from common.delivery import Follower, StreamPositions
+from common.delivery import StreamPositions
 from common.messages import Envelope, EquityTrade, IndicatorValue, OptionRow, StreamingMetric, StreamLag
 
 CONSUMER = "writer"
@@ -66,7 +66,7 @@ class Writer:
         for source, kind in SOURCES:
             self.subscriber.subscribe(source, kind)
         self.batcher = Batcher(self.config.batch_size, self.config.batch_interval)
-        self.follower = Follower(self.config.journal_dir, JOURNALED, self.take, self._lost, self._torn)
+        self.follower = actor.follow(JOURNALED, self.take)
         self.connection: psycopg.Connection | None = None
         self.dead_letter = self.config.data_dir / "dead-letter" / "writer.jsonl"
 
@@ -146,13 +146,6 @@ class Writer:
         if self.batcher.due(now):
             self.flush()
 
-    def _lost(self, stream: str, after: tuple[int, int], got: tuple[int, int]) -> None:
-        self.stats.gaps += 1
-        self.log.error("frames missing from bus and journal", extra={"stream": stream, "after": after, "got": got})
-
-    def _torn(self, tail: object) -> None:
-        self.log.warning("journal ends in a torn record (a crash mid-write); read up to it", extra={"tail": repr(tail)})
-
     # --- the loop ------------------------------------------------------------
 
     def recover(self) -> bool:
@@ -193,10 +186,8 @@ class Writer:
                 if not self.recover():
                     return
             self.actor.tick()
-        self.stats.status = "stopping"
         try:
-            self.subscriber.drain(self.follower.accept, DRAIN_QUIET, DRAIN_LIMIT)
-            self.follower.catch_up_all()
+            self.actor.drain(self.subscriber, self.follower, DRAIN_QUIET, DRAIN_LIMIT)
             self.flush()
         except DatabaseAway as error:
             self.log.error("could not flush on stop; the journal keeps it for the next start", extra={"reason": str(error)[:300]})

@@ -8,11 +8,14 @@ do with a frame.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from common import config as configuration
 from common import log
 from common.bus import Gap, Publisher, Subscriber
+from common.delivery import Follower, Position
+from common.messages import Envelope
 from common.shutdown import Shutdown
 from common.stats import ActorStats
 
@@ -47,10 +50,34 @@ class Actor:
             extra={"stream": gap.stream, "epoch": gap.epoch, "first": gap.first, "last": gap.last},
         )
 
-    def tick(self) -> None:
-        """Call every loop iteration: counters out when due, heartbeat when idle."""
+    def follow(self, streams: tuple[str, ...], take: Callable[[Envelope], None]) -> Follower:
+        """Follow journaled `streams` exactly once; losses and torn journal tails are reported here."""
+        return Follower(self.config.journal_dir, streams, take, self._missing, self._torn)
+
+    def _missing(self, stream: str, after: Position, got: Position) -> None:
+        self.stats.gaps += 1
+        self.log.error("frames missing from bus and journal", extra={"stream": stream, "after": after, "got": got})
+
+    def _torn(self, tail: object) -> None:
+        self.log.warning("journal ends in a torn record (a crash mid-write); read up to it", extra={"tail": repr(tail)})
+
+    def tick(self, follower: Follower | None = None) -> None:
+        """Call every loop iteration: counters out when due, heartbeat when idle.
+
+        With the `follower` of an actor whose work is done once taken (it
+        journals what it sends), its positions are shared for pruning.
+        """
+        if follower is not None:
+            self.stats.replayed = follower.replayed
+            follower.share(self.config.offsets_file(self.name))
         self.stats.maybe_publish(self.publisher)
         self.publisher.tick()
+
+    def drain(self, subscriber: Subscriber, follower: Follower, quiet: float, limit: float) -> None:
+        """On stop: take what upstream still sends, then whatever its journals hold beyond it."""
+        self.stats.status = "stopping"
+        subscriber.drain(follower.accept, quiet, limit)
+        follower.catch_up_all()
 
     def stopped(self, **details: Any) -> None:
         """Last counters and a final heartbeat, so consumers know nothing more is coming."""

@@ -275,14 +275,9 @@ def _good_record_after(file: BinaryIO, bad: int, end: int) -> bool:
     return False
 
 
-def read(
-    directory: Path,
-    after: dict[str, Position] | None = None,
-    on_torn: Callable[[TornTail], None] | None = None,
-) -> Iterator[bytes]:
+def read(directory: Path, on_torn: Callable[[TornTail], None] | None = None) -> Iterator[bytes]:
     """Every journaled payload in append order.
 
-    `after` is not applied here: positions need decoding (see read_envelopes).
     Torn tails go to `on_torn`; a damaged record with good ones after it
     raises JournalCorrupt.
     """
@@ -307,21 +302,6 @@ def read_envelopes(
             if (head.epoch, head.seq) <= after.get(head.stream, (0, 0)):
                 continue
         yield decode_envelope(payload)
-
-
-def read_range(directory: Path, stream: str, epoch: int, first: int, last: int) -> list[Envelope]:
-    """Frames `first..last` of (stream, epoch), to fill a gap in the live stream."""
-    found = []
-    for segment_epoch, _, path in _segments(directory):
-        if segment_epoch != epoch:
-            continue
-        for payload in _records(path, None):
-            head = _head(payload)
-            if head.stream == stream and head.epoch == epoch and first <= head.seq <= last:
-                found.append(decode_envelope(payload))
-                if head.seq == last:
-                    return found
-    return found
 
 
 def prune(

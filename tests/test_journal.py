@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from common import journal
-from common.journal import JournalCorrupt, JournalFull, JournalWriter, TornTail, prune, read, read_envelopes, read_range
+from common.journal import JournalCorrupt, JournalFull, JournalWriter, TornTail, prune, read, read_envelopes
 from common.messages import Envelope, encode
 
 
@@ -133,17 +133,6 @@ def test_read_envelopes_skips_what_is_committed_per_stream(tmp_path: Path) -> No
     expected = [(stream, 1, seq) for seq in range(1, 11) for stream in ("a", "c") if stream == "c" or seq > 7]
     assert got == expected + [("a", 2, 1), ("a", 2, 2), ("a", 2, 3)]
     assert len(list(read_envelopes(tmp_path))) == 33
-
-
-def test_read_range_returns_exactly_the_gap(tmp_path: Path) -> None:
-    interleaved = [frame(stream, 5, seq) for seq in range(1, 51) for stream in ("a", "b")]
-    write(tmp_path, interleaved, epoch=5, segment_bytes=300)
-    write(tmp_path, [frame("a", 6, seq) for seq in range(1, 51)], epoch=6)
-
-    gap = read_range(tmp_path, "a", 5, 17, 33)
-
-    assert [(e.stream, e.epoch, e.seq) for e in gap] == [("a", 5, seq) for seq in range(17, 34)]
-    assert read_range(tmp_path, "a", 7, 1, 5) == []
 
 
 def test_prune_deletes_only_old_fully_committed_segments(tmp_path: Path) -> None:

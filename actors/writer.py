@@ -26,7 +26,6 @@ import psycopg
 from common import db
 from common.actor import Actor
 from common.batching import Batcher
-from common.delivery import StreamPositions
 from common.messages import Envelope, EquityTrade, IndicatorValue, OptionRow, StreamingMetric, StreamLag
 
 CONSUMER = "writer"
@@ -81,7 +80,7 @@ class Writer:
         while not self.actor.shutdown.requested:
             try:
                 self.connection = db.connect(self.config.database_url)
-                self.follower.positions = StreamPositions(db.load_offsets(self.connection, CONSUMER))
+                self.follower.restart(db.load_offsets(self.connection, CONSUMER))
                 return True
             except psycopg.Error as error:
                 self.stats.status = "waiting_for_database"

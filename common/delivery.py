@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common.journal import read_envelopes
+from common.journal import Cursor, read_envelopes
 from common.messages import Envelope, Heartbeat, Record
 
 Position = tuple[int, int]
@@ -75,6 +75,12 @@ class Follower:
         self.positions = StreamPositions({})
         self.replayed = 0
         self._next_share = 0.0
+        self._cursors: dict[str, Cursor] = {}
+
+    def restart(self, committed: dict[str, Position]) -> None:
+        """Positions from what is committed; journals will be read from their start again."""
+        self.positions = StreamPositions(committed)
+        self._cursors.clear()
 
     def take(self, frame: Envelope) -> None:
         self.positions.take(frame)
@@ -98,7 +104,8 @@ class Follower:
         journal = self.journal_dir(publisher)
         if not journal.exists():
             return
-        for frame in read_envelopes(journal, after=self.positions.positions, on_torn=self.torn):
+        cursor = self._cursors.setdefault(publisher, Cursor())
+        for frame in read_envelopes(journal, after=self.positions.positions, on_torn=self.torn, cursor=cursor):
             if frame.stream.startswith(self.streams) and self.positions.classify(frame) != "had":
                 self.replayed += 1
                 self.take(frame)

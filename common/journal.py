@@ -229,11 +229,27 @@ def _segments(directory: Path) -> list[tuple[int, int, Path]]:
     return sorted(found)
 
 
-def _records(path: Path, on_torn: Callable[[TornTail], None] | None) -> Iterator[bytes]:
-    """Every good payload of one segment, as far as it extended when opened."""
+@dataclass
+class Cursor:
+    """Where a reader stopped: the segment (epoch, index) and the byte after its last good record.
+
+    A reader that keeps its cursor resumes there instead of rereading the
+    journal from its first segment; it only ever moves past good records,
+    so a torn or half-written tail is read again next time.
+    """
+
+    segment: tuple[int, int] = (0, 0)
+    offset: int = 0
+
+
+def _records(
+    path: Path, on_torn: Callable[[TornTail], None] | None, start: int = 0
+) -> Iterator[tuple[bytes, int]]:
+    """Every good payload of one segment from `start`, with the offset after it, as far as it extended when opened."""
     with open(path, "rb") as file:
         end = os.fstat(file.fileno()).st_size
-        offset = 0
+        offset = start
+        file.seek(start)
         while offset < end:
             header = file.read(_HEADER.size)
             if len(header) < _HEADER.size:
@@ -244,8 +260,8 @@ def _records(path: Path, on_torn: Callable[[TornTail], None] | None) -> Iterator
             payload = file.read(length)
             if len(payload) < length or zlib.crc32(payload) != crc:
                 break
-            yield payload
             offset += _HEADER.size + length
+            yield payload, offset
         if offset < end:
             if _good_record_after(file, offset, end):
                 raise JournalCorrupt(
@@ -275,28 +291,38 @@ def _good_record_after(file: BinaryIO, bad: int, end: int) -> bool:
     return False
 
 
-def read(directory: Path, on_torn: Callable[[TornTail], None] | None = None) -> Iterator[bytes]:
-    """Every journaled payload in append order.
+def read(
+    directory: Path, on_torn: Callable[[TornTail], None] | None = None, cursor: Cursor | None = None
+) -> Iterator[bytes]:
+    """Every journaled payload in append order (from `cursor`, which it advances).
 
     Torn tails go to `on_torn`; a damaged record with good ones after it
     raises JournalCorrupt.
     """
-    for _, _, path in _segments(directory):
-        yield from _records(path, on_torn)
+    cursor = cursor or Cursor()
+    for epoch, index, path in _segments(directory):
+        if (epoch, index) < cursor.segment:
+            continue
+        start = cursor.offset if (epoch, index) == cursor.segment else 0
+        for payload, after in _records(path, on_torn, start):
+            cursor.segment, cursor.offset = (epoch, index), after
+            yield payload
 
 
 def read_envelopes(
     directory: Path,
     after: dict[str, Position] | None = None,
     on_torn: Callable[[TornTail], None] | None = None,
+    cursor: Cursor | None = None,
 ) -> Iterator[Envelope]:
     """Journaled frames past `after` (per stream; a missing stream means all of it), in append order.
 
     Frames at or before their stream's position are skipped on their leading
-    fields alone, so replaying a long, mostly committed journal stays cheap.
+    fields alone, so replaying a long, mostly committed journal stays cheap;
+    with a `cursor`, what an earlier call read is not even opened again.
     """
     after = after or {}
-    for payload in read(directory, on_torn=on_torn):
+    for payload in read(directory, on_torn=on_torn, cursor=cursor):
         if after:
             head = _head(payload)
             if (head.epoch, head.seq) <= after.get(head.stream, (0, 0)):
@@ -333,7 +359,7 @@ def prune(
 
 
 def _all_committed(path: Path, committed: dict[str, Position], follows: tuple[str, ...]) -> bool:
-    for payload in _records(path, None):
+    for payload, _ in _records(path, None):
         head = _head(payload)
         if follows and not head.stream.startswith(follows):
             continue

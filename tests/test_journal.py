@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from common import journal
-from common.journal import JournalCorrupt, JournalFull, JournalWriter, TornTail, prune, read, read_envelopes
+from common.journal import Cursor, JournalCorrupt, JournalFull, JournalWriter, TornTail, prune, read, read_envelopes
 from common.messages import Envelope, encode
 
 
@@ -141,7 +141,7 @@ def test_prune_deletes_only_old_fully_committed_segments(tmp_path: Path) -> None
     write(tmp_path, epoch_one, epoch=1, segment_bytes=60)
     write(tmp_path, [frame("b", 2, 1)], epoch=2)
     paths = segments(tmp_path)
-    contents = {path: [journal._head(payload) for payload in journal._records(path, None)] for path in paths}
+    contents = {path: [journal._head(payload) for payload, _ in journal._records(path, None)] for path in paths}
     now = 1_000_000.0
     for path in paths:
         os.utime(path, (now - 7200, now - 7200))
@@ -248,3 +248,23 @@ def test_refuses_empty_and_absurd_payloads(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         writer.append(b"")
     writer.close()
+
+
+def test_a_cursor_resumes_where_the_last_read_stopped(tmp_path: Path) -> None:
+    writer = JournalWriter(tmp_path, "ingest", 1, segment_bytes=120)
+    first = [bytes([i]) * 40 for i in range(5)]
+    for payload in first:
+        writer.append(payload)
+    cursor = Cursor()
+    assert list(read(tmp_path, cursor=cursor)) == first
+    assert list(read(tmp_path, cursor=cursor)) == [], "nothing new: nothing read again"
+    later = [bytes([9]) * 40, bytes([10]) * 40]
+    for payload in later:
+        writer.append(payload)
+    assert list(read(tmp_path, cursor=cursor)) == later
+    writer.close()
+    segment = sorted(tmp_path.iterdir())[-1]
+    with open(segment, "ab") as torn:
+        torn.write(b"\x10\x00\x00\x00")  # a record being written: the cursor must not pass it
+    assert list(read(tmp_path, cursor=cursor)) == []
+    assert cursor.offset == segment.stat().st_size - 4

@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -27,6 +29,19 @@ def var():
     shutil.rmtree(path, ignore_errors=True)
 
 
+@contextmanager
+def writer_process(env: dict[str, str], var: Path) -> Iterator[subprocess.Popen]:
+    """`python -m actors.writer` logging to var/writer.log; killed if a test leaves it running."""
+    with (var / "writer.log").open("wb") as log:
+        writer = subprocess.Popen([sys.executable, "-m", "actors.writer"], env=env, cwd=ROOT, stdout=log, stderr=log)
+        try:
+            yield writer
+        finally:
+            if writer.poll() is None:
+                writer.kill()
+                writer.wait()
+
+
 def trade(i: int, time_ms: int) -> EquityTrade:
     return EquityTrade("SPY", time_ms, 500 + i / 10_000, 100, 1000 + 100 * i, 100, 499.99, 500.01, 1)
 
@@ -37,9 +52,7 @@ def test_flushes_on_sigterm_and_a_duplicate_costs_nothing_else(migrated_url, var
     config = load(env)
     config.ensure_dirs()
     ingest, indicator = Publisher(config, "ingest"), Publisher(config, "indicator")
-    log = (var / "writer.log").open("wb")
-    writer = subprocess.Popen([sys.executable, "-m", "actors.writer"], env=env, cwd=ROOT, stdout=log, stderr=log)
-    try:
+    with writer_process(env, var) as writer:
         wait_for(lambda: not ingest.wait_for_subscribers(["writer"], 0.05), 30, "the writer to subscribe")
         wait_for(lambda: not indicator.wait_for_subscribers(["writer"], 0.05), 30, "the writer to subscribe")
         # Trades 0 and 1 share a millisecond; trade 3 arrives twice inside one frame.
@@ -54,11 +67,6 @@ def test_flushes_on_sigterm_and_a_duplicate_costs_nothing_else(migrated_url, var
                 "BATCH_INTERVAL is 60 s: nothing may be written before the SIGTERM"
         writer.send_signal(signal.SIGTERM)
         assert writer.wait(timeout=20) == 0
-    finally:
-        if writer.poll() is None:
-            writer.kill()
-            writer.wait()
-        log.close()
 
     with psycopg.connect(migrated_url) as connection:
         stored = connection.execute(
@@ -81,9 +89,7 @@ def test_a_row_the_table_rejects_is_quarantined_and_the_rest_stored(migrated_url
     config = load(env)
     config.ensure_dirs()
     options = Publisher(config, "options")
-    log = (var / "writer.log").open("wb")
-    writer = subprocess.Popen([sys.executable, "-m", "actors.writer"], env=env, cwd=ROOT, stdout=log, stderr=log)
-    try:
+    with writer_process(env, var) as writer:
         wait_for(lambda: not options.wait_for_subscribers(["writer"], 0.05), 30, "the writer to subscribe")
         # A strike of 1e15 overflows numeric(18,6): that row can never be stored.
         options.send("option_row", "SPY", [option(500.0), option(1e15), option(505.0)])
@@ -96,11 +102,6 @@ def test_a_row_the_table_rejects_is_quarantined_and_the_rest_stored(migrated_url
         options.close()
         writer.send_signal(signal.SIGTERM)
         assert writer.wait(timeout=20) == 0
-    finally:
-        if writer.poll() is None:
-            writer.kill()
-            writer.wait()
-        log.close()
     (letter,) = [json.loads(line) for line in (var / "data" / "dead-letter" / "writer.jsonl").read_text().splitlines()]
     assert letter["table"] == "option_prices" and letter["row"][4] == 1e15
     assert "numeric field overflow" in letter["reason"]

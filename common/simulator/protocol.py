@@ -14,13 +14,14 @@ CHART_EQUITY volume is the exception and is always written as a double.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from schwab.streaming import StreamClient
 
 from common import option_symbols
-from common.simulator.market import NEW_YORK, Bar, EquityQuote, OptionQuote
+from common.market_hours import SCHWAB_SESSIONS, exchange_sessions
+from common.simulator.market import Bar, EquityQuote, OptionQuote
 
 EQUITY = StreamClient.LevelOneEquityFields
 OPTION = StreamClient.LevelOneOptionFields
@@ -39,6 +40,7 @@ CONNECTION_LIMIT = 12
 SYMBOL_LIMIT = 19
 NOT_LOGGED_IN = 20
 BAD_COMMAND = 22
+STOP_STREAMING = 30
 
 _DAY_MS = 86_400_000
 
@@ -224,6 +226,12 @@ def data(service: str, items: list[dict], now_ms: int) -> dict:
 
 def heartbeat(now_ms: int) -> dict:
     return {"notify": [{"heartbeat": str(now_ms)}]}
+
+
+def stop_streaming(now_ms: int) -> dict:
+    """Schwab's notice that it ends the stream (code 30), sent just before it closes the socket."""
+    return {"notify": [{"service": "ADMIN", "timestamp": now_ms,
+                        "content": {"code": STOP_STREAMING, "msg": "Stop streaming due to empty subscription"}}]}
 
 
 @dataclass(frozen=True)
@@ -489,27 +497,27 @@ def option_chain(symbol: str, spot: float, quotes: list[OptionQuote], today: dat
 
 
 _SESSIONS = {
-    "equity": ("EQ", "EQUITY", "equity", {"preMarket": (time(7), time(9, 30)), "regularMarket": (time(9, 30), time(16)),
-                                           "postMarket": (time(16), time(20))}),
-    "option": ("EQO", "OPTION", "equity option", {"regularMarket": (time(9, 30), time(16))}),
+    "equity": ("EQ", "EQUITY", "equity", ("pre", "regular", "post")),
+    "option": ("EQO", "OPTION", "equity option", ("regular",)),
 }
 
 
 def market_hours(markets: list[str], day: date) -> dict:
-    """`GET /marketdata/v1/markets`: weekdays open 9:30-16:00 New York time, weekends closed (no holidays)."""
+    """`GET /marketdata/v1/markets`: the NYSE's sessions on `day`, holidays and early closes included."""
+    exchange = exchange_sessions(day)
     body: dict[str, dict] = {}
     for market in markets:
         if market not in _SESSIONS:
             continue
         product, market_type, name, sessions = _SESSIONS[market]
-        if day.weekday() >= 5:
+        if not exchange:
             body[market] = {market: {"date": day.isoformat(), "marketType": market_type, "product": market,
                                      "isOpen": False}}
             continue
         hours = {
-            session: [{"start": datetime.combine(day, start, NEW_YORK).isoformat(),
-                       "end": datetime.combine(day, end, NEW_YORK).isoformat()}]
-            for session, (start, end) in sessions.items()
+            SCHWAB_SESSIONS[session]: [{"start": exchange[session][0].isoformat(),
+                                        "end": exchange[session][1].isoformat()}]
+            for session in sessions
         }
         body[market] = {product: {"date": day.isoformat(), "marketType": market_type, "product": product,
                                   "productName": name, "isOpen": True, "sessionHours": hours}}

@@ -234,5 +234,7 @@ def test_rest_endpoints_through_the_sync_client(sim: Sim, config: Config):
 
     assert httpx.get(f"{sim.url}/trader/v1/userPreference").status_code == 401
     bad = httpx.post(f"{sim.url}/v1/oauth/token", data={"grant_type": "authorization_code", "code": "x"})
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_grant"
+    bad = httpx.post(f"{sim.url}/v1/oauth/token", data={"grant_type": "password"})
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_client"
     assert sim.report()["counts"]["token_refreshes"] == 1

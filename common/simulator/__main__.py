@@ -16,6 +16,7 @@ from common import log
 log.setup("simulator")
 logging.captureWarnings(True)
 
+from common.simulator import faults  # noqa: E402
 from common.simulator.server import Settings, run  # noqa: E402
 
 
@@ -33,11 +34,19 @@ def parse(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--heartbeat", type=float, default=float(env.get("SIM_HEARTBEAT", "5")),
                         help="seconds of silence before a heartbeat")
     parser.add_argument("--bar-seconds", type=float, default=60.0, help=argparse.SUPPRESS)
+    parser.add_argument("--fault", action="append", default=[], metavar="MODE[:ARG]",
+                        help="inject a fault (repeatable; modes: " + ", ".join(faults.MODES) + ")")
+    parser.add_argument("--fault-after", type=float, default=5.0, metavar="SECONDS",
+                        help="seconds after the first login, and between faults, before each --fault")
     args = parser.parse_args(argv)
+    try:
+        chosen = tuple(faults.parse(spec) for spec in args.fault)
+    except faults.FaultError as error:
+        parser.error(str(error))
     if args.rate <= 0 or args.heartbeat <= 0 or args.bar_seconds <= 0:
         parser.error("--rate, --heartbeat and --bar-seconds must be above zero")
     return Settings(args.host, args.port, args.ws_port, args.seed, args.rate, args.report, args.heartbeat,
-                    args.bar_seconds)
+                    args.bar_seconds, chosen, args.fault_after)
 
 
 def main(argv: list[str] | None = None) -> None:

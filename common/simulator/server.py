@@ -7,6 +7,11 @@ protocol in `protocol.py`, fed by one ticker that steps `market.py`.
 
 The report counts a frame only once `await ws.send()` returned for it, so a
 consumer can compare what it received with what was really sent.
+
+Faults (see `faults.py`) come from `--fault` or `POST /sim/fault`. OAuth is
+modelled far enough for schwab-py's own flows: `/v1/oauth/authorize` redirects
+to the callback with a code, `/v1/oauth/token` trades a code or a refresh
+token for tokens, and revoked tokens are refused as Schwab refuses them.
 """
 
 from __future__ import annotations
@@ -26,13 +31,13 @@ from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from common import option_symbols
-from common.simulator import protocol
+from common.simulator import faults, protocol
 from common.simulator.market import Market, OptionQuote, new_york_date
 from common.simulator.protocol import CHART_EQUITY, LEVELONE_EQUITIES, LEVELONE_OPTIONS, SentTrade, Session
 
@@ -59,6 +64,8 @@ class Settings:
     report: Path | None
     heartbeat: float
     bar_seconds: float
+    faults: tuple[faults.Fault, ...] = ()
+    fault_after: float = 5.0
 
 
 class Report:
@@ -69,8 +76,9 @@ class Report:
         self.started_ms = now_ms()
         self.services: dict[str, dict[str, int]] = defaultdict(lambda: {"frames": 0, "items": 0})
         self.trades: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self.counts = {"quotes": 0, "trades": 0, "bars": 0, "option_items": 0, "heartbeats": 0,
-                       "responses": 0, "connections": 0, "token_refreshes": 0}
+        self.counts: dict[str, int] = defaultdict(int, {
+            "quotes": 0, "trades": 0, "bars": 0, "option_items": 0, "heartbeats": 0, "responses": 0,
+            "connections": 0, "token_refreshes": 0, "logins": 0, "faults": 0})
         self._lock = threading.Lock()
 
     def sent(self, service: str, items: list[dict], trades: list[SentTrade], connection: int = 0) -> None:
@@ -112,12 +120,74 @@ class Report:
         os.replace(tmp, path)
 
 
+class Tokens:
+    """Which access and refresh tokens the simulated Schwab still honours.
+
+    Tokens it never issued are honoured (a token file written by hand or by
+    `ensure_simulator_token`) until a fault revokes everything seen so far;
+    a token first seen after that, such as a fresh login's, is good again.
+    """
+
+    def __init__(self) -> None:
+        self.seen_access: set[str] = set()
+        self.seen_refresh: set[str] = set()
+        self.revoked: set[str] = set()
+        self.codes: set[str] = set()
+        self._lock = threading.Lock()
+
+    def access_ok(self, token: str) -> bool:
+        with self._lock:
+            self.seen_access.add(token)
+            return bool(token) and token not in self.revoked
+
+    def refresh_ok(self, token: str) -> bool:
+        with self._lock:
+            self.seen_refresh.add(token)
+            return token not in self.revoked
+
+    def issue_code(self) -> str:
+        with self._lock:
+            code = f"SIM.code.{secrets.token_hex(8)}"
+            self.codes.add(code)
+            return code
+
+    def redeem_code(self, code: str) -> bool:
+        with self._lock:
+            if code in self.codes:
+                self.codes.discard(code)
+                return True
+            return False
+
+    def issue(self, refresh_token: str | None = None) -> dict[str, Any]:
+        """A token response, with a new refresh token unless one is being refreshed."""
+        access = f"SIM.{secrets.token_hex(16)}"
+        refresh = refresh_token or f"SIM.refresh.{secrets.token_hex(16)}"
+        with self._lock:
+            self.seen_access.add(access)
+            self.seen_refresh.add(refresh)
+        return {"expires_in": ACCESS_TOKEN_SECONDS, "token_type": "Bearer", "scope": "api",
+                "refresh_token": refresh, "access_token": access, "id_token": f"SIM.id.{secrets.token_hex(8)}"}
+
+    def revoke_access(self) -> None:
+        with self._lock:
+            self.revoked |= self.seen_access
+
+    def revoke_refresh(self) -> None:
+        with self._lock:
+            self.revoked |= self.seen_access | self.seen_refresh
+
+
 class _Connection:
     def __init__(self, ws: ServerConnection, session: Session):
         self.ws = ws
         self.session = session
         self.lock = asyncio.Lock()
         self.last_send = time.monotonic()
+        self.stalled_until = 0.0
+
+    @property
+    def stalled(self) -> bool:
+        return time.monotonic() < self.stalled_until
 
 
 class Simulator:
@@ -131,6 +201,12 @@ class Simulator:
         self._ids = itertools.count(1)
         self._option_carry = 0.0
         self._option_cursor = 0
+        self.faults = faults.Faults()
+        self.tokens = Tokens()
+        self.logged_in = asyncio.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._restart = asyncio.Event()
+        self._down_seconds = 0.0
 
     # ---- streamer ---------------------------------------------------------
 
@@ -162,8 +238,19 @@ class Simulator:
         """Answer one request; False when the connection must close."""
         async with conn.lock:
             now = now_ms()
-            with self.market_lock:
-                reply = conn.session.handle(request, now)
+            override = self._override(request)
+            if override is not None and override.silent:
+                log.info("request left unanswered (SIMULATED fault)",
+                         extra={"connection": conn.session.connection, "command": request.get("command")})
+                return True
+            if override is not None:
+                reply = protocol.Reply(protocol.response(request, override.code, override.msg, now), close=override.close)
+            else:
+                with self.market_lock:
+                    reply = conn.session.handle(request, now)
+            if reply.frame["response"][0]["content"]["code"] == protocol.SUCCESS and request.get("command") == "LOGIN":
+                self.report.count("logins")
+                self.logged_in.set()
             await self._send(conn, reply.frame)
             self.report.count("responses")
             code = reply.frame["response"][0]["content"]["code"]
@@ -173,6 +260,83 @@ class Simulator:
             if reply.snapshot:
                 await self._snapshot(conn, reply.service, reply.snapshot, now)
             return not reply.close
+
+    def _override(self, request: dict) -> faults.Override | None:
+        """An armed fault's answer, or a revoked token's refusal, instead of the normal one."""
+        service, command = request.get("service"), request.get("command")
+        override = self.faults.override(service, command)
+        if override is not None:
+            return override
+        if service == "ADMIN" and command == "LOGIN":
+            token = (request.get("parameters") or {}).get("Authorization", "")
+            if token and not self.tokens.access_ok(token):
+                return faults.Override(code=protocol.LOGIN_DENIED, msg="Login denied: access token expired", close=True)
+        return None
+
+    async def apply(self, fault: faults.Fault) -> None:
+        """Act on `fault` now, or arm it for the request it answers."""
+        self.report.count("faults")
+        self.report.count(f"fault:{fault}")
+        log.warning("fault injected (SIMULATED)", extra={"fault": str(fault)})
+        if not fault.immediate:
+            self.faults.arm(fault)
+            return
+        if fault.mode == "restart":
+            self._down_seconds = fault.seconds
+            self._restart.set()
+            return
+        if fault.mode == "expire_access":
+            self.tokens.revoke_access()
+        elif fault.mode == "expire_refresh":
+            self.tokens.revoke_refresh()
+        await asyncio.gather(*(self._fault_connection(conn, fault) for conn in list(self.connections.values())))
+
+    async def _fault_connection(self, conn: _Connection, fault: faults.Fault) -> None:
+        now = now_ms()
+        try:
+            if fault.mode == "drop":
+                conn.ws.transport.abort()
+            elif fault.mode == "stall":
+                conn.stalled_until = time.monotonic() + (fault.seconds or float("inf"))
+            elif fault.mode == "malformed":
+                async with conn.lock:
+                    await conn.ws.send('{"data": [{"service": "LEVELONE_EQUITIES", "timestamp": %d, "content": [{"key": "SP' % now)
+            elif fault.mode == "unknown":
+                async with conn.lock:
+                    await self._send(conn, {"snapshot": [{"service": "LEVELONE_EQUITIES", "timestamp": now, "content": []}]})
+                    await self._send(conn, protocol.data("NEWS_HEADLINE", [{"key": "SPY", "1": "SIMULATED"}], now))
+            elif fault.mode == "code":
+                async with conn.lock:
+                    await self._send(conn, protocol.stop_streaming(now))
+                await conn.ws.close(1000, "STOP_STREAMING (SIMULATED)")
+            else:  # close, expire_access, expire_refresh: the session ends cleanly
+                await conn.ws.close(1000, f"{fault.mode} (SIMULATED)")
+        except ConnectionClosed:
+            pass
+
+    async def streamer(self) -> None:
+        """Serve the streamer socket; a `restart` fault resets every connection and refuses new ones a while."""
+        while True:
+            async with serve(self.serve_connection, self.settings.host, self.settings.ws_port,
+                             close_timeout=0.5) as server:
+                await self._restart.wait()
+                self._restart.clear()
+                for conn in list(self.connections.values()):
+                    conn.ws.transport.abort()
+                server.close(close_connections=False)
+            self.streamers = protocol.Streamers()
+            log.warning("streamer down (SIMULATED restart)", extra={"seconds": self._down_seconds})
+            await asyncio.sleep(self._down_seconds)
+            log.info("streamer up again after a SIMULATED restart")
+
+    async def scheduled_faults(self, specs: tuple[faults.Fault, ...], after: float) -> None:
+        """The command line's faults: each `after` seconds after the previous, starting from the first login."""
+        if not specs:
+            return
+        await self.logged_in.wait()
+        for fault in specs:
+            await asyncio.sleep(after)
+            await self.apply(fault)
 
     async def _snapshot(self, conn: _Connection, service: str, keys: tuple[str, ...], now: int) -> None:
         """Full snapshots for newly subscribed level-one keys, right after the response."""
@@ -242,7 +406,7 @@ class Simulator:
     async def _push(self, conn: _Connection, now: int, stepped: dict[str, OptionQuote]) -> None:
         try:
             async with conn.lock:
-                if not conn.session.logged_in:
+                if not conn.session.logged_in or conn.stalled:
                     return
                 session = conn.session
                 trades: list[SentTrade] = []
@@ -291,17 +455,33 @@ class Simulator:
 
             def _authorized(self) -> bool:
                 scheme, _, token = self.headers.get("Authorization", "").partition(" ")
-                if scheme == "Bearer" and token.strip():
+                if scheme == "Bearer" and sim.tokens.access_ok(token.strip()):
                     return True
                 self._reply(401, {"errors": [{"status": 401, "title": "Unauthorized",
-                                              "detail": "Bearer access token required"}]})
+                                              "detail": "Bearer access token missing, expired or revoked"}]})
                 return False
+
+            def _redirect_to_callback(self, params: dict[str, str]) -> None:
+                """schwab-py's login flows: the 'Allow' page, answered at once with a code for the callback."""
+                if not params.get("redirect_uri") or not params.get("client_id"):
+                    self._reply(400, {"error": "invalid_request", "error_description": "client_id and redirect_uri required"})
+                    return
+                query = {"code": sim.tokens.issue_code(), "session": secrets.token_hex(8)}
+                if params.get("state"):
+                    query["state"] = params["state"]
+                location = f"{params['redirect_uri']}?{urlencode(query)}"
+                self.send_response(302)
+                self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 params = {k: v[-1] for k, v in parse_qs(url.query).items()}
                 if url.path == "/sim/report":
                     self._reply(200, sim.report.to_json())
+                elif url.path == "/v1/oauth/authorize":
+                    self._redirect_to_callback(params)
                 elif url.path not in ("/trader/v1/userPreference", "/marketdata/v1/chains", "/marketdata/v1/markets"):
                     self._reply(404, {"errors": [{"status": 404, "title": "Not Found", "detail": url.path}]})
                 elif not self._authorized():
@@ -339,22 +519,41 @@ class Simulator:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-                if urlsplit(self.path).path != "/v1/oauth/token":
+                body = self.rfile.read(length).decode()
+                path = urlsplit(self.path).path
+                if path == "/sim/fault":
+                    self._fault(body)
+                elif path != "/v1/oauth/token":
                     self._reply(404, {"errors": [{"status": 404, "title": "Not Found", "detail": self.path}]})
-                elif form.get("grant_type") != "refresh_token" or not form.get("refresh_token"):
+                else:
+                    self._token({k: v[-1] for k, v in parse_qs(body).items()})
+
+            def _token(self, form: dict[str, str]) -> None:
+                grant = form.get("grant_type")
+                if grant == "authorization_code" and sim.tokens.redeem_code(form.get("code", "")):
+                    log.info("authorization code exchanged for tokens (SIMULATED)")
+                    self._reply(200, sim.tokens.issue())
+                elif grant == "authorization_code":
+                    self._reply(400, {"error": "invalid_grant", "error_description": "authorization code unknown or used"})
+                elif grant != "refresh_token" or not form.get("refresh_token"):
                     self._reply(400, {"error": "invalid_client", "error_description": "refresh_token grant required"})
+                elif not sim.tokens.refresh_ok(form["refresh_token"]):
+                    log.warning("refresh token refused: expired (SIMULATED)")
+                    self._reply(400, {"error": "invalid_client",
+                                      "error_description": "refresh_token_authentication_error"})
                 else:
                     sim.report.count("token_refreshes")
                     log.info("access token refreshed (SIMULATED)")
-                    self._reply(200, {
-                        "expires_in": ACCESS_TOKEN_SECONDS,
-                        "token_type": "Bearer",
-                        "scope": "api",
-                        "refresh_token": form["refresh_token"],
-                        "access_token": f"SIM.{secrets.token_hex(16)}",
-                        "id_token": f"SIM.id.{secrets.token_hex(8)}",
-                    })
+                    self._reply(200, sim.tokens.issue(form["refresh_token"]))
+
+            def _fault(self, body: str) -> None:
+                try:
+                    fault = faults.parse(json.loads(body or "{}").get("fault", ""))
+                except (faults.FaultError, ValueError, AttributeError) as error:
+                    self._reply(400, {"error": str(error)})
+                    return
+                asyncio.run_coroutine_threadsafe(sim.apply(fault), sim.loop).result(timeout=5)
+                self._reply(200, {"applied": str(fault)})
 
         return Handler
 
@@ -363,39 +562,41 @@ async def run(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT; then write the report and return, in well under two seconds."""
     sim = Simulator(settings)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    sim.loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        sim.loop.add_signal_handler(signum, stop.set)
     log.info("SIMULATED Schwab market data: nothing served here comes from Schwab",
              extra={"host": settings.host, "port": settings.port, "ws_port": settings.ws_port,
-                    "seed": settings.seed, "rate": settings.rate})
+                    "seed": settings.seed, "rate": settings.rate, "faults": [str(f) for f in settings.faults]})
     try:
-        async with serve(sim.serve_connection, settings.host, settings.ws_port, close_timeout=0.5) as ws_server:
-            await _serve(sim, settings, ws_server, stop)
+        await _serve(sim, settings, stop)
     finally:
         if settings.report:
             sim.report.write(settings.report)
         log.info("simulator stopped", extra={"report": str(settings.report) if settings.report else None})
 
 
-async def _serve(sim: Simulator, settings: Settings, ws_server: Server, stop: asyncio.Event) -> None:
-    """Run HTTP and the ticker until `stop`; a ticker that fails takes the process down with it."""
+async def _serve(sim: Simulator, settings: Settings, stop: asyncio.Event) -> None:
+    """Run HTTP, the streamer and the ticker until `stop`; a task that fails takes the process down with it."""
     httpd = ThreadingHTTPServer((settings.host, settings.port), sim.http_handler())
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-    ticker = asyncio.create_task(sim.ticker())
+    tasks = [asyncio.create_task(work) for work in
+             (sim.streamer(), sim.ticker(), sim.scheduled_faults(settings.faults, settings.fault_after))]
     stopping = asyncio.create_task(stop.wait())
     log.info("simulator ready", extra={"http": f"http://{settings.host}:{settings.port}",
                                        "streamer": f"ws://{settings.host}:{settings.ws_port}/ws"})
     try:
-        await asyncio.wait((ticker, stopping), return_when=asyncio.FIRST_COMPLETED)
+        while not stopping.done():
+            done, _ = await asyncio.wait((*tasks, stopping), return_when=asyncio.FIRST_COMPLETED)
+            failed = [task for task in done if task is not stopping and (task.cancelled() or task.exception())]
+            if failed:
+                raise failed[0].exception() or RuntimeError("a simulator task was cancelled")
+            tasks = [task for task in tasks if not task.done()]
     finally:
         log.info("simulator stopping")
-        ticker.cancel()
-        stopping.cancel()
-        await asyncio.gather(ticker, stopping, return_exceptions=True)
-        ws_server.close()
+        for task in (*tasks, stopping):
+            task.cancel()
+        await asyncio.gather(*tasks, stopping, return_exceptions=True)
         httpd.shutdown()
         httpd.server_close()
-    if not ticker.cancelled() and ticker.exception():
-        raise ticker.exception()

@@ -6,22 +6,28 @@ LEVELONE_OPTIONS for whatever contract set the options actor asks for. Each
 Schwab message becomes at most one frame per (kind, symbol). Without Schwab
 credentials the same real schwab-py client is aimed at the simulator.
 
-This issue's ingest stops (and supervisord restarts it) when the connection
-ends; reconnecting in-process comes with the reconnect work.
+`Connection` keeps that connection up for months: it is logged in only
+during the configured market sessions, reconnects after every kind of
+failure with capped backoff, and waits quietly for a new token file when the
+refresh token has expired. The pure pieces are in `common/streamer.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable
 from typing import Any
 
+from schwab.client import AsyncClient
+from schwab.streaming import StreamClient, UnexpectedResponseCode, UnparsableMessage
 from websockets.exceptions import ConnectionClosed
 
 from common.actor import Actor
-from common.bus import Publisher
+from common.bus import Publisher, Subscriber
 from common.levelone import (
     EQUITY_FIELDS,
     OPTION_FIELDS,
@@ -31,13 +37,35 @@ from common.levelone import (
     equity_records,
     option_record,
 )
+from common.market_hours import MarketSchedule, Window, clock_from_spec
 from common.messages import Envelope, OptionSubscription
 from common.schwab_client import make_client, make_stream_client
 from common.stats import ActorStats
+from common.streamer import (
+    REFRESH_TOKEN_LIFETIME,
+    REFRESH_TOKEN_WARNING,
+    SYMBOL_LIMIT,
+    Backoff,
+    CheckedDecoder,
+    CommandTimeout,
+    Stalled,
+    TokenExpired,
+    cause_of,
+    is_token_expired,
+    response_code,
+    token_age,
+    token_signature,
+    unparsable,
+)
 
 CONSUMERS = ("writer", "indicator", "options")
+SERVICES = frozenset({"LEVELONE_EQUITIES", "CHART_EQUITY", "LEVELONE_OPTIONS"})
+#: How long one read waits before the loop looks at its control socket and the clock.
 POLL = 0.25
-COMMAND_TIMEOUT = 10.0
+#: While idle (market closed, backing off, waiting for a token), the loop wakes this often: near-zero CPU.
+IDLE_TICK = 1.0
+#: A connection that streamed this long before failing starts the backoff from its minimum again.
+HEALTHY_AFTER = 60.0
 
 
 class FramePublisher:
@@ -47,6 +75,10 @@ class FramePublisher:
         self.publisher = publisher
         self.stats = stats
         self.logger = logger
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every symbol's fields: a new connection starts from fresh snapshots, so nothing stale leaks."""
         self.equities = MergedBook()
         self.options = MergedBook()
 
@@ -110,87 +142,296 @@ class FramePublisher:
 class OptionContracts:
     """The union of every underlying's wanted contracts, and how to get there."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_keys: int) -> None:
+        self.max_keys = max_keys
         self.wanted: dict[str, frozenset[str]] = {}
         self.streaming: frozenset[str] = frozenset()
+        #: A wanted set Schwab refused (code 19): not asked for again until the wish changes.
+        self.refused: frozenset[str] | None = None
 
     def want(self, subscription: OptionSubscription) -> None:
         self.wanted[subscription.underlying] = frozenset(subscription.contracts)
 
+    def target(self) -> frozenset[str]:
+        return frozenset().union(*self.wanted.values()) if self.wanted else frozenset()
+
     def changes(self) -> tuple[list[str], list[str]]:
         """(to add, to remove) to move the stream to the wanted set."""
-        target = frozenset().union(*self.wanted.values()) if self.wanted else frozenset()
+        target = self.target()
+        if target == self.refused:
+            return [], []
         return sorted(target - self.streaming), sorted(self.streaming - target)
 
 
-async def apply_option_changes(stream: Any, contracts: OptionContracts, logger: logging.Logger) -> None:
+async def within(timeout: float, what: str, command: Awaitable[Any]) -> Any:
+    """Every streamer command gets an answer in time, or the connection is given up."""
+    try:
+        return await asyncio.wait_for(command, timeout)
+    except TimeoutError:
+        raise CommandTimeout(f"no answer to {what} within {timeout:g} s") from None
+
+
+async def apply_option_changes(stream: StreamClient, contracts: OptionContracts, logger: logging.Logger,
+                               timeout: float) -> None:
+    """UNSUBS what left the wanted set and ADD what entered it; contracts that stay are not touched."""
     to_add, to_remove = contracts.changes()
+    if not to_add and not to_remove:
+        return
+    excess = len(contracts.streaming) - len(to_remove) + len(to_add) - contracts.max_keys
+    if excess > 0:
+        logger.error("option contracts over Schwab's per-service limit; asking for fewer",
+                     extra={"limit": contracts.max_keys, "over_by": excess})
+        to_add = to_add[:len(to_add) - excess]
+        contracts.refused = contracts.target()  # asked once; again only when the wish changes
     if to_remove:
-        await asyncio.wait_for(stream.level_one_option_unsubs(to_remove), COMMAND_TIMEOUT)
+        await within(timeout, "LEVELONE_OPTIONS UNSUBS", stream.level_one_option_unsubs(to_remove))
+        contracts.streaming -= set(to_remove)
     if to_add:
-        subscribe = stream.level_one_option_add if contracts.streaming - set(to_remove) else stream.level_one_option_subs
-        await asyncio.wait_for(subscribe(to_add, fields=list(OPTION_FIELDS)), COMMAND_TIMEOUT)
-    if to_add or to_remove:
-        contracts.streaming = (contracts.streaming - set(to_remove)) | set(to_add)
-        logger.info("option contracts changed", extra={"added": len(to_add), "removed": len(to_remove), "streaming": len(contracts.streaming)})
+        subscribe = stream.level_one_option_add if contracts.streaming else stream.level_one_option_subs
+        try:
+            await within(timeout, "LEVELONE_OPTIONS ADD", subscribe(to_add, fields=list(OPTION_FIELDS)))
+        except UnexpectedResponseCode as error:
+            code, msg = response_code(error)
+            if code != SYMBOL_LIMIT:
+                raise
+            contracts.refused = contracts.target()
+            logger.error("Schwab refused option contracts over its symbol limit (code 19); streaming the rest",
+                         extra={"refused": len(to_add), "streaming": len(contracts.streaming), "msg": msg})
+            return
+        contracts.streaming |= set(to_add)
+    logger.info("option contracts changed",
+                extra={"added": len(to_add), "removed": len(to_remove), "streaming": len(contracts.streaming)})
 
 
-async def run(actor: Actor) -> None:
-    config, stats, publisher, logger = actor.config, actor.stats, actor.publisher, actor.log
-    await asyncio.to_thread(actor.wait_for_consumers, *CONSUMERS)
-    control = actor.subscriber()
-    control.subscribe("options", "option_subscription")
-    frames = FramePublisher(publisher, stats, logger)
-    contracts = OptionContracts()
+class Connection:
+    """The one Schwab streamer connection: session hours, connect, read, watchdog and reconnect; nothing else."""
 
-    client = make_client(config, asyncio=True)
-    stream = make_stream_client(client)
-    stream.add_level_one_equity_handler(frames.on_equities)
-    stream.add_chart_equity_handler(frames.on_chart)
-    stream.add_level_one_option_handler(frames.on_options)
-    logger.info("logging in", extra={"source": "simulator" if config.uses_simulator else "schwab", "tickers": list(config.tickers)})
-    await asyncio.wait_for(stream.login(), COMMAND_TIMEOUT)
-    await asyncio.wait_for(stream.level_one_equity_subs(list(config.tickers), fields=list(EQUITY_FIELDS)), COMMAND_TIMEOUT)
-    await asyncio.wait_for(stream.chart_equity_subs(list(config.tickers)), COMMAND_TIMEOUT)
-    stats.status = "running"
-    logger.info("streaming")
+    def __init__(self, actor: Actor, frames: FramePublisher, control: Subscriber):
+        self.actor = actor
+        self.config = actor.config
+        self.log = actor.log
+        self.frames = frames
+        self.control = control
+        self.contracts = OptionContracts(self.config.stream_max_keys)
+        self.clock = clock_from_spec(self.config.market_clock)
+        self.schedule = MarketSchedule(self._market_hours, self.config.market_sessions,
+                                       self.config.market_hours == "always", self.log)
+        self.backoff = Backoff(self.config.stream_backoff_min, self.config.stream_backoff_max)
+        self.client: AsyncClient | None = None
+        self.rest_client: Any = None
+        self.streaming_since: float | None = None
 
-    closed: ConnectionClosed | None = None
-    while not actor.shutdown.requested:
+    @property
+    def stopping(self) -> bool:
+        return self.actor.shutdown.requested
+
+    async def run(self) -> None:
+        while not self.stopping:
+            window = await self.wait_for_session()
+            if window is None:
+                return
+            try:
+                await self.stream(window)
+                self.backoff.reset()
+            except Exception as error:  # every failure ends in a fresh connection, or a wait for a person
+                if self.stopping:
+                    return
+                if is_token_expired(error):
+                    await self.wait_for_token(error)
+                    continue
+                await self.reconnect_after(error)
+
+    # ---- session hours ---------------------------------------------------
+
+    def _market_hours(self, day: datetime.date) -> dict:
+        if self.rest_client is None:
+            self.rest_client = make_client(self.config, asyncio=False)
+        response = self.rest_client.get_market_hours([self.rest_client.MarketHours.Market.EQUITY], date=day)
+        response.raise_for_status()
+        return response.json()
+
+    async def wait_for_session(self) -> Window | None:
+        """Sleep, logged out, until shortly before the next session; the window to stream in (None: stopping)."""
+        lead = datetime.timedelta(seconds=self.config.market_lead)
+        wake, window = await asyncio.to_thread(self.schedule.plan, self.clock.now(), lead)
+        if wake is None:
+            return window
+        self.actor.stats.status = "market_closed"
+        self.log.info("market closed: logged out until shortly before the session",
+                      extra={"wake_at": utc(wake), "session_start": utc(window.start),
+                             "session_end": utc(window.end), "sessions": list(window.sessions)})
+        while not self.stopping and self.clock.now() < wake:
+            try:
+                await asyncio.wait_for(self.clock.sleep_until(wake), IDLE_TICK)
+            except TimeoutError:
+                pass
+            self.actor.tick()
+        return None if self.stopping else window
+
+    # ---- one connection --------------------------------------------------
+
+    async def stream(self, window: Window) -> None:
+        """Log in, subscribe everything, and read until the session ends or the connection fails."""
+        self.check_token()
+        if self.client is None:
+            self.client = make_client(self.config, asyncio=True)
+        stream = make_stream_client(self.client)
+        decoder = CheckedDecoder(SERVICES, self.log, self._skipped)
+        stream.set_json_decoder(decoder)
+        stream.add_level_one_equity_handler(self.frames.on_equities)
+        stream.add_chart_equity_handler(self.frames.on_chart)
+        stream.add_level_one_option_handler(self.frames.on_options)
+        self.frames.reset()
+        self.contracts.streaming = frozenset()
+        self.contracts.refused = None
+        timeout, tickers = self.config.stream_command_timeout, list(self.config.tickers)
+        self.actor.stats.status = "connecting"
+        self.log.info("logging in", extra={"source": "simulator" if self.config.uses_simulator else "schwab",
+                                            "tickers": tickers, "session_end": utc(window.end)})
+        try:
+            await within(timeout, "ADMIN LOGIN", stream.login())
+            await within(timeout, "LEVELONE_EQUITIES SUBS",
+                         stream.level_one_equity_subs(tickers, fields=list(EQUITY_FIELDS)))
+            await within(timeout, "CHART_EQUITY SUBS", stream.chart_equity_subs(tickers))
+            self.actor.stats.status = "running"
+            self.streaming_since = time.monotonic()
+            self.log.info("streaming")
+            decoder.last_frame = time.monotonic()
+            while not self.stopping and self.clock.now() < window.end:
+                await self.read(stream, decoder)
+                self.take_control()
+                await apply_option_changes(stream, self.contracts, self.log, timeout)
+                self.actor.tick()
+            await self.log_out(stream)
+        finally:
+            await close(stream)
+
+    async def read(self, stream: StreamClient, decoder: CheckedDecoder) -> None:
         try:
             await asyncio.wait_for(stream.handle_message(), POLL)
         except TimeoutError:
-            pass
-        except ConnectionClosed as error:
-            closed = error
-            break
-        while (frame := control.recv_nowait()) is not None:
+            silent = time.monotonic() - decoder.last_frame
+            if silent > self.config.stream_watchdog:
+                raise Stalled(f"no frame and no heartbeat for {silent:.1f} s "
+                              f"(STREAM_WATCHDOG={self.config.stream_watchdog:g} s)") from None
+        except UnparsableMessage as error:
+            self._skipped()
+            self.log.error("malformed frame skipped", extra={"content": unparsable(error)})
+
+    def take_control(self) -> None:
+        while (frame := self.control.recv_nowait()) is not None:
             if isinstance(frame, Envelope):
                 for subscription in frame.records:
-                    contracts.want(subscription)
-        await apply_option_changes(stream, contracts, logger)
-        actor.tick()
+                    self.contracts.want(subscription)
 
-    stats.status = "stopping"
-    if closed is None:
+    async def log_out(self, stream: StreamClient) -> None:
+        """Log out, then handle everything Schwab sent before it closed the socket."""
+        self.actor.stats.status = "stopping" if self.stopping else "logging_out"
         try:
-            await asyncio.wait_for(stream.logout(), COMMAND_TIMEOUT)
-        except (ConnectionClosed, TimeoutError) as error:
-            logger.warning("logout not acknowledged", extra={"reason": repr(error)})
-    # Everything Schwab sent before the socket closed is still to be handled.
+            await within(self.config.stream_command_timeout, "ADMIN LOGOUT", stream.logout())
+            while True:
+                await asyncio.wait_for(stream.handle_message(), 2.0)
+        except (ConnectionClosed, TimeoutError, CommandTimeout) as error:
+            if not isinstance(error, ConnectionClosed):
+                self.log.warning("logout not acknowledged", extra={"reason": str(error) or repr(error)})
+        self.log.info("logged out", extra={"at": utc(self.clock.now())})
+
+    def _skipped(self) -> None:
+        self.actor.stats.errors += 1
+
+    # ---- failures --------------------------------------------------------
+
+    async def reconnect_after(self, error: Exception) -> None:
+        """Count and log why the connection ended, then wait out the backoff."""
+        cause = cause_of(error, self.config.stream_limit_backoff)
+        if self.streaming_since is not None and time.monotonic() - self.streaming_since > HEALTHY_AFTER:
+            self.backoff.reset()
+        self.streaming_since = None
+        if cause.name == "access_token_rejected" and self.client is not None:
+            self.client.session.token["expires_at"] = 0  # authlib refreshes it before the next request
+        delay = self.backoff.next(cause.floor)
+        stats = self.actor.stats
+        stats.reconnected(cause.name)
+        stats.status = cause.name if cause.name == "connection_limit" else "reconnecting"
+        level = logging.ERROR if cause.floor else logging.WARNING
+        self.log.log(level, "connection lost; reconnecting", extra={
+            "cause": cause.name, "detail": cause.detail, "retry_in_s": round(delay, 2),
+            "reconnects": sum(stats.reconnects.values())})
+        stats.maybe_publish(self.actor.publisher, force=True)
+        await self.idle(delay)
+
+    def check_token(self) -> None:
+        """Refuse to start on a token Schwab will refuse; warn a day ahead."""
+        if self.config.uses_simulator:
+            return
+        age = token_age(self.config.schwab_token_path)
+        if age >= REFRESH_TOKEN_LIFETIME:
+            raise TokenExpired(f"the token file is {age / 86_400:.1f} days old; Schwab's refresh tokens last 7")
+        if age >= REFRESH_TOKEN_LIFETIME - REFRESH_TOKEN_WARNING:
+            self.log.warning("Schwab refresh token expires soon: run `make login` on this host",
+                             extra={"hours_left": round((REFRESH_TOKEN_LIFETIME - age) / 3600, 1)})
+
+    async def wait_for_token(self, error: Exception) -> None:
+        """Log once what a person must do, then wait (idle) until a new token file appears."""
+        path = self.config.schwab_token_path
+        stats = self.actor.stats
+        stats.status = "token_expired"
+        stats.errors += 1
+        self.log.error("Schwab refresh token expired: run `make login` on this host to create a new token file; "
+                       "ingest waits for it and resumes by itself",
+                       extra={"token_path": str(path), "reason": str(error) or repr(error)})
+        stats.maybe_publish(self.actor.publisher, force=True)
+        seen = token_signature(path)
+        while not self.stopping:
+            await self.idle(self.config.token_poll_interval)
+            current = token_signature(path)
+            if current is None or current == seen:
+                continue
+            seen = current
+            try:
+                fresh = self.config.uses_simulator or token_age(path) < REFRESH_TOKEN_LIFETIME
+            except (OSError, ValueError, KeyError) as unreadable:
+                self.log.error("the new token file cannot be read; still waiting", extra={"reason": repr(unreadable)})
+                continue
+            if fresh:
+                self.client = self.rest_client = None
+                self.backoff.reset()
+                self.log.info("new token file found; logging in again", extra={"token_path": str(path)})
+                return
+
+    async def idle(self, seconds: float) -> None:
+        """Wait without work: the loop wakes once a second for counters and a stop request."""
+        until = time.monotonic() + seconds
+        while not self.stopping and (left := until - time.monotonic()) > 0:
+            await asyncio.sleep(min(IDLE_TICK, left))
+            self.actor.tick()
+
+
+def utc(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.timezone.utc).isoformat()
+
+
+async def close(stream: StreamClient) -> None:
+    """Close the socket whatever state it is in (schwab-py has no call for it)."""
+    socket = stream._socket
+    if socket is None:
+        return
     try:
-        while True:
-            await asyncio.wait_for(stream.handle_message(), 2.0)
-    except (ConnectionClosed, TimeoutError):
-        pass
-    control.close()
-    if closed is not None and not actor.shutdown.requested:
-        actor.stats.status = "disconnected"
-        actor.stats.maybe_publish(publisher, force=True)
-        publisher.close()
-        logger.error("Schwab closed the stream; exiting for supervisord to restart", extra={"reason": repr(closed)})
-        raise SystemExit(1)
-    actor.stopped()
+        await asyncio.wait_for(socket.close(), 2.0)
+    except (TimeoutError, ConnectionClosed, OSError):
+        socket.transport.abort()
+
+
+async def run(actor: Actor) -> None:
+    await asyncio.to_thread(actor.wait_for_consumers, *CONSUMERS)
+    control = actor.subscriber()
+    control.subscribe("options", "option_subscription")
+    frames = FramePublisher(actor.publisher, actor.stats, actor.log)
+    try:
+        await Connection(actor, frames, control).run()
+    finally:
+        control.close()
+    actor.stopped(reconnects=actor.stats.reconnects)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ACTORS = ("ingest", "indicator", "options", "writer", "metrics")
+MARKET_SESSIONS = ("pre", "regular", "post")
 
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9./$-]{0,9}$")
 
@@ -54,6 +55,19 @@ def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def parse_sessions(raw: str) -> tuple[str, ...]:
+    """MARKET_SESSIONS: which of Schwab's sessions to stream, e.g. 'regular' or 'pre,regular,post'."""
+    sessions = tuple(dict.fromkeys(s.strip().lower() for s in raw.split(",") if s.strip()))
+    bad = [s for s in sessions if s not in MARKET_SESSIONS]
+    if not sessions or bad:
+        raise ConfigError(f"MARKET_SESSIONS={raw!r}: choose from {', '.join(MARKET_SESSIONS)}")
+    return sessions
+
+
+def _duration(env: dict[str, str], name: str, default: str) -> float:
+    return parse_duration(name, env.get(name, default))
+
+
 def _float(env: dict[str, str], name: str, default: float) -> float:
     raw = env.get(name, "").strip()
     if not raw:
@@ -83,6 +97,7 @@ class Config:
     schwab_app_key: str
     schwab_app_secret: str
     schwab_token_path: Path
+    schwab_callback_url: str
     simulator_url: str
     option_strike_band: float
     option_refresh_interval: float
@@ -90,6 +105,18 @@ class Config:
     journal_segment_bytes: int
     journal_segment_age: float
     journal_retention: float
+    option_recenter_threshold: float
+    market_hours: str
+    market_sessions: tuple[str, ...]
+    market_lead: float
+    market_clock: str
+    stream_watchdog: float
+    stream_command_timeout: float
+    stream_backoff_min: float
+    stream_backoff_max: float
+    stream_limit_backoff: float
+    stream_max_keys: int
+    token_poll_interval: float
 
     @property
     def uses_simulator(self) -> bool:
@@ -133,8 +160,19 @@ def load(env: dict[str, str] | None = None) -> Config:
     if batch_interval <= 0:
         raise ConfigError("BATCH_INTERVAL must be above zero")
     data_dir = Path(env.get("DATA_DIR") or var / "data")
+    simulated = not (env.get("SCHWAB_APP_KEY") and env.get("SCHWAB_APP_SECRET"))
+    # The simulator's market never closes unless asked, so `make run` streams at any hour.
+    market_hours = env.get("MARKET_HOURS", "always" if simulated else "exchange").strip().lower()
+    if market_hours not in ("exchange", "always"):
+        raise ConfigError(f"MARKET_HOURS={market_hours!r} must be exchange or always")
+    band = _float(env, "OPTION_STRIKE_BAND", 0.02)
+    tickers = parse_tickers(tickers_raw)
+    max_keys = _int(env, "STREAM_MAX_KEYS", 500, minimum=1)
+    if len(tickers) > max_keys:
+        raise ConfigError(f"STREAM_TICKERS names {len(tickers)} symbols but Schwab streams at most {max_keys} keys "
+                          f"per service: remove {len(tickers) - max_keys}")
     return Config(
-        tickers=parse_tickers(tickers_raw),
+        tickers=tickers,
         database_url=env.get("DATABASE_URL", ""),
         run_dir=Path(env.get("RUN_DIR") or var / "run"),
         log_dir=Path(env.get("LOG_DIR") or var / "log"),
@@ -151,8 +189,9 @@ def load(env: dict[str, str] | None = None) -> Config:
         schwab_app_key=env.get("SCHWAB_APP_KEY", ""),
         schwab_app_secret=env.get("SCHWAB_APP_SECRET", ""),
         schwab_token_path=Path(env.get("SCHWAB_TOKEN_PATH") or data_dir / "schwab_token.json"),
+        schwab_callback_url=env.get("SCHWAB_CALLBACK_URL", "https://127.0.0.1:8182"),
         simulator_url=env.get("SIMULATOR_URL", "http://127.0.0.1:8765"),
-        option_strike_band=_float(env, "OPTION_STRIKE_BAND", 0.02),
+        option_strike_band=band,
         option_refresh_interval=parse_duration(
             "OPTION_REFRESH_INTERVAL", env.get("OPTION_REFRESH_INTERVAL", "5s")
         ),
@@ -160,4 +199,16 @@ def load(env: dict[str, str] | None = None) -> Config:
         journal_segment_bytes=_int(env, "JOURNAL_SEGMENT_BYTES", 64 << 20, minimum=4096),
         journal_segment_age=parse_duration("JOURNAL_SEGMENT_AGE", env.get("JOURNAL_SEGMENT_AGE", "1h")),
         journal_retention=parse_duration("JOURNAL_RETENTION", env.get("JOURNAL_RETENTION", "24h")),
+        option_recenter_threshold=_float(env, "OPTION_RECENTER_THRESHOLD", band / 2),
+        market_hours=market_hours,
+        market_sessions=parse_sessions(env.get("MARKET_SESSIONS", "regular")),
+        market_lead=_duration(env, "MARKET_LEAD", "5m"),
+        market_clock=env.get("MARKET_CLOCK", "").strip(),
+        stream_watchdog=_duration(env, "STREAM_WATCHDOG", "60s"),
+        stream_command_timeout=_duration(env, "STREAM_COMMAND_TIMEOUT", "15s"),
+        stream_backoff_min=_duration(env, "STREAM_BACKOFF_MIN", "1s"),
+        stream_backoff_max=_duration(env, "STREAM_BACKOFF_MAX", "2m"),
+        stream_limit_backoff=_duration(env, "STREAM_LIMIT_BACKOFF", "5m"),
+        stream_max_keys=max_keys,
+        token_poll_interval=_duration(env, "TOKEN_POLL_INTERVAL", "10s"),
     )

@@ -150,7 +150,7 @@ STREAMING_METRICS = TableSpec(
         ("ts_ns", "int8"), ("actor", "text"), ("ticker", "text"), ("records_processed", "int8"),
         ("batch_size", "int8"), ("processing_time_ms", "int8"), ("error_count", "int8"), ("gap_count", "int8"),
         ("service_status", "text"), ("replayed_count", "int8"), ("journal_bytes", "int8"),
-        ("journal_error_count", "int8"),
+        ("journal_error_count", "int8"), ("reconnect_count", "int8"), ("reconnect_causes", "text"),
     ),
     target=(
         ("timestamp", _NS.format("ts_ns")),
@@ -165,6 +165,8 @@ STREAMING_METRICS = TableSpec(
         ("replayed_count", "replayed_count"),
         ("journal_bytes", "journal_bytes"),
         ("journal_error_count", "journal_error_count"),
+        ("reconnect_count", "reconnect_count"),
+        ("reconnect_causes", "reconnect_causes"),
     ),
     conflict=("actor", "timestamp"),
 )

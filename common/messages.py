@@ -163,6 +163,7 @@ class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
     replayed: int = 0
     epoch: int = 0
     last_seqs: dict[str, int] = msgspec.field(default_factory=dict)
+    reconnects: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, frozen=True):
@@ -180,6 +181,8 @@ class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, f
     replayed_count: int = 0
     journal_bytes: int = 0
     journal_error_count: int = 0
+    reconnect_count: int = 0
+    reconnect_causes: str = ""
 
 
 class StreamLag(msgspec.Struct, tag="stream_lag", array_like=True, frozen=True):

@@ -13,6 +13,13 @@ from common.messages import MetricSample, StreamingMetric, StreamLag
 Position = tuple[int, int]
 
 
+def reconnects(sample: MetricSample, before: MetricSample | None) -> dict[str, int | str]:
+    """This interval's reconnects: how many, and how many of each cause ('stall=2,closed=1')."""
+    earlier = before.reconnects if before else {}
+    causes = {c: n - earlier.get(c, 0) for c, n in sorted(sample.reconnects.items()) if n > earlier.get(c, 0)}
+    return {"reconnect_count": sum(causes.values()), "reconnect_causes": ",".join(f"{c}={n}" for c, n in causes.items())}
+
+
 class MetricsRollup:
     def __init__(self, stale_after_ns: int):
         self.stale_after_ns = stale_after_ns
@@ -44,6 +51,7 @@ class MetricsRollup:
                     replayed_count=sample.replayed - (before.replayed if before else 0),
                     journal_bytes=sample.journal_bytes,
                     journal_error_count=sample.journal_errors - (before.journal_errors if before else 0),
+                    **reconnects(sample, before),
                 )
             )
             self._reported[actor] = sample

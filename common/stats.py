@@ -28,6 +28,7 @@ class ActorStats:
         self.errors = 0
         self.gaps = 0
         self.replayed = 0
+        self.reconnects: dict[str, int] = {}
         self._next_publish = 0.0
 
     def batch(self, size: int, started_ns: int) -> None:
@@ -35,6 +36,9 @@ class ActorStats:
         self.batches += 1
         self.last_batch_size = size
         self.processing_ns += time.perf_counter_ns() - started_ns
+
+    def reconnected(self, cause: str) -> None:
+        self.reconnects[cause] = self.reconnects.get(cause, 0) + 1
 
     def sample(self) -> MetricSample:
         return MetricSample(
@@ -49,6 +53,7 @@ class ActorStats:
             errors=self.errors,
             gaps=self.gaps,
             replayed=self.replayed,
+            reconnects=dict(self.reconnects),
         )
 
     def maybe_publish(self, publisher: Publisher, force: bool = False) -> None:

@@ -140,6 +140,18 @@ class Pipeline:
         """`supervisorctl stop all`, as a user would type it."""
         self.ctl("stop", "all")
 
+    def stop_and_reopen(self) -> None:
+        """`stop all`, then Postgres alone again so the tables can be read."""
+        self.stop_all()
+        self.ctl("start", "embedded:postgres")
+        wait_for(lambda: self.count("equity_data"), 30, "Postgres to come back")
+
+    def stored_trades(self) -> list[tuple]:
+        """(ticker, trade time ms, day volume, price) of every stored trade, as the report writes them."""
+        rows = self.query("SELECT ticker, (extract(epoch FROM timestamp) * 1000)::bigint, day_volume, price"
+                          " FROM equity_data ORDER BY 1, 2, 3")
+        return [tuple(row) for row in rows]
+
     def report(self) -> dict[str, Any]:
         """What the simulator sent, as it wrote it on exit."""
         return json.loads(self.report_path.read_text())

@@ -25,22 +25,8 @@ def sent_trades(pipeline: Pipeline) -> list[tuple]:
     )
 
 
-def stored_trades(pipeline: Pipeline) -> list[tuple]:
-    rows = pipeline.query(
-        "SELECT ticker, (extract(epoch FROM timestamp) * 1000)::bigint, day_volume, price FROM equity_data ORDER BY 1, 2, 3"
-    )
-    return [tuple(row) for row in rows]
-
-
-def stop_and_reopen(pipeline: Pipeline) -> None:
-    """`stop all`, then Postgres alone again so the tables can be read."""
-    pipeline.stop_all()
-    pipeline.ctl("start", "embedded:postgres")
-    wait_for(lambda: pipeline.count("equity_data"), 30, "Postgres to come back")
-
-
 def assert_exactly_once(pipeline: Pipeline) -> None:
-    sent, stored = sent_trades(pipeline), stored_trades(pipeline)
+    sent, stored = sent_trades(pipeline), pipeline.stored_trades()
     assert len(sent) > 50, "the simulator should have traded for a while"
     assert stored == sent, f"{len(sent)} sent, {len(stored)} stored; missing {sorted(set(sent) - set(stored))[:5]}"
     (indicators,) = pipeline.query("SELECT count(*) FROM indicators")[0]
@@ -73,7 +59,7 @@ def test_writer_killed_mid_batch_again_and_again(pipeline):
                  30, "supervisord to restart the writer")
     after = pipeline.count("equity_data")
     wait_for(lambda: pipeline.count("equity_data") > after + 20, 30, "the restarted writer to catch up")
-    stop_and_reopen(pipeline)
+    pipeline.stop_and_reopen()
     assert_exactly_once(pipeline)
     assert '"replayed"' in pipeline.log("writer")
 
@@ -91,7 +77,7 @@ def test_postgres_away_for_a_minute(pipeline):
     pipeline.ctl("start", "embedded:postgres")
     wait_for(lambda: pipeline.count("equity_data") >= report_before + 100, 60, "the writer to catch up")
     assert pipeline.pid("ingest") == ingest, "ingest never stopped"
-    stop_and_reopen(pipeline)
+    pipeline.stop_and_reopen()
     assert_exactly_once(pipeline)
     assert "database unavailable; retrying" in pipeline.log("writer")
 
@@ -107,7 +93,7 @@ def test_slow_writer_behind_a_tiny_high_water_mark(pipeline):
     finally:
         os.kill(writer, signal.SIGCONT)
     wait_for(lambda: pipeline.count("equity_data") > sent + 3000, 60, "the writer to catch up")
-    stop_and_reopen(pipeline)
+    pipeline.stop_and_reopen()
     assert_exactly_once(pipeline)  # the indicator sits behind the same tiny mark, and catches up the same way
     stopped = [json.loads(line) for line in pipeline.log("writer").splitlines() if '"msg":"stopped"' in line]
     assert stopped[-1]["replayed"] > 0, "the writer did fall behind and replay from the journal"
@@ -135,7 +121,7 @@ def test_indicator_and_options_killed_rebuild_from_the_journal(pipeline):
     wait_for(lambda: pipeline.count("equity_data") > 20, 30, "ticks flowing")
     kill_and_await_restart(pipeline, "indicator")
     kill_and_await_restart(pipeline, "options")
-    stop_and_reopen(pipeline)
+    pipeline.stop_and_reopen()
     assert_exactly_once(pipeline)
 
     uninterrupted = IndicatorEngine()
@@ -162,8 +148,8 @@ def test_indicator_and_options_killed_rebuild_from_the_journal(pipeline):
 def test_ingest_killed_loses_nothing_it_had_received(pipeline):
     wait_for(lambda: pipeline.count("equity_data") > 20, 30, "ticks flowing")
     kill_and_await_restart(pipeline, "ingest")
-    stop_and_reopen(pipeline)
-    stored = set(stored_trades(pipeline))
+    pipeline.stop_and_reopen()
+    stored = set(pipeline.stored_trades())
     assert len(stored) == pipeline.count("equity_data"), "none twice"
     report = pipeline.report()
     connections = sorted({t["connection"] for trades in report["trades"].values() for t in trades})

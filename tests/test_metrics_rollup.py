@@ -55,3 +55,15 @@ def test_a_new_epoch_not_yet_committed_lags_by_all_of_it():
     tracker.observe(published(1 * S, {"ingest/trade/SPY": 5}, epoch=8))
     (row,) = tracker.rows(now_ns=3 * S, committed={"ingest/trade/SPY": (7, 900)}, follows=("ingest/",))
     assert (row.committed_seq, row.lag_records, row.lag_seconds) == (0, 5, 2.0)
+
+
+def test_reconnects_per_interval_with_their_causes():
+    rollup = MetricsRollup(stale_after_ns=3 * S)
+    rollup.observe(msgspec.structs.replace(sample(1 * S, 1), reconnects={"stall": 1}))
+    (first,) = rollup.rows(now_ns=1 * S)
+    assert (first.reconnect_count, first.reconnect_causes) == (1, "stall=1")
+    rollup.observe(msgspec.structs.replace(sample(2 * S, 2), reconnects={"stall": 3, "closed": 1}))
+    (second,) = rollup.rows(now_ns=2 * S)
+    assert (second.reconnect_count, second.reconnect_causes) == (3, "closed=1,stall=2")
+    rollup.observe(msgspec.structs.replace(sample(3 * S, 3), reconnects={"stall": 3, "closed": 1}))
+    assert rollup.rows(now_ns=3 * S)[0].reconnect_count == 0

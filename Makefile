@@ -22,7 +22,7 @@ ifeq ($(EMBEDDED_PG),true)
 export DATABASE_URL := postgresql://postgres@/streaming?host=$(STREAMING_VAR)/pg/run
 endif
 
-.PHONY: help setup run stop status logs migrate test bench clean
+.PHONY: help setup run stop status logs migrate login test bench clean
 
 help:
 	@echo "make run      set up and start the whole pipeline under supervisord"
@@ -31,6 +31,7 @@ help:
 	@echo "make logs     follow every actor's log (ACTOR=writer for one)"
 	@echo "make stop     stop the pipeline and supervisord"
 	@echo "make migrate  apply database migrations to DATABASE_URL"
+	@echo "make login    create the Schwab token file (paste the redirect URL; every 7 days)"
 	@echo "make bench    measure the pipeline against the simulator"
 
 setup: $(VENV)/.installed postgres-binaries
@@ -74,6 +75,9 @@ logs:
 
 migrate: setup
 	$(PY) -m common.migrate
+
+login: setup
+	@$(PY) -m common.login
 
 test: setup
 	$(PY) -m pytest

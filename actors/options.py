@@ -4,9 +4,13 @@ For each ticker it reads Schwab's option chain (REST), chooses the nearest
 expiry's contracts within OPTION_STRIKE_BAND of the underlying, and tells
 ingest (which owns the one streamer connection) which contracts it wants. It
 repeats that wish every OPTION_REFRESH_INTERVAL, so a restarted ingest
-converges. The LEVELONE_OPTIONS quotes ingest publishes come back here and
-leave as `option_prices` rows; after a restart, the quotes ingest journaled
-meanwhile are turned into rows too, and none is sent twice.
+converges. When the underlying price the option quotes carry moves more than
+OPTION_RECENTER_THRESHOLD from where a band was chosen, that ticker's chain is
+read again and the new wish sent at once: ingest UNSUBS only the contracts
+that left the band and ADDs those that entered it. The LEVELONE_OPTIONS
+quotes ingest publishes come back here and leave as `option_prices` rows;
+after a restart, the quotes ingest journaled meanwhile are turned into rows
+too, and none is sent twice.
 """
 
 from __future__ import annotations
@@ -14,14 +18,18 @@ from __future__ import annotations
 import datetime
 import time
 
+import httpx
+
 from common.actor import Actor
 from common.delivery import newest_sent
 from common.messages import Envelope, OptionQuote, OptionRow, OptionSubscription, Record
-from common.option_chain import NEW_YORK, ChainError, option_row, select_contracts
+from common.option_chain import NEW_YORK, ChainError, band_changes, off_centre, option_row, select_contracts
 from common.schwab_client import make_client
 
 #: A chain is re-read this often; between reads the wish is only repeated.
 CHAIN_REFRESH = 900.0
+#: A chain that could not be read is tried again this soon.
+CHAIN_RETRY = 30.0
 #: On shutdown: wait for ingest's goodbye, at most this long (see Subscriber.drain).
 DRAIN_QUIET = 2.0
 DRAIN_LIMIT = 10.0
@@ -42,27 +50,55 @@ def main() -> None:
     subscriber.subscribe("ingest", "option")
     client = make_client(config, asyncio=False)
     wishes: dict[str, OptionSubscription] = {}
-    next_chain = next_wish = 0.0
+    # Per ticker: the spot its band was chosen around, and the newest spot quoted since.
+    centres: dict[str, float] = {}
+    spots: dict[str, float] = {}
+    chain_due = dict.fromkeys(config.tickers, 0.0)
+    next_wish = 0.0
 
-    def choose_contracts() -> None:
+    def choose_contracts(ticker: str, now: float) -> OptionSubscription | None:
+        """Read `ticker`'s chain and wish for its band; when it cannot be read, keep the old wish and retry soon."""
         today = datetime.datetime.now(NEW_YORK).date()
-        for ticker in config.tickers:
+        try:
             response = client.get_option_chain(ticker, from_date=today, to_date=today + datetime.timedelta(days=10))
-            try:
-                response.raise_for_status()
-                spot, contracts = select_contracts(response.json(), config.option_strike_band, today)
-            except (ChainError, ValueError) as error:
-                stats.errors += 1
-                actor.log.error("no option contracts chosen", extra={"ticker": ticker, "reason": str(error)})
-                continue
-            wishes[ticker] = OptionSubscription(ticker, contracts, time.time_ns())
-            actor.log.info("option contracts chosen", extra={"ticker": ticker, "spot": spot, "contracts": len(contracts)})
+            response.raise_for_status()
+            centre, contracts = select_contracts(response.json(), config.option_strike_band, today)
+        except (ChainError, ValueError, httpx.HTTPError) as error:
+            stats.errors += 1
+            actor.log.error("no option contracts chosen", extra={"ticker": ticker, "reason": str(error)})
+            centres.pop(ticker, None)  # the retry, not every quote until then, reads the chain again
+            chain_due[ticker] = now + CHAIN_RETRY
+            return None
+        centres[ticker] = centre
+        spots.pop(ticker, None)  # a move is measured only by quotes newer than the band
+        chain_due[ticker] = now + CHAIN_REFRESH
+        wishes[ticker] = OptionSubscription(ticker, contracts, time.time_ns())
+        return wishes[ticker]
+
+    def read_due_chains(now: float) -> None:
+        for ticker in [ticker for ticker, due in chain_due.items() if now >= due]:
+            if wish := choose_contracts(ticker, now):
+                actor.log.info("option contracts chosen",
+                               extra={"ticker": ticker, "spot": centres[ticker], "contracts": len(wish.contracts)})
+
+    def recentre_moved(now: float) -> None:
+        """A band the underlying has moved away from is chosen again and sent at once, not at the next repeat."""
+        for ticker in off_centre(centres, spots, config.option_recenter_threshold):
+            old_centre, before = centres[ticker], wishes[ticker].contracts
+            if wish := choose_contracts(ticker, now):
+                added, removed = band_changes(before, wish.contracts)
+                actor.log.info("option band re-centred",
+                               extra={"ticker": ticker, "old_centre": old_centre, "new_centre": centres[ticker],
+                                      "added": len(added), "removed": len(removed)})
+                publisher.send("option_subscription", ticker, [wish])
 
     published = newest_sent(config.journal_dir("options"), sent_key)
 
     def forward(frame: Envelope) -> None:
         """Option quotes from ingest leave as one frame of rows per underlying (unless already sent)."""
         started = time.perf_counter_ns()
+        spots.update((quote.underlying, quote.underlying_price) for quote in frame.records
+                     if isinstance(quote, OptionQuote) and quote.underlying_price)
         rows = [
             option_row(quote) for quote in frame.records
             if isinstance(quote, OptionQuote) and (quote.quote_time_ms,) > published.get(quote.symbol, ())
@@ -80,9 +116,8 @@ def main() -> None:
     stats.status = "running"
     while not actor.shutdown.requested:
         now = time.monotonic()
-        if now >= next_chain:
-            choose_contracts()
-            next_chain = now + CHAIN_REFRESH
+        read_due_chains(now)
+        recentre_moved(now)
         if now >= next_wish:
             for ticker, wish in wishes.items():
                 publisher.send("option_subscription", ticker, [wish])

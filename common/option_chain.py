@@ -2,13 +2,16 @@
 
 Contracts come from Schwab's option-chain response: the nearest expiry on or
 after today (0DTE when one exists), strikes within `band` (a fraction of the
-underlying's price) on either side, calls and puts. Greeks Schwab could not
-compute (it sends -999) are filled from Black-Scholes at Schwab's own IV and
-marked `greeks_source = 'model'`.
+underlying's price) on either side, calls and puts. The band is chosen again
+when the underlying moves more than a threshold from the price it was chosen
+at (its centre), so the contracts streamed stay near the money. Greeks Schwab
+could not compute (it sends -999) are filled from Black-Scholes at Schwab's
+own IV and marked `greeks_source = 'model'`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,11 +39,16 @@ def _expiries(chain: dict[str, Any]) -> dict[date, list[dict[str, Any]]]:
     return contracts
 
 
-def select_contracts(chain: dict[str, Any], band: float, today: date) -> tuple[float, list[str]]:
-    """(underlying price, contract symbols) for the nearest expiry within the band."""
+def select_contracts(chain: dict[str, Any], band: float, today: date,
+                     spot: float | None = None) -> tuple[float, list[str]]:
+    """(centre, contract symbols) for the nearest expiry within the band around `spot`.
+
+    `spot` defaults to the chain's own underlying price; the one returned is
+    the band's centre, the price a later move is measured from.
+    """
     if chain.get("status") not in (None, "SUCCESS"):
         raise ChainError(f"option chain for {chain.get('symbol')!r} has status {chain.get('status')!r}")
-    spot = chain.get("underlyingPrice")
+    spot = chain.get("underlyingPrice") if spot is None else spot
     if not spot:
         raise ChainError(f"option chain for {chain.get('symbol')!r} has no underlyingPrice")
     upcoming = {expiry: listed for expiry, listed in _expiries(chain).items() if expiry >= today}
@@ -52,6 +60,23 @@ def select_contracts(chain: dict[str, Any], band: float, today: date) -> tuple[f
         nearest = min(abs(float(c["strikePrice"]) - spot) for c in listed)
         inside = [c for c in listed if abs(float(c["strikePrice"]) - spot) == nearest]
     return float(spot), sorted(c["symbol"] for c in inside)
+
+
+def needs_recentre(centre: float, spot: float, threshold: float) -> bool:
+    """Whether `spot` has moved more than `threshold` (a fraction of `centre`) from where the band was chosen."""
+    return abs(spot - centre) > threshold * centre
+
+
+def off_centre(centres: Mapping[str, float], spots: Mapping[str, float], threshold: float) -> list[str]:
+    """The tickers whose newest spot has moved past `threshold` from their band's centre."""
+    return [ticker for ticker, centre in centres.items()
+            if ticker in spots and needs_recentre(centre, spots[ticker], threshold)]
+
+
+def band_changes(before: Iterable[str], after: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(entered, left) when a band moves; contracts in both stay streaming untouched."""
+    kept, wanted = set(before), set(after)
+    return sorted(wanted - kept), sorted(kept - wanted)
 
 
 def expiry_ms(expiration: str) -> int:

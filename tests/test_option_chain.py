@@ -5,7 +5,15 @@ from datetime import date
 import pytest
 
 from common.messages import OptionQuote
-from common.option_chain import ChainError, expiry_ms, option_row, select_contracts
+from common.option_chain import (
+    ChainError,
+    band_changes,
+    expiry_ms,
+    needs_recentre,
+    off_centre,
+    option_row,
+    select_contracts,
+)
 
 
 def contract(expiry: str, put_call: str, strike: float) -> dict:
@@ -50,6 +58,48 @@ def test_empty_band_falls_back_to_the_nearest_strike():
 def test_unusable_chain_says_why(response, message):
     with pytest.raises(ChainError, match=message):
         select_contracts(response, band=0.02, today=date(2026, 11, 24))
+
+
+def symbols_at(strikes: range) -> list[str]:
+    return sorted(f"SPY   261124{side}00{strike}000" for side in "CP" for strike in strikes)
+
+
+@pytest.mark.parametrize("spot, moved", [
+    (500.0, False), (504.9, False), (495.1, False),
+    (505.0, False),  # exactly at the threshold: not past it
+    (505.1, True), (494.9, True), (560.0, True), (440.0, True),
+])
+def test_recentre_only_past_the_threshold_either_way(spot, moved):
+    assert needs_recentre(500.0, spot, threshold=0.01) is moved
+
+
+def test_off_centre_needs_a_band_and_a_spot_seen_since():
+    centres = {"SPY": 500.0, "QQQ": 400.0, "IWM": 200.0}
+    spots = {"SPY": 506.0, "QQQ": 401.0, "DIA": 300.0}
+    assert off_centre(centres, spots, threshold=0.01) == ["SPY"]
+
+
+def test_a_moved_spot_keeps_the_strikes_still_in_band_and_swaps_only_the_rest():
+    response = chain(500.0, {"2026-11-24": list(range(480, 531)), "2026-11-25": [500]})
+    centre, before = select_contracts(response, band=0.02, today=date(2026, 11, 24))
+    moved, after = select_contracts(response, band=0.02, today=date(2026, 11, 24), spot=505.5)
+    assert (centre, before) == (500.0, symbols_at(range(490, 511)))
+    assert (moved, after) == (505.5, symbols_at(range(496, 516)))  # 505.5 +- 10.11
+    entered, left = band_changes(before, after)
+    assert entered == symbols_at(range(511, 516))
+    assert left == symbols_at(range(490, 496))
+    assert set(before) & set(after) == set(symbols_at(range(496, 511)))
+
+
+def test_a_move_back_down_swaps_the_other_way():
+    response = chain(500.0, {"2026-11-24": list(range(470, 531))})
+    _, before = select_contracts(response, band=0.02, today=date(2026, 11, 24))
+    _, after = select_contracts(response, band=0.02, today=date(2026, 11, 24), spot=494.0)
+    assert band_changes(before, after) == (symbols_at(range(485, 490)), symbols_at(range(504, 511)))
+
+
+def test_an_unmoved_band_changes_nothing():
+    assert band_changes(symbols_at(range(495, 506)), reversed(symbols_at(range(495, 506)))) == ([], [])
 
 
 def quote(**changes) -> OptionQuote:

@@ -196,7 +196,7 @@ async def apply_option_changes(stream: StreamClient, contracts: OptionContracts,
                 raise
             contracts.refused = contracts.target()
             logger.error("Schwab refused option contracts over its symbol limit (code 19); streaming the rest",
-                         extra={"refused": len(to_add), "streaming": len(contracts.streaming), "msg": msg})
+                         extra={"refused": len(to_add), "streaming": len(contracts.streaming), "reason": msg})
             return
         contracts.streaming |= set(to_add)
     logger.info("option contracts changed",

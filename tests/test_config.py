@@ -41,3 +41,26 @@ def test_simulator_is_used_without_credentials_and_tcp_binds_loopback():
     config = load({"BUS_TRANSPORT": "tcp"})
     assert config.endpoint("writer") == "tcp://127.0.0.1:7103"
     assert load({"STREAMING_VAR": "/srv/x"}).endpoint("ingest") == "ipc:///srv/x/run/ingest.pub"
+
+
+def test_more_tickers_than_schwab_streams_are_refused_at_start_saying_by_how_many():
+    tickers = ",".join(f"T{i}" for i in range(503))
+    with pytest.raises(ConfigError, match="names 503 symbols but Schwab streams at most 500 keys per service: remove 3"):
+        load({"STREAM_TICKERS": tickers})
+    assert len(load({"STREAM_TICKERS": ",".join(f"T{i}" for i in range(500))}).tickers) == 500
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"MARKET_SESSIONS": "regular,lunch"}, "MARKET_SESSIONS='regular,lunch': choose from pre, regular, post"),
+    ({"MARKET_HOURS": "sometimes"}, "MARKET_HOURS='sometimes' must be exchange or always"),
+    ({"STREAM_WATCHDOG": "a while"}, "STREAM_WATCHDOG='a while' is not a duration"),
+])
+def test_bad_connection_settings_name_the_variable(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load(env)
+
+
+def test_market_hours_follow_the_exchange_for_schwab_and_never_close_for_the_simulator():
+    assert load({}).market_hours == "always"
+    schwab = load({"SCHWAB_APP_KEY": "k", "SCHWAB_APP_SECRET": "s", "MARKET_SESSIONS": "post, pre"})
+    assert schwab.market_hours == "exchange" and schwab.market_sessions == ("post", "pre")

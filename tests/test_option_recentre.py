@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 from schwab.contrib.util import StreamJsonDecoder
 from schwab.streaming import StreamClient
 
@@ -135,3 +136,45 @@ def test_a_moved_underlying_unsubs_what_left_and_adds_what_entered(tmp_path: Pat
     after_add = wire.option_items_after("ADD")
     assert {item["key"] for item in after_add if "assetMainType" in item} == set(entered)
     assert not {item["key"] for item in wire.option_items_after("UNSUBS")} & set(left), "a removed contract got data"
+
+
+def test_contracts_refused_with_code_19_are_not_asked_again_and_the_rest_streams(tmp_path: Path, caplog):
+    with simulator("--seed", "42", "--rate", "400", "--heartbeat", "0.3") as url:
+        config = config_module.load({"SIMULATOR_URL": url, "SCHWAB_TOKEN_PATH": str(tmp_path / "token.json")})
+        logger = logging.getLogger("test_option_recentre")
+
+        async def session() -> tuple[OptionContracts, list[tuple[str, list[str]]], list[str], list[str], set[str]]:
+            client = make_client(config, asyncio=True)
+            today = datetime.datetime.now(NEW_YORK).date()
+            chain = (await client.get_option_chain("SPY", from_date=today,
+                                                   to_date=today + datetime.timedelta(days=10))).json()
+            centre, before = select_contracts(chain, config.option_strike_band, today)
+            _, after = select_contracts(chain, config.option_strike_band, today,
+                                        spot=centre * (1 + 3 * config.option_recenter_threshold))
+            stream = make_stream_client(client)
+            wire = WireLog()
+            stream.set_json_decoder(wire)
+            asked = record_option_requests(stream)
+            contracts = OptionContracts(config.stream_max_keys)
+            await stream.login()
+            contracts.want(OptionSubscription("SPY", before, time.time_ns()))
+            await apply_option_changes(stream, contracts, logger, config.stream_command_timeout)
+
+            httpx.post(f"{url}/sim/fault", json={"fault": "code:19"}).raise_for_status()
+            contracts.want(OptionSubscription("SPY", after, time.time_ns()))
+            await apply_option_changes(stream, contracts, logger, config.stream_command_timeout)
+            await apply_option_changes(stream, contracts, logger, config.stream_command_timeout)  # not asked again
+            refused_at = len(wire.messages)
+            kept = set(before) & set(after)
+            await pump(stream, lambda: {item["key"] for item in option_items(wire.messages[refused_at:])} >= kept)
+            await stream.logout()
+            await client.close_async_session()
+            return contracts, asked, before, after, kept
+
+        with caplog.at_level(logging.ERROR, "test_option_recentre"):
+            contracts, asked, before, after, kept = asyncio.run(session())
+
+    entered, left = band_changes(before, after)
+    assert [command for command, _ in asked] == ["SUBS", "UNSUBS", "ADD"], "the refused ADD is not retried"
+    assert contracts.streaming == kept and contracts.refused == frozenset(after)
+    assert any("symbol limit (code 19)" in record.getMessage() for record in caplog.records)

@@ -19,6 +19,7 @@ import datetime
 import time
 
 import httpx
+from authlib.integrations.base_client.errors import OAuthError
 
 from common.actor import Actor
 from common.delivery import newest_sent
@@ -26,9 +27,7 @@ from common.messages import Envelope, OptionQuote, OptionRow, OptionSubscription
 from common.option_chain import NEW_YORK, ChainError, band_changes, off_centre, option_row, select_contracts
 from common.schwab_client import make_client
 
-#: A chain is re-read this often; between reads the wish is only repeated.
-CHAIN_REFRESH = 900.0
-#: A chain that could not be read is tried again this soon.
+#: A chain that could not be read is tried again this soon (or at the next refresh, if sooner).
 CHAIN_RETRY = 30.0
 #: On shutdown: wait for ingest's goodbye, at most this long (see Subscriber.drain).
 DRAIN_QUIET = 2.0
@@ -58,20 +57,27 @@ def main() -> None:
 
     def choose_contracts(ticker: str, now: float) -> OptionSubscription | None:
         """Read `ticker`'s chain and wish for its band; when it cannot be read, keep the old wish and retry soon."""
+        nonlocal client
         today = datetime.datetime.now(NEW_YORK).date()
         try:
             response = client.get_option_chain(ticker, from_date=today, to_date=today + datetime.timedelta(days=10))
             response.raise_for_status()
             centre, contracts = select_contracts(response.json(), config.option_strike_band, today)
-        except (ChainError, ValueError, httpx.HTTPError) as error:
+        except (ChainError, ValueError, httpx.HTTPError, OAuthError) as error:
             stats.errors += 1
-            actor.log.error("no option contracts chosen", extra={"ticker": ticker, "reason": str(error)})
+            actor.log.error("no option contracts chosen", extra={"ticker": ticker, "reason": str(error) or repr(error)})
+            if isinstance(error, OAuthError) or (isinstance(error, httpx.HTTPStatusError)
+                                                 and error.response.status_code == 401):
+                # A refused token: retry with whatever the token file holds by then (`make login`, or
+                # ingest's refresh), refreshed first, rather than crash into supervisord's restarts.
+                client = make_client(config, asyncio=False)
+                client.session.token["expires_at"] = 0
             centres.pop(ticker, None)  # the retry, not every quote until then, reads the chain again
-            chain_due[ticker] = now + CHAIN_RETRY
+            chain_due[ticker] = now + min(CHAIN_RETRY, config.option_chain_refresh)
             return None
         centres[ticker] = centre
         spots.pop(ticker, None)  # a move is measured only by quotes newer than the band
-        chain_due[ticker] = now + CHAIN_REFRESH
+        chain_due[ticker] = now + config.option_chain_refresh
         wishes[ticker] = OptionSubscription(ticker, contracts, time.time_ns())
         return wishes[ticker]
 

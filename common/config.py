@@ -106,6 +106,7 @@ class Config:
     journal_segment_age: float
     journal_retention: float
     option_recenter_threshold: float
+    option_chain_refresh: float
     market_hours: str
     market_sessions: tuple[str, ...]
     market_lead: float
@@ -200,6 +201,7 @@ def load(env: dict[str, str] | None = None) -> Config:
         journal_segment_age=parse_duration("JOURNAL_SEGMENT_AGE", env.get("JOURNAL_SEGMENT_AGE", "1h")),
         journal_retention=parse_duration("JOURNAL_RETENTION", env.get("JOURNAL_RETENTION", "24h")),
         option_recenter_threshold=_float(env, "OPTION_RECENTER_THRESHOLD", band / 2),
+        option_chain_refresh=_duration(env, "OPTION_CHAIN_REFRESH", "15m"),
         market_hours=market_hours,
         market_sessions=parse_sessions(env.get("MARKET_SESSIONS", "regular")),
         market_lead=_duration(env, "MARKET_LEAD", "5m"),

@@ -29,6 +29,7 @@ SETTINGS = {
     "STREAM_LIMIT_BACKOFF": "1s",
     "TOKEN_POLL_INTERVAL": "0.3s",
     "SIM_HEARTBEAT": "0.3",
+    "OPTION_CHAIN_REFRESH": "1s",
 }
 #: Connections a fault cut off without a close: only a prefix of what was sent may have arrived.
 abrupt: set[int] = set()
@@ -133,10 +134,13 @@ def test_expired_refresh_token_waits_for_a_new_token_file(pipeline):
     health = lambda: pipeline.query("SELECT ingest_status, status FROM get_streaming_health('SPY')")[0]  # noqa: E731
     wait_for(lambda: health() == ("token_expired", "token_expired"), 30, "token_expired in the health function")
 
-    # No crash loop: the same process waits, trying nothing, using almost no CPU.
+    # No crash loop: the same process waits, trying nothing, using almost no CPU. options, whose chain
+    # reads are refused too, keeps running and retrying rather than crashing into supervisord's restarts.
+    options_pid = pipeline.pid("options")
     reconnects, cpu = sum_reconnects(pipeline), cpu_seconds(pipeline.pid("ingest"))
     time.sleep(3)  # a stretch of waiting is the thing measured here
     assert pipeline.pid("ingest") == ingest_pid and logins(pipeline) == before
+    assert pipeline.pid("options") == options_pid and "invalid_client" in pipeline.log("options")
     assert sum_reconnects(pipeline) == reconnects
     assert cpu_seconds(ingest_pid) - cpu < 0.3
     assert pipeline.log("ingest").count("Schwab refresh token expired") == 1
@@ -154,6 +158,10 @@ def test_expired_refresh_token_waits_for_a_new_token_file(pipeline):
     stored = pipeline.count("equity_data")
     wait_for(lambda: pipeline.count("equity_data") > stored + 5, 30, "trades stored again")
     assert pipeline.pid("ingest") == ingest_pid
+    chosen = pipeline.log("options").count("option contracts chosen")
+    wait_for(lambda: pipeline.log("options").count("option contracts chosen") > chosen, 30,
+             "options reading chains again with the new token")
+    assert pipeline.pid("options") == options_pid
 
 
 def sum_reconnects(pipeline: Pipeline) -> int:

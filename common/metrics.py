@@ -8,6 +8,8 @@ nothing for three of its intervals is reported `stale`.
 
 from __future__ import annotations
 
+from collections import deque
+
 from common.messages import MetricSample, StreamingMetric, StreamLag
 
 Position = tuple[int, int]
@@ -62,32 +64,45 @@ class LagTracker:
     """How far the writer's commits trail each stream it follows.
 
     Published positions come from every actor's samples; committed ones
-    from what the writer shares. `lag_seconds` counts from the last time a
-    stream was seen fully committed (or first seen), so it stays O(1) per
-    stream however long the database is away.
+    from what the writer shares. `lag_seconds` is the age of the oldest
+    frame published but not committed: each stream keeps when its published
+    seq was seen to advance, and the first advance beyond the committed seq
+    dates the oldest frame still waiting. A writer that trails by a few
+    frames but keeps committing therefore shows a lag of a second or two,
+    not one that grows for as long as the flow never pauses. The history is
+    bounded (thinned after its first entry, which is the one that dates the
+    lag), so a long outage costs O(HISTORY) per stream.
     """
+
+    HISTORY = 3600
 
     def __init__(self) -> None:
         self.published: dict[str, Position] = {}
-        self._caught_up_ns: dict[str, int] = {}
+        self._advances: dict[str, deque[tuple[Position, int]]] = {}
 
     def observe(self, sample: MetricSample) -> None:
         for stream, seq in sample.last_seqs.items():
-            self.published[stream] = (sample.epoch, seq)
-            self._caught_up_ns.setdefault(stream, sample.ts_ns)
+            position = (sample.epoch, seq)
+            if self.published.get(stream) != position:
+                advances = self._advances.setdefault(stream, deque())
+                advances.append((position, sample.ts_ns))
+                if len(advances) > self.HISTORY:
+                    del advances[1]
+            self.published[stream] = position
 
     def rows(self, now_ns: int, committed: dict[str, Position], follows: tuple[str, ...]) -> list[StreamLag]:
         rows = []
         for stream, (epoch, seq) in sorted(self.published.items()):
             if not stream.startswith(follows):
                 continue
-            done_epoch, done_seq = committed.get(stream, (0, 0))
-            if done_epoch == epoch:
-                committed_seq, lag = done_seq, max(0, seq - done_seq)
+            done = committed.get(stream, (0, 0))
+            if done[0] == epoch:
+                committed_seq, lag = done[1], max(0, seq - done[1])
             else:
-                committed_seq, lag = 0, (seq if done_epoch < epoch else 0)
-            if lag == 0:
-                self._caught_up_ns[stream] = now_ns
-            lag_seconds = (now_ns - self._caught_up_ns[stream]) / 1e9 if lag else 0.0
+                committed_seq, lag = 0, (seq if done[0] < epoch else 0)
+            advances = self._advances[stream]
+            while advances and (advances[0][0] <= done or (lag == 0)):
+                advances.popleft()
+            lag_seconds = (now_ns - advances[0][1]) / 1e9 if lag and advances else 0.0
             rows.append(StreamLag(now_ns, stream, epoch, seq, committed_seq, lag, round(lag_seconds, 3)))
         return rows

@@ -47,7 +47,7 @@ def test_lag_in_records_and_seconds_per_followed_stream():
         "ingest/trade/SPY", 10, 10, 0, 0.0), "quotes are followed by nobody: no row"
     tracker.observe(published(2 * S, {"ingest/trade/SPY": 25}))
     (row,) = tracker.rows(now_ns=5 * S, committed={"ingest/trade/SPY": (7, 12)}, follows=follows)
-    assert (row.lag_records, row.lag_seconds) == (13, 4.0), "behind since it was last caught up, at 1 s"
+    assert (row.lag_records, row.lag_seconds) == (13, 3.0), "frame 11 was first seen published at 2 s"
 
 
 def test_a_new_epoch_not_yet_committed_lags_by_all_of_it():
@@ -67,3 +67,23 @@ def test_reconnects_per_interval_with_their_causes():
     assert (second.reconnect_count, second.reconnect_causes) == (3, "closed=1,stall=2")
     rollup.observe(msgspec.structs.replace(sample(3 * S, 3), reconnects={"stall": 3, "closed": 1}))
     assert rollup.rows(now_ns=3 * S)[0].reconnect_count == 0
+
+
+def test_a_writer_that_trails_but_keeps_committing_shows_little_lag():
+    tracker = LagTracker()
+    follows = ("ingest/trade/",)
+    for second in range(1, 301):  # five minutes of steady flow, the writer always five frames behind
+        tracker.observe(published(second * S, {"ingest/trade/SPY": second * 10}))
+        (row,) = tracker.rows(now_ns=second * S, committed={"ingest/trade/SPY": (7, second * 10 - 5)},
+                              follows=follows)
+        assert row.lag_records == 5 and row.lag_seconds <= 1.0, (second, row)
+
+
+def test_an_outage_dates_the_lag_from_the_first_uncommitted_frame_with_bounded_memory():
+    tracker = LagTracker()
+    for second in range(1, 2 * LagTracker.HISTORY):
+        tracker.observe(published(second * S, {"ingest/trade/SPY": second}))
+    (row,) = tracker.rows(now_ns=2 * LagTracker.HISTORY * S, committed={"ingest/trade/SPY": (7, 0)},
+                          follows=("ingest/",))
+    assert row.lag_seconds == 2 * LagTracker.HISTORY - 1
+    assert len(tracker._advances["ingest/trade/SPY"]) <= LagTracker.HISTORY

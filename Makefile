@@ -22,12 +22,13 @@ ifeq ($(EMBEDDED_PG),true)
 export DATABASE_URL := postgresql://postgres@/streaming?host=$(STREAMING_VAR)/pg/run
 endif
 
-.PHONY: help setup run stop status logs migrate login test bench clean
+.PHONY: help setup run stop status logs migrate login test bench clean health
 
 help:
 	@echo "make run      set up and start the whole pipeline under supervisord"
 	@echo "make test     set up and run the test suite"
 	@echo "make status   supervisorctl status"
+	@echo "make health   check database, freshness, errors, lag, actors (JSON=1 for JSON; streaming-health exits 0/1/2)"
 	@echo "make logs     follow every actor's log (ACTOR=writer for one)"
 	@echo "make stop     stop the pipeline and supervisord"
 	@echo "make migrate  apply database migrations to DATABASE_URL"
@@ -70,6 +71,9 @@ stop:
 status:
 	@$(SUPERVISORCTL) status
 
+health: setup
+	@$(PY) -m common.health $(if $(JSON),--json)
+
 logs:
 	@tail -n 20 -F $(if $(ACTOR),$(STREAMING_VAR)/log/$(ACTOR).log,$(STREAMING_VAR)/log/*.log)
 
@@ -87,3 +91,4 @@ bench: setup
 
 clean: stop
 	rm -rf $(STREAMING_VAR)
+

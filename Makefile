@@ -33,6 +33,7 @@ help:
 	@echo "make stop     stop the pipeline and supervisord"
 	@echo "make migrate  apply database migrations to DATABASE_URL"
 	@echo "make login    create the Schwab token file (paste the redirect URL; every 7 days)"
+	@echo "make deploy   HOST=<ip> [SSH_USER=ec2-user]: deploy over SSH (see deploy/README.md)"
 	@echo "make bench    measure the pipeline against the simulator"
 
 setup: $(VENV)/.installed postgres-binaries
@@ -92,3 +93,8 @@ bench: setup
 clean: stop
 	rm -rf $(STREAMING_VAR)
 
+# make deploy HOST=<ip> [SSH_USER=ec2-user] [SSH_KEY=key.pem] [SSH_PORT=22] [SSH_OPTS=...]
+#             [PREFIX=/opt/streaming-service] [COPY_SECRETS=1]     (see deploy/README.md)
+.PHONY: deploy
+deploy:
+	@deploy/deploy.sh

@@ -1,0 +1,35 @@
+# streaming-service in one container: supervisord and the five actors, plus
+# (with no DATABASE_URL and no Schwab credentials) its own Postgres and the
+# Schwab simulator, as `make run` does. Everything kept is under the volume.
+# See README.md, "Container".
+FROM python:3.11-slim-bookworm
+
+# PostgreSQL's server binaries for the embedded default; no cluster of the OS's own.
+RUN mkdir -p /etc/postgresql-common/createcluster.d \
+ && echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/streaming-service.conf \
+ && apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql \
+ && rm -rf /var/lib/apt/lists/*
+
+# initdb refuses root, and the service needs nothing of root's.
+RUN useradd --system --create-home --uid 10001 streaming \
+ && mkdir -p /app /var/lib/streaming && chown streaming:streaming /app /var/lib/streaming
+USER streaming
+WORKDIR /app
+ENV PYTHONUNBUFFERED=1 \
+    STREAMING_VAR=/var/lib/streaming \
+    METRICS_HTTP_HOST=0.0.0.0
+
+COPY --chown=streaming:streaming pyproject.toml README.md ./
+COPY --chown=streaming:streaming actors actors
+COPY --chown=streaming:streaming common common
+RUN python -m venv .venv && .venv/bin/pip install --no-cache-dir --quiet -e .
+COPY --chown=streaming:streaming sql sql
+COPY --chown=streaming:streaming supervisord.conf ./
+COPY --chown=streaming:streaming deploy deploy
+
+VOLUME /var/lib/streaming
+# /metrics, /healthz and the status page; publish it on the host's loopback only.
+EXPOSE 9108
+ENTRYPOINT ["/app/deploy/supervisord-env.sh"]
+CMD ["/app/deploy/container.sh"]

@@ -50,6 +50,10 @@ def test_the_writer_runs_as_the_writer_role(writer_url, migrated_url, tmp_path):
             wait_for(lambda: not indicator.wait_for_subscribers(["writer"], 0.05), 30, "the writer to subscribe")
             ingest.send("trade", "SPY", [trade(i, T0 + i) for i in range(10)])
             indicator.send("indicator", "SPY", [IndicatorValue("SPY", T0, 1000, 500.0, None, 500.0, 1)])
+            with psycopg.connect(migrated_url) as conn:
+                wait_for(lambda: conn.execute("SELECT (SELECT count(*) FROM equity_data),"
+                                              " (SELECT count(*) FROM indicators)").fetchone() == (10, 1),
+                         30, "the rows stored by the writer role")
             ingest.close()
             indicator.close()
             writer.send_signal(signal.SIGTERM)

@@ -4,6 +4,10 @@ It listens to each actor's `metric` frames and, every METRICS_INTERVAL,
 publishes one row per actor, and one `stream_metrics` row per stream the
 writer follows (published vs committed seq, lag in records and seconds),
 for the writer to store.
+
+It also serves /metrics (Prometheus), /healthz and the status page on
+METRICS_HTTP_HOST:METRICS_HTTP_PORT (common/status_server.py), from
+snapshots this loop hands over.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from pathlib import Path
 
 from common.actor import Actor
 from common.config import ACTORS
+from common.exposition import Board
 from common.messages import MetricSample
 from common.metrics import LagTracker, MetricsRollup
+from common.status_server import StatusServer
 
 
 def writer_position(path: Path) -> tuple[dict[str, tuple[int, int]], tuple[str, ...]]:
@@ -26,6 +32,20 @@ def writer_position(path: Path) -> tuple[dict[str, tuple[int, int]], tuple[str, 
     return {stream: tuple(position) for stream, position in shared["positions"].items()}, tuple(shared["follows"])
 
 
+def serve(actor: Actor, stale_after_ns: int) -> StatusServer | None:
+    """The HTTP side, or None when its port cannot be had: the rollups matter more, so run on without it."""
+    config = actor.config
+    try:
+        server = StatusServer(config, stale_after_ns).start()
+    except OSError as error:
+        actor.log.error("cannot serve metrics over HTTP", extra={
+            "host": config.metrics_http_host, "port": config.metrics_http_port, "reason": str(error)})
+        return None
+    host, port = server.server_address[:2]
+    actor.log.info("serving /metrics, /healthz and the status page", extra={"url": f"http://{host}:{port}/"})
+    return server
+
+
 def main() -> None:
     actor = Actor("metrics")
     config, stats = actor.config, actor.stats
@@ -34,18 +54,28 @@ def main() -> None:
     for name in ACTORS:
         if name != "metrics":
             subscriber.subscribe(name, "metric")
-    rollup = MetricsRollup(stale_after_ns=int(3 * config.stats_interval * 1e9))
+    stale_after_ns = int(3 * config.stats_interval * 1e9)
+    rollup = MetricsRollup(stale_after_ns=stale_after_ns)
     lag = LagTracker()
+    board, lags = Board(), []
+    http = serve(actor, stale_after_ns)
     next_rollup = time.monotonic() + config.metrics_interval
+    next_sample = time.monotonic()
     stats.status = "running"
     while not actor.shutdown.requested:
         frame = subscriber.recv(min(0.2, max(0.0, next_rollup - time.monotonic())))
-        if subscriber.admit(frame, actor.lost):
+        changed = subscriber.admit(frame, actor.lost)
+        if changed:
             for sample in frame.records:
                 if isinstance(sample, MetricSample):
                     rollup.observe(sample)
                     lag.observe(sample)
+                    board.observe(sample)
             stats.records_in += len(frame.records)
+        if time.monotonic() >= next_sample:
+            board.observe(stats.sample())
+            next_sample = time.monotonic() + config.stats_interval
+            changed = True
         if time.monotonic() >= next_rollup:
             started = time.perf_counter_ns()
             now = time.time_ns()
@@ -59,7 +89,12 @@ def main() -> None:
             stats.records_out += len(rows) + len(lags)
             stats.batch(len(rows) + len(lags), started)
             next_rollup += config.metrics_interval
+            changed = True
+        if http is not None and changed:
+            http.snapshot = board.snapshot(lags)
         actor.publisher.tick()
+    if http is not None:
+        http.close()
     actor.stopped()
     subscriber.close()
 

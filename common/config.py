@@ -118,6 +118,8 @@ class Config:
     stream_limit_backoff: float
     stream_max_keys: int
     token_poll_interval: float
+    metrics_http_host: str
+    metrics_http_port: int
 
     @property
     def uses_simulator(self) -> bool:
@@ -213,4 +215,6 @@ def load(env: dict[str, str] | None = None) -> Config:
         stream_limit_backoff=_duration(env, "STREAM_LIMIT_BACKOFF", "5m"),
         stream_max_keys=max_keys,
         token_poll_interval=_duration(env, "TOKEN_POLL_INTERVAL", "10s"),
+        metrics_http_host=env.get("METRICS_HTTP_HOST", "127.0.0.1"),
+        metrics_http_port=_int(env, "METRICS_HTTP_PORT", 9108, minimum=0),
     )

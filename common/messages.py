@@ -145,6 +145,8 @@ class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
     Counters are cumulative so that a lost sample loses no count: the metrics
     actor differences consecutive samples. `epoch` and `last_seqs` are the
     sender's publisher position, from which metrics computes lag.
+    `rss_bytes` is the process's resident memory when sampled (0 from a
+    sender older than the field).
     """
 
     actor: str
@@ -164,6 +166,7 @@ class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
     epoch: int = 0
     last_seqs: dict[str, int] = msgspec.field(default_factory=dict)
     reconnects: dict[str, int] = msgspec.field(default_factory=dict)
+    rss_bytes: int = 0
 
 
 class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, frozen=True):

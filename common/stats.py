@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import msgspec
+import psutil
 
 from common.bus import Publisher
 from common.messages import MetricSample
@@ -30,6 +31,7 @@ class ActorStats:
         self.replayed = 0
         self.reconnects: dict[str, int] = {}
         self._next_publish = 0.0
+        self._process = psutil.Process()
 
     def batch(self, size: int, started_ns: int) -> None:
         """Count one unit of work of `size` records that began at `started_ns`."""
@@ -54,6 +56,7 @@ class ActorStats:
             gaps=self.gaps,
             replayed=self.replayed,
             reconnects=dict(self.reconnects),
+            rss_bytes=self._process.memory_info().rss,  # one read of /proc/self/statm
         )
 
     def maybe_publish(self, publisher: Publisher, force: bool = False) -> None:

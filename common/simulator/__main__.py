@@ -33,7 +33,8 @@ def parse(argv: list[str] | None = None) -> Settings:
                         help="write the report of what was sent here on exit")
     parser.add_argument("--heartbeat", type=float, default=float(env.get("SIM_HEARTBEAT", "5")),
                         help="seconds of silence before a heartbeat")
-    parser.add_argument("--bar-seconds", type=float, default=60.0, help=argparse.SUPPRESS)
+    parser.add_argument("--bar-seconds", type=float, default=float(env.get("SIM_BAR_SECONDS", "60")),
+                        help="length of a CHART_EQUITY bar (tests shorten it so SMA9 has bars within seconds)")
     parser.add_argument("--fault", action="append", default=[], metavar="MODE[:ARG]",
                         help="inject a fault (repeatable; modes: " + ", ".join(faults.MODES) + ")")
     parser.add_argument("--fault-after", type=float, default=5.0, metavar="SECONDS",

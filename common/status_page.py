@@ -1,0 +1,160 @@
+"""The status page: one self-contained HTML file (no CDN, no internet).
+
+It polls /healthz for the actors' table and /api/series for the chart, each
+once a second after the previous answer (never two in flight), and draws
+price, SMA9 and VWAP as SVG polylines. The legend's elements carry the raw
+values (`data-value`, `data-ms`, `data-day-volume`) and the SVG how many
+points it drew (`data-points`), for a reader that is not a person.
+"""
+
+from __future__ import annotations
+
+import json
+
+_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>streaming-service</title>
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+  h1 { font-size: 1.2em; margin: 0 0 .6em; }
+  table { border-collapse: collapse; margin-bottom: 1.2em; }
+  th, td { padding: .25em .7em; text-align: right; border-bottom: 1px solid #ddd; }
+  th:first-child, td:first-child, td.status { text-align: left; }
+  .running { color: #17702b; } .bad { color: #b3261e; font-weight: bold; }
+  #legend span.v { font-variant-numeric: tabular-nums; margin-right: 1.2em; }
+  .price { color: #1f5fbf; } .sma9 { color: #d9822b; } .vwap { color: #7a3fb0; }
+  svg { width: 100%; max-width: 960px; height: 320px; border: 1px solid #ccc; }
+  svg text { font-size: 11px; fill: #555; }
+  #error { color: #b3261e; }
+</style>
+</head>
+<body>
+<h1>streaming-service <span id="overall"></span></h1>
+<table id="actors">
+  <thead><tr><th>actor</th><th>status</th><th>in/s</th><th>out/s</th><th>batch ms</th><th>errors</th>
+  <th>gaps</th><th>reconnects</th><th>journal MB</th><th>memory MB</th><th>age s</th></tr></thead>
+  <tbody></tbody>
+</table>
+<p>
+  <label>ticker <select id="ticker"></select></label>
+  <span id="legend">
+    <span class="price">price</span> <span id="price" class="v price">&mdash;</span>
+    <span class="sma9">SMA9</span> <span id="sma9" class="v sma9">&mdash;</span>
+    <span class="vwap">VWAP</span> <span id="vwap" class="v vwap">&mdash;</span>
+    at <span id="ts" class="v">&mdash;</span>
+  </span>
+  <span id="error"></span>
+</p>
+<svg id="chart" viewBox="0 0 960 320" preserveAspectRatio="none" data-points="0">
+  <polyline id="line-price" class="price" fill="none" stroke="currentColor" stroke-width="1.5"/>
+  <polyline id="line-sma9" class="sma9" fill="none" stroke="currentColor" stroke-width="1.5"/>
+  <polyline id="line-vwap" class="vwap" fill="none" stroke="currentColor" stroke-width="1.5"/>
+  <text id="y-max" x="4" y="14"></text><text id="y-min" x="4" y="314"></text>
+  <text id="x-first" x="70" y="314"></text><text id="x-last" x="956" y="314" text-anchor="end"></text>
+</svg>
+<script>
+"use strict";
+const TICKERS = __TICKERS__;
+const W = 960, H = 320, PAD = 18, LIMIT = 300, EVERY_MS = 1000;
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+let ticker = TICKERS.includes(params.get("ticker")) ? params.get("ticker") : TICKERS[0];
+
+for (const t of TICKERS) $("ticker").add(new Option(t, t, false, t === ticker));
+$("ticker").onchange = (e) => {
+  ticker = e.target.value;
+  history.replaceState(null, "", "?ticker=" + encodeURIComponent(ticker));
+};
+
+const fixed = (v, digits) => v === null || v === undefined ? "\\u2014" : v.toFixed(digits);
+
+function showValue(id, v) {
+  $(id).textContent = fixed(v, 2);
+  $(id).dataset.value = v === null ? "" : String(v);
+}
+
+function draw(points) {
+  const values = points.flatMap((p) => [p[2], p[3], p[4]]).filter((v) => v !== null);
+  let lo = Math.min(...values), hi = Math.max(...values);
+  if (hi - lo < 0.01) { lo -= 0.005; hi += 0.005; }
+  const t0 = points[0][0], t1 = Math.max(points[points.length - 1][0], t0 + 1);
+  const x = (t) => (PAD + (t - t0) / (t1 - t0) * (W - 2 * PAD)).toFixed(1);
+  const y = (v) => (H - PAD - (v - lo) / (hi - lo) * (H - 2 * PAD)).toFixed(1);
+  [["line-price", 2], ["line-sma9", 3], ["line-vwap", 4]].forEach(([id, k]) => {
+    $(id).setAttribute("points", points.filter((p) => p[k] !== null).map((p) => x(p[0]) + "," + y(p[k])).join(" "));
+  });
+  $("y-max").textContent = hi.toFixed(2);
+  $("y-min").textContent = lo.toFixed(2);
+  $("x-first").textContent = new Date(t0).toISOString().slice(11, 19);
+  $("x-last").textContent = new Date(points[points.length - 1][0]).toISOString().slice(11, 19);
+}
+
+async function series() {
+  const asked = ticker;
+  const answer = await fetch("/api/series?ticker=" + encodeURIComponent(asked) + "&limit=" + LIMIT);
+  const body = await answer.json();
+  if (!answer.ok) throw new Error(body.error || answer.statusText);
+  if (asked !== ticker) return;
+  const points = body.points, chart = $("chart");
+  if (points.length) {
+    draw(points);
+    const last = points[points.length - 1];
+    showValue("price", last[2]); showValue("sma9", last[3]); showValue("vwap", last[4]);
+    $("ts").textContent = new Date(last[0]).toISOString().replace("T", " ");
+    $("ts").dataset.ms = last[0];
+    $("ts").dataset.dayVolume = last[1];
+  }
+  chart.dataset.points = points.length;
+  chart.dataset.ticker = asked;
+}
+
+async function actors() {
+  const answer = await fetch("/healthz");
+  const body = await answer.json();
+  $("overall").textContent = "\\u2014 " + body.status;
+  $("overall").className = body.status === "ok" ? "running" : "bad";
+  const rows = Object.entries(body.actors).map(([name, a]) => {
+    const tr = document.createElement("tr");
+    tr.dataset.actor = name;
+    const mb = (b) => b ? (b / 1048576).toFixed(1) : "\\u2014";
+    const cells = [name, a.status, fixed(a.records_in_per_s, 1), fixed(a.records_out_per_s, 1),
+      a.batch_latency_s == null ? "\\u2014" : (a.batch_latency_s * 1000).toFixed(2), a.errors ?? "\\u2014",
+      a.gaps ?? "\\u2014", a.reconnects ?? "\\u2014", mb(a.journal_bytes), mb(a.rss_bytes),
+      fixed(a.last_sample_age_s, 1)];
+    cells.forEach((text, i) => {
+      const td = tr.insertCell();
+      td.textContent = text;
+      if (i === 1) td.className = "status " + (a.status === "running" ? "running" : "bad");
+    });
+    return tr;
+  });
+  document.querySelector("#actors tbody").replaceChildren(...rows);
+}
+
+async function poll(what, errors) {
+  try {
+    await what();
+    errors.delete(what.name);
+  } catch (error) {
+    errors.set(what.name, what.name + ": " + error.message);
+  }
+  $("error").textContent = [...errors.values()].join("; ");
+  setTimeout(() => poll(what, errors), EVERY_MS);
+}
+
+const errors = new Map();
+poll(actors, errors);
+poll(series, errors);
+</script>
+</body>
+</html>
+"""
+
+
+def render(tickers: tuple[str, ...]) -> bytes:
+    """The page, knowing the configured tickers (the first is shown unless `?ticker=` says otherwise)."""
+    listed = json.dumps(list(tickers)).replace("<", "\\u003c")  # never "</script>" inside the script
+    return _PAGE.replace("__TICKERS__", listed).encode()

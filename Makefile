@@ -45,8 +45,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 .PHONY: postgres-binaries
-postgres-binaries:
-	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then \
+postgres-binaries:  # only for the embedded Postgres: with DATABASE_URL set there is nothing to install
+	@if [ "$(EMBEDDED_PG)" = true ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then \
 		echo "PostgreSQL server binaries are missing: installing them with the OS package manager"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		if command -v apt-get >/dev/null; then $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q postgresql; \
@@ -84,6 +84,8 @@ migrate: setup
 login: setup
 	@$(PY) -m common.login
 
+# The tests and the benchmark start Postgres clusters of their own, whatever DATABASE_URL says.
+test bench: EMBEDDED_PG := true
 test: setup
 	$(PY) -m pytest
 

@@ -120,18 +120,28 @@ class Pipeline:
         """Take the database away from a running writer.
 
         `supervisorctl stop` is Postgres' smart shutdown, which waits for
-        sessions to end: end them (the writer's too) from one already open.
+        sessions to end: once it refuses new connections (so the writer
+        cannot reconnect in between), end the sessions left, the writer's
+        too, from one opened before.
         """
         admin = psycopg.connect(self.database_url, autocommit=True)
-        stopping = threading.Thread(target=self.ctl, args=("stop", "embedded:postgres"))
-        stopping.start()
         wait_for(lambda: admin.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'streaming-writer'").fetchone()[0] > 0,
             10, "the writer's session")
+        stopping = threading.Thread(target=self.ctl, args=("stop", "embedded:postgres"))
+        stopping.start()
+        wait_for(self._refuses_connections, 30, "Postgres to begin its shutdown")
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                       " WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'")
         admin.close()
         stopping.join(timeout=60)
+
+    def _refuses_connections(self) -> bool:
+        try:
+            psycopg.connect(self.database_url, connect_timeout=2).close()
+        except psycopg.OperationalError:
+            return True
+        return False
 
     def trades_sent(self) -> int:
         return sum(len(trades) for trades in self.report_live()["trades"].values())

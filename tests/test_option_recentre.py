@@ -16,31 +16,25 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
-from schwab.contrib.util import StreamJsonDecoder
 from schwab.streaming import StreamClient
 
 from actors.ingest import OptionContracts, apply_option_changes
 from common import config as config_module
+from common.config import Config
 from common.messages import OptionSubscription
 from common.option_chain import NEW_YORK, band_changes, needs_recentre, select_contracts
 from common.schwab_client import make_client, make_stream_client
 from tests.simulator_process import simulator
+from tests.test_sim_schwab_py import Recorder
 
 OPTIONS = "LEVELONE_OPTIONS"
 
 
-class WireLog(StreamJsonDecoder):
+class WireLog(Recorder):
     """Every message in the order it arrived: schwab-py hands data read while awaiting a response to handlers later."""
-
-    def __init__(self) -> None:
-        self.messages: list[dict] = []
-
-    def decode_json_string(self, raw: str) -> dict:
-        message = json.loads(raw)
-        self.messages.append(message)
-        return message
 
     def option_items_after(self, command: str) -> list[dict]:
         """LEVELONE_OPTIONS items that arrived after the last response to `command`."""
@@ -86,32 +80,41 @@ def simulator_requests(log: Path) -> list[tuple[str, int]]:
             if line["msg"] == "request" and line.get("service") == OPTIONS]
 
 
+async def bands_around_a_move(client: Any, config: Config, move: float) -> tuple[float, list[str], list[str]]:
+    """SPY's band centre from its chain, the band there, and the band at that centre moved by `move` (a fraction)."""
+    today = datetime.datetime.now(NEW_YORK).date()
+    chain = (await client.get_option_chain("SPY", from_date=today, to_date=today + datetime.timedelta(days=10))).json()
+    centre, before = select_contracts(chain, config.option_strike_band, today)
+    _, after = select_contracts(chain, config.option_strike_band, today, spot=centre * (1 + move))
+    return centre, before, after
+
+
+async def streaming_band(client: Any, config: Config, band: list[str], logger: logging.Logger,
+                         ) -> tuple[StreamClient, WireLog, list[tuple[str, list[str]]], OptionContracts]:
+    """A logged-in stream, recording what it reads and asks, with `band` subscribed through ingest's changes."""
+    stream = make_stream_client(client)
+    wire = WireLog()
+    stream.set_json_decoder(wire)
+    asked = record_option_requests(stream)
+    contracts = OptionContracts(config.stream_max_keys)
+    await stream.login()
+    contracts.want(OptionSubscription("SPY", band, time.time_ns()))
+    await apply_option_changes(stream, contracts, logger, config.stream_command_timeout)
+    return stream, wire, asked, contracts
+
+
 def test_a_moved_underlying_unsubs_what_left_and_adds_what_entered(tmp_path: Path):
     log = tmp_path / "simulator.log"
     with simulator("--seed", "42", "--rate", "800", "--heartbeat", "0.3", log=log) as url:
         config = config_module.load({"SIMULATOR_URL": url, "SCHWAB_TOKEN_PATH": str(tmp_path / "token.json")})
-        band, threshold = config.option_strike_band, config.option_recenter_threshold
+        threshold = config.option_recenter_threshold
         logger = logging.getLogger("test_option_recentre")
 
         async def session() -> tuple[list[str], list[str], list[tuple[str, list[str]]], WireLog]:
             client = make_client(config, asyncio=True)
-            today = datetime.datetime.now(NEW_YORK).date()
-            response = await client.get_option_chain("SPY", from_date=today, to_date=today + datetime.timedelta(days=10))
-            chain = response.json()
-            centre, before = select_contracts(chain, band, today)
-            moved = centre * (1 + 1.5 * threshold)
-            assert needs_recentre(centre, moved, threshold)
-            _, after = select_contracts(chain, band, today, spot=moved)
-
-            stream = make_stream_client(client)
-            wire = WireLog()
-            stream.set_json_decoder(wire)
-            asked = record_option_requests(stream)
-            contracts = OptionContracts(config.stream_max_keys)
-            await stream.login()
-
-            contracts.want(OptionSubscription("SPY", before, time.time_ns()))
-            await apply_option_changes(stream, contracts, logger, config.stream_command_timeout)
+            centre, before, after = await bands_around_a_move(client, config, 1.5 * threshold)
+            assert needs_recentre(centre, centre * (1 + 1.5 * threshold), threshold)
+            stream, wire, asked, contracts = await streaming_band(client, config, before, logger)
             await pump(stream, lambda: wire.snapshots().keys() >= set(before))
 
             recentred_at = len(wire.messages)
@@ -145,20 +148,8 @@ def test_contracts_refused_with_code_19_are_not_asked_again_and_the_rest_streams
 
         async def session() -> tuple[OptionContracts, list[tuple[str, list[str]]], list[str], list[str], set[str]]:
             client = make_client(config, asyncio=True)
-            today = datetime.datetime.now(NEW_YORK).date()
-            chain = (await client.get_option_chain("SPY", from_date=today,
-                                                   to_date=today + datetime.timedelta(days=10))).json()
-            centre, before = select_contracts(chain, config.option_strike_band, today)
-            _, after = select_contracts(chain, config.option_strike_band, today,
-                                        spot=centre * (1 + 3 * config.option_recenter_threshold))
-            stream = make_stream_client(client)
-            wire = WireLog()
-            stream.set_json_decoder(wire)
-            asked = record_option_requests(stream)
-            contracts = OptionContracts(config.stream_max_keys)
-            await stream.login()
-            contracts.want(OptionSubscription("SPY", before, time.time_ns()))
-            await apply_option_changes(stream, contracts, logger, config.stream_command_timeout)
+            _, before, after = await bands_around_a_move(client, config, 3 * config.option_recenter_threshold)
+            stream, wire, asked, contracts = await streaming_band(client, config, before, logger)
 
             httpx.post(f"{url}/sim/fault", json={"fault": "code:19"}).raise_for_status()
             contracts.want(OptionSubscription("SPY", after, time.time_ns()))

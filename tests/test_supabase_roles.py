@@ -19,7 +19,7 @@ from common.config import load
 from common.localpg import SUPERUSER, LocalPostgres
 from common.messages import IndicatorValue
 from tests.harness import wait_for
-from tests.test_writer_actor import T0, trade, writer_process
+from tests.test_writer_actor import T0, await_writer, trade, writer_process
 
 DENIED = psycopg.errors.InsufficientPrivilege
 
@@ -46,8 +46,7 @@ def test_the_writer_runs_as_the_writer_role(writer_url, migrated_url, tmp_path):
         config.ensure_dirs()
         ingest, indicator = Publisher(config, "ingest"), Publisher(config, "indicator")
         with writer_process(env, var) as writer:
-            wait_for(lambda: not ingest.wait_for_subscribers(["writer"], 0.05), 30, "the writer to subscribe")
-            wait_for(lambda: not indicator.wait_for_subscribers(["writer"], 0.05), 30, "the writer to subscribe")
+            await_writer(ingest, indicator)
             ingest.send("trade", "SPY", [trade(i, T0 + i) for i in range(10)])
             indicator.send("indicator", "SPY", [IndicatorValue("SPY", T0, 1000, 500.0, None, 500.0, 1)])
             with psycopg.connect(migrated_url) as conn:

@@ -42,6 +42,12 @@ def writer_process(env: dict[str, str], var: Path) -> Iterator[subprocess.Popen]
                 writer.wait()
 
 
+def await_writer(*publishers: Publisher) -> None:
+    """Until the writer has subscribed to each publisher: PUB/SUB drops whatever is sent before."""
+    for publisher in publishers:
+        assert publisher.wait_for_subscribers(["writer"], 30) == [], f"the writer never subscribed to {publisher.name}"
+
+
 def trade(i: int, time_ms: int) -> EquityTrade:
     return EquityTrade("SPY", time_ms, 500 + i / 10_000, 100, 1000 + 100 * i, 100, 499.99, 500.01, 1)
 
@@ -53,8 +59,7 @@ def test_flushes_on_sigterm_and_a_duplicate_costs_nothing_else(migrated_url, var
     config.ensure_dirs()
     ingest, indicator = Publisher(config, "ingest"), Publisher(config, "indicator")
     with writer_process(env, var) as writer:
-        wait_for(lambda: not ingest.wait_for_subscribers(["writer"], 0.05), 30, "the writer to subscribe")
-        wait_for(lambda: not indicator.wait_for_subscribers(["writer"], 0.05), 30, "the writer to subscribe")
+        await_writer(ingest, indicator)
         # Trades 0 and 1 share a millisecond; trade 3 arrives twice inside one frame.
         trades = [trade(i, T0 + (i if i > 1 else 0)) for i in range(40)]
         ingest.send("trade", "SPY", trades[:20])
@@ -90,7 +95,7 @@ def test_a_row_the_table_rejects_is_quarantined_and_the_rest_stored(migrated_url
     config.ensure_dirs()
     options = Publisher(config, "options")
     with writer_process(env, var) as writer:
-        wait_for(lambda: not options.wait_for_subscribers(["writer"], 0.05), 30, "the writer to subscribe")
+        await_writer(options)
         # A strike of 1e15 overflows numeric(18,6): that row can never be stored.
         options.send("option_row", "SPY", [option(500.0), option(1e15), option(505.0)])
         options.send("option_row", "SPY", [option(510.0)])

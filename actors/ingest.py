@@ -39,7 +39,7 @@ from common.levelone import (
 )
 from common.market_hours import MarketSchedule, Window, clock_from_spec
 from common.messages import Envelope, OptionSubscription
-from common.schwab_client import make_client, make_stream_client
+from common.schwab_client import force_refresh, make_client, make_stream_client
 from common.stats import ActorStats
 from common.streamer import (
     REFRESH_TOKEN_LIFETIME,
@@ -348,7 +348,7 @@ class Connection:
             self.backoff.reset()
         self.streaming_since = None
         if cause.name == "access_token_rejected" and self.client is not None:
-            self.client.session.token["expires_at"] = 0  # authlib refreshes it before the next request
+            force_refresh(self.client)
         delay = self.backoff.next(cause.floor)
         stats = self.actor.stats
         stats.reconnected(cause.name)

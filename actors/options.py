@@ -25,7 +25,7 @@ from common.actor import Actor
 from common.delivery import newest_sent
 from common.messages import Envelope, OptionQuote, OptionRow, OptionSubscription, Record
 from common.option_chain import NEW_YORK, ChainError, band_changes, off_centre, option_row, select_contracts
-from common.schwab_client import make_client
+from common.schwab_client import force_refresh, make_client
 
 #: A chain that could not be read is tried again this soon (or at the next refresh, if sooner).
 CHAIN_RETRY = 30.0
@@ -71,7 +71,7 @@ def main() -> None:
                 # A refused token: retry with whatever the token file holds by then (`make login`, or
                 # ingest's refresh), refreshed first, rather than crash into supervisord's restarts.
                 client = make_client(config, asyncio=False)
-                client.session.token["expires_at"] = 0
+                force_refresh(client)
             centres.pop(ticker, None)  # the retry, not every quote until then, reads the chain again
             chain_due[ticker] = now + min(CHAIN_RETRY, config.option_chain_refresh)
             return None

@@ -138,5 +138,13 @@ def make_client(config: Config, *, asyncio: bool) -> AsyncClient | Client:
     return Client(api_key, OAuth2Client(api_key, update_token=write_token, **session_args), token_metadata=metadata)
 
 
+def force_refresh(client: AsyncClient | Client) -> None:
+    """Refresh the access token before the next request: Schwab refused it before its expiry.
+
+    authlib refreshes only a token it believes expired, so it is marked expired.
+    """
+    client.session.token["expires_at"] = 0
+
+
 def make_stream_client(client: AsyncClient | Client) -> StreamClient:
     return StreamClient(client)

@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -24,21 +20,13 @@ from websockets.exceptions import ConnectionClosed
 from common import config as config_module
 from common.config import Config
 from common.schwab_client import make_client, make_stream_client
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.simulator_process import simulator
 
 
 @dataclass
 class Sim:
     url: str
     report_path: Path
-    process: subprocess.Popen
 
     def report(self) -> dict:
         return httpx.get(f"{self.url}/sim/report").json()
@@ -46,36 +34,15 @@ class Sim:
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[Sim]:
-    port, ws_port = free_port(), free_port()
-    report = tmp_path / "report.json"
-    log = (tmp_path / "simulator.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "common.simulator", "--host", "127.0.0.1", "--port", str(port),
-         "--ws-port", str(ws_port), "--seed", "42", "--rate", "400", "--report", str(report),
-         "--heartbeat", "0.3", "--bar-seconds", "1"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while True:
-        assert process.poll() is None, (tmp_path / "simulator.log").read_text()
-        try:
-            if httpx.get(f"{url}/sim/report", timeout=0.5).status_code == 200:
-                break
-        except httpx.TransportError:
-            assert time.monotonic() < deadline, "simulator never answered"
-            time.sleep(0.05)
-    try:
-        yield Sim(url, report, process)
-    finally:
+    report, log = tmp_path / "report.json", tmp_path / "simulator.log"
+    with simulator("--seed", "42", "--rate", "400", "--report", str(report), "--heartbeat", "0.3",
+                   "--bar-seconds", "1", log=log) as url:
+        yield Sim(url, report)
         started = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        returncode = process.wait(timeout=5)
-        log.close()
-        assert returncode == 0 and time.monotonic() - started < 2.0
-        assert json.loads(report.read_text())["simulated"] is True
-        logged = [json.loads(line) for line in (tmp_path / "simulator.log").read_text().splitlines()]
-        assert any("SIMULATED" in line["msg"] for line in logged)
+    assert time.monotonic() - started < 2.0, "SIGTERM to exit in under two seconds"
+    assert json.loads(report.read_text())["simulated"] is True
+    logged = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any("SIMULATED" in line["msg"] for line in logged)
 
 
 @pytest.fixture

@@ -181,3 +181,54 @@ def test_streaming_health_sees_delivery_lag(conn):
     })
     assert fetch(conn, "SELECT lag_records, lag_seconds, status FROM get_streaming_health('SPY')") == [
         (290, 95.5, "lagging")], "the latest row of SPY's streams; QQQ's lag is not SPY's"
+
+
+def test_a_seed_style_insert_works_beside_the_writers_rows(conn):
+    """The seed's four columns (no day_volume) and its indicator columns (no price, no day_volume) are enough."""
+    db.write_batches(conn, {"equity_data": rows(trade(day_volume=1_000)), "indicators": rows(indicator())})
+    with conn.transaction():
+        conn.execute("INSERT INTO equity_data (ticker, timestamp, price, volume)"
+                     " VALUES ('SPY', to_timestamp(%s / 1000.0), 417.5, 10)", (NOW_MS,))
+        conn.execute("INSERT INTO indicators (ticker, timestamp, sma9, vwap)"
+                     " VALUES ('SPY', to_timestamp(%s / 1000.0), 417.1, 417.2)", (NOW_MS,))
+    assert fetch(conn, "SELECT day_volume, price FROM equity_data ORDER BY day_volume") == [
+        (1_000, Decimal("417.090000")), (None, Decimal("417.500000"))]
+    assert fetch(conn, "SELECT day_volume, price, vwap FROM indicators ORDER BY day_volume") == [
+        (1_000, Decimal("417.090000"), Decimal("416.987654")), (None, None, Decimal("417.200000"))]
+    # NULLS NOT DISTINCT: the same hand-made row twice is one row, not two.
+    with pytest.raises(psycopg.errors.UniqueViolation), conn.transaction():
+        conn.execute("INSERT INTO equity_data (ticker, timestamp, price, volume)"
+                     " VALUES ('SPY', to_timestamp(%s / 1000.0), 417.6, 20)", (NOW_MS,))
+    with conn.transaction():
+        assert conn.execute("INSERT INTO equity_data (ticker, timestamp, price, volume)"
+                            " VALUES ('SPY', to_timestamp(%s / 1000.0), 417.6, 20)"
+                            " ON CONFLICT (ticker, timestamp, day_volume) DO NOTHING", (NOW_MS,)).rowcount == 0
+
+
+def test_the_writers_conflict_key_keeps_same_millisecond_trades_and_skips_replays(conn):
+    """Against the NULLS NOT DISTINCT key of 009: distinct trades in one millisecond stay, a replay is skipped."""
+    assert fetch(conn, "SELECT i.indnullsnotdistinct FROM pg_constraint c JOIN pg_index i ON i.indexrelid = c.conindid"
+                       " WHERE c.conname IN ('equity_data_ticker_timestamp_day_volume_key',"
+                       " 'indicators_ticker_timestamp_day_volume_key')") == [(True,), (True,)]
+    first = rows(trade(day_volume=1_000, size=100), trade(day_volume=1_300, size=300))
+    assert db.write_batches(conn, {"equity_data": first,
+                                   "indicators": rows(indicator(day_volume=1_000), indicator(day_volume=1_300))}) == {
+        "equity_data": 2, "indicators": 2}
+    replay = rows(trade(day_volume=1_300, size=300), trade(day_volume=1_400, size=100))
+    assert db.write_batches(conn, {"equity_data": replay, "indicators": rows(indicator(day_volume=1_300))}) == {
+        "equity_data": 1, "indicators": 0}
+    assert fetch(conn, "SELECT day_volume FROM equity_data ORDER BY 1") == [(1_000,), (1_300,), (1_400,)]
+
+
+def test_equity_stats_count_a_seed_style_row(conn):
+    """A NULL day_volume sorts last in its millisecond: never the open if a known trade shares it, the close if so."""
+    db.write_batches(conn, {"equity_data": rows(trade(ms=NOW_MS - 1_000, day_volume=1_000, price=410.0, size=100),
+                                                trade(ms=NOW_MS, day_volume=1_100, price=411.0, size=100))})
+    with conn.transaction():
+        for ms, price in ((NOW_MS - 1_000, 409.0), (NOW_MS, 412.0)):
+            conn.execute("INSERT INTO equity_data (ticker, timestamp, price, volume)"
+                         " VALUES ('SPY', to_timestamp(%s / 1000.0), %s, 50)", (ms, price))
+        conn.execute("SELECT refresh_equity_stats()")
+    assert fetch(conn, "SELECT trade_count, open, close, high, low, total_volume FROM equity_data_stats") == [
+        (4, Decimal("410"), Decimal("412"), Decimal("412"), Decimal("409"), 300)]
+

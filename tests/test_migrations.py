@@ -11,8 +11,9 @@ import pytest
 
 from common import migrate
 
-TABLES = ("equity_data", "indicators", "option_prices", "streaming_metrics")
-FUNCTIONS = ("get_streaming_health(text)", "cleanup_old_equity_data(integer)", "refresh_equity_stats()")
+TABLES = ("equity_data", "indicators", "option_prices", "streaming_metrics", "stream_metrics", "stream_offsets")
+FUNCTIONS = ("get_streaming_health(text)", "cleanup_old_equity_data(integer)", "refresh_equity_stats()",
+             "set_public_read(boolean)", "public_read_enabled()")
 
 
 def versions(url: str) -> list[str]:
@@ -90,3 +91,46 @@ def test_tables_of_the_older_layout_are_refused(db_url):
         conn.execute("CREATE TABLE equity_data (ticker varchar(10), timestamp timestamptz, price decimal(10,2))")
         with pytest.raises(psycopg.errors.RaiseException, match="older layout"):
             migrate.migrate(conn)
+
+
+def test_the_later_migrations_applied_twice_change_nothing(migrated_url):
+    """Each is written to be idempotent, like 001-008, though the runner applies it once."""
+    catalog = {
+        "columns": "SELECT format('%s.%s %s', c.relname, a.attname, a.attnotnull) FROM pg_attribute a"
+                   " JOIN pg_class c ON c.oid = a.attrelid WHERE c.relnamespace = 'public'::regnamespace"
+                   " AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped",
+        "constraints": "SELECT format('%s %s', conname, pg_get_constraintdef(oid)) FROM pg_constraint"
+                       " WHERE connamespace = 'public'::regnamespace",
+        "policies": "SELECT format('%s %s %s %s', tablename, policyname, roles, cmd) FROM pg_policies"
+                    " WHERE schemaname = 'public'",
+        "privileges": "SELECT format('%s %s', relname, relacl) FROM pg_class"
+                      " WHERE relnamespace = 'public'::regnamespace",
+        "functions": "SELECT format('%s %s %s %s', oid::regprocedure, prosecdef, proconfig, proacl) FROM pg_proc"
+                     " WHERE pronamespace = 'public'::regnamespace",
+    }
+
+    def state(conn: psycopg.Connection) -> dict[str, list[str]]:
+        return {name: sorted(row[0] for row in conn.execute(query)) for name, query in catalog.items()}
+
+    later = [m for m in migrate.discover() if m.version >= "009"]
+    assert later
+    with psycopg.connect(migrated_url, autocommit=True) as conn:
+        before = state(conn)
+        for migration in later:
+            conn.execute(migration.sql)
+        assert state(conn) == before
+        for migration in later:  # and each alone, right after itself
+            conn.execute(migration.sql)
+            assert state(conn) == before, migration.path.name
+
+
+def test_the_health_function_runs_as_its_owner_with_a_pinned_path(migrated_url):
+    with psycopg.connect(migrated_url) as conn:
+        rows = dict(conn.execute(
+            "SELECT proname, ARRAY[prosecdef::text, proconfig::text] FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
+            " AND proname IN ('get_streaming_health', 'set_public_read', 'public_read_enabled')").fetchall())
+    assert rows == {
+        "get_streaming_health": ["true", '{"search_path=pg_catalog, pg_temp"}'],
+        "set_public_read": ["false", '{"search_path=pg_catalog, pg_temp"}'],
+        "public_read_enabled": ["false", '{"search_path=pg_catalog, pg_temp"}'],
+    }

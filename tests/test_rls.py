@@ -3,12 +3,18 @@
 Always connected as `postgres` (not a superuser) and switched with SET ROLE;
 the local cluster has Supabase's default privileges (ALL to anon), so these
 tests fail if the migrations' REVOKEs go missing.
+
+By default `authenticated` reads the market data and `anon` (the public key)
+reads nothing; `set_public_read(true)` opens the data, never the internal
+tables, to anon.
 """
 
 from __future__ import annotations
 
 import psycopg
 import pytest
+
+from common.migrate import SQL_DIR
 
 DENIED = (psycopg.errors.InsufficientPrivilege,)
 
@@ -23,6 +29,8 @@ ROWS = {
     " VALUES (now() - interval '{age}' + {n} * interval '1 ms', 'writer', 'running')",
 }
 UPDATE = "UPDATE {table} SET timestamp = timestamp + interval '1 ms'"
+#: The service's own bookkeeping: service_role and the writer role only, whatever public read says.
+INTERNAL = ("stream_offsets", "stream_metrics", "schema_migrations")
 
 
 @pytest.fixture
@@ -31,6 +39,10 @@ def conn(migrated_url):
     with psycopg.connect(migrated_url, autocommit=True) as connection:
         for table, insert in ROWS.items():
             connection.execute(insert.format(age="1 minute", n=1))
+        connection.execute("INSERT INTO stream_metrics (timestamp, stream, epoch, published_seq, committed_seq,"
+                           " lag_records, lag_seconds) VALUES (now(), 'ingest/trade/SPY', 1, 5, 5, 0, 0)")
+        connection.execute("INSERT INTO stream_offsets (consumer, stream, epoch, seq)"
+                           " VALUES ('writer', 'ingest/trade/SPY', 1, 5)")
         yield connection
 
 
@@ -38,18 +50,108 @@ def count(conn: psycopg.Connection, table: str) -> int:
     return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
+def assert_reads_nothing(conn: psycopg.Connection, relations=(*ROWS, "equity_data_stats", *INTERNAL)) -> None:
+    for relation in relations:
+        with pytest.raises(DENIED):
+            conn.execute(f"SELECT * FROM {relation}")
+
+
+def assert_reads_the_data(conn: psycopg.Connection) -> None:
+    for table in ROWS:
+        assert count(conn, table) == 1, table
+    conn.execute("SELECT * FROM equity_data_stats").fetchall()
+    assert conn.execute("SELECT status FROM get_streaming_health('SPY')").fetchone() == ("healthy",)
+
+
 @pytest.mark.parametrize("role", ["anon", "authenticated"])
-def test_api_roles_read_everything_and_write_nothing(conn, role):
+def test_api_roles_write_nothing(conn, role):
     conn.execute(f"SET ROLE {role}")
     for table, insert in ROWS.items():
-        assert count(conn, table) == 1, table
         for statement in (insert.format(age="2 minutes", n=2), UPDATE.format(table=table), f"DELETE FROM {table}",
                           f"TRUNCATE {table}"):
             with pytest.raises(DENIED):
                 conn.execute(statement)
+    conn.execute("RESET ROLE")
+    for table in ROWS:
         assert count(conn, table) == 1, table
-    conn.execute("SELECT * FROM equity_data_stats").fetchall()
-    assert conn.execute("SELECT status FROM get_streaming_health('SPY')").fetchone() == ("healthy",)
+
+
+def test_anon_reads_nothing_by_default(conn):
+    conn.execute("SET ROLE anon")
+    assert_reads_nothing(conn)
+    with pytest.raises(DENIED):
+        conn.execute("SELECT * FROM get_streaming_health('SPY')")
+
+
+def test_authenticated_reads_the_data_but_no_internal_table(conn):
+    conn.execute("SET ROLE authenticated")
+    assert_reads_the_data(conn)
+    assert_reads_nothing(conn, INTERNAL)
+
+
+def test_public_read_opens_the_data_to_anon_and_never_the_internal_tables(conn):
+    for _ in range(2):  # twice: harmless
+        conn.execute("SELECT public.set_public_read(true)")
+    assert conn.execute("SELECT public.public_read_enabled()").fetchone() == (True,)
+    conn.execute("SET ROLE anon")
+    assert_reads_the_data(conn)
+    assert_reads_nothing(conn, INTERNAL)
+    conn.execute("RESET ROLE")
+
+    for _ in range(2):
+        conn.execute("SELECT public.set_public_read(false)")
+    assert conn.execute("SELECT public.public_read_enabled()").fetchone() == (False,)
+    conn.execute("SET ROLE anon")
+    assert_reads_nothing(conn)
+    with pytest.raises(DENIED):
+        conn.execute("SELECT * FROM get_streaming_health('SPY')")
+    conn.execute("RESET ROLE")
+    conn.execute("SET ROLE authenticated")  # never affected by the switch
+    assert_reads_the_data(conn)
+
+
+def test_public_read_is_the_grant_and_the_policy(conn):
+    """Both walls move together: with the switch on anon has the privilege and a policy, with it off neither."""
+    policies = "SELECT count(*) FROM pg_policies WHERE 'anon' = ANY (roles)"
+    privileges = ("SELECT count(*) FROM unnest(%s::text[]) AS t (name)"
+                  " WHERE has_table_privilege('anon', 'public.' || name, 'SELECT')")
+    conn.execute("SELECT public.set_public_read(true)")
+    assert conn.execute(policies).fetchone() == (len(ROWS),)
+    assert conn.execute(privileges, ([*ROWS, "equity_data_stats"],)).fetchone() == (len(ROWS) + 1,)
+    assert conn.execute(privileges, (list(INTERNAL),)).fetchone() == (0,)
+    conn.execute("SELECT public.set_public_read(false)")
+    assert conn.execute(policies).fetchone() == (0,)
+    assert conn.execute(privileges, ([*ROWS, "equity_data_stats", *INTERNAL],)).fetchone() == (0,)
+    with pytest.raises(psycopg.errors.RaiseException, match="not NULL"):
+        conn.execute("SELECT public.set_public_read(NULL)")
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated", "service_role"])
+def test_api_roles_cannot_flip_public_read(conn, role):
+    conn.execute(f"SET ROLE {role}")
+    for statement in ("SELECT public.set_public_read(true)", "SELECT public.set_public_read(false)",
+                      "SELECT public.public_read_enabled()"):
+        with pytest.raises(DENIED):
+            conn.execute(statement)
+    conn.execute("RESET ROLE")
+    assert conn.execute("SELECT public.public_read_enabled()").fetchone() == (False,)
+
+
+@pytest.mark.parametrize("public_read", [False, True])
+def test_applying_the_read_migration_again_keeps_the_switch(conn, public_read):
+    conn.execute("SELECT public.set_public_read(%s)", (public_read,))
+    for _ in range(2):
+        conn.execute(SQL_DIR.joinpath("010_private_reads.sql").read_text())
+    assert conn.execute("SELECT public.public_read_enabled()").fetchone() == (public_read,)
+    conn.execute("SET ROLE anon")
+    if public_read:
+        assert_reads_the_data(conn)
+        assert_reads_nothing(conn, INTERNAL)
+    else:
+        assert_reads_nothing(conn)
+    conn.execute("RESET ROLE")
+    conn.execute("SET ROLE authenticated")
+    assert_reads_the_data(conn)
 
 
 @pytest.mark.parametrize("role", ["anon", "authenticated"])
@@ -65,8 +167,9 @@ def test_api_roles_cannot_clean_up_or_refresh(conn, role):
         conn.execute("SELECT nextval('equity_data_id_seq')")
 
 
-def test_anon_cannot_see_the_migration_log(conn):
-    conn.execute("SET ROLE anon")
+@pytest.mark.parametrize("role", ["anon", "authenticated"])
+def test_api_roles_cannot_see_the_migration_log(conn, role):
+    conn.execute(f"SET ROLE {role}")
     with pytest.raises(DENIED):
         conn.execute("SELECT * FROM schema_migrations")
 
@@ -85,15 +188,15 @@ def test_service_role_writes_everything(conn):
 
 
 @pytest.mark.parametrize("role", ["anon", "authenticated"])
-def test_api_roles_see_but_never_move_the_writers_offsets(conn, role):
-    conn.execute("INSERT INTO stream_offsets (consumer, stream, epoch, seq) VALUES ('writer', 'ingest/trade/SPY', 1, 5)")
+def test_api_roles_neither_see_nor_move_the_writers_offsets(conn, role):
     conn.execute(f"SET ROLE {role}")
-    assert conn.execute("SELECT seq FROM stream_offsets").fetchall() == [(5,)]
-    for statement in ("UPDATE stream_offsets SET seq = 1", "DELETE FROM stream_offsets",
+    for statement in ("SELECT seq FROM stream_offsets", "UPDATE stream_offsets SET seq = 1",
+                      "DELETE FROM stream_offsets",
                       "INSERT INTO stream_offsets (consumer, stream, epoch, seq) VALUES ('x', 'y', 1, 1)"):
         with pytest.raises(DENIED):
             conn.execute(statement)
     conn.execute("RESET ROLE")
     conn.execute("SET ROLE service_role")
+    assert conn.execute("SELECT seq FROM stream_offsets").fetchall() == [(5,)]
     conn.execute("UPDATE stream_offsets SET seq = 6")
     assert conn.execute("SELECT seq FROM stream_offsets").fetchall() == [(6,)]

@@ -83,6 +83,27 @@ def test_the_writer_role_can_only_insert_and_read_its_tables(writer_url):
         assert conn.execute("SELECT price FROM equity_data").fetchone()[0] == 500
 
 
+def test_the_writer_role_is_untouched_by_private_reads_and_the_public_read_switch(writer_url, migrated_url):
+    """010 took the internal tables from the API roles, not from the writer; the switch is not the writer's."""
+    with psycopg.connect(migrated_url, autocommit=True) as owner:
+        owner.execute("SELECT public.set_public_read(true)")
+    with psycopg.connect(writer_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO streaming_metrics (timestamp, actor, service_status)"
+                     " VALUES (now(), 'writer', 'running')")
+        conn.execute("INSERT INTO stream_metrics (timestamp, stream, epoch, published_seq, committed_seq,"
+                     " lag_records, lag_seconds) VALUES (now(), 'ingest/trade/SPY', 1, 2, 2, 0, 0)")
+        conn.execute("INSERT INTO stream_offsets (consumer, stream, epoch, seq) VALUES ('writer', 'x', 1, 1)")
+        for table in ("equity_data", "indicators", "option_prices", "streaming_metrics", "stream_metrics",
+                      "stream_offsets"):
+            conn.execute(f"SELECT * FROM {table}").fetchall()
+        for statement in ("SELECT public.set_public_read(false)", "SELECT public.public_read_enabled()",
+                          "DELETE FROM stream_metrics", "SELECT * FROM cleanup_old_equity_data(1)"):
+            with pytest.raises(DENIED):
+                conn.execute(statement)
+    with psycopg.connect(migrated_url, autocommit=True) as owner:
+        assert owner.execute("SELECT public.public_read_enabled()").fetchone() == (True,)
+
+
 def install_pg_cron() -> None:
     """pg_cron from the OS packages, as Supabase ships it; the test set-up installs it when missing."""
     version = LocalPostgres(Path("/nonexistent")).bindir.parent.name

@@ -232,3 +232,27 @@ def test_equity_stats_count_a_seed_style_row(conn):
     assert fetch(conn, "SELECT trade_count, open, close, high, low, total_volume FROM equity_data_stats") == [
         (4, Decimal("410"), Decimal("412"), Decimal("412"), Decimal("409"), 300)]
 
+
+def test_streaming_health_says_where_the_data_comes_from(conn):
+    insert = ("INSERT INTO streaming_metrics (timestamp, actor, service_status, source)"
+              " VALUES (now() - %s * interval '1 second', %s, 'running', %s)")
+    source = "SELECT source, status FROM get_streaming_health('SPY')"
+    assert fetch(conn, source) == [(None, "no_data")], "no metrics within the hour"
+    with conn.transaction():
+        conn.execute(insert, (7_200, "ingest", "schwab"))  # older than the hour: not counted
+        conn.execute(insert, (60, "ingest", None))  # written before the column existed
+    assert fetch(conn, source) == [(None, "no_data")]
+    with conn.transaction():
+        conn.execute(insert, (30, "metrics", "simulator"))
+    assert fetch(conn, source) == [("simulator", "no_data")]
+    with conn.transaction():
+        conn.execute(insert, (10, "ingest", "schwab"))
+    assert fetch(conn, source) == [("schwab", "no_data")]
+    with conn.transaction():
+        health_columns = [c.name for c in conn.execute("SELECT * FROM get_streaming_health('SPY')").description]
+    assert health_columns[-2:] == ["source", "status"]
+    assert health_columns[:12] == ["ticker", "last_tick_at", "seconds_since_last_tick", "ticks_last_5m",
+                                   "last_metric_at", "errors_last_hour", "gaps_last_hour", "lag_records",
+                                   "lag_seconds", "journal_bytes", "reconnects_last_hour", "ingest_status"]
+    with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
+        conn.execute(insert, (5, "writer", "replay"))

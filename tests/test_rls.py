@@ -142,6 +142,7 @@ def test_applying_the_read_migration_again_keeps_the_switch(conn, public_read):
     conn.execute("SELECT public.set_public_read(%s)", (public_read,))
     for _ in range(2):
         conn.execute(SQL_DIR.joinpath("010_private_reads.sql").read_text())
+        conn.execute(SQL_DIR.joinpath("011_metrics_source.sql").read_text())
     assert conn.execute("SELECT public.public_read_enabled()").fetchone() == (public_read,)
     conn.execute("SET ROLE anon")
     if public_read:

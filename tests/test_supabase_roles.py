@@ -88,8 +88,8 @@ def test_the_writer_role_is_untouched_by_private_reads_and_the_public_read_switc
     with psycopg.connect(migrated_url, autocommit=True) as owner:
         owner.execute("SELECT public.set_public_read(true)")
     with psycopg.connect(writer_url, autocommit=True) as conn:
-        conn.execute("INSERT INTO streaming_metrics (timestamp, actor, service_status)"
-                     " VALUES (now(), 'writer', 'running')")
+        conn.execute("INSERT INTO streaming_metrics (timestamp, actor, service_status, source)"
+                     " VALUES (now(), 'writer', 'running', 'simulator')")
         conn.execute("INSERT INTO stream_metrics (timestamp, stream, epoch, published_seq, committed_seq,"
                      " lag_records, lag_seconds) VALUES (now(), 'ingest/trade/SPY', 1, 2, 2, 0, 0)")
         conn.execute("INSERT INTO stream_offsets (consumer, stream, epoch, seq) VALUES ('writer', 'x', 1, 1)")

@@ -161,9 +161,14 @@ def test_cleanup_old_equity_data(conn):
         "indicators": rows(indicator(ms=old_ms), indicator()),
         "option_prices": rows(option(ms=old_ms), option()),
         "streaming_metrics": rows(metric(ns=old_ns), metric()),
+        "stream_metrics": rows(StreamLag(old_ns, "ingest/trade/SPY", 7, 5, 5, 0, 0.0),
+                               StreamLag(NOW_MS * 1_000_000, "ingest/trade/SPY", 7, 9, 9, 0, 0.0)),
     })
     deleted = dict(fetch(conn, "SELECT * FROM cleanup_old_equity_data()"))
-    assert deleted == {"equity_data": 1, "indicators": 1, "option_prices": 1, "streaming_metrics": 1}
+    assert deleted == {"equity_data": 1, "indicators": 1, "option_prices": 1, "streaming_metrics": 1,
+                       "stream_metrics": 1}
+    assert fetch(conn, "SELECT (SELECT count(*) FROM streaming_metrics), (SELECT count(*) FROM stream_metrics)") == [
+        (1, 1)], "the recent rows stay"
     assert dict(fetch(conn, "SELECT * FROM cleanup_old_equity_data(30)")) == dict.fromkeys(deleted, 0)
     with pytest.raises(psycopg.errors.RaiseException, match="at least 1"):
         fetch(conn, "SELECT * FROM cleanup_old_equity_data(0)")

@@ -181,8 +181,12 @@ def test_service_role_writes_everything(conn):
         conn.execute(insert.format(age="40 days", n=2))
         assert count(conn, table) == 2, table
         assert conn.execute(UPDATE.format(table=table)).rowcount == 2, table
+    conn.execute("INSERT INTO stream_metrics (timestamp, stream, epoch, published_seq, committed_seq, lag_records,"
+                 " lag_seconds) VALUES (now() - interval '40 days', 'ingest/trade/SPY', 1, 5, 5, 0, 0)")
     deleted = dict(conn.execute("SELECT * FROM cleanup_old_equity_data(30)").fetchall())
-    assert deleted == dict.fromkeys(ROWS, 1)
+    assert deleted == {**dict.fromkeys(ROWS, 1), "stream_metrics": 1}
+    assert count(conn, "stream_metrics") == 1
+    assert count(conn, "stream_offsets") == 1, "retention never touches the writer's position"
     conn.execute("SELECT refresh_equity_stats()")
     for table in ROWS:
         assert conn.execute(f"DELETE FROM {table}").rowcount == 1, table

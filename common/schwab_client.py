@@ -27,6 +27,7 @@ from schwab.debug import register_redactions
 from schwab.streaming import StreamClient
 
 from common.config import Config
+from common.redact import REDACT
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,14 @@ class AsyncSimulatorTransport(httpx.AsyncHTTPTransport):
         return await super().handle_async_request(_redirect(request, self.target))
 
 
+def redact_tokens(token: dict) -> None:
+    """Tokens are secrets: from now on no log line of this process shows them."""
+    REDACT.add(*(str(token.get(name) or "") for name in ("access_token", "refresh_token", "id_token")))
+
+
 def write_token_file(path: Path, wrapped: dict) -> None:
     """Replace the token file atomically, readable by its owner only (0600)."""
+    redact_tokens(wrapped.get("token", wrapped))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -120,6 +127,7 @@ def make_client(config: Config, *, asyncio: bool) -> AsyncClient | Client:
 
     metadata = TokenMetadata.from_loaded_token(json.loads(path.read_text()), lambda t, *_, **__: write_token_file(path, t))
     register_redactions(metadata.token)
+    redact_tokens(metadata.token)
     write_token = metadata.wrapped_token_write_func()
     session_args: dict[str, Any] = {
         "client_secret": app_secret,

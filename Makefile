@@ -1,102 +1,74 @@
-# streaming-service: `make run` and `make test` do all their own set-up.
+# streaming-service: `make run` and `make test` do all their own set-up. `make help` lists every target.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-PYTHON_BOOT ?= $(shell command -v python3.11 || command -v python3)
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
-SUPERVISORCTL := $(VENV)/bin/supervisorctl -c $(CURDIR)/supervisord.conf
+ON_HOST := bash $(CURDIR)/deploy/host.sh
+# Settings: .env read with python-dotenv's grammar, the environment over it (common/environment.py).
+# ENV checks every setting first and stops, naming the bad one; RAW_ENV only reads them.
+ENV := $(PY) -m common.environment exec --
+RAW_ENV := $(PY) -m common.environment exec --no-check --
 
-# Settings live in .env (see README); the environment wins over it.
-ifneq ($(wildcard .env),)
-include .env
-export $(shell sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/\1/p' .env)
-endif
+.PHONY: help setup settings run stop status logs health migrate login deploy test bench lock clean
 
-export STREAMING_VAR ?= $(CURDIR)/var
-export STREAMING_PYTHON := $(PY)
-# No DATABASE_URL: a local Postgres under var/pg. No Schwab credentials: the simulator.
-export EMBEDDED_PG := $(if $(DATABASE_URL),false,true)
-export EMBEDDED_SIM := $(if $(and $(SCHWAB_APP_KEY),$(SCHWAB_APP_SECRET)),false,true)
-ifeq ($(EMBEDDED_PG),true)
-export DATABASE_URL := postgresql://postgres@/streaming?host=$(STREAMING_VAR)/pg/run
-endif
+help: ## list the targets
+	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-.PHONY: help setup run stop status logs migrate login test bench clean health
+setup: ## create .venv from requirements.lock; PostgreSQL's server binaries if the embedded database needs them
+	@$(ON_HOST) venv requirements.lock
+	@$(RAW_ENV) $(ON_HOST) postgres-binaries
 
-help:
-	@echo "make run      set up and start the whole pipeline under supervisord"
-	@echo "make test     set up and run the test suite"
-	@echo "make status   supervisorctl status"
-	@echo "make health   check database, freshness, errors, lag, actors (JSON=1 for JSON; streaming-health exits 0/1/2)"
-	@echo "make logs     follow every actor's log (ACTOR=writer for one)"
-	@echo "make stop     stop the pipeline and supervisord"
-	@echo "make migrate  apply database migrations to DATABASE_URL"
-	@echo "make login    create the Schwab token file (paste the redirect URL; every 7 days)"
-	@echo "make deploy   HOST=<ip> [SSH_USER=ec2-user]: deploy over SSH (see deploy/README.md)"
-	@echo "make bench    measure the pipeline against the simulator"
+settings: setup ## every setting, its value (secrets masked) and where it came from; then the check make run makes
+	@$(PY) -m common.environment show $(if $(JSON),--json)
+	@$(PY) -m common.environment check
 
-setup: $(VENV)/.installed postgres-binaries
+run: setup ## check the settings, then start the whole pipeline under supervisord and wait until it runs
+	@$(PY) -m common.environment check
+	@$(ENV) $(ON_HOST) start
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON_BOOT) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
-	touch $@
+stop: ## stop the pipeline: ingest first, the writer after its last flush, Postgres last
+	@$(RAW_ENV) $(ON_HOST) stop
 
-.PHONY: postgres-binaries
-postgres-binaries:  # only for the embedded Postgres: with DATABASE_URL set there is nothing to install
-	@if [ "$(EMBEDDED_PG)" = true ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then \
-		echo "PostgreSQL server binaries are missing: installing them with the OS package manager"; \
-		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		if command -v apt-get >/dev/null; then $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q postgresql; \
-		elif command -v dnf >/dev/null; then $$SUDO dnf install -y postgresql15-server || $$SUDO dnf install -y postgresql-server; \
-		else echo "install PostgreSQL 15+ server binaries and re-run" >&2; exit 1; fi; \
-	fi
+status: ## supervisorctl status
+	@$(RAW_ENV) supervisorctl -c $(CURDIR)/supervisord.conf status
 
-run: setup
-	@mkdir -p $(STREAMING_VAR)/log $(STREAMING_VAR)/data && mkdir -p -m 700 $(STREAMING_VAR)/run
-	@if [ "$(EMBEDDED_PG)" = true ]; then $(PY) -m common.localpg init --dir $(STREAMING_VAR)/pg; fi
-	@if $(SUPERVISORCTL) pid >/dev/null 2>&1; then $(SUPERVISORCTL) update; else $(VENV)/bin/supervisord -c $(CURDIR)/supervisord.conf; fi
-	@$(PY) -m common.migrate --wait 60
-	@$(SUPERVISORCTL) status || true
-	@echo
-	@echo "Running. Follow it with: make logs   (one actor: make logs ACTOR=writer)"
-	@echo "State: make status    Stop: make stop    Data: psql \"$$DATABASE_URL\""
+logs: ## follow every actor's log (ACTOR=writer for one)
+	@$(RAW_ENV) bash -c 'tail -n 20 -F "$$STREAMING_VAR"/log/$(if $(ACTOR),$(ACTOR),*).log'
 
-stop:
-	@if $(SUPERVISORCTL) pid >/dev/null 2>&1; then $(SUPERVISORCTL) shutdown; else echo "not running"; fi
-	@for i in $$(seq 1200); do [ -e $(STREAMING_VAR)/run/supervisord.pid ] || exit 0; sleep 0.1; done; \
-		echo "supervisord still running after 120 s" >&2; exit 1
+health: setup ## database, freshness, errors, lag, each actor: OK, WARN or CRIT (JSON=1 for JSON)
+	@$(RAW_ENV) $(PY) -m common.health $(if $(JSON),--json)
 
-status:
-	@$(SUPERVISORCTL) status
+migrate: setup ## apply sql/ to MIGRATE_DATABASE_URL, else DATABASE_URL (both read from .env)
+	@$(RAW_ENV) $(PY) -m common.migrate
 
-health: setup
-	@$(PY) -m common.health $(if $(JSON),--json)
+login: setup ## create the Schwab token file (paste the redirect URL; every 7 days)
+	@$(ENV) $(PY) -m common.login
 
-logs:
-	@tail -n 20 -F $(if $(ACTOR),$(STREAMING_VAR)/log/$(ACTOR).log,$(STREAMING_VAR)/log/*.log)
+deploy: setup ## HOST=<ip> [SSH_USER=ec2-user]: deploy over SSH (deploy/README.md)
+	@$(RAW_ENV) deploy/deploy.sh
 
-migrate: setup
-	$(PY) -m common.migrate
-
-login: setup
-	@$(PY) -m common.login
-
-# The tests and the benchmark start Postgres clusters of their own, whatever DATABASE_URL says.
-test bench: EMBEDDED_PG := true
-test: setup
+test: ## set up and run the test suite (its own Postgres, supervisord and simulator; .env is not read)
+	@$(ON_HOST) venv requirements-test.lock
+	@$(ON_HOST) venv requirements.lock  # already in: stamps it, for the checkouts that tests run `make run` in
+	@EMBEDDED_PG=true $(ON_HOST) postgres-binaries
 	$(PY) -m pytest
 
-bench: setup
+bench: ## measure the pipeline against the simulator; prints one JSON object (run it alone)
+	@$(ON_HOST) venv requirements-test.lock
+	@EMBEDDED_PG=true $(ON_HOST) postgres-binaries
 	$(PY) -m tests.bench
 
-clean: stop
-	rm -rf $(STREAMING_VAR)
+lock: ## refresh requirements.lock and requirements-test.lock from pyproject.toml (README: upgrading)
+	@[ -x $(PY) ] || $$($(ON_HOST) python) -m venv $(VENV)
+	@$(PY) -m pip install --disable-pip-version-check --quiet 'uv>=0.5,<1'
+	@$(BUILD_REQUIRES) | $(UV_COMPILE) --output-file requirements.lock
+	@$(BUILD_REQUIRES) | $(UV_COMPILE) --extra test --constraint requirements.lock --output-file requirements-test.lock
+	@echo "requirements.lock and requirements-test.lock refreshed: review git diff, run make test, commit both"
 
-# make deploy HOST=<ip> [SSH_USER=ec2-user] [SSH_KEY=key.pem] [SSH_PORT=22] [SSH_OPTS=...]
-#             [PREFIX=/opt/streaming-service] [COPY_SECRETS=1]     (see deploy/README.md)
-.PHONY: deploy
-deploy:
-	@deploy/deploy.sh
+# pip installs the project itself without build isolation, so its build requirements are locked too.
+BUILD_REQUIRES = $(PY) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires'], sep='\\n')"
+UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml - --universal --python-version 3.11 --generate-hashes --upgrade --quiet
+
+clean: setup ## stop; delete logs and sockets; the database and journals only when asked (or CONFIRM=1); never the token
+	@$(RAW_ENV) $(ON_HOST) clean

@@ -1,35 +1,140 @@
-"""Configuration from the environment, read once per process.
+"""Configuration from the environment, read once per process, every value checked.
 
-Names are the seed's where it had one (`STREAM_TICKER`, `BATCH_SIZE`,
-`BATCH_INTERVAL`, `SCHWAB_APP_KEY`, `SCHWAB_APP_SECRET`); a bad value fails
-at start with a message naming the variable, never later.
+`SETTINGS` is the one list of what a user can set: its name, its default,
+what it means and what it accepts. `.env.example`, `make settings` and the
+checks before `make run` derive from it; `load()` builds the `Config` every
+actor reads. Names are the seed's where it had one (`STREAM_TICKER`,
+`BATCH_SIZE`, `BATCH_INTERVAL`, `SCHWAB_APP_KEY`, `SCHWAB_APP_SECRET`).
+
+A bad value fails at start, before anything runs, with a `ConfigError` that
+names the variable, shows the value and says what is accepted. Two rules
+protect a user's data: the simulator never streams into a real database
+unless asked (`STREAM_SOURCE=simulator`), and a Schwab key without its
+secret (or the reverse) is an error, never "no credentials".
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
 
 ACTORS = ("ingest", "indicator", "options", "writer", "metrics")
 MARKET_SESSIONS = ("pre", "regular", "post")
+SOURCES = ("schwab", "simulator")
 
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9./$-]{0,9}$")
+_DURATION = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h|d)?\s*")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class ConfigError(ValueError):
-    """A setting that can never work; the message names the variable."""
+    """A setting that can never work; the message names the variable, its value and what is accepted."""
+
+
+class Rejected(ValueError):
+    """Raised by a reader: the text says what is accepted."""
+
+
+def _human(seconds: float) -> str:
+    """60 → '1m', 0.05 → '50ms': a duration as a person would write it."""
+    for unit, size in sorted(_UNITS.items(), key=lambda item: -item[1]):
+        value = seconds / size
+        if value >= 1 and abs(value - round(value)) < 1e-9:
+            return f"{round(value)}{unit}"
+    return f"{seconds:g}s"
 
 
 def parse_duration(name: str, raw: str) -> float:
-    """Seconds from '0.05', '50ms', '2s', '1m' or '24h'. A bare number is seconds, as in the seed."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*", raw)
+    """Seconds from '0.05', '50ms', '2s', '1m', '24h' or '1d'. A bare number is seconds, as in the seed."""
+    match = _DURATION.fullmatch(raw)
     if not match:
         raise ConfigError(f"{name}={raw!r} is not a duration (examples: 0.05, 50ms, 2s, 1m, 24h)")
-    value = float(match.group(1))
-    unit = match.group(2) or "s"
-    return value * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def duration(low: float, high: float, above: bool = False) -> Callable[[str], float]:
+    """A duration from `low` (excluded when `above`) to `high` seconds."""
+    accepted = f"a duration {'above' if above else 'from'} {_human(low)} up to {_human(high)} (e.g. 500ms, 2s, 1m)"
+
+    def read(raw: str) -> float:
+        match = _DURATION.fullmatch(raw)
+        if not match:
+            raise Rejected(f"is not a duration; accepted: {accepted}")
+        value = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+        if value > high or value < low or (above and value == low):
+            raise Rejected(f"is out of range; accepted: {accepted}")
+        return value
+
+    return read
+
+
+def whole(low: int, high: int) -> Callable[[str], int]:
+    accepted = f"a whole number from {low} to {high}"
+
+    def read(raw: str) -> int:
+        text = raw.strip()
+        if not re.fullmatch(r"[+-]?[0-9]+", text):
+            raise Rejected(f"is not a whole number; accepted: {accepted}")
+        value = int(text)
+        if not low <= value <= high:
+            raise Rejected(f"is out of range; accepted: {accepted}")
+        return value
+
+    return read
+
+
+def number(low: float, high: float, above: bool = False) -> Callable[[str], float]:
+    """A finite number from `low` (excluded when `above`) to `high`."""
+    accepted = f"a number {'above' if above else 'from'} {low:g} {'and at most' if above else 'to'} {high:g}"
+
+    def read(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise Rejected(f"is not a number; accepted: {accepted}") from None
+        if not math.isfinite(value) or value > high or value < low or (above and value == low):
+            raise Rejected(f"is out of range; accepted: {accepted}")
+        return value
+
+    return read
+
+
+def choice(*options: str) -> Callable[[str], str]:
+    def read(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise Rejected(f"is not one of {', '.join(options)}")
+        return value
+
+    return read
+
+
+def text(raw: str) -> str:
+    if any(ord(character) < 32 for character in raw):
+        raise Rejected("holds a control character (a stray carriage return?); accepted: one line of text")
+    return raw.strip()
+
+
+def http_url(raw: str) -> str:
+    value = text(raw)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Rejected("is not an http(s) URL; accepted: e.g. https://127.0.0.1:8182")
+    try:
+        parts.port
+    except ValueError:
+        raise Rejected("has a port outside 1-65535") from None
+    return value
+
+
+def path(raw: str) -> Path:
+    return Path(text(raw)).expanduser()
 
 
 def parse_tickers(raw: str) -> tuple[str, ...]:
@@ -38,21 +143,9 @@ def parse_tickers(raw: str) -> tuple[str, ...]:
         raise ConfigError("STREAM_TICKERS is empty: name at least one symbol, e.g. STREAM_TICKERS=SPY,QQQ")
     bad = [t for t in tickers if not _SYMBOL.match(t)]
     if bad:
-        raise ConfigError(f"STREAM_TICKERS has symbols Schwab cannot stream: {', '.join(bad)}")
+        raise ConfigError(f"STREAM_TICKERS has symbols Schwab cannot stream: {', '.join(bad)} "
+                          "(accepted: comma-separated symbols such as SPY,QQQ,BRK.B, without quotes)")
     return tickers
-
-
-def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={value} is below its minimum of {minimum}")
-    return value
 
 
 def parse_sessions(raw: str) -> tuple[str, ...]:
@@ -64,24 +157,148 @@ def parse_sessions(raw: str) -> tuple[str, ...]:
     return sessions
 
 
-def _duration(env: dict[str, str], name: str, default: str) -> float:
-    return parse_duration(name, env.get(name, default))
+@dataclass(frozen=True)
+class Setting:
+    """One variable a user may set. `default` is what leaving it unset means, as `.env` would spell it
+    ("" for nothing); `read` turns the text into a value or raises `Rejected` saying what is accepted."""
+
+    name: str
+    default: str
+    meaning: str
+    read: Callable[[str], Any] = text
+    secret: bool = False
 
 
-def _float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
+PORT = whole(1, 65535)
+
+SETTINGS: tuple[Setting, ...] = (
+    # The seed's five first.
+    Setting("STREAM_TICKERS", "SPY", "comma-separated symbols to stream (STREAM_TICKER, the seed's name, still works)",
+            parse_tickers),
+    Setting("SCHWAB_APP_KEY", "", "your Schwab app's key (developer.schwab.com); set it with its secret"),
+    Setting("SCHWAB_APP_SECRET", "", "your Schwab app's secret; set it with its key", secret=True),
+    Setting("SUPABASE_URL", "", "not used (the seed's REST URL): set DATABASE_URL to the project's session pooler"),
+    Setting("SUPABASE_SERVICE_ROLE_KEY", "", "not used (the seed's REST key): never needed on the host", secret=True),
+    # Where data comes from and goes.
+    Setting("DATABASE_URL", "", "libpq URL of the database; unset: an embedded Postgres under STREAMING_VAR/pg",
+            secret=True),
+    Setting("STREAM_SOURCE", "", "schwab or simulator; unset: schwab with credentials, the simulator only with the "
+            "embedded database", choice(*SOURCES)),
+    Setting("MIGRATE_DATABASE_URL", "", "the owner's URL for make migrate, if not DATABASE_URL (keep it here only "
+            "while migrating)", secret=True),
+    Setting("SCHWAB_TOKEN_PATH", "", "schwab-py's token file; unset: DATA_DIR/schwab_token.json", path),
+    Setting("SCHWAB_CALLBACK_URL", "https://127.0.0.1:8182", "your Schwab app's callback URL, exactly as registered",
+            http_url),
+    # Batching and metrics.
+    Setting("BATCH_SIZE", "500", "rows per COPY at most", whole(1, 100_000)),
+    Setting("BATCH_INTERVAL", "50ms", "longest a row waits for its batch (a bare number is seconds, as in the seed)",
+            duration(0, 3600, above=True)),
+    Setting("METRICS_INTERVAL", "10s", "how often streaming_metrics gets a row per actor", duration(1, 3600)),
+    Setting("STATS_INTERVAL", "1s", "how often each actor reports its counters to metrics", duration(0.1, 60)),
+    Setting("METRICS_HTTP_HOST", "127.0.0.1", "where /metrics, /healthz and the status page are served"),
+    Setting("METRICS_HTTP_PORT", "9108", "their port", PORT),
+    # Options.
+    Setting("OPTION_STRIKE_BAND", "0.02", "stream strikes within this fraction of the underlying (0.02: ±2 %)",
+            number(0, 0.5, above=True)),
+    Setting("OPTION_RECENTER_THRESHOLD", "", "re-centre the band when the underlying moves this fraction; unset: "
+            "half the band", number(0, 0.5, above=True)),
+    Setting("OPTION_CHAIN_REFRESH", "15m", "how often each ticker's option chain is read again", duration(1, 86400)),
+    Setting("OPTION_REFRESH_INTERVAL", "5s", "how often the wanted contract set is sent to ingest",
+            duration(0.1, 3600)),
+    # The bus and the journal.
+    Setting("BUS_TRANSPORT", "ipc", "ipc (sockets in STREAMING_VAR/run) or tcp (BUS_HOST from BUS_BASE_PORT)",
+            choice("ipc", "tcp")),
+    Setting("BUS_HOST", "127.0.0.1", "the address tcp binds"),
+    Setting("BUS_BASE_PORT", "7100", "the first of five tcp ports", whole(1, 65535 - len(ACTORS) + 1)),
+    Setting("BUS_HWM", "100000", "frames queued per socket before ZeroMQ drops (the consumer then replays the "
+            "journal)", whole(1, 10_000_000)),
+    Setting("HEARTBEAT_INTERVAL", "1s", "an idle publisher's heartbeat", duration(0.01, 60)),
+    Setting("JOURNAL_FSYNC_INTERVAL", "1s", "longest a journaled frame waits for fsync (what a power cut can cost)",
+            duration(0, 60)),
+    Setting("JOURNAL_SEGMENT_BYTES", "67108864", "a journal segment rolls at this size", whole(4096, 1 << 31)),
+    Setting("JOURNAL_SEGMENT_AGE", "1h", "or at this age", duration(1, 86400)),
+    Setting("JOURNAL_RETENTION", "24h", "how long a fully consumed segment is kept", duration(0, 30 * 86400)),
+    # Session hours and the Schwab connection.
+    Setting("MARKET_HOURS", "", "exchange: logged in only during MARKET_SESSIONS; always: never log out; unset: "
+            "exchange for Schwab, always for the simulator", choice("exchange", "always")),
+    Setting("MARKET_SESSIONS", "regular", "any of pre,regular,post (Schwab's 07:00-09:30, 09:30-16:00, 16:00-20:00 "
+            "New York)", parse_sessions),
+    Setting("MARKET_LEAD", "5m", "log in this long before a session opens", duration(0, 12 * 3600)),
+    Setting("MARKET_CLOCK", "", "tests only: a fake start time, optionally sped up (2026-11-25T15:59:00-05:00*3600)"),
+    Setting("STREAM_WATCHDOG", "60s", "no frame and no heartbeat this long: reconnect", duration(1, 3600)),
+    Setting("STREAM_COMMAND_TIMEOUT", "15s", "longest wait for Schwab's answer to a command", duration(1, 300)),
+    Setting("STREAM_BACKOFF_MIN", "1s", "first reconnect delay (doubling, ±20 % jitter)", duration(0.1, 3600)),
+    Setting("STREAM_BACKOFF_MAX", "2m", "longest reconnect delay", duration(0.1, 3600)),
+    Setting("STREAM_LIMIT_BACKOFF", "5m", "least wait after code 12 (another streamer) or 19 (symbol limit)",
+            duration(1, 3600)),
+    Setting("STREAM_MAX_KEYS", "500", "Schwab's per-service symbol limit; more tickers are refused at start",
+            whole(1, 10_000)),
+    Setting("TOKEN_POLL_INTERVAL", "10s", "how often a waiting ingest looks for a new token file",
+            duration(0.1, 3600)),
+    # Where things are kept.
+    Setting("STREAMING_VAR", "", "where data, logs and sockets live; unset: var/ in the checkout", path),
+    Setting("DATA_DIR", "", "journals, offsets, dead letters, the token; unset: STREAMING_VAR/data", path),
+    Setting("LOG_DIR", "", "one log file per actor; unset: STREAMING_VAR/log", path),
+    Setting("RUN_DIR", "", "sockets and pid files (0700); unset: STREAMING_VAR/run", path),
+    # The simulator.
+    Setting("SIMULATOR_URL", "http://127.0.0.1:8765", "where the actors reach the simulator's HTTP side", http_url),
+    Setting("SIM_HOST", "127.0.0.1", "the simulator's listening address"),
+    Setting("SIM_PORT", "8765", "the simulator's HTTP port", PORT),
+    Setting("SIM_WS_PORT", "8766", "the simulator's streamer port", PORT),
+    Setting("SIM_SEED", "42", "the simulated market's random seed", whole(-(2**63), 2**63 - 1)),
+    Setting("SIM_RATE", "200", "simulated equity updates per second, across all symbols", number(0, 100_000, True)),
+    Setting("SIM_HEARTBEAT", "5", "seconds of silence before the simulator sends a heartbeat",
+            number(0, 3600, above=True)),
+    Setting("SIM_BAR_SECONDS", "60", "length of a simulated CHART_EQUITY bar in seconds", number(0, 3600, True)),
+)
+BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def read(env: Mapping[str, str], name: str, default: str | None = None) -> Any:
+    """The value of setting `name`: its text in `env`, else `default`, else its own default; None if none."""
+    setting = BY_NAME[name]
+    raw = env.get(name, "")
+    if not raw.strip():
+        raw = setting.default if default is None else default
+    if not raw.strip():
+        return None
     try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
+        return setting.read(raw)
+    except Rejected as problem:
+        shown = "***" if setting.secret else repr(raw)
+        raise ConfigError(f"{name}={shown} {problem}") from None
+
+
+def embedded_database_url(var: Path) -> str:
+    return f"postgresql://postgres@/streaming?host={quote(str(var / 'pg' / 'run'), safe='/')}"
+
+
+def stream_source(env: Mapping[str, str], embedded_database: bool) -> str:
+    """schwab or simulator, by the rules in the module docstring; a ConfigError names what is missing."""
+    key, secret = (env.get(name, "").strip() for name in ("SCHWAB_APP_KEY", "SCHWAB_APP_SECRET"))
+    if bool(key) != bool(secret):
+        present, missing = ("SCHWAB_APP_KEY", "SCHWAB_APP_SECRET") if key else ("SCHWAB_APP_SECRET", "SCHWAB_APP_KEY")
+        raise ConfigError(f"{present} is set but {missing} is not: Schwab needs both (a typo in the name?)")
+    chosen = read(env, "STREAM_SOURCE")
+    if chosen == "schwab" and not key:
+        raise ConfigError("STREAM_SOURCE=schwab but SCHWAB_APP_KEY and SCHWAB_APP_SECRET are not set")
+    if chosen:
+        return chosen
+    if key:
+        return "schwab"
+    if embedded_database:
+        return "simulator"
+    raise ConfigError(
+        "DATABASE_URL is set but SCHWAB_APP_KEY and SCHWAB_APP_SECRET are not: set both to stream from Schwab, "
+        "or STREAM_SOURCE=simulator to stream SIMULATED prices into that database on purpose")
 
 
 @dataclass(frozen=True)
 class Config:
     tickers: tuple[str, ...]
     database_url: str
+    embedded_database: bool
+    stream_source: str
     run_dir: Path
     log_dir: Path
     data_dir: Path
@@ -123,8 +340,8 @@ class Config:
 
     @property
     def uses_simulator(self) -> bool:
-        """No Schwab credentials means the embedded simulator stands in for Schwab."""
-        return not (self.schwab_app_key and self.schwab_app_secret)
+        """The simulator stands in for Schwab: its data is SIMULATED wherever it shows."""
+        return self.stream_source == "simulator"
 
     def endpoint(self, actor: str) -> str:
         """Where `actor` binds its publisher; every subscriber connects here."""
@@ -146,75 +363,79 @@ class Config:
 
     def ensure_dirs(self) -> None:
         """Create the run directory private (0700): bus sockets live there."""
-        for path in (self.log_dir, self.data_dir):
-            path.mkdir(parents=True, exist_ok=True)
+        for directory in (self.log_dir, self.data_dir):
+            directory.mkdir(parents=True, exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_dir.chmod(0o700)
 
 
-def load(env: dict[str, str] | None = None) -> Config:
+def load(env: Mapping[str, str] | None = None) -> Config:
+    """Every setting read and checked; the first bad one raises a ConfigError naming it."""
     env = dict(os.environ if env is None else env)
-    var = Path(env.get("STREAMING_VAR") or Path.cwd() / "var").resolve()
-    tickers_raw = env.get("STREAM_TICKERS") or env.get("STREAM_TICKER") or "SPY"
-    transport = env.get("BUS_TRANSPORT", "ipc").strip().lower()
-    if transport not in ("ipc", "tcp"):
-        raise ConfigError(f"BUS_TRANSPORT={transport!r} must be ipc or tcp")
-    batch_interval = parse_duration("BATCH_INTERVAL", env.get("BATCH_INTERVAL", "50ms"))
-    if batch_interval <= 0:
-        raise ConfigError("BATCH_INTERVAL must be above zero")
-    data_dir = Path(env.get("DATA_DIR") or var / "data")
-    simulated = not (env.get("SCHWAB_APP_KEY") and env.get("SCHWAB_APP_SECRET"))
-    # The simulator's market never closes unless asked, so `make run` streams at any hour.
-    market_hours = env.get("MARKET_HOURS", "always" if simulated else "exchange").strip().lower()
-    if market_hours not in ("exchange", "always"):
-        raise ConfigError(f"MARKET_HOURS={market_hours!r} must be exchange or always")
-    band = _float(env, "OPTION_STRIKE_BAND", 0.02)
-    tickers = parse_tickers(tickers_raw)
-    max_keys = _int(env, "STREAM_MAX_KEYS", 500, minimum=1)
+    if not env.get("STREAM_TICKERS", "").strip() and env.get("STREAM_TICKER", "").strip():
+        env["STREAM_TICKERS"] = env["STREAM_TICKER"]
+    for setting in SETTINGS:  # the simulator's too: a bad one stops `make run`, not just the simulator
+        read(env, setting.name)
+    var = (read(env, "STREAMING_VAR") or Path.cwd() / "var").resolve()
+    data_dir = read(env, "DATA_DIR") or var / "data"
+    database_url = read(env, "DATABASE_URL")
+    if not database_url and any(env.get(name, "").strip() for name in ("SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")):
+        raise ConfigError("SUPABASE_URL is the seed's setting and is not used: set DATABASE_URL to your project's "
+                          "session pooler URL (README, 'A Supabase database'), or remove SUPABASE_URL and "
+                          "SUPABASE_SERVICE_ROLE_KEY to use the embedded database")
+    source = stream_source(env, embedded_database=not database_url)
+    tickers = read(env, "STREAM_TICKERS")
+    max_keys = read(env, "STREAM_MAX_KEYS")
     if len(tickers) > max_keys:
         raise ConfigError(f"STREAM_TICKERS names {len(tickers)} symbols but Schwab streams at most {max_keys} keys "
                           f"per service: remove {len(tickers) - max_keys}")
+    band = read(env, "OPTION_STRIKE_BAND")
+    backoff_min, backoff_max = read(env, "STREAM_BACKOFF_MIN"), read(env, "STREAM_BACKOFF_MAX")
+    if backoff_max < backoff_min:
+        raise ConfigError(f"STREAM_BACKOFF_MAX={env.get('STREAM_BACKOFF_MAX', '')!r} is below STREAM_BACKOFF_MIN "
+                          f"({backoff_min:g} s); accepted: a duration at least STREAM_BACKOFF_MIN")
     return Config(
         tickers=tickers,
-        database_url=env.get("DATABASE_URL", ""),
-        run_dir=Path(env.get("RUN_DIR") or var / "run"),
-        log_dir=Path(env.get("LOG_DIR") or var / "log"),
+        database_url=database_url or embedded_database_url(var),
+        embedded_database=not database_url,
+        stream_source=source,
+        run_dir=read(env, "RUN_DIR") or var / "run",
+        log_dir=read(env, "LOG_DIR") or var / "log",
         data_dir=data_dir,
-        bus_transport=transport,
-        bus_host=env.get("BUS_HOST", "127.0.0.1"),
-        bus_base_port=_int(env, "BUS_BASE_PORT", 7100, minimum=1024),
-        bus_hwm=_int(env, "BUS_HWM", 100_000, minimum=1),
-        heartbeat_interval=parse_duration("HEARTBEAT_INTERVAL", env.get("HEARTBEAT_INTERVAL", "1s")),
-        batch_size=_int(env, "BATCH_SIZE", 500, minimum=1),
-        batch_interval=batch_interval,
-        metrics_interval=parse_duration("METRICS_INTERVAL", env.get("METRICS_INTERVAL", "10s")),
-        stats_interval=parse_duration("STATS_INTERVAL", env.get("STATS_INTERVAL", "1s")),
-        schwab_app_key=env.get("SCHWAB_APP_KEY", ""),
-        schwab_app_secret=env.get("SCHWAB_APP_SECRET", ""),
-        schwab_token_path=Path(env.get("SCHWAB_TOKEN_PATH") or data_dir / "schwab_token.json"),
-        schwab_callback_url=env.get("SCHWAB_CALLBACK_URL", "https://127.0.0.1:8182"),
-        simulator_url=env.get("SIMULATOR_URL", "http://127.0.0.1:8765"),
+        bus_transport=read(env, "BUS_TRANSPORT"),
+        bus_host=read(env, "BUS_HOST"),
+        bus_base_port=read(env, "BUS_BASE_PORT"),
+        bus_hwm=read(env, "BUS_HWM"),
+        heartbeat_interval=read(env, "HEARTBEAT_INTERVAL"),
+        batch_size=read(env, "BATCH_SIZE"),
+        batch_interval=read(env, "BATCH_INTERVAL"),
+        metrics_interval=read(env, "METRICS_INTERVAL"),
+        stats_interval=read(env, "STATS_INTERVAL"),
+        schwab_app_key=env.get("SCHWAB_APP_KEY", "").strip(),
+        schwab_app_secret=env.get("SCHWAB_APP_SECRET", "").strip(),
+        schwab_token_path=read(env, "SCHWAB_TOKEN_PATH") or data_dir / "schwab_token.json",
+        schwab_callback_url=read(env, "SCHWAB_CALLBACK_URL"),
+        simulator_url=read(env, "SIMULATOR_URL"),
         option_strike_band=band,
-        option_refresh_interval=parse_duration(
-            "OPTION_REFRESH_INTERVAL", env.get("OPTION_REFRESH_INTERVAL", "5s")
-        ),
-        journal_fsync_interval=parse_duration("JOURNAL_FSYNC_INTERVAL", env.get("JOURNAL_FSYNC_INTERVAL", "1s")),
-        journal_segment_bytes=_int(env, "JOURNAL_SEGMENT_BYTES", 64 << 20, minimum=4096),
-        journal_segment_age=parse_duration("JOURNAL_SEGMENT_AGE", env.get("JOURNAL_SEGMENT_AGE", "1h")),
-        journal_retention=parse_duration("JOURNAL_RETENTION", env.get("JOURNAL_RETENTION", "24h")),
-        option_recenter_threshold=_float(env, "OPTION_RECENTER_THRESHOLD", band / 2),
-        option_chain_refresh=_duration(env, "OPTION_CHAIN_REFRESH", "15m"),
-        market_hours=market_hours,
-        market_sessions=parse_sessions(env.get("MARKET_SESSIONS", "regular")),
-        market_lead=_duration(env, "MARKET_LEAD", "5m"),
-        market_clock=env.get("MARKET_CLOCK", "").strip(),
-        stream_watchdog=_duration(env, "STREAM_WATCHDOG", "60s"),
-        stream_command_timeout=_duration(env, "STREAM_COMMAND_TIMEOUT", "15s"),
-        stream_backoff_min=_duration(env, "STREAM_BACKOFF_MIN", "1s"),
-        stream_backoff_max=_duration(env, "STREAM_BACKOFF_MAX", "2m"),
-        stream_limit_backoff=_duration(env, "STREAM_LIMIT_BACKOFF", "5m"),
+        option_refresh_interval=read(env, "OPTION_REFRESH_INTERVAL"),
+        journal_fsync_interval=read(env, "JOURNAL_FSYNC_INTERVAL"),
+        journal_segment_bytes=read(env, "JOURNAL_SEGMENT_BYTES"),
+        journal_segment_age=read(env, "JOURNAL_SEGMENT_AGE"),
+        journal_retention=read(env, "JOURNAL_RETENTION"),
+        option_recenter_threshold=read(env, "OPTION_RECENTER_THRESHOLD", default=repr(band / 2)),
+        option_chain_refresh=read(env, "OPTION_CHAIN_REFRESH"),
+        # The simulator's market never closes unless asked, so `make run` streams at any hour.
+        market_hours=read(env, "MARKET_HOURS", default="always" if source == "simulator" else "exchange"),
+        market_sessions=read(env, "MARKET_SESSIONS"),
+        market_lead=read(env, "MARKET_LEAD"),
+        market_clock=read(env, "MARKET_CLOCK") or "",
+        stream_watchdog=read(env, "STREAM_WATCHDOG"),
+        stream_command_timeout=read(env, "STREAM_COMMAND_TIMEOUT"),
+        stream_backoff_min=backoff_min,
+        stream_backoff_max=backoff_max,
+        stream_limit_backoff=read(env, "STREAM_LIMIT_BACKOFF"),
         stream_max_keys=max_keys,
-        token_poll_interval=_duration(env, "TOKEN_POLL_INTERVAL", "10s"),
-        metrics_http_host=env.get("METRICS_HTTP_HOST", "127.0.0.1"),
-        metrics_http_port=_int(env, "METRICS_HTTP_PORT", 9108, minimum=0),
+        token_poll_interval=read(env, "TOKEN_POLL_INTERVAL"),
+        metrics_http_host=read(env, "METRICS_HTTP_HOST"),
+        metrics_http_port=read(env, "METRICS_HTTP_PORT"),
     )

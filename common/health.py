@@ -30,6 +30,7 @@ import psycopg
 from supervisor.xmlrpc import SupervisorTransport
 
 from common.config import ACTORS, ConfigError, load
+from common.redact import REDACT
 from common.market_hours import MarketHoursError, MarketSchedule
 
 
@@ -275,13 +276,10 @@ def read_supervisor(socket_path: Path) -> dict[str, tuple[str, str]]:
 
 def gather(database_url: str, socket_path: Path) -> Facts:
     database, database_error = None, ""
-    if not database_url:
-        database_error = "DATABASE_URL is not set (make health sets it for the embedded Postgres)"
-    else:
-        try:
-            database = read_database(database_url)
-        except psycopg.Error as error:
-            database_error = " ".join(str(error).split()) or type(error).__name__
+    try:
+        database = read_database(database_url)
+    except psycopg.Error as error:
+        database_error = REDACT(" ".join(str(error).split())) or type(error).__name__
     try:
         return Facts(database, database_error, read_supervisor(socket_path))
     except (OSError, http.client.HTTPException, xmlrpc.client.Error) as error:

@@ -15,10 +15,15 @@ import os
 import re
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+from common.config import ConfigError, embedded_database_url
+from common.environment import check_database_url
+from common.redact import REDACT, Redactor, secrets_in
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 #: Arbitrary but fixed: the advisory lock every runner takes.
@@ -117,21 +122,31 @@ def connect(url: str, wait: float = 0.0) -> psycopg.Connection:
             time.sleep(0.5)
 
 
+def database_url(env: Mapping[str, str]) -> tuple[str, str]:
+    """(variable, URL) to migrate: MIGRATE_DATABASE_URL, the owner's when the service runs as a lesser role;
+    else DATABASE_URL; else the embedded database under STREAMING_VAR."""
+    for name in ("MIGRATE_DATABASE_URL", "DATABASE_URL"):
+        if env.get(name, "").strip():
+            return name, env[name].strip()
+    return "DATABASE_URL", embedded_database_url(Path(env.get("STREAMING_VAR") or Path.cwd() / "var").resolve())
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m common.migrate", description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""),
-                        help="libpq URL (default: $DATABASE_URL)")
+    parser = argparse.ArgumentParser(
+        prog="python -m common.migrate", description=__doc__.splitlines()[0],
+        epilog="The URL comes from MIGRATE_DATABASE_URL or DATABASE_URL (never the command line, where ps shows it).")
     parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                         help="keep trying to connect this long (the server may be starting)")
     args = parser.parse_args(argv)
-    if not args.database_url:
-        sys.exit("migrate: no database: set DATABASE_URL or pass --database-url")
+    name, url = database_url(os.environ)
+    redact = Redactor(secrets_in({name: url}))
     try:
-        with connect(args.database_url, args.wait) as conn:
+        check_database_url(name, url)
+        with connect(url, args.wait) as conn:
             for migration, applied in migrate(conn):
                 print(f"{migration.path.name}: {'applied' if applied else 'already applied'}")
-    except (MigrationError, psycopg.Error) as error:
-        sys.exit(f"migrate: {error}")
+    except (MigrationError, ConfigError, psycopg.Error) as error:
+        sys.exit(f"migrate: {redact(REDACT(str(error)))}")
 
 
 if __name__ == "__main__":

@@ -34,9 +34,12 @@ in_checkout=${token#"$PWD"/}
 echo "==> $TARGET: copying the code"
 # Excluded files are also safe from --delete: the host keeps its .env, var/ (data, logs, token) and .venv.
 rsync -rlpt --compress --delete -e "$SSH" \
-    --exclude=/.git/ --exclude=/.venv/ --exclude=/var/ --exclude='/.env*' --exclude='*token*.json' \
+    --exclude=/.git --exclude=/.venv --exclude=/var --exclude='/.env*' --exclude='*token*.json' \
     --exclude="/${in_checkout#./}" --exclude=__pycache__/ --exclude=.pytest_cache/ --exclude=.ruff_cache/ \
     --exclude='*.egg-info/' ./ "$TARGET:$PREFIX/"
+
+echo "==> $TARGET: the Python environment"
+remote "cd $P && bash deploy/host.sh venv"
 
 if [ "${COPY_SECRETS:-}" = 1 ]; then
     if [ -f .env ]; then

@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# The host's half of `make deploy`; deploy/deploy.sh runs it over SSH.
+# Setting up and starting the service on a machine: this checkout (`make setup`, `make run`,
+# `make stop`, `make clean`) or a deployed host (`make deploy` runs it there over SSH).
 #
-#   prepare PREFIX  before the code is there (read from stdin): Python 3.11, rsync, make, PREFIX ours
+#   python          print a Python 3.11-3.13 that can make a venv (pyproject.toml's requires-python)
+#   prepare PREFIX  before the code is on a host (read from stdin): that Python, rsync, make; PREFIX ours
+#   venv [LOCK]     .venv from the hash-locked LOCK (requirements.lock), again only when LOCK changed
+#   postgres-binaries   PostgreSQL's server binaries, when the embedded database is the one in use
+#   prepare-var     the directories supervisord's programs expect, and the embedded cluster (initdb once)
+#   migrate         the migrations, waiting up to a minute for the database
+#   start           make run: supervisord started (or its config applied), migrations, every program RUNNING
+#   stop            make stop: supervisord and everything under it, in order
+#   clean           make clean: stop; delete logs and sockets; the database and journals only when confirmed
 #   token-path      where the Schwab token file belongs here (its directory made, 0700)
-#   apply           the venv, Postgres' binaries, the systemd unit; start supervisord, or
-#                   update it and restart only the programs whose code changed
+#   apply           make deploy's last step: Postgres' binaries, the systemd unit; start supervisord,
+#                   or update it and restart only the programs whose code changed
 #
-# token-path and apply run under deploy/supervisord-env.sh, in PREFIX: they see what supervisord sees.
+# All but python, prepare and venv run in the checkout under the checked settings
+# (deploy/supervisord-env.sh, or make's ENV): they see what supervisord sees.
 set -euo pipefail
 
 SUDO=$([ "$(id -u)" = 0 ] || echo "sudo -n")
@@ -14,6 +24,19 @@ UNIT=/etc/systemd/system/streaming-service.service
 # In supervisord's priority (start) order. Not postgres: a restart would cut every session, and
 # its code is the server's, not ours.
 PROGRAMS="embedded:simulator pipeline:writer pipeline:metrics pipeline:indicator pipeline:options pipeline:ingest"
+
+find_python() {  # python3.11 first (what CI runs), then newer, then the system's own python3
+    local python
+    for python in python3.11 python3.12 python3.13 python3; do
+        if command -v "$python" >/dev/null &&
+            "$python" -c 'import ensurepip, sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' \
+                2>/dev/null; then
+            command -v "$python"
+            return
+        fi
+    done
+    return 1
+}
 
 install_packages() {  # python, postgres, or a package named alike by dnf (Amazon Linux 2023) and apt (Ubuntu)
     local names=() name
@@ -25,12 +48,19 @@ install_packages() {  # python, postgres, or a package named alike by dnf (Amazo
                 *) names+=("$name") ;;
             esac
         done
-        echo "installing ${names[*]}"
+        echo "==> installing ${names[*]}"
         $SUDO dnf install -y -q "${names[@]}"
     elif command -v apt-get >/dev/null; then
         for name; do
             case $name in
-                python) names+=(python3.11 python3.11-venv) ;;
+                python)
+                    # Ubuntu 24.04's own python3 is 3.12, Debian 13's 3.13: only its venv module is missing.
+                    if python3 -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' \
+                        2>/dev/null; then
+                        names+=(python3-venv)
+                    else
+                        names+=(python3.11 python3.11-venv)
+                    fi ;;
                 postgres)
                     # The binaries only: no cluster of the OS's own beside ours on a 512 MB machine.
                     $SUDO mkdir -p /etc/postgresql-common/createcluster.d
@@ -40,30 +70,18 @@ install_packages() {  # python, postgres, or a package named alike by dnf (Amazo
                 *) names+=("$name") ;;
             esac
         done
-        echo "installing ${names[*]}"
+        echo "==> installing ${names[*]}"
         $SUDO apt-get update -q
         $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${names[@]}"
     else
-        echo "neither dnf nor apt-get here: install $* by hand and deploy again" >&2
+        echo "neither dnf nor apt-get here: install $* by hand and try again" >&2
         exit 1
     fi
 }
 
-python311() {  # pyproject.toml wants Python 3.11, with venv's ensurepip (a package of its own on Ubuntu)
-    local python
-    for python in python3.11 python3; do
-        if command -v "$python" >/dev/null &&
-            "$python" -c 'import ensurepip, sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
-            echo "$python"
-            return
-        fi
-    done
-    return 1
-}
-
 prepare() {
     local prefix=$1 missing=()
-    python311 >/dev/null || missing+=(python)
+    find_python >/dev/null || missing+=(python)
     command -v rsync >/dev/null || missing+=(rsync)
     command -v make >/dev/null || missing+=(make)  # make login / status / logs on the host
     if [ ${#missing[@]} -gt 0 ]; then install_packages "${missing[@]}"; fi
@@ -73,22 +91,115 @@ prepare() {
     fi
 }
 
-token_path() {  # as common/config.py finds it; relative paths are from PREFIX, where supervisord runs
+venv() {
+    local lock=${1:-requirements.lock} python stamp output
+    stamp=.venv/.installed-$(basename "$lock")
+    if [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$(sha256sum "$lock" pyproject.toml)" ]; then
+        return
+    fi
+    if [ ! -x .venv/bin/python ]; then
+        python=$(find_python) || {
+            echo "no Python 3.11-3.13 with its venv module here: install one (Ubuntu: apt-get install python3-venv)" >&2
+            exit 1
+        }
+        echo "==> creating .venv with $python ($("$python" --version))"
+        "$python" -m venv .venv
+    fi
+    echo "==> installing the hash-locked dependencies of $lock into .venv (the first time takes a few minutes)"
+    .venv/bin/python -m pip install --disable-pip-version-check --require-hashes --progress-bar off -r "$lock" |
+        { grep --line-buffered -E '^(Collecting|Installing|Successfully)' || true; } | sed -u 's/^/    /'
+    # The project itself, editable; setuptools' chatter is shown only if it fails.
+    if ! output=$(.venv/bin/python -m pip install --disable-pip-version-check --quiet --no-deps \
+        --no-build-isolation -e . 2>&1); then
+        echo "$output" >&2
+        exit 1
+    fi
+    sha256sum "$lock" pyproject.toml >"$stamp"
+}
+
+postgres_binaries() {  # only for the embedded Postgres: with DATABASE_URL set there is nothing to install
+    if [ "$EMBEDDED_PG" = true ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 &&
+        ! command -v initdb >/dev/null; then
+        echo "PostgreSQL server binaries are missing: installing them with the OS package manager"
+        install_packages postgres
+    fi
+}
+
+token_path() {
     local path
-    path=$(realpath -m "${SCHWAB_TOKEN_PATH:-${DATA_DIR:-$STREAMING_VAR/data}/schwab_token.json}")
+    path=$("$STREAMING_PYTHON" -m common.environment get schwab_token_path)
     mkdir -p -m 700 "$(dirname "$path")"
     echo "$path"
 }
 
 ctl() { .venv/bin/supervisorctl -c "$PWD/supervisord.conf" "$@"; }
 
-code_hash() {  # what program $1 runs: its module, what all of them share, the dependencies
-    local files=(pyproject.toml common)
-    if [ -f "actors/$1.py" ]; then files+=(actors/__init__.py "actors/$1.py"); fi
-    find "${files[@]}" -type f ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum
+prepare_var() {  # what supervisord's programs expect to find: their directories and the embedded cluster
+    mkdir -p "$STREAMING_VAR/log" "$STREAMING_VAR/data" && mkdir -p -m 700 "$STREAMING_VAR/run"
+    if [ "$EMBEDDED_PG" = true ]; then
+        echo "==> the embedded Postgres in $STREAMING_VAR/pg"
+        "$STREAMING_PYTHON" -m common.localpg init --dir "$STREAMING_VAR/pg"
+    fi
+}
+
+migrate() {
+    echo "==> migrations"
+    "$STREAMING_PYTHON" -m common.migrate --wait 60 | sed 's/^/    /'
+}
+
+wait_running() {  # every program supervisord started is RUNNING, three checks in a row; else say why not
+    local status bad=() steady=0 program
+    for _ in $(seq 60); do
+        status=$(ctl status 2>&1 || true)
+        mapfile -t bad < <(awk '$2 ~ /^(BACKOFF|FATAL|EXITED|UNKNOWN)$/ {print $1}' <<<"$status")
+        [ ${#bad[@]} -eq 0 ] || break
+        if awk '$2 != "RUNNING" && $2 != "STOPPED" {found = 1} END {exit found}' <<<"$status"; then
+            steady=$((steady + 1))
+            if [ $steady -ge 3 ]; then
+                echo "$status"
+                return 0
+            fi
+        else
+            steady=0
+        fi
+        sleep 0.5
+    done
+    echo "$status"
+    [ ${#bad[@]} -gt 0 ] || mapfile -t bad < <(awk '$2 != "RUNNING" && $2 != "STOPPED" {print $1}' <<<"$status")
+    for program in "${bad[@]}"; do
+        echo "==> $program is not running; the end of its log ($STREAMING_VAR/log/${program#*:}.log):" >&2
+        tail -n 15 "$STREAMING_VAR/log/${program#*:}.log" >&2 || true
+    done
+    return 1
+}
+
+start() {
+    prepare_var
+    if ctl pid >/dev/null 2>&1; then
+        echo "==> supervisord is already running: applying supervisord.conf (new settings need make stop first)"
+        ctl update
+    else
+        echo "==> starting supervisord"
+        .venv/bin/supervisord -c "$PWD/supervisord.conf"
+    fi
+    migrate
+    echo "==> waiting for every program to run"
+    wait_running
+    echo
+    echo "Running. Follow it with: make logs   (one actor: make logs ACTOR=writer)"
+    echo "State: make status   Health: make health   Stop: make stop"
+    if [ "$EMBEDDED_PG" = true ]; then
+        echo "Data: psql \"postgresql://postgres@/streaming?host=$STREAMING_VAR/pg/run\""
+    else
+        echo "Data: in the database DATABASE_URL names (make settings shows it, password masked)"
+    fi
 }
 
 stop_supervisord() {
+    if ! ctl pid >/dev/null 2>&1; then
+        echo "not running"
+        return
+    fi
     ctl shutdown
     for _ in $(seq 1200); do
         [ -e "$STREAMING_VAR/run/supervisord.pid" ] || return 0
@@ -98,22 +209,39 @@ stop_supervisord() {
     exit 1
 }
 
+clean() {
+    local answer=no token
+    stop_supervisord
+    rm -rf "$STREAMING_VAR/log" "$STREAMING_VAR/run"
+    echo "deleted the logs and sockets under $STREAMING_VAR"
+    token=$("$STREAMING_PYTHON" -m common.environment get schwab_token_path 2>/dev/null || true)
+    if [ "${CONFIRM:-}" = 1 ]; then
+        answer=yes
+    elif [ -t 0 ]; then
+        read -r -p "Also delete the database ($STREAMING_VAR/pg) and the journals ($STREAMING_VAR/data)? [y/N] " answer
+    fi
+    case $answer in
+        y | yes | Y | YES)
+            "$STREAMING_PYTHON" -m common.localpg remove --dir "$STREAMING_VAR/pg"
+            rm -rf "$STREAMING_VAR/pg" "$STREAMING_VAR/data/journal" "$STREAMING_VAR/data/offsets" \
+                "$STREAMING_VAR/data/dead-letter" "$STREAMING_VAR/run"
+            echo "deleted the database and the journals" ;;
+        *) echo "kept the database and the journals (make clean CONFIRM=1 deletes them too)" ;;
+    esac
+    if [ -n "$token" ] && [ -e "$token" ]; then echo "kept the Schwab token file $token"; fi
+}
+
+code_hash() {  # what program $1 runs: its module, what all of them share, the dependencies
+    local files=(pyproject.toml requirements.lock common)
+    if [ -f "actors/$1.py" ]; then files+=(actors/__init__.py "actors/$1.py"); fi
+    find "${files[@]}" -type f ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum | sha256sum
+}
+
 apply() {
     local stamps=$STREAMING_VAR/run/deployed systemd=false running=false reread program stale=() unit started
-    if [ "$EMBEDDED_PG" = true ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 &&
-        ! command -v initdb >/dev/null; then
-        install_packages postgres
-    fi
-    if [ ! -x .venv/bin/python ]; then "$(python311)" -m venv .venv; fi
-    # The Makefile's stamp too: make login / status on the host then take this venv as set up.
-    if [ "$(cat .venv/.installed 2>/dev/null)" != "$(sha256sum pyproject.toml)" ]; then
-        echo "==> installing the dependencies into $PWD/.venv"
-        .venv/bin/python -m pip install --quiet -e .
-        sha256sum pyproject.toml >.venv/.installed
-    fi
-
-    mkdir -p "$STREAMING_VAR/log" "$STREAMING_VAR/data" && mkdir -p -m 700 "$STREAMING_VAR/run" "$stamps"
-    if [ "$EMBEDDED_PG" = true ]; then "$STREAMING_PYTHON" -m common.localpg init --dir "$STREAMING_VAR/pg"; fi
+    postgres_binaries
+    prepare_var
+    mkdir -p -m 700 "$stamps"
 
     if [ -d /run/systemd/system ]; then
         systemd=true
@@ -141,7 +269,7 @@ apply() {
         echo "==> supervisord is running: applying the changes"
         reread=$(ctl reread)
         echo "$reread"
-        "$STREAMING_PYTHON" -m common.migrate --wait 60
+        migrate
         ctl update
         for program in $PROGRAMS; do
             # Up to date, or just restarted by update with the rest of its changed group.
@@ -167,18 +295,27 @@ apply() {
             # This script runs under deploy/supervisord-env.sh, as the unit's ExecStart does.
             .venv/bin/supervisord -c "$PWD/supervisord.conf"
         fi
-        "$STREAMING_PYTHON" -m common.migrate --wait 60
+        migrate
     fi
 
     echo "$started" >"$stamps/supervisord"
     for program in $PROGRAMS; do code_hash "${program#*:}" >"$stamps/${program#*:}"; done
     echo
-    ctl status || true
+    wait_running
 }
 
 case ${1:-} in
+    python) find_python ;;
     prepare) prepare "$2" ;;
+    venv) venv "${2:-requirements.lock}" ;;
+    postgres-binaries) postgres_binaries ;;
+    prepare-var) prepare_var ;;
+    migrate) migrate ;;
+    start) start ;;
+    stop) stop_supervisord ;;
+    clean) clean ;;
     token-path) token_path ;;
     apply) apply ;;
-    *) echo "usage: host.sh prepare PREFIX | token-path | apply" >&2; exit 2 ;;
+    *) echo "usage: host.sh python | prepare PREFIX | venv [LOCK] | postgres-binaries | prepare-var | migrate |" \
+        "start | stop | clean | token-path | apply" >&2; exit 2 ;;
 esac

@@ -16,6 +16,7 @@ from common.config import ACTORS
 from common.exposition import Board, Snapshot, SnapshotCollector, health
 from common.messages import MetricSample, StreamLag
 from common.status_server import StatusServer
+from tests.harness import free_port
 
 S = 1_000_000_000
 STALE = 3 * S
@@ -119,7 +120,8 @@ def test_health_is_degraded_by_any_actor(board, now, culprit, status):
 @pytest.fixture
 def server(migrated_url, tmp_path):
     config = configuration.load({"STREAMING_VAR": str(tmp_path), "DATABASE_URL": migrated_url,
-                                 "STREAM_TICKERS": "SPY,QQQ", "METRICS_HTTP_PORT": "0"})
+                                 "STREAM_SOURCE": "simulator", "STREAM_TICKERS": "SPY,QQQ",
+                                 "METRICS_HTTP_PORT": str(free_port())})
     running = StatusServer(config, STALE).start()
     try:
         yield running

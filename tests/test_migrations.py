@@ -31,12 +31,28 @@ def test_second_run_applies_nothing(db_url):
     assert versions(db_url) == [m.version for m, _ in first]
 
 
-def test_cli_prints_one_line_per_migration(db_url, capsys):
-    migrate.main(["--database-url", db_url])
-    migrate.main(["--database-url", db_url])
+def test_cli_prints_one_line_per_migration(db_url, capsys, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.delenv("MIGRATE_DATABASE_URL", raising=False)
+    migrate.main([])
+    migrate.main([])
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "001_tables.sql: applied"
     assert lines[len(lines) // 2] == "001_tables.sql: already applied"
+
+
+def test_the_cli_migrates_migrate_database_url_over_database_url(db_url, capsys, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://streaming_ingest@/nowhere?host=/nonexistent")
+    monkeypatch.setenv("MIGRATE_DATABASE_URL", db_url)
+    migrate.main([])
+    assert capsys.readouterr().out.splitlines()[0] == "001_tables.sql: applied"
+
+
+def test_the_cli_refuses_an_unreadable_url_without_showing_its_password(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://owner:pa%zz w0rd@db.example/postgres")
+    with pytest.raises(SystemExit) as refused:
+        migrate.main([])
+    assert "DATABASE_URL" in str(refused.value) and "pa%zz" not in str(refused.value), refused.value
 
 
 def test_changed_file_is_refused_and_nothing_after_it_applied(db_url, tmp_path: Path):

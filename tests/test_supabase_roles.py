@@ -41,7 +41,8 @@ def writer_url(migrated_url: str) -> str:
 def test_the_writer_runs_as_the_writer_role(writer_url, migrated_url, tmp_path):
     var = Path(tempfile.mkdtemp(prefix="wr", dir="/tmp"))
     try:
-        env = {**os.environ, "STREAMING_VAR": str(var), "DATABASE_URL": writer_url, "HEARTBEAT_INTERVAL": "0.2s"}
+        env = {**os.environ, "STREAMING_VAR": str(var), "DATABASE_URL": writer_url, "STREAM_SOURCE": "simulator",
+               "HEARTBEAT_INTERVAL": "0.2s"}
         config = load(env)
         config.ensure_dirs()
         ingest, indicator = Publisher(config, "ingest"), Publisher(config, "indicator")

@@ -53,7 +53,7 @@ def trade(i: int, time_ms: int) -> EquityTrade:
 
 
 def test_flushes_on_sigterm_and_a_duplicate_costs_nothing_else(migrated_url, var):
-    env = {**os.environ, "STREAMING_VAR": str(var), "DATABASE_URL": migrated_url,
+    env = {**os.environ, "STREAMING_VAR": str(var), "DATABASE_URL": migrated_url, "STREAM_SOURCE": "simulator",
            "BATCH_INTERVAL": "60s", "BATCH_SIZE": "100000", "HEARTBEAT_INTERVAL": "0.2s"}
     config = load(env)
     config.ensure_dirs()
@@ -90,7 +90,7 @@ def option(strike: float) -> OptionRow:
 
 
 def test_a_row_the_table_rejects_is_quarantined_and_the_rest_stored(migrated_url, var):
-    env = {**os.environ, "STREAMING_VAR": str(var), "DATABASE_URL": migrated_url, "HEARTBEAT_INTERVAL": "0.2s"}
+    env = {**os.environ, "STREAMING_VAR": str(var), "DATABASE_URL": migrated_url, "STREAM_SOURCE": "simulator", "HEARTBEAT_INTERVAL": "0.2s"}
     config = load(env)
     config.ensure_dirs()
     options = Publisher(config, "options")

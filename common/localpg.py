@@ -7,14 +7,22 @@ default privileges grant ALL on new public objects to those three roles, as a
 Supabase project does, so that the migrations' REVOKEs are tested for real.
 
 The cluster listens on no TCP port, only on `<base>/run` (mode 0700) with trust
-authentication: whoever can reach the socket directory owns the database. As
-root, the server runs as the `postgres` OS user (initdb refuses root).
+authentication: whoever can reach the socket directory owns the database.
+
+As root, the server runs as the `postgres` OS user (initdb refuses root), and
+that user must reach the cluster's files without any directory of the
+user's being opened to it: so the files live in the `postgres` user's own
+home (`~postgres/streaming-service/<id>`, id from the base path), and `<base>`
+is a symlink to them that only root follows. `remove()` deletes both; a
+cluster whose symlink is gone (a test run that was killed) is swept away the
+next time one is created.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import os
 import pwd
 import shutil
@@ -92,13 +100,36 @@ def find_bindir() -> Path:
     )
 
 
+def _as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def clusters_home() -> Path:
+    """As root, where clusters live: in the postgres OS user's home, which that user can reach."""
+    return Path(pwd.getpwnam(OS_USER).pw_dir) / "streaming-service"
+
+
 class LocalPostgres:
     def __init__(self, base_dir: Path):
-        self.base_dir = Path(base_dir).resolve()
-        self.data_dir = self.base_dir / "data"
-        self.socket_dir = self.base_dir / "run"
-        self.log_file = self.base_dir / "postgres.log"
+        self.base_dir = Path(os.path.abspath(base_dir))
         self._bindir: Path | None = None
+
+    @property
+    def home(self) -> Path:
+        """Where the cluster's files are: `base_dir` itself, or as root the directory it links to."""
+        return self.base_dir.resolve()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "postgres.log"
 
     @property
     def bindir(self) -> Path:
@@ -122,7 +153,7 @@ class LocalPostgres:
         if self.initialised:
             return
         self._prepare_dirs()
-        building = self.base_dir / "data.new"
+        building = self.home / "data.new"
         if building.exists():
             shutil.rmtree(building)
         self._run(
@@ -160,6 +191,14 @@ class LocalPostgres:
         if self.initialised and self.running:
             self._pg_ctl(self.data_dir, "stop")
 
+    def remove(self) -> None:
+        """Stop and delete the cluster: its files, and the symlink to them as root."""
+        self.stop()
+        home = self.home
+        if self.base_dir.is_symlink():
+            self.base_dir.unlink()
+        shutil.rmtree(home, ignore_errors=True)
+
     @property
     def running(self) -> bool:
         return self._run(self.bindir / "pg_ctl", "status", "-D", self.data_dir, check=False).returncode == 0
@@ -168,15 +207,15 @@ class LocalPostgres:
         """Become the postmaster in the foreground, for supervisord: its signals reach postgres itself."""
         self._require_init()
         self._prepare_dirs()
-        postgres = str(self.bindir / "postgres")
-        if os.geteuid() == 0:
+        postgres, data_dir = str(self.bindir / "postgres"), self.data_dir  # resolved while we can follow the link
+        if _as_root():
             user = pwd.getpwnam(OS_USER)
             os.setgid(user.pw_gid)
             os.initgroups(OS_USER, user.pw_gid)
             os.setuid(user.pw_uid)
             os.environ.update(HOME=user.pw_dir, USER=OS_USER, LOGNAME=OS_USER)
-        os.chdir(self.data_dir)
-        os.execv(postgres, [postgres, "-D", str(self.data_dir)])
+        os.chdir(data_dir)
+        os.execv(postgres, [postgres, "-D", str(data_dir)])
 
     def _require_init(self) -> None:
         if not self.initialised:
@@ -185,18 +224,25 @@ class LocalPostgres:
             )
 
     def _prepare_dirs(self) -> None:
-        """Create base and socket dirs; as root, hand them to the postgres OS user."""
+        """Create the cluster's directory and socket dir; as root, in the postgres user's home, owned by it.
+
+        No directory on the way to `base_dir` changes: the server never goes there.
+        """
+        if _as_root() and not self.base_dir.exists():
+            if self.base_dir.is_symlink():  # its cluster was deleted
+                self.base_dir.unlink()
+            self.base_dir.parent.mkdir(parents=True, exist_ok=True)
+            _sweep_orphans(clusters_home())
+            home = clusters_home() / hashlib.sha256(str(self.base_dir).encode()).hexdigest()[:16]
+            home.mkdir(parents=True, mode=0o700, exist_ok=True)
+            self.base_dir.symlink_to(home, target_is_directory=True)
+            (home / "origin").write_text(str(self.base_dir))  # after the link: a sweep never sees one unlinked
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(mode=0o700, exist_ok=True)
-        if os.geteuid() != 0:
-            return
-        user = pwd.getpwnam(OS_USER)
-        for path in (self.base_dir, self.socket_dir):
-            os.chown(path, user.pw_uid, user.pw_gid)
-        for parent in self.base_dir.parents:
-            mode = parent.stat().st_mode
-            if not mode & 0o001:
-                parent.chmod(mode | 0o001)
+        if _as_root():
+            user = pwd.getpwnam(OS_USER)
+            for path in (self.home, self.socket_dir):
+                os.chown(path, user.pw_uid, user.pw_gid)
 
     def _pg_ctl(self, data_dir: Path, action: str) -> None:
         options = {"start": ["-l", self.log_file, "-t", "60"], "stop": ["-m", "fast", "-t", "60"]}[action]
@@ -212,7 +258,7 @@ class LocalPostgres:
             user = pwd.getpwnam(OS_USER)
             as_user = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
         result = subprocess.run(
-            [str(part) for part in command], cwd=self.base_dir, capture_output=True, text=True, **as_user
+            [str(part) for part in command], cwd=self.home, capture_output=True, text=True, **as_user
         )
         if check and result.returncode != 0:
             output = result.stderr.strip() or result.stdout.strip()
@@ -220,9 +266,29 @@ class LocalPostgres:
         return result
 
 
+def _sweep_orphans(home: Path) -> None:
+    """Delete clusters whose symlink is gone or points elsewhere now, unless their server still runs."""
+    for cluster in home.glob("*/origin"):
+        origin = Path(cluster.read_text())
+        if origin.is_symlink() and origin.resolve() == cluster.parent:
+            continue
+        pid_file = cluster.parent / "data" / "postmaster.pid"
+        if pid_file.exists() and _alive(int(pid_file.read_text().split()[0])):
+            continue
+        shutil.rmtree(cluster.parent, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m common.localpg", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("init", "start", "stop", "serve", "url"))
+    parser.add_argument("command", choices=("init", "start", "stop", "serve", "url", "remove"))
     parser.add_argument("--dir", type=Path, default=Path("var/pg"), help="cluster base directory (default var/pg)")
     args = parser.parse_args(argv)
     cluster = LocalPostgres(args.dir)

@@ -23,14 +23,13 @@ from common.localpg import LocalPostgres
 def pg() -> Iterator[LocalPostgres]:
     """A running local cluster; `pg.url()` reaches its `streaming` database as `postgres`."""
     base = Path(tempfile.mkdtemp(prefix="pgtest", dir="/tmp"))
-    base.chmod(0o755)  # the postgres OS user must reach it when we are root
     cluster = LocalPostgres(base / "pg")
     cluster.init()
     cluster.start()
     try:
         yield cluster
     finally:
-        cluster.stop()
+        cluster.remove()
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -55,7 +55,7 @@ def main() -> None:
         if name != "metrics":
             subscriber.subscribe(name, "metric")
     stale_after_ns = int(3 * config.stats_interval * 1e9)
-    rollup = MetricsRollup(stale_after_ns=stale_after_ns)
+    rollup = MetricsRollup(stale_after_ns=stale_after_ns, source=config.stream_source)
     lag = LagTracker()
     board, lags = Board(), []
     http = serve(actor, stale_after_ns)

@@ -151,6 +151,7 @@ STREAMING_METRICS = TableSpec(
         ("batch_size", "int8"), ("processing_time_ms", "int8"), ("error_count", "int8"), ("gap_count", "int8"),
         ("service_status", "text"), ("replayed_count", "int8"), ("journal_bytes", "int8"),
         ("journal_error_count", "int8"), ("reconnect_count", "int8"), ("reconnect_causes", "text"),
+        ("source", "text"),
     ),
     target=(
         ("timestamp", _NS.format("ts_ns")),
@@ -167,6 +168,7 @@ STREAMING_METRICS = TableSpec(
         ("journal_error_count", "journal_error_count"),
         ("reconnect_count", "reconnect_count"),
         ("reconnect_causes", "reconnect_causes"),
+        ("source", "source"),
     ),
     conflict=("actor", "timestamp"),
 )

@@ -88,8 +88,12 @@ def _rounded(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def health(snapshot: Snapshot, expected: Iterable[str], now_ns: int, stale_after_ns: int) -> dict:
-    """/healthz: `ok` when every expected actor sampled lately and is running, else `degraded`."""
+def health(snapshot: Snapshot, expected: Iterable[str], now_ns: int, stale_after_ns: int,
+           source: str | None = None) -> dict:
+    """/healthz: `ok` when every expected actor sampled lately and is running, else `degraded`.
+
+    `source` (schwab or simulator) says whose market data this is.
+    """
     views = {v.sample.actor: v for v in snapshot.actors}
     actors: dict[str, dict] = {}
     for name in sorted({*expected, *views}):
@@ -115,6 +119,7 @@ def health(snapshot: Snapshot, expected: Iterable[str], now_ns: int, stale_after
     ok = all(entry["status"] == "running" for entry in actors.values())
     return {
         "status": "ok" if ok else "degraded",
+        "source": source,
         "actors": actors,
         "streams": {lag.stream: {"lag_records": lag.lag_records, "lag_seconds": lag.lag_seconds}
                     for lag in snapshot.lags},
@@ -140,8 +145,12 @@ _GAUGES: tuple[tuple[str, str, Callable[[ActorView], float | None]], ...] = (
 )
 
 
-def families(snapshot: Snapshot, now_ns: int, stale_after_ns: int) -> list[Metric]:
+def families(snapshot: Snapshot, now_ns: int, stale_after_ns: int, source: str | None = None) -> list[Metric]:
     """Every Prometheus family, labelled by actor (and direction, cause, status or stream)."""
+    sources = GaugeMetricFamily("streaming_source_info", "1 for where the market data comes from: schwab, or the "
+                                "simulator (SIMULATED data).", labels=["source"])
+    if source:
+        sources.add_metric([source], 1)
     records = CounterMetricFamily("streaming_records", "Records taken in / sent out since the actor started.",
                                   labels=["actor", "direction"])
     per_second = GaugeMetricFamily("streaming_records_per_second", "Records per second over the last sample interval.",
@@ -179,14 +188,15 @@ def families(snapshot: Snapshot, now_ns: int, stale_after_ns: int) -> list[Metri
     for lag in snapshot.lags:
         lag_records.add_metric([lag.stream], lag.lag_records)
         lag_seconds.add_metric([lag.stream], lag.lag_seconds)
-    return [records, per_second, reconnects, status, up, age, *counters, *gauges, lag_records, lag_seconds]
+    return [sources, records, per_second, reconnects, status, up, age, *counters, *gauges, lag_records, lag_seconds]
 
 
 class SnapshotCollector:
     """A Prometheus collector over whichever snapshot `current()` returns at scrape time."""
 
-    def __init__(self, current: Callable[[], Snapshot], stale_after_ns: int, clock: Callable[[], int]):
-        self.current, self.stale_after_ns, self.clock = current, stale_after_ns, clock
+    def __init__(self, current: Callable[[], Snapshot], stale_after_ns: int, clock: Callable[[], int],
+                 source: str | None = None):
+        self.current, self.stale_after_ns, self.clock, self.source = current, stale_after_ns, clock, source
 
     def collect(self) -> Iterator[Metric]:
-        yield from families(self.current(), self.clock(), self.stale_after_ns)
+        yield from families(self.current(), self.clock(), self.stale_after_ns, self.source)

@@ -170,7 +170,11 @@ class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
 
 
 class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, frozen=True):
-    """A row of `streaming_metrics`: one actor's activity over one interval."""
+    """A row of `streaming_metrics`: one actor's activity over one interval.
+
+    `source` says where the deployment's market data comes from, "schwab" or
+    "simulator", so simulated rows are recognisable in the database.
+    """
 
     ts_ns: int
     actor: str
@@ -186,6 +190,7 @@ class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, f
     journal_error_count: int = 0
     reconnect_count: int = 0
     reconnect_causes: str = ""
+    source: str | None = None
 
 
 class StreamLag(msgspec.Struct, tag="stream_lag", array_like=True, frozen=True):

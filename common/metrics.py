@@ -23,8 +23,9 @@ def reconnects(sample: MetricSample, before: MetricSample | None) -> dict[str, i
 
 
 class MetricsRollup:
-    def __init__(self, stale_after_ns: int):
+    def __init__(self, stale_after_ns: int, source: str | None = None):
         self.stale_after_ns = stale_after_ns
+        self.source = source
         self.latest: dict[str, MetricSample] = {}
         self._reported: dict[str, MetricSample] = {}
 
@@ -54,6 +55,7 @@ class MetricsRollup:
                     journal_bytes=sample.journal_bytes,
                     journal_error_count=sample.journal_errors - (before.journal_errors if before else 0),
                     **reconnects(sample, before),
+                    source=self.source,
                 )
             )
             self._reported[actor] = sample

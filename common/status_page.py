@@ -16,7 +16,7 @@ _PAGE = """<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>streaming-service</title>
+<title>__TITLE__</title>
 <style>
   body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
   h1 { font-size: 1.2em; margin: 0 0 .6em; }
@@ -29,10 +29,11 @@ _PAGE = """<!doctype html>
   svg { width: 100%; max-width: 960px; height: 320px; border: 1px solid #ccc; }
   svg text { font-size: 11px; fill: #555; }
   #error { color: #b3261e; }
+  #source[data-source="simulator"] { background: #b3261e; color: #fff; padding: 0 .4em; }
 </style>
 </head>
 <body>
-<h1>streaming-service <span id="overall"></span></h1>
+<h1>streaming-service <span id="source" data-source="__SOURCE__">__SOURCE_TEXT__</span> <span id="overall"></span></h1>
 <table id="actors">
   <thead><tr><th>actor</th><th>status</th><th>in/s</th><th>out/s</th><th>batch ms</th><th>errors</th>
   <th>gaps</th><th>reconnects</th><th>journal MB</th><th>memory MB</th><th>age s</th></tr></thead>
@@ -154,7 +155,14 @@ poll(series, errors);
 """
 
 
-def render(tickers: tuple[str, ...]) -> bytes:
-    """The page, knowing the configured tickers (the first is shown unless `?ticker=` says otherwise)."""
+#: What the header says of the data: simulated data is never mistaken for Schwab's.
+SOURCE_TEXT = {"simulator": "SIMULATED DATA (the Schwab simulator, not Schwab)", "schwab": "Schwab"}
+
+
+def render(tickers: tuple[str, ...], source: str) -> bytes:
+    """The page, knowing the configured tickers (the first is shown unless `?ticker=` says otherwise)
+    and whose data it shows."""
     listed = json.dumps(list(tickers)).replace("<", "\\u003c")  # never "</script>" inside the script
-    return _PAGE.replace("__TICKERS__", listed).encode()
+    title = "streaming-service (SIMULATED)" if source == "simulator" else "streaming-service"
+    return (_PAGE.replace("__TICKERS__", listed).replace("__SOURCE_TEXT__", SOURCE_TEXT[source])
+            .replace("__SOURCE__", source).replace("__TITLE__", title).encode())

@@ -103,10 +103,11 @@ class StatusServer(ThreadingHTTPServer):
         self.snapshot = Snapshot()
         self.tickers = config.tickers
         self.stale_after_ns = stale_after_ns
-        self.page = status_page.render(config.tickers)
+        self.source = config.stream_source
+        self.page = status_page.render(config.tickers, self.source)
         self.reader = SeriesReader(config.database_url)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(SnapshotCollector(lambda: self.snapshot, stale_after_ns, time.time_ns))
+        self.registry.register(SnapshotCollector(lambda: self.snapshot, stale_after_ns, time.time_ns, self.source))
         self._slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
         self._thread = threading.Thread(target=self.serve_forever, name="status-http", daemon=True)
 
@@ -140,7 +141,7 @@ class StatusServer(ThreadingHTTPServer):
         log.info("status request not answered", extra={"reason": repr(sys.exc_info()[1])})
 
     def health(self) -> tuple[int, dict]:
-        body = health(self.snapshot, ACTORS, time.time_ns(), self.stale_after_ns)
+        body = health(self.snapshot, ACTORS, time.time_ns(), self.stale_after_ns, self.source)
         return (200 if body["status"] == "ok" else 503), body
 
     def series(self, query: dict[str, list[str]]) -> tuple[int, dict]:

@@ -26,7 +26,8 @@ READ_PAGE = """(() => {
     drawn: ($("line-price").getAttribute("points") || "").split(" ").filter(Boolean).length,
     price: shown("price"), sma9: shown("sma9"), vwap: shown("vwap"),
     ms: Number($("ts").dataset.ms ?? 0), dayVolume: Number($("ts").dataset.dayVolume ?? 0),
-    error: $("error").textContent,
+    error: $("error").textContent, title: document.title,
+    source: {text: $("source").textContent, value: $("source").dataset.source},
     actors: Object.fromEntries([...document.querySelectorAll("#actors tbody tr")]
       .map((tr) => [tr.dataset.actor, tr.cells[1].textContent])),
   };
@@ -96,8 +97,10 @@ def records(scraped: dict, actor: str, direction: str = "in") -> float:
 def test_metrics_and_health_cover_every_actor(pipeline):
     body = healthy(pipeline)
     assert {name: entry["status"] for name, entry in body["actors"].items()} == dict.fromkeys(ACTORS, "running")
+    assert body["source"] == "simulator"
     assert all(entry["rss_bytes"] > 10_000_000 for entry in body["actors"].values()), body
     first = scrape(pipeline)
+    assert first["streaming_source_info", (("source", "simulator"),)] == 1
     for actor in ACTORS:
         one = (("actor", actor),)
         assert first["streaming_actor_up", one] == 1, actor
@@ -140,6 +143,8 @@ def test_status_page_draws_the_chart_and_shows_what_the_database_holds(pipeline,
         assert page["ticker"] == "QQQ" and page["drawn"] == page["points"], page
         assert page["actors"] == dict.fromkeys(ACTORS, "running"), page
         assert page["error"] == "", page
+        assert page["source"] == {"text": "SIMULATED DATA (the Schwab simulator, not Schwab)", "value": "simulator"}
+        assert "SIMULATED" in page["title"], page
         (stored,) = pipeline.query(
             "SELECT e.price, i.sma9, i.vwap FROM equity_data e JOIN indicators i USING (ticker, timestamp, day_volume)"
             " WHERE ticker = 'QQQ' AND (extract(epoch FROM timestamp) * 1000)::bigint = %s AND day_volume = %s",

@@ -1,7 +1,8 @@
-# streaming-service in one container: supervisord and the five actors, plus
-# (with no DATABASE_URL and no Schwab credentials) its own Postgres and the
-# Schwab simulator, as `make run` does. Everything kept is under the volume.
-# See README.md, "Container".
+# streaming-service in one container: supervisord and the five actors, plus (with no
+# DATABASE_URL and no Schwab credentials) its own Postgres and the Schwab simulator, as
+# `make run` does. Everything kept is under the volume. Settings come from /app/.env (mount
+# yours read-only there: docker-compose.yml does) or -e, never --env-file, which reads a
+# .env another way. See README.md, "Container".
 FROM python:3.11-slim-bookworm
 
 # PostgreSQL's server binaries for the embedded default; no cluster of the OS's own.
@@ -20,16 +21,20 @@ ENV PYTHONUNBUFFERED=1 \
     STREAMING_VAR=/var/lib/streaming \
     METRICS_HTTP_HOST=0.0.0.0
 
-COPY --chown=streaming:streaming pyproject.toml README.md ./
+# The hash-locked dependencies first: a code change does not reinstall them.
+COPY --chown=streaming:streaming pyproject.toml requirements.lock README.md ./
+COPY --chown=streaming:streaming deploy deploy
 COPY --chown=streaming:streaming actors actors
 COPY --chown=streaming:streaming common common
-RUN python -m venv .venv && .venv/bin/pip install --no-cache-dir --quiet -e .
+RUN bash deploy/host.sh venv requirements.lock
 COPY --chown=streaming:streaming sql sql
 COPY --chown=streaming:streaming supervisord.conf ./
-COPY --chown=streaming:streaming deploy deploy
 
 VOLUME /var/lib/streaming
 # /metrics, /healthz and the status page; publish it on the host's loopback only.
 EXPOSE 9108
+# /healthz answers 200 while every actor runs and reports, 503 otherwise (urlopen raises on it).
+HEALTHCHECK --interval=60s --timeout=10s --start-period=120s --retries=3 \
+    CMD ["/app/deploy/supervisord-env.sh", "python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('METRICS_HTTP_PORT', '9108') + '/healthz', timeout=8)"]
 ENTRYPOINT ["/app/deploy/supervisord-env.sh"]
-CMD ["/app/deploy/container.sh"]
+CMD ["bash", "deploy/container.sh"]

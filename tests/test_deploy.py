@@ -9,6 +9,7 @@ arriving, and a deploy with nothing changed restarting nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,7 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from common.localpg import LocalPostgres
 from tests.harness import ACTOR_PROGRAMS, ROOT, free_port, wait_for
+
+DATA = Path(__file__).parent / "data"
 
 # A fresh machine first installs sshd, rsync and the host's venv.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -73,7 +77,7 @@ class Host:
             60, "every program RUNNING on the host", interval=0.5)
 
     def count(self, table: str) -> int:
-        code = ("import os, psycopg; print(psycopg.connect(os.environ['DATABASE_URL'])"
+        code = ("import psycopg; from common.config import load; print(psycopg.connect(load().database_url)"
                 f".execute('SELECT count(*) FROM {table}').fetchone()[0])")
         return int(self.in_prefix(f'python -c "{code}"'))
 
@@ -92,7 +96,6 @@ def ensure_ssh_tools() -> None:
 def host() -> Iterator[Host]:
     ensure_ssh_tools()
     tmp = Path(tempfile.mkdtemp(prefix="ssdeploy", dir="/tmp"))
-    tmp.chmod(0o755)  # the postgres OS user must reach PREFIX/var/pg
     for key in ("host_key", "client_key"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / key)], check=True)
     port = free_port()
@@ -117,17 +120,14 @@ StrictModes no
     host = Host(tmp, port)
     sim_port = free_port()
     host.prefix.mkdir()
+    # The host's own settings, written the awkward ways tests/data/grammar.env shows, with CRLF line ends.
     (host.prefix / ".env").write_text(f"""\
-STREAM_TICKERS=SPY
 SIM_PORT={sim_port}
 SIM_WS_PORT={free_port()}
 SIMULATOR_URL=http://127.0.0.1:{sim_port}
-SIM_RATE=50
 SIM_SEED=7
-STATS_INTERVAL=0.5s
-METRICS_INTERVAL=1s
 HEARTBEAT_INTERVAL=0.5s
-""")
+""" + (DATA / "grammar.env").read_text().replace("\n", "\r\n"))
     try:
         wait_for(lambda: host.ssh("true", check=False).returncode == 0, 30, "sshd to let us in", interval=0.2)
         yield host
@@ -139,6 +139,7 @@ HEARTBEAT_INTERVAL=0.5s
             wait_for(lambda: not pidfile.exists(), 90, "the deployed supervisord to exit")
         sshd.terminate()
         sshd.wait(timeout=10)
+        LocalPostgres(host.prefix / "var" / "pg").remove()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -178,6 +179,7 @@ def test_new_code_restarts_only_what_runs_it(host: Host, first_deploy: subproces
     checkout = host.tmp / "checkout"
     shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(
         ".git", ".venv", "var", ".env*", "__pycache__", "*_cache", "*.egg-info"))
+    (checkout / ".venv").symlink_to(ROOT / ".venv", target_is_directory=True)  # make deploy reads .env with it
     with (checkout / "actors" / "options.py").open("a") as module:
         module.write("# a change deployed by tests/test_deploy.py\n")
     before = host.wait_running()
@@ -189,3 +191,18 @@ def test_new_code_restarts_only_what_runs_it(host: Host, first_deploy: subproces
     assert after["options"][1] != before["options"][1]
     assert {name: pid for name, (_, pid) in after.items() if name != "options"} == \
         {name: pid for name, (_, pid) in before.items() if name != "options"}
+
+
+def test_the_host_reads_env_with_the_one_grammar(host: Host, first_deploy: subprocess.CompletedProcess[str]) -> None:
+    document = json.loads(host.in_prefix("python -m common.environment show --json"))
+    expected = json.loads((DATA / "grammar.json").read_text())
+    assert {name: document[name]["value"] for name in expected} == expected
+
+
+def test_the_service_refuses_to_start_on_a_real_database_without_schwab_credentials(
+        host: Host, first_deploy: subprocess.CompletedProcess[str]) -> None:
+    """As systemd's unit starts it: simulated prices must never stream into a real database unasked."""
+    started = host.ssh(f"DATABASE_URL=postgresql://u:pw@db.example/postgres {host.prefix}/deploy/supervisord-env.sh"
+                       f" supervisord -n -c {host.prefix}/supervisord.conf", check=False)
+    assert started.returncode == 2
+    assert "SCHWAB_APP_KEY and SCHWAB_APP_SECRET are not" in started.stderr and "pw@" not in started.stderr

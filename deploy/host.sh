@@ -2,7 +2,8 @@
 # Setting up and starting the service on a machine: this checkout (`make setup`, `make run`,
 # `make stop`, `make clean`) or a deployed host (`make deploy` runs it there over SSH).
 #
-#   python          print a Python 3.11-3.13 that can make a venv (pyproject.toml's requires-python)
+#   python          print a Python 3.11-3.13 that can make a venv (pyproject.toml's requires-python);
+#                   PYTHON=python3.13 chooses one
 #   prepare PREFIX  before the code is on a host (read from stdin): that Python, rsync, make; PREFIX ours
 #   venv [LOCK]     .venv from the hash-locked LOCK (requirements.lock), again only when LOCK changed
 #   postgres-binaries   PostgreSQL's server binaries, when the embedded database is the one in use
@@ -25,9 +26,10 @@ UNIT=/etc/systemd/system/streaming-service.service
 # its code is the server's, not ours.
 PROGRAMS="embedded:simulator pipeline:writer pipeline:metrics pipeline:indicator pipeline:options pipeline:ingest"
 
-find_python() {  # python3.11 first (what CI runs), then newer, then the system's own python3
-    local python
-    for python in python3.11 python3.12 python3.13 python3; do
+find_python() {  # $PYTHON if given; else python3.11 first (what CI runs), then newer, then the system's python3
+    local python candidates=(python3.11 python3.12 python3.13 python3)
+    if [ -n "${PYTHON:-}" ]; then candidates=("$PYTHON"); fi
+    for python in "${candidates[@]}"; do
         if command -v "$python" >/dev/null &&
             "$python" -c 'import ensurepip, sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 13))' \
                 2>/dev/null; then

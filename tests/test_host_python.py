@@ -23,12 +23,12 @@ def interpreter(version: str) -> Path:
     return Path(found[-1])
 
 
-def chosen(tmp_path: Path, **pythons: str) -> subprocess.CompletedProcess[str]:
-    """`host.sh python` on a PATH holding only `pythons` (name: version)."""
+def chosen(tmp_path: Path, asked: str = "", **pythons: str) -> subprocess.CompletedProcess[str]:
+    """`host.sh python` on a PATH holding only `pythons` (name: version), with PYTHON=`asked`."""
     for name, version in pythons.items():
         (tmp_path / name).symlink_to(interpreter(version))
-    return subprocess.run(["/bin/bash", str(ROOT / "deploy" / "host.sh"), "python"], env={"PATH": str(tmp_path)},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(["/bin/bash", str(ROOT / "deploy" / "host.sh"), "python"],
+                          env={"PATH": str(tmp_path), "PYTHON": asked}, capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize("pythons, picked", [
@@ -44,3 +44,9 @@ def test_a_python_from_3_11_to_3_13_is_chosen(tmp_path, pythons, picked):
 
 def test_too_old_a_python_is_refused(tmp_path):
     assert chosen(tmp_path, python3="3.10").returncode != 0
+
+
+def test_python_chooses_one_and_a_wrong_choice_is_refused(tmp_path):
+    assert chosen(tmp_path, "python3.13", python3="3.11", **{"python3.13": "3.13"}).stdout.strip() == \
+        str(tmp_path / "python3.13")
+    assert chosen(tmp_path, "python3.10", **{"python3.10": "3.10"}).returncode != 0

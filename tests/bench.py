@@ -89,7 +89,7 @@ def main() -> None:
             "latency_ms_p99": round(float(p99), 2),
             "cpu_us_per_tick": round((cpu_after - cpu_before) * 1e6 / max(stored_in_window, 1), 1),
             "pss_mb": pss,
-            "ticks_sent": sum(len(trades) for trades in report["trades"].values()),
+            "ticks_sent": report["counts"]["trades"],
             "ticks_stored": pipeline.count("equity_data"),
             "journal_bytes_per_tick": round(journal_bytes(pipeline) / max(pipeline.count("equity_data"), 1), 1),
         }

@@ -23,6 +23,8 @@ from typing import Any
 
 import psycopg
 
+from common.simulator import trade_log
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ACTOR_PROGRAMS = ("writer", "metrics", "indicator", "options", "ingest")
@@ -64,6 +66,7 @@ class Pipeline:
             "SIM_WS_PORT": str(ws_port),
             "SIM_RATE": str(rate),
             "SIM_SEED": str(seed),
+            "SIM_TRADE_LOG": str(self.var / "run" / "simulator-trades.jsonl"),
             "SIMULATOR_URL": f"http://127.0.0.1:{sim_port}",
             "STATS_INTERVAL": "0.5s",
             "METRICS_INTERVAL": "1s",
@@ -144,7 +147,16 @@ class Pipeline:
         return False
 
     def trades_sent(self) -> int:
-        return sum(len(trades) for trades in self.report_live()["trades"].values())
+        """Trades the running simulator has sent so far."""
+        return self.report_live()["counts"]["trades"]
+
+    def sent_trades(self) -> dict[str, list[dict[str, Any]]]:
+        """Every trade the simulator sent, by symbol in send order, from its trade log.
+
+        All of them once the simulator has stopped; while it runs, those its
+        last report counted (the report flushes the log before it answers).
+        """
+        return trade_log.read(Path(self.env["SIM_TRADE_LOG"]))
 
     def stop_all(self) -> None:
         """`supervisorctl stop all`, as a user would type it."""

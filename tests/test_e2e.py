@@ -43,15 +43,16 @@ def test_rows_land_everywhere_and_stop_all_keeps_every_tick(pipeline):
 
     pipeline.ctl("start", "embedded:postgres")
     wait_for(lambda: pipeline.count("equity_data"), 30, "Postgres to come back")
-    report = pipeline.report()
+    sent_trades = pipeline.sent_trades()
     sent = sorted(
         (symbol, trade["trade_time_ms"], trade["day_volume"], Decimal(str(trade["price"])), trade["size"])
         for symbol in TICKERS
-        for trade in report["trades"][symbol]
+        for trade in sent_trades[symbol]
     )
     stored = pipeline.query(
         "SELECT ticker, (extract(epoch FROM timestamp) * 1000)::bigint, day_volume, price, volume"
         " FROM equity_data ORDER BY 1, 2, 3"
     )
     assert len(sent) > 20, "the simulator should have traded for a while"
+    assert pipeline.report()["counts"]["trades"] == sum(map(len, sent_trades.values())), "the log holds every trade counted"
     assert [tuple(row) for row in stored] == sent

@@ -17,11 +17,11 @@ TICKERS = ("SPY", "QQQ")
 
 
 def sent_trades(pipeline: Pipeline) -> list[tuple]:
-    report = pipeline.report()
+    by_symbol = pipeline.sent_trades()
     return sorted(
         (symbol, t["trade_time_ms"], t["day_volume"], Decimal(str(t["price"])))
         for symbol in TICKERS
-        for t in report["trades"][symbol]
+        for t in by_symbol[symbol]
     )
 
 
@@ -151,14 +151,14 @@ def test_ingest_killed_loses_nothing_it_had_received(pipeline):
     pipeline.stop_and_reopen()
     stored = set(pipeline.stored_trades())
     assert len(stored) == pipeline.count("equity_data"), "none twice"
-    report = pipeline.report()
-    connections = sorted({t["connection"] for trades in report["trades"].values() for t in trades})
+    sent_trades = pipeline.sent_trades()
+    connections = sorted({t["connection"] for trades in sent_trades.values() for t in trades})
     assert len(connections) == 2, "one connection before the kill, one after"
     killed, resumed = connections
     for symbol in TICKERS:
         sent = [(symbol, t["trade_time_ms"], t["day_volume"], Decimal(str(t["price"])))
-                for t in report["trades"][symbol]]
-        by_connection = {c: [row for row, t in zip(sent, report["trades"][symbol]) if t["connection"] == c]
+                for t in sent_trades[symbol]]
+        by_connection = {c: [row for row, t in zip(sent, sent_trades[symbol]) if t["connection"] == c]
                          for c in connections}
         assert set(by_connection[resumed]) <= stored, "everything sent after the restart is stored"
         before = by_connection[killed]

@@ -178,12 +178,12 @@ def test_every_trade_sent_after_each_recovery_is_stored_once(pipeline):
     stored_rows = pipeline.stored_trades()
     stored = set(stored_rows)
     assert len(stored) == len(stored_rows), "none twice"
-    report = pipeline.report()
-    connections = sorted({t["connection"] for trades in report["trades"].values() for t in trades})
+    sent_trades = pipeline.sent_trades()
+    connections = sorted({t["connection"] for trades in sent_trades.values() for t in trades})
     assert len(connections) >= 12
     for symbol in TICKERS:
         sent = [(symbol, t["trade_time_ms"], t["day_volume"], Decimal(str(t["price"])), t["connection"])
-                for t in report["trades"][symbol]]
+                for t in sent_trades[symbol]]
         for connection in connections:
             on_it = [row[:4] for row in sent if row[4] == connection]
             kept = [row for row in on_it if row in stored]

@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from common import config as config_module
 from common.config import Config
 from common.schwab_client import make_client, make_stream_client
+from common.simulator import trade_log
 from tests.simulator_process import simulator
 
 
@@ -27,20 +28,28 @@ from tests.simulator_process import simulator
 class Sim:
     url: str
     report_path: Path
+    trades_path: Path
 
     def report(self) -> dict:
         return httpx.get(f"{self.url}/sim/report").json()
 
+    def sent_trades(self) -> dict[str, list[dict]]:
+        """The trades the last report counted (it flushed them to the log before answering)."""
+        return trade_log.read(self.trades_path)
+
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[Sim]:
-    report, log = tmp_path / "report.json", tmp_path / "simulator.log"
-    with simulator("--seed", "42", "--rate", "400", "--report", str(report), "--heartbeat", "0.3",
-                   "--bar-seconds", "1", log=log) as url:
-        yield Sim(url, report)
+    report, trades, log = tmp_path / "report.json", tmp_path / "trades.jsonl", tmp_path / "simulator.log"
+    with simulator("--seed", "42", "--rate", "400", "--report", str(report), "--trade-log", str(trades),
+                   "--heartbeat", "0.3", "--bar-seconds", "1", log=log) as url:
+        yield Sim(url, report, trades)
         started = time.monotonic()
     assert time.monotonic() - started < 2.0, "SIGTERM to exit in under two seconds"
-    assert json.loads(report.read_text())["simulated"] is True
+    exit_report = json.loads(report.read_text())
+    assert exit_report["simulated"] is True
+    assert exit_report["counts"]["trades"] == sum(map(len, trade_log.read(trades).values())), \
+        "on exit the trade log holds every trade counted"
     logged = [json.loads(line) for line in log.read_text().splitlines()]
     assert any("SIMULATED" in line["msg"] for line in logged)
 
@@ -174,8 +183,10 @@ def test_schwab_py_streams_from_the_simulator(sim: Sim, config: Config):
     assert counts["bars"] == sum(len(m["content"]) for m in got["chart"])
     assert counts["trades"] == sum(len(t) for t in trades.values())
     assert any(trades.values())
+    assert report["trade_log"] == str(sim.trades_path)
+    sent_trades = sim.sent_trades()
     for symbol in ("SPY", "QQQ"):
-        sent = report["trades"].get(symbol, [])
+        sent = sent_trades.get(symbol, [])
         assert [(t["trade_time_ms"], t["day_volume"]) for t in sent] == trades[symbol]
         for before, after in zip(sent, sent[1:]):
             assert after["size"] == after["day_volume"] - before["day_volume"] > 0

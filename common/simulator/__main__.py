@@ -31,6 +31,9 @@ def parse(argv: list[str] | None = None) -> Settings:
                         help="equity updates per second, across all subscribed symbols")
     parser.add_argument("--report", type=Path, default=Path(env["SIM_REPORT"]) if env.get("SIM_REPORT") else None,
                         help="write the report of what was sent here on exit")
+    parser.add_argument("--trade-log", type=Path,
+                        default=Path(env["SIM_TRADE_LOG"]) if env.get("SIM_TRADE_LOG") else None,
+                        help="write every trade sent here, one JSON line each (see trade_log.py); unset: counts only")
     parser.add_argument("--heartbeat", type=float, default=float(env.get("SIM_HEARTBEAT", "5")),
                         help="seconds of silence before a heartbeat")
     parser.add_argument("--bar-seconds", type=float, default=float(env.get("SIM_BAR_SECONDS", "60")),
@@ -47,7 +50,7 @@ def parse(argv: list[str] | None = None) -> Settings:
     if args.rate <= 0 or args.heartbeat <= 0 or args.bar_seconds <= 0:
         parser.error("--rate, --heartbeat and --bar-seconds must be above zero")
     return Settings(args.host, args.port, args.ws_port, args.seed, args.rate, args.report, args.heartbeat,
-                    args.bar_seconds, chosen, args.fault_after)
+                    args.bar_seconds, chosen, args.fault_after, args.trade_log)
 
 
 def main(argv: list[str] | None = None) -> None:

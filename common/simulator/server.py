@@ -6,7 +6,9 @@ user preferences, token refreshes, option chains and market hours, plus
 protocol in `protocol.py`, fed by one ticker that steps `market.py`.
 
 The report counts a frame only once `await ws.send()` returned for it, so a
-consumer can compare what it received with what was really sent.
+consumer can compare what it received with what was really sent. It keeps
+counts only; the trades themselves go to a trade log on disk when one is
+asked for (`trade_log.py`), so a run of days costs no memory per trade.
 
 Faults (see `faults.py`) come from `--fault` or `POST /sim/fault`. OAuth is
 modelled far enough for schwab-py's own flows: `/v1/oauth/authorize` redirects
@@ -40,6 +42,7 @@ from common import option_symbols
 from common.simulator import faults, protocol
 from common.simulator.market import Market, OptionQuote, new_york_date
 from common.simulator.protocol import CHART_EQUITY, LEVELONE_EQUITIES, LEVELONE_OPTIONS, SentTrade, Session
+from common.simulator.trade_log import TradeLog
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +69,25 @@ class Settings:
     bar_seconds: float
     faults: tuple[faults.Fault, ...] = ()
     fault_after: float = 5.0
+    trade_log: Path | None = None
 
 
 class Report:
-    """What was sent, counted after each send completed."""
+    """What was sent, counted after each send completed.
 
-    def __init__(self, seed: int):
+    Only counts live in memory, whatever the run's length. Each counted trade
+    goes to the trade log when one is asked for (see `trade_log.py`), flushed
+    before the report is read, so the log holds every trade counted so far.
+    """
+
+    def __init__(self, seed: int, trade_log: Path | None = None):
         self.seed = seed
         self.started_ms = now_ms()
         self.services: dict[str, dict[str, int]] = defaultdict(lambda: {"frames": 0, "items": 0})
-        self.trades: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.counts: dict[str, int] = defaultdict(int, {
             "quotes": 0, "trades": 0, "bars": 0, "option_items": 0, "heartbeats": 0, "responses": 0,
             "connections": 0, "token_refreshes": 0, "logins": 0, "faults": 0})
+        self.trade_log = TradeLog(trade_log) if trade_log else None
         self._lock = threading.Lock()
 
     def sent(self, service: str, items: list[dict], trades: list[SentTrade], connection: int = 0) -> None:
@@ -92,23 +101,24 @@ class Report:
                 self.counts["option_items"] += len(items)
             elif service == CHART_EQUITY:
                 self.counts["bars"] += len(items)
-            for trade in trades:
-                self.trades[trade.symbol].append({"trade_time_ms": trade.trade_time_ms, "price": trade.price,
-                                                  "day_volume": trade.day_volume, "size": trade.size,
-                                                  "connection": connection})
+            if self.trade_log and trades:
+                self.trade_log.append(trades, connection)
 
     def count(self, name: str) -> None:
         with self._lock:
             self.counts[name] += 1
 
     def to_json(self) -> dict[str, Any]:
+        """The counts; every trade they count is in the trade log by the time this returns."""
         with self._lock:
+            if self.trade_log:
+                self.trade_log.flush()
             return {
                 "simulated": True,
                 "seed": self.seed,
                 "started_ms": self.started_ms,
                 "generated_ms": now_ms(),
-                "trades": {symbol: list(trades) for symbol, trades in self.trades.items()},
+                "trade_log": str(self.trade_log.path) if self.trade_log else None,
                 "services": {service: dict(counts) for service, counts in self.services.items()},
                 "counts": dict(self.counts),
             }
@@ -118,6 +128,11 @@ class Report:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps(self.to_json()))
         os.replace(tmp, path)
+
+    def close(self) -> None:
+        with self._lock:
+            if self.trade_log:
+                self.trade_log.close()
 
 
 class Tokens:
@@ -195,7 +210,7 @@ class Simulator:
         self.settings = settings
         self.market = Market(settings.seed, bar_ms=int(settings.bar_seconds * 1000))
         self.market_lock = threading.Lock()
-        self.report = Report(settings.seed)
+        self.report = Report(settings.seed, settings.trade_log)
         self.streamers = protocol.Streamers()
         self.connections: dict[int, _Connection] = {}
         self._ids = itertools.count(1)
@@ -573,6 +588,7 @@ async def run(settings: Settings) -> None:
     finally:
         if settings.report:
             sim.report.write(settings.report)
+        sim.report.close()
         log.info("simulator stopped", extra={"report": str(settings.report) if settings.report else None})
 
 

@@ -1,0 +1,84 @@
+"""The simulator runs for days: what it keeps per trade, token and contract stays bounded (no sockets)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from common.simulator import trade_log
+from common.simulator.protocol import LEVELONE_EQUITIES, SentTrade
+from common.simulator.server import Report
+
+TRADES = 200_000
+BATCH = 50
+SYMBOLS = ("SPY", "QQQ", "AAPL")
+T0 = 1_760_000_000_000  # a Thursday, 2025-10-09, 04:53 New York time
+
+
+def trade(i: int) -> SentTrade:
+    """The i-th trade, rebuilt on demand so the test itself keeps none of them."""
+    return SentTrade(SYMBOLS[i % 3], T0 + i, round(580 + (i % 1000) / 100, 2), 1_000_000 + i * 100, 100)
+
+
+def retained_after_sending_all(report: Report) -> int:
+    """Bytes still allocated after every trade went through `report.sent` in frames of BATCH, as the server sends."""
+    report.sent(LEVELONE_EQUITIES, [{}], [trade(-1)], connection_of(-1))  # first use: dict slots, the log's buffer
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for start in range(0, TRADES, BATCH):
+            trades = [trade(i) for i in range(start, start + BATCH)]
+            report.sent(LEVELONE_EQUITIES, [{}] * (BATCH + 5), trades, connection_of(start))
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+def connection_of(i: int) -> int:
+    """The i-th trade's connection: a reconnect halfway through."""
+    return 1 + max(i, 0) // (TRADES // 2)
+
+
+@pytest.mark.parametrize("logged", [False, True], ids=["counts-only", "trade-log"])
+def test_200000_trades_leave_memory_flat_and_the_log_exact(tmp_path: Path, logged: bool):
+    path = tmp_path / "trades.jsonl"
+    report = Report(seed=1, trade_log=path if logged else None)
+    retained = retained_after_sending_all(report)
+    assert retained < 256 * 1024, f"{retained} bytes kept for {TRADES} trades"  # the old report kept 57 MB
+
+    body = report.to_json()
+    assert "trades" not in body
+    assert body["counts"]["trades"] == TRADES + 1 and body["counts"]["quotes"] == TRADES // BATCH * 5
+    assert body["trade_log"] == (str(path) if logged else None)
+    if not logged:
+        assert not path.exists()
+        return
+    expected: dict[str, list[dict]] = {symbol: [] for symbol in SYMBOLS}
+    for i in range(-1, TRADES):
+        t = trade(i)
+        expected[t.symbol].append({"symbol": t.symbol, "trade_time_ms": t.trade_time_ms, "price": t.price,
+                                   "day_volume": t.day_volume, "size": t.size, "connection": connection_of(i)})
+    assert trade_log.read(path) == expected, "what the report answered is all in the file, before any close"
+    report.close()
+    assert trade_log.read(path) == expected
+
+
+def test_the_log_is_json_lines_and_a_half_written_line_is_not_read(tmp_path: Path):
+    path = tmp_path / "trades.jsonl"
+    log = trade_log.TradeLog(path)
+    log.append([trade(0), trade(1)], connection=3)
+    assert path.read_bytes() == b"", "buffered until flushed"
+    log.flush()
+    lines = path.read_text().splitlines()
+    assert [json.loads(line) for line in lines][1] == {"symbol": "QQQ", "trade_time_ms": T0 + 1, "price": 580.01,
+                                                      "day_volume": 1_000_100, "size": 100, "connection": 3}
+    with path.open("ab") as f:
+        f.write(b'{"symbol":"AAPL","trade_ti')  # a writer caught mid-line
+    assert sum(map(len, trade_log.read(path).values())) == 2
+    log.close()

@@ -11,7 +11,7 @@ import pytest
 
 from common.simulator import trade_log
 from common.simulator.protocol import LEVELONE_EQUITIES, SentTrade
-from common.simulator.server import Report
+from common.simulator.server import Report, Tokens
 
 TRADES = 200_000
 BATCH = 50
@@ -82,3 +82,16 @@ def test_the_log_is_json_lines_and_a_half_written_line_is_not_read(tmp_path: Pat
         f.write(b'{"symbol":"AAPL","trade_ti')  # a writer caught mid-line
     assert sum(map(len, trade_log.read(path).values())) == 2
     log.close()
+
+
+def test_tokens_remember_a_bounded_number_and_still_refuse_what_was_revoked():
+    tokens = Tokens(kept=100)
+    issued = [tokens.issue(refresh_token="SIM.refresh.kept")["access_token"] for _ in range(1000)]
+    codes = [tokens.issue_code() for _ in range(1000)]
+    assert len(tokens.seen_access) == len(tokens.codes) == 100
+    assert tokens.redeem_code(codes[-1]) and not tokens.redeem_code(codes[-1])
+    assert tokens.access_ok(issued[-1]) and tokens.refresh_ok("SIM.refresh.kept")
+    tokens.revoke_refresh()
+    assert len(tokens.revoked) == 100
+    assert not tokens.access_ok(issued[-1]) and not tokens.refresh_ok("SIM.refresh.kept")
+    assert tokens.access_ok("SIM.first-seen-after-the-revocation")

@@ -27,7 +27,8 @@ import secrets
 import signal
 import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,6 +52,9 @@ OPTION_SHARE = 0.25
 #: Snapshots are split into frames of at most this many items (clients cap frame size at 1 MiB).
 SNAPSHOT_CHUNK = 100
 ACCESS_TOKEN_SECONDS = 1800
+#: Tokens (or login codes) each set remembers: at one new access token per
+#: 30 minutes, over half a year's worth, in under 2 MB.
+TOKENS_KEPT = 10_000
 
 
 def now_ms() -> int:
@@ -135,19 +139,52 @@ class Report:
                 self.trade_log.close()
 
 
+class RecentSet:
+    """A set that forgets its least recently added members beyond `limit`, so months of tokens stay small."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._members: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, member: str) -> None:
+        self._members[member] = None
+        self._members.move_to_end(member)
+        if len(self._members) > self.limit:
+            self._members.popitem(last=False)
+
+    def update(self, members: Iterable[str]) -> None:
+        for member in list(members):
+            self.add(member)
+
+    def discard(self, member: str) -> None:
+        self._members.pop(member, None)
+
+    def __contains__(self, member: object) -> bool:
+        return member in self._members
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._members)
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+
 class Tokens:
     """Which access and refresh tokens the simulated Schwab still honours.
 
     Tokens it never issued are honoured (a token file written by hand or by
     `ensure_simulator_token`) until a fault revokes everything seen so far;
     a token first seen after that, such as a fresh login's, is good again.
+    Each set remembers the `kept` tokens (or codes) added last: a client
+    refreshes every 30 minutes, so only a token revoked more than `kept`
+    tokens ago (months, at TOKENS_KEPT) could be honoured again.
     """
 
-    def __init__(self) -> None:
-        self.seen_access: set[str] = set()
-        self.seen_refresh: set[str] = set()
-        self.revoked: set[str] = set()
-        self.codes: set[str] = set()
+    def __init__(self, kept: int = TOKENS_KEPT) -> None:
+        self.seen_access = RecentSet(kept)
+        self.seen_refresh = RecentSet(kept)
+        self.revoked = RecentSet(kept)
+        self.codes = RecentSet(kept)
         self._lock = threading.Lock()
 
     def access_ok(self, token: str) -> bool:
@@ -185,11 +222,12 @@ class Tokens:
 
     def revoke_access(self) -> None:
         with self._lock:
-            self.revoked |= self.seen_access
+            self.revoked.update(self.seen_access)
 
     def revoke_refresh(self) -> None:
         with self._lock:
-            self.revoked |= self.seen_access | self.seen_refresh
+            self.revoked.update(self.seen_access)
+            self.revoked.update(self.seen_refresh)
 
 
 class _Connection:

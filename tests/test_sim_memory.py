@@ -5,11 +5,14 @@ from __future__ import annotations
 import gc
 import json
 import tracemalloc
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from common import option_symbols
 from common.simulator import trade_log
+from common.simulator.market import Market, expirations, new_york_date
 from common.simulator.protocol import LEVELONE_EQUITIES, SentTrade
 from common.simulator.server import Report, Tokens
 
@@ -17,6 +20,7 @@ TRADES = 200_000
 BATCH = 50
 SYMBOLS = ("SPY", "QQQ", "AAPL")
 T0 = 1_760_000_000_000  # a Thursday, 2025-10-09, 04:53 New York time
+DAY_MS = 86_400_000
 
 
 def trade(i: int) -> SentTrade:
@@ -95,3 +99,29 @@ def test_tokens_remember_a_bounded_number_and_still_refuse_what_was_revoked():
     assert len(tokens.revoked) == 100
     assert not tokens.access_ok(issued[-1]) and not tokens.refresh_ok("SIM.refresh.kept")
     assert tokens.access_ok("SIM.first-seen-after-the-revocation")
+
+
+def list_contracts(market: Market, now_ms: int) -> list[str]:
+    """Three strikes a side of every expiration listed at `now_ms`, as a chain request creates them."""
+    listed = [option_symbols.build("SPY", expiration, put_call, strike)
+              for expiration in expirations(new_york_date(now_ms)) for strike in (579.0, 580.0, 581.0)
+              for put_call in ("C", "P")]
+    for symbol in listed:
+        market.option_quote(symbol, now_ms)
+    return listed
+
+
+def test_expired_contracts_are_forgotten_and_the_rest_unchanged():
+    market = Market(5)
+    streamed = option_symbols.build("SPY", date(2025, 10, 9), "C", 580.0)
+    market.option_quote(streamed, T0)
+    far = list_contracts(market, T0)[-1]  # three Fridays out: listed throughout
+    forgotten = 0
+    for day in range(1, 15):  # two weeks of daily chains: a new expiration listed each weekday
+        now = T0 + day * DAY_MS
+        listed = list_contracts(market, now)
+        before = market.option_quote(far, now)
+        forgotten += market.forget_expired_options(now, {streamed})
+        assert market.option_quote(far, now) == before, "a contract still listed keeps its state"
+    assert forgotten >= 8 * 6, "the expirations of eight weekdays or more"
+    assert set(market._options) == {*listed, streamed}, "what a chain lists today, and the expired one streamed"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -312,6 +313,21 @@ class Market:
             theo = self._model(contract, now_ms)[1].price
             self._options[symbol] = _Option(symbol, self.seed, theo, now_ms)
         return self._options[symbol]
+
+    def forget_expired_options(self, now_ms: int, streamed: Collection[str]) -> int:
+        """Forget the contracts that expired before today and are not `streamed`; how many.
+
+        Each day lists a new expiration for every underlying asked about, and
+        a contract's state is about 4 KB: kept, they would pile up for as long
+        as the simulator runs. No chain lists them again (`expirations`
+        starts from today), so no client sees the difference.
+        """
+        today = new_york_date(now_ms)
+        expired = [symbol for symbol, option in self._options.items()
+                   if option.contract.expiration < today and symbol not in streamed]
+        for symbol in expired:
+            del self._options[symbol]
+        return len(expired)
 
     def _model(self, contract: OptionContract, now_ms: int) -> tuple[float, Greeks, float]:
         """(spot, Black-Scholes at the contract's smile volatility, that volatility)."""

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: Options are updated at this fraction of the equity update rate.
 OPTION_SHARE = 0.25
+#: Seconds between sweeps for option contracts past their expiry.
+EXPIRED_OPTIONS_SWEEP = 3600.0
 #: Snapshots are split into frames of at most this many items (clients cap frame size at 1 MiB).
 SNAPSHOT_CHUNK = 100
 ACCESS_TOKEN_SECONDS = 1800
@@ -416,7 +418,7 @@ class Simulator:
     async def ticker(self) -> None:
         """Step the market for everything subscribed and push the changes to every connection."""
         loop = asyncio.get_running_loop()
-        next_at = loop.time()
+        next_at = sweep_at = loop.time()
         while True:
             streaming = [c for c in self.connections.values() if c.session.logged_in]
             symbols, options = self._active(streaming)
@@ -424,11 +426,22 @@ class Simulator:
             next_at = max(next_at + interval, loop.time() - 1.0)
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             now = now_ms()
+            if loop.time() >= sweep_at:
+                sweep_at = loop.time() + EXPIRED_OPTIONS_SWEEP
+                self._forget_expired_options(now)
             with self.market_lock:
                 for symbol in symbols:
                     self.market.step(symbol, now)
                 stepped = {key: self.market.step_option(key, now) for key in self._option_batch(options, interval)}
             await asyncio.gather(*(self._push(c, now, stepped) for c in streaming))
+
+    def _forget_expired_options(self, now: int) -> None:
+        """Sweep the market of expired contracts no connection streams: a run of days lists new ones daily."""
+        subscribed = {key for conn in self.connections.values() for key in conn.session.keys(LEVELONE_OPTIONS)}
+        with self.market_lock:
+            forgotten = self.market.forget_expired_options(now, subscribed)
+        if forgotten:
+            log.info("expired option contracts forgotten", extra={"contracts": forgotten})
 
     def _active(self, streaming: list[_Connection]) -> tuple[list[str], list[str]]:
         """(symbols to step: equities, charts and option underlyings; valid option keys)."""

@@ -23,11 +23,16 @@ from typing import Any
 
 import psycopg
 
+from common.config import embedded_database_url
+from common.localpg import LocalPostgres
 from common.simulator import trade_log
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 ACTOR_PROGRAMS = ("writer", "metrics", "indicator", "options", "ingest")
+#: A developer's own settings that must not reach a test's pipeline.
+OUTSIDE_SETTINGS = ("DATABASE_URL", "MIGRATE_DATABASE_URL", "STREAM_SOURCE", "SCHWAB_APP_KEY", "SCHWAB_APP_SECRET",
+                    "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "ENV_FILE")
 
 
 def free_port() -> int:
@@ -51,16 +56,15 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
 class Pipeline:
     def __init__(self, tickers: str = "SPY,QQQ", rate: int = 50, seed: int = 7, **settings: str):
         self.var = Path(tempfile.mkdtemp(prefix="ss", dir="/tmp"))
-        self.var.chmod(0o755)  # the postgres OS user must reach var/pg
         sim_port, ws_port = free_port(), free_port()
-        self.database_url = f"postgresql://postgres@/streaming?host={self.var}/pg/run"
+        # No DATABASE_URL: the embedded database under STREAMING_VAR, as `make run` gives a new user.
+        self.database_url = embedded_database_url(self.var)
         self.env = {
-            **os.environ,
+            **{name: value for name, value in os.environ.items() if name not in OUTSIDE_SETTINGS},
             "STREAMING_VAR": str(self.var),
             "STREAMING_PYTHON": sys.executable,
             "EMBEDDED_PG": "true",
             "EMBEDDED_SIM": "true",
-            "DATABASE_URL": self.database_url,
             "STREAM_TICKERS": tickers,
             "SIM_PORT": str(sim_port),
             "SIM_WS_PORT": str(ws_port),
@@ -73,8 +77,6 @@ class Pipeline:
             "HEARTBEAT_INTERVAL": "0.5s",
             **settings,
         }
-        for credential in ("SCHWAB_APP_KEY", "SCHWAB_APP_SECRET"):
-            self.env.pop(credential, None)
 
     @property
     def report_path(self) -> Path:
@@ -97,8 +99,11 @@ class Pipeline:
                        env=self.env, check=True, cwd=ROOT, capture_output=True)
         subprocess.run([str(BIN / "supervisord"), "-c", str(ROOT / "supervisord.conf")],
                        env=self.env, check=True, cwd=ROOT)
-        subprocess.run([sys.executable, "-m", "common.migrate", "--wait", "60"],
-                       env=self.env, check=True, cwd=ROOT, capture_output=True)
+        migrated = subprocess.run([sys.executable, "-m", "common.migrate", "--wait", "60"],
+                                  env=self.env, cwd=ROOT, capture_output=True, text=True)
+        if migrated.returncode != 0:  # nothing is left running behind a failed start
+            self.shutdown()
+            raise AssertionError(f"migrations failed: {migrated.stderr}")
         return self
 
     def states(self) -> dict[str, str]:
@@ -191,4 +196,5 @@ class Pipeline:
         self.ctl("shutdown", check=False)
         pidfile = self.var / "run" / "supervisord.pid"
         wait_for(lambda: not pidfile.exists(), 90, "supervisord to exit")
+        LocalPostgres(self.var / "pg").remove()
         shutil.rmtree(self.var, ignore_errors=True)

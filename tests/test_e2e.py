@@ -32,9 +32,10 @@ def test_rows_land_everywhere_and_stop_all_keeps_every_tick(pipeline):
     programs = (*ACTOR_PROGRAMS, "postgres", "simulator")
     wait_for(lambda: all(pipeline.states().get(p) == "RUNNING" for p in programs), 15, "every program RUNNING")
     health = wait_for(lambda: pipeline.query(
-        "SELECT status, lag_seconds, journal_bytes FROM get_streaming_health('SPY') WHERE journal_bytes > 0"), 15,
-        "journal size in the health function")
-    assert health[0][0] == "healthy" and health[0][1] < 60, health
+        "SELECT status, lag_seconds, journal_bytes, source FROM get_streaming_health('SPY') WHERE journal_bytes > 0"),
+        15, "journal size in the health function")
+    assert health[0][0] == "healthy" and health[0][1] < 60 and health[0][3] == "simulator", health
+    assert pipeline.query("SELECT DISTINCT source FROM streaming_metrics") == [("simulator",)]
 
     pipeline.stop_all()
     assert set(pipeline.states().values()) == {"STOPPED"}

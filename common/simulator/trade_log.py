@@ -13,9 +13,11 @@ fields the report used to hold:
 
 `size` is the volume traded since the symbol's previous update and
 `connection` the streamer connection it went out on (numbered from 1).
-Lines are buffered (at most BUFFER_BYTES) and written whole; `flush()` puts
-every appended line in the file, and the report calls it before it answers,
-so a reader that asked for the report first finds every trade it counts.
+Lines are buffered until BUFFER_BYTES are held, then written together;
+`flush()` writes them at once, and the report calls it before it answers,
+so a reader that asked for the report first finds every trade it counts. A
+reader that catches a write midway may find its last line unfinished:
+`read` leaves that line out.
 """
 
 from __future__ import annotations

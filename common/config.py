@@ -250,6 +250,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SIM_HEARTBEAT", "5", "seconds of silence before the simulator sends a heartbeat",
             number(0, 3600, above=True)),
     Setting("SIM_BAR_SECONDS", "60", "length of a simulated CHART_EQUITY bar in seconds", number(0, 3600, True)),
+    Setting("SIM_REPORT", "", "where the simulator writes what it sent (counts), on exit", path),
+    Setting("SIM_TRADE_LOG", "", "tests: every trade the simulator sends, one JSON line each "
+            "(common/simulator/trade_log.py); unset: counts only, no memory or disk per trade", path),
 )
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import sys
-from pathlib import Path
+from typing import Any
 
 from common import log
 
@@ -16,28 +16,36 @@ from common import log
 log.setup("simulator")
 logging.captureWarnings(True)
 
+from common.config import BY_NAME, Rejected  # noqa: E402
 from common.simulator import faults  # noqa: E402
 from common.simulator.server import Settings, run  # noqa: E402
 
 
+def setting(name: str) -> dict[str, Any]:
+    """argparse keywords for a flag that defaults to setting `name`, checked by that setting's reader either way."""
+    definition = BY_NAME[name]
+
+    def checked(raw: str) -> Any:
+        try:
+            return definition.read(raw)
+        except Rejected as problem:
+            raise argparse.ArgumentTypeError(f"{raw!r} {problem}") from None
+
+    default = os.environ.get(name, "").strip() or definition.default or None
+    return {"type": checked, "default": default, "help": f"{definition.meaning} (default: ${name})"}
+
+
 def parse(argv: list[str] | None = None) -> Settings:
-    env = os.environ
     parser = argparse.ArgumentParser(prog="python -m common.simulator", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default=env.get("SIM_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(env.get("SIM_PORT", "8765")), help="HTTP port")
-    parser.add_argument("--ws-port", type=int, default=int(env.get("SIM_WS_PORT", "8766")), help="streamer port")
-    parser.add_argument("--seed", type=int, default=int(env.get("SIM_SEED", "42")))
-    parser.add_argument("--rate", type=float, default=float(env.get("SIM_RATE", "200")),
-                        help="equity updates per second, across all subscribed symbols")
-    parser.add_argument("--report", type=Path, default=Path(env["SIM_REPORT"]) if env.get("SIM_REPORT") else None,
-                        help="write the report of what was sent here on exit")
-    parser.add_argument("--trade-log", type=Path,
-                        default=Path(env["SIM_TRADE_LOG"]) if env.get("SIM_TRADE_LOG") else None,
-                        help="write every trade sent here, one JSON line each (see trade_log.py); unset: counts only")
-    parser.add_argument("--heartbeat", type=float, default=float(env.get("SIM_HEARTBEAT", "5")),
-                        help="seconds of silence before a heartbeat")
-    parser.add_argument("--bar-seconds", type=float, default=float(env.get("SIM_BAR_SECONDS", "60")),
-                        help="length of a CHART_EQUITY bar (tests shorten it so SMA9 has bars within seconds)")
+    parser.add_argument("--host", **setting("SIM_HOST"))
+    parser.add_argument("--port", **setting("SIM_PORT"))
+    parser.add_argument("--ws-port", **setting("SIM_WS_PORT"))
+    parser.add_argument("--seed", **setting("SIM_SEED"))
+    parser.add_argument("--rate", **setting("SIM_RATE"))
+    parser.add_argument("--report", **setting("SIM_REPORT"))
+    parser.add_argument("--trade-log", **setting("SIM_TRADE_LOG"))
+    parser.add_argument("--heartbeat", **setting("SIM_HEARTBEAT"))
+    parser.add_argument("--bar-seconds", **setting("SIM_BAR_SECONDS"))
     parser.add_argument("--fault", action="append", default=[], metavar="MODE[:ARG]",
                         help="inject a fault (repeatable; modes: " + ", ".join(faults.MODES) + ")")
     parser.add_argument("--fault-after", type=float, default=5.0, metavar="SECONDS",
@@ -47,8 +55,6 @@ def parse(argv: list[str] | None = None) -> Settings:
         chosen = tuple(faults.parse(spec) for spec in args.fault)
     except faults.FaultError as error:
         parser.error(str(error))
-    if args.rate <= 0 or args.heartbeat <= 0 or args.bar_seconds <= 0:
-        parser.error("--rate, --heartbeat and --bar-seconds must be above zero")
     return Settings(args.host, args.port, args.ws_port, args.seed, args.rate, args.report, args.heartbeat,
                     args.bar_seconds, chosen, args.fault_after, args.trade_log)
 

@@ -23,7 +23,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from schwab.client import AsyncClient
-from schwab.streaming import StreamClient, UnexpectedResponseCode, UnparsableMessage
+from schwab.streaming import StreamClient, UnexpectedResponse, UnexpectedResponseCode, UnparsableMessage
 from websockets.exceptions import ConnectionClosed
 
 from common.actor import Actor
@@ -304,7 +304,7 @@ class Connection:
                 self.actor.tick()
             await self.log_out(stream)
         finally:
-            await close(stream)
+            await finish(stream)
 
     async def read(self, stream: StreamClient, decoder: CheckedDecoder) -> None:
         try:
@@ -325,15 +325,25 @@ class Connection:
                     self.contracts.want(subscription)
 
     async def log_out(self, stream: StreamClient) -> None:
-        """Log out, then handle everything Schwab sent before it closed the socket."""
+        """Log out, then handle everything Schwab sent before it closed the socket (or went quiet).
+
+        Data that arrived while schwab-py awaited LOGOUT's answer waits in its
+        queue even when the socket closed first: it is handled here too.
+        """
         self.actor.stats.status = "stopping" if self.stopping else "logging_out"
         try:
             await within(self.config.stream_command_timeout, "ADMIN LOGOUT", stream.logout())
-            while True:
+        except CommandTimeout as error:
+            self.log.warning("logout not acknowledged", extra={"reason": str(error)})
+        except ConnectionClosed:
+            pass  # closed before it answered; what came before the close is handled below
+        while True:
+            try:
                 await asyncio.wait_for(stream.handle_message(), 2.0)
-        except (ConnectionClosed, TimeoutError, CommandTimeout) as error:
-            if not isinstance(error, ConnectionClosed):
-                self.log.warning("logout not acknowledged", extra={"reason": str(error) or repr(error)})
+            except UnexpectedResponse:
+                continue  # a late answer to LOGOUT
+            except (ConnectionClosed, TimeoutError):
+                break
         self.log.info("logged out", extra={"at": utc(self.clock.now())})
 
     def _skipped(self) -> None:
@@ -411,15 +421,25 @@ def utc(moment: datetime.datetime) -> str:
     return moment.astimezone(datetime.timezone.utc).isoformat()
 
 
-async def close(stream: StreamClient) -> None:
-    """Close the socket whatever state it is in (schwab-py has no call for it)."""
+async def finish(stream: StreamClient) -> None:
+    """Hand the handlers what schwab-py received but has not handed over yet, then close the socket.
+
+    Data arriving while schwab-py awaits a command's answer (an option ADD, say)
+    waits in a private queue that only `handle_message` empties; a connection
+    given up with ticks in it would lose them. schwab-py has no public call
+    to see that queue, nor one to close the socket: this is the one place that
+    reaches into its private attributes.
+    """
     socket = stream._socket
-    if socket is None:
-        return
     try:
-        await asyncio.wait_for(socket.close(), 2.0)
-    except (TimeoutError, ConnectionClosed, OSError):
-        socket.transport.abort()
+        while stream._overflow_items:
+            await stream.handle_message()
+    finally:
+        if socket is not None:
+            try:
+                await asyncio.wait_for(socket.close(), 2.0)
+            except (TimeoutError, ConnectionClosed, OSError):
+                socket.transport.abort()
 
 
 async def run(actor: Actor) -> None:

@@ -108,7 +108,9 @@ venv() {
         "$python" -m venv .venv
     fi
     echo "==> installing the hash-locked dependencies of $lock into .venv (the first time takes a few minutes)"
-    .venv/bin/python -m pip install --disable-pip-version-check --require-hashes --progress-bar off -r "$lock" |
+    # --no-compile: Python compiles what is imported, when it is; most of pandas and numba never is.
+    .venv/bin/python -m pip install --disable-pip-version-check --require-hashes --no-compile --progress-bar off \
+        -r "$lock" |
         { grep --line-buffered -E '^(Collecting|Installing|Successfully)' || true; } | sed -u 's/^/    /'
     # The project itself, editable; setuptools' chatter is shown only if it fails.
     if ! output=$(.venv/bin/python -m pip install --disable-pip-version-check --quiet --no-deps \

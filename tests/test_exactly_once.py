@@ -99,16 +99,25 @@ def test_slow_writer_behind_a_tiny_high_water_mark(pipeline):
     assert stopped[-1]["replayed"] > 0, "the writer did fall behind and replay from the journal"
 
 
+#: The table each program's output ends up in: rows there show the program at work.
+OUTPUT = {"ingest": "equity_data", "indicator": "indicators", "options": "option_prices"}
+
+
 def kill_and_await_restart(pipeline: Pipeline, program: str) -> None:
-    """SIGKILL `program` once ticks are flowing past it, and wait for supervisord to restart it."""
-    before = pipeline.count("equity_data")
-    wait_for(lambda: pipeline.count("equity_data") > before + 20, 30, f"ticks flowing past {program}")
+    """SIGKILL `program` once its rows are flowing, wait for supervisord to restart it and for its rows again.
+
+    Its own rows, not just any: a restarted actor is back once it has rebuilt
+    from the journal and sends, not when supervisord calls it RUNNING.
+    """
+    table = OUTPUT[program]
+    before = pipeline.count(table)
+    wait_for(lambda: pipeline.count(table) > before + 20, 30, f"{program}'s rows flowing")
     pid = pipeline.pid(program)
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: pipeline.states().get(program) == "RUNNING" and pipeline.pid(program) != pid,
              30, f"supervisord to restart {program}")
-    after = pipeline.count("equity_data")
-    wait_for(lambda: pipeline.count("equity_data") > after + 20, 30, f"ticks flowing after {program} restarted")
+    after = pipeline.count(table)
+    wait_for(lambda: pipeline.count(table) > after + 20, 30, f"{program}'s rows flowing after its restart")
 
 
 def journaled(pipeline: Pipeline, prefix: str):

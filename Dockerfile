@@ -22,7 +22,7 @@ ENV PYTHONUNBUFFERED=1 \
     METRICS_HTTP_HOST=0.0.0.0
 
 # The hash-locked dependencies first: a code change does not reinstall them.
-COPY --chown=streaming:streaming pyproject.toml requirements.lock README.md ./
+COPY --chown=streaming:streaming pyproject.toml requirements.lock requirements-bootstrap.lock README.md ./
 COPY --chown=streaming:streaming deploy deploy
 COPY --chown=streaming:streaming actors actors
 COPY --chown=streaming:streaming common common

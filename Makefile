@@ -59,14 +59,16 @@ bench: ## measure the pipeline against the simulator; prints one JSON object (ru
 	@EMBEDDED_PG=true $(ON_HOST) postgres-binaries
 	$(PY) -m tests.bench
 
-lock: ## refresh requirements.lock and requirements-test.lock from pyproject.toml (README: upgrading)
+lock: ## refresh requirements.lock, requirements-test.lock and the uv that installs them (README: upgrading)
 	@[ -x $(PY) ] || $$($(ON_HOST) python) -m venv $(VENV)
-	@$(PY) -m pip install --disable-pip-version-check --quiet 'uv>=0.5,<1'
+	@$(PY) -m pip install --disable-pip-version-check --quiet --require-hashes -r requirements-bootstrap.lock
 	@$(BUILD_REQUIRES) | $(UV_COMPILE) --output-file requirements.lock
 	@$(BUILD_REQUIRES) | $(UV_COMPILE) --extra test --constraint requirements.lock --output-file requirements-test.lock
-	@echo "requirements.lock and requirements-test.lock refreshed: review git diff, run make test, commit both"
+	@echo 'uv>=0.5,<1' | $(VENV)/bin/uv pip compile - --universal --python-version 3.11 --generate-hashes --upgrade --quiet \
+		--output-file requirements-bootstrap.lock
+	@echo "requirements*.lock refreshed: review git diff, run make test, commit them"
 
-# pip installs the project itself without build isolation, so its build requirements are locked too.
+# The project itself is installed without build isolation, so its build requirements are locked too.
 BUILD_REQUIRES = $(PY) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires'], sep='\\n')"
 UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml - --universal --python-version 3.11 --generate-hashes --upgrade --quiet
 

@@ -5,7 +5,8 @@
 #   python          print a Python 3.11-3.13 that can make a venv (pyproject.toml's requires-python);
 #                   PYTHON=python3.13 chooses one
 #   prepare PREFIX  before the code is on a host (read from stdin): that Python, rsync, make; PREFIX ours
-#   venv [LOCK]     .venv from the hash-locked LOCK (requirements.lock), again only when LOCK changed
+#   venv [LOCK]     .venv from the hash-locked LOCK (requirements.lock), again only when LOCK changed, with uv
+#                   (itself from requirements-bootstrap.lock)
 #   postgres-binaries   PostgreSQL's server binaries, when the embedded database is the one in use
 #   prepare-var     the directories supervisord's programs expect, and the embedded cluster (initdb once)
 #   migrate         the migrations, waiting up to a minute for the database
@@ -107,14 +108,15 @@ venv() {
         echo "==> creating .venv with $python ($("$python" --version))"
         "$python" -m venv .venv
     fi
-    echo "==> installing the hash-locked dependencies of $lock into .venv (the first time takes a few minutes)"
-    # --no-compile: Python compiles what is imported, when it is; most of pandas and numba never is.
-    .venv/bin/python -m pip install --disable-pip-version-check --require-hashes --no-compile --progress-bar off \
-        -r "$lock" |
-        { grep --line-buffered -E '^(Collecting|Installing|Successfully)' || true; } | sed -u 's/^/    /'
-    # The project itself, editable; setuptools' chatter is shown only if it fails.
-    if ! output=$(.venv/bin/python -m pip install --disable-pip-version-check --quiet --no-deps \
-        --no-build-isolation -e . 2>&1); then
+    # uv installs the lock in seconds where pip takes minutes of a nano's CPU; it comes hash-locked itself.
+    if ! .venv/bin/uv --version >/dev/null 2>&1; then
+        .venv/bin/python -m pip install --disable-pip-version-check --quiet --require-hashes \
+            -r requirements-bootstrap.lock
+    fi
+    echo "==> installing the hash-locked dependencies of $lock into .venv"
+    .venv/bin/uv pip install --python .venv/bin/python --require-hashes -r "$lock" 2>&1 | sed -u 's/^/    /'
+    # The project itself, editable, with the locked setuptools; its chatter is shown only if it fails.
+    if ! output=$(.venv/bin/uv pip install --python .venv/bin/python --no-deps --no-build-isolation -e . 2>&1); then
         echo "$output" >&2
         exit 1
     fi

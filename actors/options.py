@@ -26,9 +26,11 @@ from common.delivery import newest_sent
 from common.messages import Envelope, OptionQuote, OptionRow, OptionSubscription, Record
 from common.option_chain import NEW_YORK, ChainError, band_changes, off_centre, option_row, select_contracts
 from common.schwab_client import force_refresh, make_client
+from common.streamer import Backoff
 
-#: A chain that could not be read is tried again this soon (or at the next refresh, if sooner).
-CHAIN_RETRY = 30.0
+#: A chain that could not be read is tried again after 1 s, doubling up to CHAIN_RETRY (or the next refresh, if
+#: sooner): a simulator or a Schwab API still starting costs a second of options, not half a minute.
+CHAIN_RETRY_FIRST, CHAIN_RETRY = 1.0, 30.0
 #: On shutdown: wait for ingest's goodbye, at most this long (see Subscriber.drain).
 DRAIN_QUIET = 2.0
 DRAIN_LIMIT = 10.0
@@ -53,6 +55,8 @@ def main() -> None:
     centres: dict[str, float] = {}
     spots: dict[str, float] = {}
     chain_due = dict.fromkeys(config.tickers, 0.0)
+    retries = {ticker: Backoff(CHAIN_RETRY_FIRST, min(CHAIN_RETRY, config.option_chain_refresh))
+               for ticker in config.tickers}
     next_wish = 0.0
 
     def choose_contracts(ticker: str, now: float) -> OptionSubscription | None:
@@ -73,8 +77,9 @@ def main() -> None:
                 client = make_client(config, asyncio=False)
                 force_refresh(client)
             centres.pop(ticker, None)  # the retry, not every quote until then, reads the chain again
-            chain_due[ticker] = now + min(CHAIN_RETRY, config.option_chain_refresh)
+            chain_due[ticker] = now + retries[ticker].next()
             return None
+        retries[ticker].reset()
         centres[ticker] = centre
         spots.pop(ticker, None)  # a move is measured only by quotes newer than the band
         chain_due[ticker] = now + config.option_chain_refresh

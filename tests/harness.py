@@ -7,6 +7,8 @@ ports, so a run here is a run of what ships.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import shutil
@@ -33,6 +35,18 @@ ACTOR_PROGRAMS = ("writer", "metrics", "indicator", "options", "ingest")
 #: A developer's own settings that must not reach a test's pipeline.
 OUTSIDE_SETTINGS = ("DATABASE_URL", "MIGRATE_DATABASE_URL", "STREAM_SOURCE", "SCHWAB_APP_KEY", "SCHWAB_APP_SECRET",
                     "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY", "ENV_FILE")
+
+
+@functools.cache
+def cluster_template() -> LocalPostgres:
+    """One initialised cluster per test run, copied for every pipeline: initdb once, not per pipeline.
+
+    `make run`, the container and the deploy tests still initialise theirs as users do.
+    """
+    template = LocalPostgres(Path(tempfile.mkdtemp(prefix="pgtemplate", dir="/tmp")) / "pg")
+    template.init()
+    atexit.register(lambda: (template.remove(), shutil.rmtree(template.base_dir.parent, ignore_errors=True)))
+    return template
 
 
 def free_port() -> int:
@@ -95,8 +109,7 @@ class Pipeline:
         for sub in ("log", "data"):
             (self.var / sub).mkdir()
         (self.var / "run").mkdir(mode=0o700)
-        subprocess.run([sys.executable, "-m", "common.localpg", "init", "--dir", str(self.var / "pg")],
-                       env=self.env, check=True, cwd=ROOT, capture_output=True)
+        LocalPostgres(self.var / "pg").init(template=cluster_template())
         subprocess.run([str(BIN / "supervisord"), "-c", str(ROOT / "supervisord.conf")],
                        env=self.env, check=True, cwd=ROOT)
         migrated = subprocess.run([sys.executable, "-m", "common.migrate", "--wait", "60"],

@@ -114,7 +114,9 @@ venv() {
             -r requirements-bootstrap.lock
     fi
     echo "==> installing the hash-locked dependencies of $lock into .venv"
-    .venv/bin/uv pip install --python .venv/bin/python --require-hashes -r "$lock" 2>&1 | sed -u 's/^/    /'
+    # --system-certs: the host's own CA store, as pip's TLS uses (a proxy's CA, a distro's updates).
+    .venv/bin/uv pip install --python .venv/bin/python --system-certs --require-hashes -r "$lock" 2>&1 |
+        sed -u 's/^/    /'
     # The project itself, editable, with the locked setuptools; its chatter is shown only if it fails.
     if ! output=$(.venv/bin/uv pip install --python .venv/bin/python --no-deps --no-build-isolation -e . 2>&1); then
         echo "$output" >&2

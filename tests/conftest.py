@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from common import migrate
-from common.localpg import LocalPostgres
+from common.localpg import SUPERUSER, LocalPostgres
 
 
 @pytest.fixture(scope="session")
@@ -35,14 +35,18 @@ def pg() -> Iterator[LocalPostgres]:
 
 @pytest.fixture
 def db_url(pg: LocalPostgres) -> Iterator[str]:
-    """A new empty database owned by `postgres`, dropped after the test."""
+    """A new empty database owned by `postgres`, dropped after the test.
+
+    The cluster's superuser drops it: WITH (FORCE) must end an autovacuum worker
+    busy in it too, which `postgres` may not.
+    """
     name = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg.url(), autocommit=True) as admin:
+    with psycopg.connect(pg.url(SUPERUSER, "postgres"), autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name} OWNER postgres")
     try:
         yield pg.url(dbname=name)
     finally:
-        with psycopg.connect(pg.url(), autocommit=True) as admin:
+        with psycopg.connect(pg.url(SUPERUSER, "postgres"), autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 

@@ -70,7 +70,7 @@ class Settings:
 
     def for_processes(self, checked: bool = True) -> dict[str, str]:
         """The environment supervisord and the actors get: the settings plus what is derived from them."""
-        env = {**self.environ, **self.from_file, **{k: v for k, v in self.environ.items() if v.strip()}}
+        env = {**self.environ, **self.values}
         if checked:
             config = self.config()
             embedded_pg, simulated = config.embedded_database, config.uses_simulator

@@ -18,25 +18,24 @@ import asyncio
 import datetime
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Awaitable
 from typing import Any
 
+import msgspec
 from schwab.client import AsyncClient
-from schwab.streaming import StreamClient, UnexpectedResponse, UnexpectedResponseCode, UnparsableMessage
+from schwab.streaming import (
+    StreamClient,
+    UnexpectedResponse,
+    UnexpectedResponseCode,
+    UnparsableMessage,
+)
 from websockets.exceptions import ConnectionClosed
 
+from common import edge
 from common.actor import Actor
 from common.bus import Publisher, Subscriber
-from common.levelone import (
-    EQUITY_FIELDS,
-    OPTION_FIELDS,
-    FrameError,
-    MergedBook,
-    bar_record,
-    equity_records,
-    option_record,
-)
+from common.edge import EQUITY_FIELDS, OPTION_FIELDS, LogLimiter, Rejection
+from common.levelone import EquityBook, Incomplete, OptionBook, bar_record
 from common.market_hours import MarketSchedule, Window, clock_from_spec
 from common.messages import Envelope, OptionSubscription
 from common.schwab_client import force_refresh, make_client, make_stream_client
@@ -59,7 +58,7 @@ from common.streamer import (
 )
 
 CONSUMERS = ("writer", "indicator", "options")
-SERVICES = frozenset({"LEVELONE_EQUITIES", "CHART_EQUITY", "LEVELONE_OPTIONS"})
+SERVICES = frozenset({edge.LEVELONE_EQUITIES, edge.CHART_EQUITY, edge.LEVELONE_OPTIONS})
 #: How long one read waits before the loop looks at its control socket and the clock.
 POLL = 0.25
 #: While idle (market closed, backing off, waiting for a token), the loop wakes this often: near-zero CPU.
@@ -69,74 +68,65 @@ HEALTHY_AFTER = 60.0
 
 
 class FramePublisher:
-    """Turns schwab-py handler calls into bus frames, one per (kind, symbol)."""
+    """Each message's data, decoded and checked at the edge and merged per key, published as bus frames.
+
+    A rejected item is counted by reason (`streaming_metrics`, `/metrics`) and
+    logged with an excerpt at most once a minute per symbol and reason; it never
+    costs the other items of its message, nor the connection.
+    """
 
     def __init__(self, publisher: Publisher, stats: ActorStats, logger: logging.Logger):
         self.publisher = publisher
         self.stats = stats
         self.logger = logger
+        self.limiter = LogLimiter()
         self.reset()
 
     def reset(self) -> None:
         """Forget every symbol's fields: a new connection starts from fresh snapshots, so nothing stale leaks."""
-        self.equities = MergedBook()
-        self.options = MergedBook()
+        self.equities = EquityBook()
+        self.options = OptionBook()
 
-    def _publish(self, kind: str, records: dict[str, list[Any]]) -> None:
-        for symbol, batch in records.items():
-            self.publisher.send(kind, symbol, batch)
-            self.stats.records_out += len(batch)
-
-    def _rejected(self, service: str, item: dict[str, Any], error: FrameError) -> None:
-        self.stats.errors += 1
-        self.logger.error("content item rejected", extra={"service": service, "reason": str(error), "item": repr(item)[:500]})
-
-    def on_equities(self, message: dict[str, Any]) -> None:
+    def on_data(self, data: msgspec.Raw) -> None:
         started, received = time.perf_counter_ns(), time.time_ns()
-        trades: dict[str, list[Any]] = defaultdict(list)
-        quotes: dict[str, list[Any]] = defaultdict(list)
-        for item in message["content"]:
-            try:
-                trade, quote = equity_records(item, self.equities, received)
-            except FrameError as error:
-                self._rejected("LEVELONE_EQUITIES", item, error)
-                continue
+        decoded = edge.decode(data, SERVICES)
+        out: dict[str, dict[str, list[Any]]] = {"trade": {}, "quote": {}, "bar": {}, "option": {}}
+        items = len(decoded.rejections)
+        for entry in decoded.entries:
+            items += len(entry.updates)
+            for update in entry.updates:
+                try:
+                    self._merge(update, entry.frame_ms, received, out)
+                except Incomplete as error:
+                    self.reject(Rejection(entry.service, update.key, error.reason, str(error), ""))
+        for rejection in decoded.rejections:
+            self.reject(rejection)
+        for kind, records in out.items():
+            for symbol, batch in records.items():
+                self.publisher.send(kind, symbol, batch)
+                self.stats.records_out += len(batch)
+        self.stats.records_in += items
+        self.stats.batch(items, started)
+
+    def _merge(self, update: edge.Update, frame_ms: int, received: int, out: dict[str, dict[str, list[Any]]]) -> None:
+        if isinstance(update, edge.EquityUpdate):
+            trade, quote = self.equities.merge(update, frame_ms, received)
             if trade:
-                trades[trade.symbol].append(trade)
+                out["trade"].setdefault(update.key, []).append(trade)
             if quote:
-                quotes[quote.symbol].append(quote)
-        self._publish("trade", trades)
-        self._publish("quote", quotes)
-        self.stats.records_in += len(message["content"])
-        self.stats.batch(len(message["content"]), started)
+                out["quote"].setdefault(update.key, []).append(quote)
+        elif isinstance(update, edge.OptionUpdate):
+            quote = self.options.merge(update, frame_ms, received)
+            out["option"].setdefault(quote.underlying, []).append(quote)
+        else:
+            out["bar"].setdefault(update.key, []).append(bar_record(update, received))
 
-    def on_chart(self, message: dict[str, Any]) -> None:
-        started, received = time.perf_counter_ns(), time.time_ns()
-        bars: dict[str, list[Any]] = defaultdict(list)
-        for item in message["content"]:
-            try:
-                bar = bar_record(item, received)
-            except FrameError as error:
-                self._rejected("CHART_EQUITY", item, error)
-                continue
-            bars[bar.symbol].append(bar)
-        self._publish("bar", bars)
-        self.stats.records_in += len(message["content"])
-        self.stats.batch(len(message["content"]), started)
-
-    def on_options(self, message: dict[str, Any]) -> None:
-        started, received = time.perf_counter_ns(), time.time_ns()
-        quotes: dict[str, list[Any]] = defaultdict(list)
-        for item in message["content"]:
-            try:
-                quote = option_record(item, self.options, received)
-            except FrameError as error:
-                self._rejected("LEVELONE_OPTIONS", item, error)
-                continue
-            quotes[quote.underlying].append(quote)
-        self._publish("option", quotes)
-        self.stats.records_in += len(message["content"])
-        self.stats.batch(len(message["content"]), started)
+    def reject(self, rejection: Rejection) -> None:
+        self.stats.rejected(rejection.reason)
+        if self.limiter.allow(rejection.key, rejection.reason, time.monotonic()):
+            self.logger.error("content item rejected", extra={
+                "service": rejection.service, "key": rejection.key, "reason": rejection.reason,
+                "detail": rejection.detail[:300], "item": rejection.excerpt})
 
 
 class OptionContracts:
@@ -276,11 +266,8 @@ class Connection:
         if self.client is None:
             self.client = make_client(self.config, asyncio=True)
         stream = make_stream_client(self.client)
-        decoder = CheckedDecoder(SERVICES, self.log, self._skipped)
+        decoder = CheckedDecoder(self.frames.on_data, self.log, self._skipped)
         stream.set_json_decoder(decoder)
-        stream.add_level_one_equity_handler(self.frames.on_equities)
-        stream.add_chart_equity_handler(self.frames.on_chart)
-        stream.add_level_one_option_handler(self.frames.on_options)
         self.frames.reset()
         self.contracts.streaming = frozenset()
         self.contracts.refused = None

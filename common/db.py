@@ -151,7 +151,7 @@ STREAMING_METRICS = TableSpec(
         ("batch_size", "int8"), ("processing_time_ms", "int8"), ("error_count", "int8"), ("gap_count", "int8"),
         ("service_status", "text"), ("replayed_count", "int8"), ("journal_bytes", "int8"),
         ("journal_error_count", "int8"), ("reconnect_count", "int8"), ("reconnect_causes", "text"),
-        ("source", "text"),
+        ("source", "text"), ("rejected_count", "int8"), ("rejected_reasons", "text"),
     ),
     target=(
         ("timestamp", _NS.format("ts_ns")),
@@ -169,6 +169,8 @@ STREAMING_METRICS = TableSpec(
         ("reconnect_count", "reconnect_count"),
         ("reconnect_causes", "reconnect_causes"),
         ("source", "source"),
+        ("rejected_count", "rejected_count"),
+        ("rejected_reasons", "rejected_reasons"),
     ),
     conflict=("actor", "timestamp"),
 )

@@ -113,6 +113,7 @@ def health(snapshot: Snapshot, expected: Iterable[str], now_ns: int, stale_after
             "errors": sample.errors,
             "gaps": sample.gaps,
             "reconnects": sum(sample.reconnects.values()),
+            "rejected": sum(sample.rejected.values()),
             "journal_bytes": sample.journal_bytes,
             "rss_bytes": sample.rss_bytes,
         }
@@ -157,6 +158,8 @@ def families(snapshot: Snapshot, now_ns: int, stale_after_ns: int, source: str |
                                    labels=["actor", "direction"])
     reconnects = CounterMetricFamily("streaming_reconnects", "Reconnects since the actor started, by cause.",
                                      labels=["actor", "cause"])
+    rejected = CounterMetricFamily("streaming_rejected", "Items refused where data enters since the actor started, "
+                                   "by reason.", labels=["actor", "reason"])
     status = GaugeMetricFamily("streaming_actor_status", "1 for the actor's current status (stale: no recent sample).",
                                labels=["actor", "status"])
     up = GaugeMetricFamily("streaming_actor_up", "1 when the actor sampled lately and is running.", labels=["actor"])
@@ -172,6 +175,8 @@ def families(snapshot: Snapshot, now_ns: int, stale_after_ns: int, source: str |
                 per_second.add_metric([actor, direction], rate)
         for cause, count in sorted(sample.reconnects.items()):
             reconnects.add_metric([actor, cause], count)
+        for reason, count in sorted(sample.rejected.items()):
+            rejected.add_metric([actor, reason], count)
         shown = shown_status(sample, now_ns, stale_after_ns)
         status.add_metric([actor, shown], 1)
         up.add_metric([actor], 1 if shown == "running" else 0)
@@ -188,7 +193,8 @@ def families(snapshot: Snapshot, now_ns: int, stale_after_ns: int, source: str |
     for lag in snapshot.lags:
         lag_records.add_metric([lag.stream], lag.lag_records)
         lag_seconds.add_metric([lag.stream], lag.lag_seconds)
-    return [sources, records, per_second, reconnects, status, up, age, *counters, *gauges, lag_records, lag_seconds]
+    return [sources, records, per_second, reconnects, rejected, status, up, age, *counters, *gauges, lag_records,
+            lag_seconds]
 
 
 class SnapshotCollector:

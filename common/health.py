@@ -30,8 +30,8 @@ import psycopg
 from supervisor.xmlrpc import SupervisorTransport
 
 from common.config import ACTORS, ConfigError, load
-from common.redact import REDACT
 from common.market_hours import MarketHoursError, MarketSchedule
+from common.redact import REDACT
 
 
 class Level(IntEnum):

@@ -1,176 +1,212 @@
-"""Schwab streaming content items → complete bus records (pure).
+"""Checked Schwab updates (`common/edge.py`) → complete bus records, merged per key (pure).
 
 Level-one services send a full snapshot of a key first and then only the
-fields that changed, so every record here is built from a per-key merged
-state, never from one update alone. Items arrive as schwab-py's handlers
-deliver them: relabelled from numeric keys to the names of its field enums
-(`BID_PRICE`, `TOTAL_VOLUME`, ...).
+fields that changed, so every record is built from the key's merged state,
+kept typed and updated in place, never from one update alone. Reset the
+books whenever the connection is replaced: a new connection starts from
+fresh snapshots, and no stale field may leak into a record.
 
 A trade is an equity update whose TOTAL_VOLUME grew; its size is the growth,
 because Schwab throttles updates and several trades fold into one. The first
 snapshot of a key is state, not a trade: its volume happened before we looked.
+A cumulative volume that shrinks on a later New York day restarted with
+the day: its new value is that day's first trades. One that shrinks within
+the same day is Schwab correcting its count: no trade is invented, the new
+value is the baseline, and the update is counted as `volume_shrank`.
+
+What an update leaves out is completed only where that is honest: a trade
+without a trade time of its own, or a quote without a quote time, takes the
+frame's timestamp; an option's contract type, strike, expiry and underlying
+come from its key (the OSI symbol carries all four) until Schwab sends them.
+A trade before any last price is known cannot be completed: `no_price`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date
-from typing import Any
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from schwab.streaming import StreamClient
+from msgspec import UNSET
 
+from common import option_symbols
+from common.edge import ChartItem, EquityUpdate, OptionUpdate
 from common.messages import EquityQuote, EquityTrade, MinuteBar, OptionQuote
 
-_EQ = StreamClient.LevelOneEquityFields
-_OPT = StreamClient.LevelOneOptionFields
-
-#: The only fields ingest asks Schwab for: less to send, parse and merge.
-EQUITY_FIELDS = [
-    _EQ.SYMBOL, _EQ.BID_PRICE, _EQ.ASK_PRICE, _EQ.LAST_PRICE, _EQ.BID_SIZE, _EQ.ASK_SIZE,
-    _EQ.TOTAL_VOLUME, _EQ.LAST_SIZE, _EQ.QUOTE_TIME_MILLIS, _EQ.TRADE_TIME_MILLIS,
-]
-OPTION_FIELDS = [
-    _OPT.SYMBOL, _OPT.BID_PRICE, _OPT.ASK_PRICE, _OPT.LAST_PRICE, _OPT.TOTAL_VOLUME,
-    _OPT.OPEN_INTEREST, _OPT.VOLATILITY, _OPT.EXPIRATION_YEAR, _OPT.STRIKE_TYPE,
-    _OPT.CONTRACT_TYPE, _OPT.UNDERLYING, _OPT.EXPIRATION_MONTH, _OPT.EXPIRATION_DAY,
-    _OPT.DELTA, _OPT.GAMMA, _OPT.THETA, _OPT.VEGA, _OPT.RHO, _OPT.UNDERLYING_PRICE,
-    _OPT.MARK, _OPT.QUOTE_TIME_MILLIS,
-]
-
-_QUOTE_FIELDS = frozenset(("BID_PRICE", "ASK_PRICE", "BID_SIZE", "ASK_SIZE"))
-#: Schwab's placeholder for a greek or volatility it could not compute.
-_NOT_A_NUMBER = -999.0
+NEW_YORK = ZoneInfo("America/New_York")
 
 
-class FrameError(ValueError):
-    """A content item that cannot become a record; the message says why."""
+class Incomplete(ValueError):
+    """An update that cannot become an honest record; `reason` is the name it is counted by."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
 
 
-@dataclass
-class MergedBook:
-    """Merged field state per key for one level-one service on one connection.
+class NewYorkDay:
+    """The New York calendar day of an epoch-ms time, zoneinfo consulted once per day, not per update."""
 
-    Reset it whenever the connection is replaced: a new connection starts
-    with fresh snapshots, and no stale field may leak into a record.
-    """
+    def __init__(self) -> None:
+        self.start_ms = self.end_ms = 0
+        self.day = 0
 
-    state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    def __call__(self, ms: int) -> int:
+        if not self.start_ms <= ms < self.end_ms:
+            local = datetime.fromtimestamp(ms / 1000, NEW_YORK).date()
+            midnight = datetime(local.year, local.month, local.day, tzinfo=NEW_YORK)
+            self.start_ms = int(midnight.timestamp() * 1000)
+            self.end_ms = int((midnight + timedelta(days=1)).timestamp() * 1000)
+            self.day = local.toordinal()
+        return self.day
 
-    def merge(self, item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        """Fold one item into its key's state; returns (state, previous state or None)."""
-        key = item.get("key")
-        if not isinstance(key, str) or not key:
-            raise FrameError(f"content item has no symbol in 'key': {item!r}")
-        previous = self.state.get(key)
-        merged = dict(previous) if previous else {}
-        merged.update(item)
-        self.state[key] = merged
-        return merged, previous
+
+@dataclass(slots=True)
+class EquityState:
+    bid: float | None = None
+    ask: float | None = None
+    last: float | None = None
+    bid_size: int = 0
+    ask_size: int = 0
+    total_volume: int | None = None
+    last_size: int = 0
+    volume_day: int = 0
+
+
+@dataclass(slots=True)
+class OptionState:
+    """An option's merged fields; the contract terms start as its key says."""
+
+    underlying: str
+    contract_type: str
+    strike: float
+    expiration: date
+    bid: float | None = None
+    ask: float | None = None
+    last: float | None = None
+    mark: float | None = None
+    total_volume: int = 0
+    open_interest: int = 0
+    volatility: float | None = None
+    delta: float | None = None
+    gamma: float | None = None
+    theta: float | None = None
+    vega: float | None = None
+    rho: float | None = None
+    underlying_price: float | None = None
+
+
+class EquityBook:
+    """Every equity key's merged state on one connection."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, EquityState] = {}
+        self.day = NewYorkDay()
+
+    def merge(self, update: EquityUpdate, frame_ms: int,
+              received_ns: int) -> tuple[EquityTrade | None, EquityQuote | None]:
+        """The trade and/or quote one update stands for; Incomplete when a trade cannot be completed."""
+        state = self.states.get(update.key)
+        first = state is None
+        if state is None:
+            state = self.states[update.key] = EquityState()
+        before = state.total_volume
+        if update.bid is not UNSET:
+            state.bid = update.bid
+        if update.ask is not UNSET:
+            state.ask = update.ask
+        if update.last is not UNSET:
+            state.last = update.last
+        if update.bid_size is not UNSET:
+            state.bid_size = update.bid_size
+        if update.ask_size is not UNSET:
+            state.ask_size = update.ask_size
+        if update.last_size is not UNSET:
+            state.last_size = update.last_size
+        quote = None
+        if (update.bid is not UNSET or update.ask is not UNSET or update.bid_size is not UNSET
+                or update.ask_size is not UNSET):
+            quote = EquityQuote(update.key, frame_ms if update.quote_time is UNSET else update.quote_time, state.bid,
+                                state.ask, state.bid_size, state.ask_size, received_ns)
+        if update.total_volume is UNSET:
+            return None, quote
+        volume, day = update.total_volume, self.day(frame_ms)
+        state.total_volume, new_day, state.volume_day = volume, day != state.volume_day, day
+        if first or before is None or volume == before:
+            return None, quote
+        if volume < before and not new_day:
+            raise Incomplete("volume_shrank", f"{update.key}: day volume went from {before} to {volume} within a day")
+        if state.last is None:
+            raise Incomplete("no_price", f"{update.key}: volume grew before any last price was known")
+        trade = EquityTrade(
+            symbol=update.key,
+            trade_time_ms=frame_ms if update.trade_time is UNSET else update.trade_time,
+            price=state.last,
+            size=volume - before if volume > before else volume,
+            day_volume=volume,
+            last_size=state.last_size,
+            bid=state.bid,
+            ask=state.ask,
+            received_ns=received_ns,
+        )
+        return trade, quote
 
     def reset(self) -> None:
-        self.state.clear()
+        self.states.clear()
 
 
-def _require(state: dict[str, Any], name: str) -> Any:
-    value = state.get(name)
-    if value is None:
-        raise FrameError(f"{state.get('key')}: no {name} yet (update arrived before a snapshot carrying it)")
-    return value
+class OptionBook:
+    """Every option contract's merged state on one connection."""
 
+    def __init__(self) -> None:
+        self.states: dict[str, OptionState] = {}
 
-def _price(value: Any) -> float | None:
-    if value is None:
-        return None
-    price = float(value)
-    return None if price == _NOT_A_NUMBER else price
-
-
-def equity_records(
-    item: dict[str, Any], book: MergedBook, received_ns: int
-) -> tuple[EquityTrade | None, EquityQuote | None]:
-    """The trade and/or quote one LEVELONE_EQUITIES item stands for."""
-    state, previous = book.merge(item)
-    symbol = state["key"]
-    trade = quote = None
-    if "TOTAL_VOLUME" in item and previous is not None:
-        day_volume = int(item["TOTAL_VOLUME"])
-        before = previous.get("TOTAL_VOLUME")
-        # A cumulative volume that shrinks is a new trading day starting from zero.
-        size = day_volume - before if before is not None and day_volume >= before else day_volume
-        if size > 0:
-            trade = EquityTrade(
-                symbol=symbol,
-                trade_time_ms=int(_require(state, "TRADE_TIME_MILLIS")),
-                price=float(_require(state, "LAST_PRICE")),
-                size=size,
-                day_volume=day_volume,
-                last_size=int(state.get("LAST_SIZE") or 0),
-                bid=_price(state.get("BID_PRICE")),
-                ask=_price(state.get("ASK_PRICE")),
-                received_ns=received_ns,
-            )
-    if _QUOTE_FIELDS.intersection(item):
-        quote = EquityQuote(
-            symbol=symbol,
-            quote_time_ms=int(state.get("QUOTE_TIME_MILLIS") or 0),
-            bid=_price(state.get("BID_PRICE")),
-            ask=_price(state.get("ASK_PRICE")),
-            bid_size=int(state.get("BID_SIZE") or 0),
-            ask_size=int(state.get("ASK_SIZE") or 0),
+    def merge(self, update: OptionUpdate, frame_ms: int, received_ns: int) -> OptionQuote:
+        state = self.states.get(update.key)
+        if state is None:
+            contract = option_symbols.parse(update.key)  # the edge checked it is one
+            state = self.states[update.key] = OptionState(contract.underlying, contract.put_call, contract.strike,
+                                                          contract.expiration)
+        for name in _OPTION_FIELDS:
+            value = getattr(update, name)
+            if value is not UNSET:
+                setattr(state, name, value)
+        if update.expiration_year is not UNSET and update.expiration_month is not UNSET \
+                and update.expiration_day is not UNSET:
+            state.expiration = date(update.expiration_year, update.expiration_month, update.expiration_day)
+        return OptionQuote(
+            symbol=update.key,
+            underlying=state.underlying,
+            quote_time_ms=frame_ms if update.quote_time is UNSET else update.quote_time,
+            contract_type=state.contract_type,
+            strike=state.strike,
+            expiration=state.expiration.isoformat(),
+            last=state.last,
+            bid=state.bid,
+            ask=state.ask,
+            mark=state.mark,
+            total_volume=state.total_volume,
+            open_interest=state.open_interest,
+            volatility=state.volatility,
+            delta=state.delta,
+            gamma=state.gamma,
+            theta=state.theta,
+            vega=state.vega,
+            rho=state.rho,
+            underlying_price=state.underlying_price,
             received_ns=received_ns,
         )
-    return trade, quote
+
+    def reset(self) -> None:
+        self.states.clear()
 
 
-def bar_record(item: dict[str, Any], received_ns: int) -> MinuteBar:
-    """A CHART_EQUITY item: always complete, never a delta."""
-    try:
-        return MinuteBar(
-            symbol=item["key"],
-            start_ms=int(item["CHART_TIME_MILLIS"]),
-            open=float(item["OPEN_PRICE"]),
-            high=float(item["HIGH_PRICE"]),
-            low=float(item["LOW_PRICE"]),
-            close=float(item["CLOSE_PRICE"]),
-            volume=float(item["VOLUME"]),
-            chart_sequence=int(item.get("SEQUENCE") or 0),
-            received_ns=received_ns,
-        )
-    except KeyError as missing:
-        raise FrameError(f"CHART_EQUITY item lacks {missing.args[0]}: {item!r}") from None
+#: The option fields an update may carry that the state takes as they are (the expiry comes in three parts).
+_OPTION_FIELDS = ("underlying", "contract_type", "strike", "bid", "ask", "last", "mark", "total_volume",
+                  "open_interest", "volatility", "delta", "gamma", "theta", "vega", "rho", "underlying_price")
 
 
-def option_record(item: dict[str, Any], book: MergedBook, received_ns: int) -> OptionQuote:
-    """The complete option quote after one LEVELONE_OPTIONS item."""
-    state, _ = book.merge(item)
-    contract_type = _require(state, "CONTRACT_TYPE")
-    if contract_type not in ("C", "P"):
-        raise FrameError(f"{state['key']}: CONTRACT_TYPE {contract_type!r} is neither C nor P")
-    expiration = date(
-        int(_require(state, "EXPIRATION_YEAR")),
-        int(_require(state, "EXPIRATION_MONTH")),
-        int(_require(state, "EXPIRATION_DAY")),
-    )
-    volatility = _price(state.get("VOLATILITY"))
-    return OptionQuote(
-        symbol=state["key"],
-        underlying=str(_require(state, "UNDERLYING")),
-        quote_time_ms=int(_require(state, "QUOTE_TIME_MILLIS")),
-        contract_type=contract_type,
-        strike=float(_require(state, "STRIKE_TYPE")),
-        expiration=expiration.isoformat(),
-        last=_price(state.get("LAST_PRICE")),
-        bid=_price(state.get("BID_PRICE")),
-        ask=_price(state.get("ASK_PRICE")),
-        mark=_price(state.get("MARK")),
-        total_volume=int(state.get("TOTAL_VOLUME") or 0),
-        open_interest=int(state.get("OPEN_INTEREST") or 0),
-        volatility=volatility,
-        delta=_price(state.get("DELTA")),
-        gamma=_price(state.get("GAMMA")),
-        theta=_price(state.get("THETA")),
-        vega=_price(state.get("VEGA")),
-        rho=_price(state.get("RHO")),
-        underlying_price=_price(state.get("UNDERLYING_PRICE")),
-        received_ns=received_ns,
-    )
+def bar_record(bar: ChartItem, received_ns: int) -> MinuteBar:
+    """A CHART_EQUITY item is always complete, never a delta."""
+    return MinuteBar(bar.key, bar.start_ms, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.sequence,
+                     received_ns)

@@ -146,7 +146,8 @@ class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
     actor differences consecutive samples. `epoch` and `last_seqs` are the
     sender's publisher position, from which metrics computes lag.
     `rss_bytes` is the process's resident memory when sampled (0 from a
-    sender older than the field).
+    sender older than the field); `rejected` counts the items refused where
+    data enters, by reason.
     """
 
     actor: str
@@ -167,6 +168,7 @@ class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
     last_seqs: dict[str, int] = msgspec.field(default_factory=dict)
     reconnects: dict[str, int] = msgspec.field(default_factory=dict)
     rss_bytes: int = 0
+    rejected: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, frozen=True):
@@ -174,6 +176,8 @@ class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, f
 
     `source` says where the deployment's market data comes from, "schwab" or
     "simulator", so simulated rows are recognisable in the database.
+    `rejected_count` / `rejected_reasons` are the interval's items refused
+    where data enters ('price_not_finite=2,key_implausible=1').
     """
 
     ts_ns: int
@@ -191,6 +195,8 @@ class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, f
     reconnect_count: int = 0
     reconnect_causes: str = ""
     source: str | None = None
+    rejected_count: int = 0
+    rejected_reasons: str = ""
 
 
 class StreamLag(msgspec.Struct, tag="stream_lag", array_like=True, frozen=True):

@@ -15,11 +15,11 @@ from common.messages import MetricSample, StreamingMetric, StreamLag
 Position = tuple[int, int]
 
 
-def reconnects(sample: MetricSample, before: MetricSample | None) -> dict[str, int | str]:
-    """This interval's reconnects: how many, and how many of each cause ('stall=2,closed=1')."""
-    earlier = before.reconnects if before else {}
-    causes = {c: n - earlier.get(c, 0) for c, n in sorted(sample.reconnects.items()) if n > earlier.get(c, 0)}
-    return {"reconnect_count": sum(causes.values()), "reconnect_causes": ",".join(f"{c}={n}" for c, n in causes.items())}
+def interval_counts(now: dict[str, int], before: dict[str, int] | None) -> tuple[int, str]:
+    """This interval's share of cumulative counts by name: how many, and how many of each ('stall=2,closed=1')."""
+    earlier = before or {}
+    counts = {name: n - earlier.get(name, 0) for name, n in sorted(now.items()) if n > earlier.get(name, 0)}
+    return sum(counts.values()), ",".join(f"{name}={n}" for name, n in counts.items())
 
 
 class MetricsRollup:
@@ -40,6 +40,8 @@ class MetricsRollup:
             if before is None or sample.records_in < before.records_in or sample.errors < before.errors:
                 before = None
             status = sample.status if now_ns - sample.ts_ns <= self.stale_after_ns else "stale"
+            reconnect_count, reconnect_causes = interval_counts(sample.reconnects, before and before.reconnects)
+            rejected_count, rejected_reasons = interval_counts(sample.rejected, before and before.rejected)
             rows.append(
                 StreamingMetric(
                     ts_ns=now_ns,
@@ -54,8 +56,11 @@ class MetricsRollup:
                     replayed_count=sample.replayed - (before.replayed if before else 0),
                     journal_bytes=sample.journal_bytes,
                     journal_error_count=sample.journal_errors - (before.journal_errors if before else 0),
-                    **reconnects(sample, before),
+                    reconnect_count=reconnect_count,
+                    reconnect_causes=reconnect_causes,
                     source=self.source,
+                    rejected_count=rejected_count,
+                    rejected_reasons=rejected_reasons,
                 )
             )
             self._reported[actor] = sample

@@ -30,6 +30,8 @@ class ActorStats:
         self.gaps = 0
         self.replayed = 0
         self.reconnects: dict[str, int] = {}
+        #: Items refused where data enters, by reason (common/edge.py, common/levelone.py).
+        self.rejections: dict[str, int] = {}
         self._next_publish = 0.0
         self._process = psutil.Process()
 
@@ -41,6 +43,11 @@ class ActorStats:
 
     def reconnected(self, cause: str) -> None:
         self.reconnects[cause] = self.reconnects.get(cause, 0) + 1
+
+    def rejected(self, reason: str) -> None:
+        """One item refused: counted by its reason, and as an error."""
+        self.rejections[reason] = self.rejections.get(reason, 0) + 1
+        self.errors += 1
 
     def sample(self) -> MetricSample:
         return MetricSample(
@@ -56,6 +63,7 @@ class ActorStats:
             gaps=self.gaps,
             replayed=self.replayed,
             reconnects=dict(self.reconnects),
+            rejected=dict(self.rejections),
             rss_bytes=self._process.memory_info().rss,  # one read of /proc/self/statm
         )
 

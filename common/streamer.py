@@ -152,23 +152,28 @@ def token_signature(path: Path) -> tuple[int, int] | None:
 
 
 def excerpt(raw: Any) -> str:
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        raw = bytes(raw).decode(errors="replace")
     text = raw if isinstance(raw, str) else repr(raw)
     return text if len(text) <= EXCERPT else text[:EXCERPT] + "…"
 
 
 class CheckedDecoder(StreamJsonDecoder):
-    """schwab-py's JSON decoder, with the watchdog's clock and frames it would drop silently.
+    """schwab-py's JSON decoder, which sees every frame first: the watchdog's clock, the data, what to skip.
 
-    Every frame (heartbeats included) moves `last_frame`. A frame of a kind
-    schwab-py does not know, or data of a service nobody subscribed, is
-    logged with its content and skipped, not passed on. A notify carrying a
-    non-zero code (Schwab's STOP_STREAMING) raises `StreamStopped`, which
-    schwab-py lets through to the connection loop. Unparsable text raises
-    json's error, which schwab-py turns into `UnparsableMessage`.
+    Every frame (heartbeats included) moves `last_frame`. `data` never reaches
+    schwab-py: it goes, raw, to `on_data`, which decodes and checks it at the
+    edge (`common/edge.py`), the moment it arrives, even while schwab-py waits
+    for a command's answer. The rest of the message (responses, notifications)
+    goes on to schwab-py. A frame of a kind schwab-py does not know is logged
+    with its content and skipped. A notify carrying a non-zero code (Schwab's
+    STOP_STREAMING) raises `StreamStopped`, which schwab-py lets through to
+    the connection loop. Text that is not JSON raises json's error, which
+    schwab-py turns into `UnparsableMessage`.
     """
 
-    def __init__(self, services: frozenset[str], logger: logging.Logger, on_skip: Callable[[], None]):
-        self.services = services
+    def __init__(self, on_data: Callable[[msgspec.Raw | list[Any]], None], logger: logging.Logger, on_skip: Callable[[], None]):
+        self.on_data = on_data
         self.logger = logger
         self.on_skip = on_skip
         self.last_frame = time.monotonic()
@@ -176,34 +181,43 @@ class CheckedDecoder(StreamJsonDecoder):
     def decode_json_string(self, raw: str | bytes) -> dict[str, Any]:
         self.last_frame = time.monotonic()
         try:
-            message = msgspec.json.decode(raw)
-        except msgspec.DecodeError as error:
-            text = raw if isinstance(raw, str) else raw.decode(errors="replace")
-            raise json.JSONDecodeError(str(error), text, 0) from None
-        if not isinstance(message, dict):
-            self._skip("frame is not a JSON object", message)
+            parts = _message.decode(raw)
+        except msgspec.ValidationError:
+            self._skip("frame is not a JSON object", raw)
             return {}
-        unknown = message.keys() - KNOWN_FRAMES
+        except msgspec.DecodeError:
+            parts = lenient(raw)  # NaN where JSON has none: every good item of it still counts
+        unknown = parts.keys() - KNOWN_FRAMES
         if unknown:
-            self._skip(f"unknown frame kind {sorted(unknown)}", message)
-            message = {k: v for k, v in message.items() if k in KNOWN_FRAMES}
-        if "data" in message:
-            foreign = [d for d in message["data"] if d.get("service") not in self.services]
-            if foreign:
-                self._skip(f"data for a service not subscribed: {sorted({str(d.get('service')) for d in foreign})}",
-                           foreign)
-                message["data"] = [d for d in message["data"] if d.get("service") in self.services]
+            self._skip(f"unknown frame kind {sorted(unknown)}", raw)
+        data = parts.pop("data", None)
+        message = {kind: msgspec.json.decode(value) if isinstance(value, msgspec.Raw) else value
+                   for kind, value in parts.items() if kind in KNOWN_FRAMES}
+        if data is not None:
+            self.on_data(data)
         for notice in message.get("notify", ()):
-            if "heartbeat" in notice:
+            if not isinstance(notice, dict) or "heartbeat" in notice:
                 continue
             content = notice.get("content") or {}
-            if content.get("code", 0) != 0:
+            if isinstance(content, dict) and content.get("code", 0) != 0:
                 raise StreamStopped(int(content["code"]), str(content.get("msg", "")))
         return message
 
     def _skip(self, reason: str, content: Any) -> None:
         self.on_skip()
         self.logger.error("frame skipped", extra={"reason": reason, "content": excerpt(content)})
+
+
+_message = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def lenient(raw: str | bytes) -> dict[str, Any]:
+    """What Python's json makes of a frame msgspec refused (it reads NaN and Infinity); json's error if nothing."""
+    text = raw if isinstance(raw, str) else raw.decode(errors="replace")
+    parsed = json.loads(text)
+    if not isinstance(parsed, dict):
+        raise json.JSONDecodeError("frame is not a JSON object", text, 0)
+    return parsed
 
 
 def unparsable(error: UnparsableMessage) -> str:

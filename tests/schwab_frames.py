@@ -1,13 +1,20 @@
-"""The captured Schwab frames in ../shared, relabelled exactly as schwab-py's handlers see them."""
+"""The captured Schwab frames (May 2024, from schwab-py's test suite), raw and as schwab-py's handlers see them.
+
+`data/schwab_frames_2024.json` is a copy of the project's shared capture, kept
+here so the suite reads nothing outside `tests/`.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from schwab.streaming import StreamClient, _Handler
+import msgspec
+from schwab.streaming import StreamClient
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "schwab" / "frames_2024.json"
+from common import edge
+
+FIXTURES = Path(__file__).resolve().parent / "data" / "schwab_frames_2024.json"
 
 FIELD_ENUMS = {
     "LEVELONE_EQUITIES": StreamClient.LevelOneEquityFields,
@@ -20,10 +27,8 @@ def raw_frames() -> dict[str, list[dict]]:
     return {service: body["data"] for service, body in json.loads(FIXTURES.read_text()).items()}
 
 
-def relabel(service: str, data: dict) -> dict:
-    """What a handler registered with schwab-py receives for one `data` entry."""
-    return _Handler(lambda message: message, FIELD_ENUMS[service]).label_message(data)
-
-
-def labelled_items(service: str) -> list[dict]:
-    return [item for data in raw_frames()[service] for item in relabel(service, data)["content"]]
+def captured(service: str) -> list:
+    """Every content item of `service` in the capture, decoded and checked at the edge (none is refused)."""
+    decoded = edge.decode(msgspec.Raw(json.dumps(raw_frames()[service]).encode()))
+    assert not decoded.rejections, decoded.rejections
+    return [update for entry in decoded.entries for update in entry.updates]

@@ -91,8 +91,7 @@ def test_a_fault_chosen_on_the_command_line_reaches_the_real_client(tmp_path: Pa
 
         async def stream_until_stopped() -> StreamStopped:
             stream = make_stream_client(make_client(config, asyncio=True))
-            stream.set_json_decoder(CheckedDecoder(frozenset({"LEVELONE_EQUITIES"}), logging.getLogger("t"), list))
-            stream.add_level_one_equity_handler(lambda message: None)
+            stream.set_json_decoder(CheckedDecoder(lambda data: None, logging.getLogger("t"), list))
             await stream.login()
             await stream.level_one_equity_subs(["SPY"])
             deadline = time.monotonic() + 10

@@ -1,7 +1,7 @@
 """indicator: SMA9 and session VWAP for every trade ingest publishes.
 
 It takes ingest's trade and bar frames in the order ingest received them and
-publishes, per input frame, one `indicator` frame per symbol. It starts by
+publishes, per input frame, one `indicator` frame. It starts by
 replaying ingest's journal, so that after a restart its state, and so its
 first values, equal an uninterrupted run's; frames lost on the bus are
 filled from the journal too. On SIGTERM it drains until ingest has said
@@ -18,6 +18,7 @@ from common.actor import Actor
 from common.delivery import newest_sent
 from common.indicators import IndicatorEngine
 from common.messages import Envelope, IndicatorValue, Record
+from common.streams import stream
 
 #: On shutdown: wait for ingest's final heartbeat, give up on a silent one after
 #: DRAIN_QUIET, and stop after DRAIN_LIMIT whatever happens (within stopwaitsecs).
@@ -47,16 +48,16 @@ def main() -> None:
                 "record rejected",
                 extra={"reason": reason, "stream": frame.stream, "record": msgspec.structs.asdict(record)},
             )
-        for symbol, values in result.values.items():
-            after = published.get(symbol)
-            fresh = values if after is None else [v for v in values if (v.trade_time_ms, v.day_volume) > after]
-            if fresh:
-                actor.publisher.send("indicator", symbol, fresh)
-                stats.records_out += len(fresh)
+        fresh = [value for symbol, values in result.values.items() for value in values
+                 if (value.trade_time_ms, value.day_volume) > published.get(symbol, ())]
+        if fresh:
+            actor.publisher.send("indicator", fresh)
+            stats.records_out += len(fresh)
         stats.records_in += len(frame.records)
         stats.batch(len(frame.records), started)
 
-    follower = actor.follow(("ingest/trade/", "ingest/bar/"), take)
+    deployment = actor.config.deployment
+    follower = actor.follow((stream(deployment, "ingest", "trade"), stream(deployment, "ingest", "bar")), take)
     actor.wait_for_consumers("writer")
     subscriber = actor.subscriber()
     subscriber.subscribe("ingest", "trade")

@@ -3,7 +3,7 @@
 Schwab allows one streamer connection per user, so ingest owns it for every
 service: LEVELONE_EQUITIES and CHART_EQUITY for STREAM_TICKERS, and
 LEVELONE_OPTIONS for whatever contract set the options actor asks for. Each
-Schwab message becomes at most one frame per (kind, symbol). Without Schwab
+Schwab message becomes at most one frame per kind of record. Without Schwab
 credentials the same real schwab-py client is aimed at the simulator.
 
 `Connection` keeps that connection up for months: it is logged in only
@@ -68,7 +68,7 @@ HEALTHY_AFTER = 60.0
 
 
 class FramePublisher:
-    """Each message's data, decoded and checked at the edge and merged per key, published as bus frames.
+    """Each message's data, decoded and checked at the edge and merged per key: one bus frame per kind.
 
     A rejected item is counted by reason (`streaming_metrics`, `/metrics`) and
     logged with an excerpt at most once a minute per symbol and reason; it never
@@ -90,7 +90,7 @@ class FramePublisher:
     def on_data(self, data: msgspec.Raw) -> None:
         started, received = time.perf_counter_ns(), time.time_ns()
         decoded = edge.decode(data, SERVICES)
-        out: dict[str, dict[str, list[Any]]] = {"trade": {}, "quote": {}, "bar": {}, "option": {}}
+        out: dict[str, list[Any]] = {"trade": [], "quote": [], "bar": [], "option": []}
         items = len(decoded.rejections)
         for entry in decoded.entries:
             items += len(entry.updates)
@@ -102,24 +102,23 @@ class FramePublisher:
         for rejection in decoded.rejections:
             self.reject(rejection)
         for kind, records in out.items():
-            for symbol, batch in records.items():
-                self.publisher.send(kind, symbol, batch)
-                self.stats.records_out += len(batch)
+            if records:
+                self.publisher.send(kind, records)
+                self.stats.records_out += len(records)
         self.stats.records_in += items
         self.stats.batch(items, started)
 
-    def _merge(self, update: edge.Update, frame_ms: int, received: int, out: dict[str, dict[str, list[Any]]]) -> None:
+    def _merge(self, update: edge.Update, frame_ms: int, received: int, out: dict[str, list[Any]]) -> None:
         if isinstance(update, edge.EquityUpdate):
             trade, quote = self.equities.merge(update, frame_ms, received)
             if trade:
-                out["trade"].setdefault(update.key, []).append(trade)
+                out["trade"].append(trade)
             if quote:
-                out["quote"].setdefault(update.key, []).append(quote)
+                out["quote"].append(quote)
         elif isinstance(update, edge.OptionUpdate):
-            quote = self.options.merge(update, frame_ms, received)
-            out["option"].setdefault(quote.underlying, []).append(quote)
+            out["option"].append(self.options.merge(update, frame_ms, received))
         else:
-            out["bar"].setdefault(update.key, []).append(bar_record(update, received))
+            out["bar"].append(bar_record(update, received))
 
     def reject(self, rejection: Rejection) -> None:
         self.stats.rejected(rejection.reason)

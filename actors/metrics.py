@@ -55,7 +55,7 @@ def main() -> None:
         if name != "metrics":
             subscriber.subscribe(name, "metric")
     stale_after_ns = int(3 * config.stats_interval * 1e9)
-    rollup = MetricsRollup(stale_after_ns=stale_after_ns, source=config.stream_source)
+    rollup = MetricsRollup(stale_after_ns=stale_after_ns, source=config.stream_source, deployment=config.deployment)
     lag = LagTracker()
     board, lags = Board(), []
     http = serve(actor, stale_after_ns)
@@ -81,11 +81,11 @@ def main() -> None:
             now = time.time_ns()
             rollup.observe(stats.sample())
             rows = rollup.rows(now)
-            for row in rows:
-                actor.publisher.send("streaming_metric", row.actor, [row])
+            if rows:
+                actor.publisher.send("streaming_metric", rows)
             lags = lag.rows(now, *writer_position(config.offsets_file("writer")))
             if lags:
-                actor.publisher.send("stream_lag", "", lags)
+                actor.publisher.send("stream_lag", lags)
             stats.records_out += len(rows) + len(lags)
             stats.batch(len(rows) + len(lags), started)
             next_rollup += config.metrics_interval

@@ -27,6 +27,7 @@ from common.messages import Envelope, OptionQuote, OptionRow, OptionSubscription
 from common.option_chain import NEW_YORK, ChainError, band_changes, off_centre, option_row, select_contracts
 from common.schwab_client import force_refresh, make_client
 from common.streamer import Backoff
+from common.streams import stream
 
 #: A chain that could not be read is tried again after 1 s, doubling up to CHAIN_RETRY (or the next refresh, if
 #: sooner): a simulator or a Schwab API still starting costs a second of options, not half a minute.
@@ -101,12 +102,12 @@ def main() -> None:
                 actor.log.info("option band re-centred",
                                extra={"ticker": ticker, "old_centre": old_centre, "new_centre": centres[ticker],
                                       "added": len(added), "removed": len(removed)})
-                publisher.send("option_subscription", ticker, [wish])
+                publisher.send("option_subscription", [wish])
 
     published = newest_sent(config.journal_dir("options"), sent_key)
 
     def forward(frame: Envelope) -> None:
-        """Option quotes from ingest leave as one frame of rows per underlying (unless already sent)."""
+        """Option quotes from ingest leave as one frame of rows (none already sent)."""
         started = time.perf_counter_ns()
         spots.update((quote.underlying, quote.underlying_price) for quote in frame.records
                      if isinstance(quote, OptionQuote) and quote.underlying_price)
@@ -115,12 +116,12 @@ def main() -> None:
             if isinstance(quote, OptionQuote) and (quote.quote_time_ms,) > published.get(quote.symbol, ())
         ]
         if rows:
-            publisher.send("option_row", rows[0].ticker, rows)
+            publisher.send("option_row", rows)
         stats.records_in += len(frame.records)
         stats.records_out += len(rows)
         stats.batch(len(rows), started)
 
-    follower = actor.follow(("ingest/option/",), forward)
+    follower = actor.follow((stream(config.deployment, "ingest", "option"),), forward)
     # Quotes ingest journaled while we were away become rows now; rows already sent are not sent again.
     follower.catch_up_all()
 
@@ -130,8 +131,8 @@ def main() -> None:
         read_due_chains(now)
         recentre_moved(now)
         if now >= next_wish:
-            for ticker, wish in wishes.items():
-                publisher.send("option_subscription", ticker, [wish])
+            if wishes:
+                publisher.send("option_subscription", list(wishes.values()))
             next_wish = now + config.option_refresh_interval
         follower.accept(subscriber.recv(0.2))
         actor.tick(follower)

@@ -1,9 +1,9 @@
 """writer: everything that is stored, exactly once, COPYed into Postgres.
 
-It subscribes to trades (ingest), indicator values (indicator), option rows
-(options) and streaming metrics (metrics), batches them by BATCH_SIZE and
-BATCH_INTERVAL and writes each batch, with the (stream, epoch, seq) it
-reaches, in one transaction through staging tables.
+It subscribes to every stream `common/streams.py` gives a table (trades,
+indicator values, option rows, streaming metrics and lags), batches them by
+BATCH_SIZE and BATCH_INTERVAL and writes each batch, with the (stream,
+epoch, seq) it reaches, in one transaction through staging tables.
 
 Exactly-once is the ZeroMQ guide's Clone pattern with the journal as the
 snapshot: on start, after a database outage and whenever a live frame
@@ -26,22 +26,10 @@ import psycopg
 from common import db
 from common.actor import Actor
 from common.batching import Batcher
-from common.messages import Envelope, EquityTrade, IndicatorValue, OptionRow, StreamingMetric, StreamLag
+from common.messages import Envelope
+from common.streams import KINDS, TABLE_OF, followed
 
 CONSUMER = "writer"
-TABLE_OF = {
-    EquityTrade: "equity_data",
-    IndicatorValue: "indicators",
-    OptionRow: "option_prices",
-    StreamingMetric: "streaming_metrics",
-    StreamLag: "stream_metrics",
-}
-SOURCES = (
-    ("ingest", "trade"), ("indicator", "indicator"), ("options", "option_row"),
-    ("metrics", "streaming_metric"), ("metrics", "stream_lag"),
-)
-#: Streams whose publishers journal them; frames of the others are taken as they come.
-JOURNALED = ("ingest/trade/", "indicator/indicator/", "options/option_row/")
 #: On shutdown: wait for every upstream's goodbye, give up on a silent one after
 #: DRAIN_QUIET, and stop after DRAIN_LIMIT whatever happens (within stopwaitsecs).
 DRAIN_QUIET = 2.0
@@ -62,10 +50,12 @@ class Writer:
         self.stats = actor.stats
         self.log = actor.log
         self.subscriber = actor.subscriber()
-        for source, kind in SOURCES:
-            self.subscriber.subscribe(source, kind)
+        for kind in KINDS:
+            if kind.table:
+                self.subscriber.subscribe(kind.publisher, kind.name)
         self.batcher = Batcher(self.config.batch_size, self.config.batch_interval)
-        self.follower = actor.follow(JOURNALED, self.take)
+        # Journaled streams exactly once; the metrics streams are taken as they come.
+        self.follower = actor.follow(followed(self.config.deployment), self.take)
         self.connection: psycopg.Connection | None = None
         self.dead_letter = self.config.data_dir / "dead-letter" / "writer.jsonl"
 
@@ -138,9 +128,11 @@ class Writer:
     # --- frames --------------------------------------------------------------
 
     def take(self, frame: Envelope) -> None:
+        """A frame holds records of one kind: one table, its rows added whole."""
+        if not frame.records:
+            return
         now = time.monotonic()
-        for record in frame.records:
-            self.batcher.add(TABLE_OF[type(record)], msgspec.structs.astuple(record), now)
+        self.batcher.add(TABLE_OF[type(frame.records[0])], list(map(msgspec.structs.astuple, frame.records)), now)
         self.stats.records_in += len(frame.records)
         if self.batcher.due(now):
             self.flush()

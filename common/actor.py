@@ -18,6 +18,7 @@ from common.delivery import Follower, Position
 from common.messages import Envelope
 from common.shutdown import Shutdown
 from common.stats import ActorStats
+from common.tickerplant import Tickerplant
 
 #: How long a publisher waits for its consumers before publishing anyway.
 CONSUMER_WAIT = 30.0
@@ -31,7 +32,7 @@ class Actor:
         self.log = log.setup(name)
         self.shutdown = Shutdown()
         self.stats = ActorStats(name, self.config.stats_interval)
-        self.publisher = Publisher(self.config, name, journaled=journaled)
+        self.publisher = Tickerplant(self.config, name) if journaled else Publisher(self.config, name)
 
     def subscriber(self) -> Subscriber:
         return Subscriber(self.config, self.name)

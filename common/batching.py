@@ -23,9 +23,10 @@ class Batcher:
     def __len__(self) -> int:
         return self._count
 
-    def add(self, table: str, row: tuple, now: float) -> None:
-        self._rows[table].append(row)
-        self._count += 1
+    def add(self, table: str, rows: list[tuple], now: float) -> None:
+        """Hold a frame's rows for `table`."""
+        self._rows[table].extend(rows)
+        self._count += len(rows)
         if self._oldest is None:
             self._oldest = now
 

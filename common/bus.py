@@ -1,10 +1,11 @@
-"""ZeroMQ PUB/SUB with sequence numbers, heartbeats and gap detection.
+"""ZeroMQ PUB/SUB with sequence numbers, heartbeats and gap detection: sockets, topics and numbers only.
 
 Each actor binds one XPUB socket at `Config.endpoint(actor)`; subscribers
 connect to the publishers they need. A frame is two parts, `[topic, payload]`,
-where topic is `publisher/kind/symbol` (so that a subscriber can filter by
-kind or by symbol) and the payload an msgpack `Envelope` whose `stream` is that
-topic. Heartbeats travel on `publisher/heartbeat`.
+where topic is the stream, `{deployment}/{publisher}/{kind}`
+(`common/streams.py`), and the payload an msgpack `Envelope` of that
+stream's records. Heartbeats travel on `{deployment}/{publisher}/heartbeat`.
+Journaling what is sent is the tickerplant's job (`common/tickerplant.py`).
 
 Overflow policy, stated once for every socket built here:
 - Publisher (XPUB, SNDHWM = `bus_hwm` frames per subscriber): when one
@@ -18,7 +19,6 @@ Overflow policy, stated once for every socket built here:
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -26,8 +26,6 @@ from dataclasses import dataclass
 import zmq
 
 from common.config import Config
-from common.delivery import passed_by_all
-from common.journal import JournalFull, JournalWriter, prune
 from common.messages import (
     Envelope,
     Heartbeat,
@@ -36,23 +34,14 @@ from common.messages import (
     decode_heartbeat,
     encode,
 )
-
-log = logging.getLogger(__name__)
+from common.streams import stream
 
 HEARTBEAT = "heartbeat"
 
 
-def topic(publisher: str, kind: str, symbol: str = "") -> str:
-    return f"{publisher}/{kind}/{symbol}"
-
-
-def heartbeat_topic(publisher: str) -> str:
-    return f"{publisher}/{HEARTBEAT}"
-
-
-def presence_topic(publisher: str, subscriber: str) -> str:
+def presence_topic(deployment: str, publisher: str, subscriber: str) -> str:
     """A topic nothing is sent on: subscribing to it tells `publisher` who is listening."""
-    return f"{publisher}/@{subscriber}"
+    return f"{deployment}/{publisher}/@{subscriber}"
 
 
 class Sequencer:
@@ -124,35 +113,19 @@ class GapDetector:
         return found
 
 
-#: How often a journaling publisher prunes segments every consumer has committed.
-PRUNE_INTERVAL = 60.0
-
-
 class Publisher:
-    """One actor's outbound bus socket: numbered frames and idle heartbeats.
+    """One actor's outbound bus socket: numbered frames and idle heartbeats."""
 
-    A journaled publisher appends every frame to its journal before sending
-    it, so a consumer that missed frames replays them from there. A journal
-    that cannot be written (a full disk) is counted and logged, and the
-    frame is still sent: the live stream never stops for the journal.
-    """
+    #: Nothing journaled here; a Tickerplant's journal says otherwise.
+    journal_bytes = journal_errors = 0
 
-    def __init__(self, config: Config, name: str, context: zmq.Context | None = None, journaled: bool = False):
+    def __init__(self, config: Config, name: str, context: zmq.Context | None = None):
         self.name = name
+        self.deployment = config.deployment
         self.sequencer = Sequencer(epoch=time.time_ns())
         self.heartbeat_interval = config.heartbeat_interval
         self._last_send = 0.0
         self._config = config
-        self.journal: JournalWriter | None = None
-        self.journal_errors = 0
-        self._next_prune = time.monotonic() + PRUNE_INTERVAL
-        if journaled:
-            self.journal = JournalWriter(
-                config.journal_dir(name), name, self.epoch,
-                segment_bytes=config.journal_segment_bytes,
-                segment_seconds=config.journal_segment_age,
-                fsync_interval=config.journal_fsync_interval,
-            )
         self.subscriptions: set[bytes] = set()
         self._context = context or zmq.Context.instance()
         self.socket = self._context.socket(zmq.XPUB)
@@ -165,48 +138,35 @@ class Publisher:
     def epoch(self) -> int:
         return self.sequencer.epoch
 
-    def send(self, kind: str, symbol: str, records: Sequence[Record]) -> int:
-        """Publish one frame of records; returns its seq."""
-        stream = topic(self.name, kind, symbol)
-        seq = self.sequencer.next(stream)
-        payload = encode(Envelope(stream, self.epoch, seq, time.time_ns(), list(records)))
-        if self.journal is not None:
-            self._journal(payload)
-        self.socket.send_multipart((stream.encode(), payload), copy=False)
-        self._last_send = time.monotonic()
-        return seq
+    def frame(self, kind: str, records: Sequence[Record]) -> tuple[str, int, bytes]:
+        """The next frame of `kind`: (its stream, its seq, the encoded Envelope)."""
+        name = stream(self.deployment, self.name, kind)
+        seq = self.sequencer.next(name)
+        return name, seq, encode(Envelope(name, self.epoch, seq, time.time_ns(), list(records)))
 
-    def _journal(self, payload: bytes) -> None:
-        try:
-            self.journal.append(payload)
-        except JournalFull as error:
-            self.journal_errors += 1
-            if self.journal_errors == 1 or self.journal_errors % 1000 == 0:
-                log.error("journal write failed: frames are sent but not journaled", extra={"reason": str(error), "failures": self.journal_errors})
+    def emit(self, name: str, payload: bytes) -> None:
+        """Put an encoded frame on the socket (copied: small frames are cheaper so than zero-copy)."""
+        self.socket.send_multipart((name.encode(), payload))
+        self._last_send = time.monotonic()
+
+    def send(self, kind: str, records: Sequence[Record]) -> int:
+        """Publish one frame of records of one kind; returns its seq."""
+        name, seq, payload = self.frame(kind, records)
+        self.emit(name, payload)
+        return seq
 
     def heartbeat(self, final: bool = False) -> None:
         beat = Heartbeat(self.name, self.epoch, time.time_ns(), dict(self.sequencer.last_seqs), final)
-        self.socket.send_multipart((heartbeat_topic(self.name).encode(), encode(beat)))
+        self.socket.send_multipart((stream(self.deployment, self.name, HEARTBEAT).encode(), encode(beat)))
         self._last_send = time.monotonic()
 
-    def tick(self) -> None:
-        """Call often: records new subscriptions, heartbeats when idle, prunes the journal."""
+    def tick(self) -> bool:
+        """Call often: records new subscriptions and heartbeats when idle; True when it heartbeat."""
         self.poll_subscriptions()
-        now = time.monotonic()
-        if now - self._last_send >= self.heartbeat_interval:
+        if time.monotonic() - self._last_send >= self.heartbeat_interval:
             self.heartbeat()
-            if self.journal is not None:
-                self.journal.sync()  # idle: what was appended last is on disk within a heartbeat
-        if self.journal is not None and now >= self._next_prune:
-            self._next_prune = now + PRUNE_INTERVAL
-            self.prune_journal()
-
-    def prune_journal(self) -> None:
-        """Drop segments every consumer has passed, once they are past retention."""
-        if self._config.offsets_dir.exists():
-            follows, passed = passed_by_all(self._config.offsets_dir)
-            if follows:
-                prune(self._config.journal_dir(self.name), passed, self._config.journal_retention, follows=follows)
+            return True
+        return False
 
     def poll_subscriptions(self) -> None:
         while True:
@@ -218,7 +178,7 @@ class Publisher:
                 self.subscriptions.add(message[1:])
 
     def has_subscriber(self, name: str) -> bool:
-        return presence_topic(self.name, name).encode() in self.subscriptions
+        return presence_topic(self.deployment, self.name, name).encode() in self.subscriptions
 
     def wait_for_subscribers(self, names: Iterable[str], timeout: float) -> list[str]:
         """Wait until each named consumer has subscribed; returns those still missing.
@@ -240,8 +200,6 @@ class Publisher:
         """A final heartbeat tells subscribers the last seq of every stream."""
         self.heartbeat(final=True)
         self.socket.close()
-        if self.journal is not None:
-            self.journal.close()
 
 
 class Subscriber:
@@ -249,6 +207,7 @@ class Subscriber:
 
     def __init__(self, config: Config, name: str, context: zmq.Context | None = None):
         self.name = name
+        self.deployment = config.deployment
         self._config = config
         self._context = context or zmq.Context.instance()
         self.socket = self._context.socket(zmq.SUB)
@@ -259,18 +218,17 @@ class Subscriber:
         self.heard: set[str] = set()
         self.finished: set[str] = set()
 
-    def subscribe(self, publisher: str, kind: str = "", symbol: str = "") -> None:
-        """Receive `publisher`'s frames of `kind` (all kinds if empty) and its heartbeats."""
+    def subscribe(self, publisher: str, kind: str) -> None:
+        """Receive `publisher`'s frames of `kind`, and its heartbeats."""
         endpoint = self._config.endpoint(publisher)
         if endpoint not in self._connected:
             self.socket.connect(endpoint)
             self._connected.add(endpoint)
-            self.socket.setsockopt(zmq.SUBSCRIBE, heartbeat_topic(publisher).encode())
-        prefix = topic(publisher, kind, symbol) if kind else f"{publisher}/"
-        self.socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+            self.socket.setsockopt(zmq.SUBSCRIBE, stream(self.deployment, publisher, HEARTBEAT).encode())
+        self.socket.setsockopt(zmq.SUBSCRIBE, stream(self.deployment, publisher, kind).encode())
         # Presence goes last (again on every call): subscriptions arrive in order,
         # so a publisher that sees it has every data subscription before it.
-        self.socket.setsockopt(zmq.SUBSCRIBE, presence_topic(publisher, self.name).encode())
+        self.socket.setsockopt(zmq.SUBSCRIBE, presence_topic(self.deployment, publisher, self.name).encode())
 
     def recv(self, timeout: float) -> Envelope | Heartbeat | None:
         """The next frame, or None after `timeout` seconds of silence."""
@@ -283,7 +241,7 @@ class Subscriber:
             topic_bytes, payload = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
         except zmq.Again:
             return None
-        publisher = topic_bytes.split(b"/", 1)[0].decode()
+        publisher = topic_bytes.split(b"/", 2)[1].decode()
         self.heard.add(publisher)
         if topic_bytes.endswith(HEARTBEAT.encode()):
             beat = decode_heartbeat(payload)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,22 @@ def path(raw: str) -> Path:
     return Path(text(raw)).expanduser()
 
 
+_DEPLOYMENT = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+
+
+def deployment_name(raw: str) -> str:
+    value = raw.strip().lower()
+    if not _DEPLOYMENT.fullmatch(value):
+        raise Rejected("is not a deployment name; accepted: 1-63 of a-z 0-9 . _ - starting with a letter or digit")
+    return value
+
+
+def host_deployment() -> str:
+    """This host's name as a deployment name: unique per host, stable across restarts."""
+    name = re.sub(r"[^a-z0-9._-]+", "-", socket.gethostname().lower()).strip("-._")[:63]
+    return name or "streaming"
+
+
 def parse_tickers(raw: str) -> tuple[str, ...]:
     tickers = tuple(dict.fromkeys(t.strip().upper() for t in raw.split(",") if t.strip()))
     if not tickers:
@@ -184,6 +201,8 @@ SETTINGS: tuple[Setting, ...] = (
             secret=True),
     Setting("STREAM_SOURCE", "", "schwab or simulator; unset: schwab with credentials, the simulator only with the "
             "embedded database", choice(*SOURCES)),
+    Setting("DEPLOYMENT", "", "names this deployment's streams, offsets and journals, so several (one per Schwab "
+            "login) can write into one database; unset: this host's name", deployment_name),
     Setting("MIGRATE_DATABASE_URL", "", "the owner's URL for make migrate, if not DATABASE_URL (keep it here only "
             "while migrating)", secret=True),
     Setting("SCHWAB_TOKEN_PATH", "", "schwab-py's token file; unset: DATA_DIR/schwab_token.json", path),
@@ -298,6 +317,7 @@ def stream_source(env: Mapping[str, str], embedded_database: bool) -> str:
 
 @dataclass(frozen=True)
 class Config:
+    deployment: str
     tickers: tuple[str, ...]
     database_url: str
     embedded_database: bool
@@ -398,6 +418,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(f"STREAM_BACKOFF_MAX={env.get('STREAM_BACKOFF_MAX', '')!r} is below STREAM_BACKOFF_MIN "
                           f"({backoff_min:g} s); accepted: a duration at least STREAM_BACKOFF_MIN")
     return Config(
+        deployment=read(env, "DEPLOYMENT") or host_deployment(),
         tickers=tickers,
         database_url=database_url or embedded_database_url(var),
         embedded_database=not database_url,

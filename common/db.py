@@ -14,10 +14,14 @@ Supabase's session pooler, not the transaction pooler.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from functools import cached_property
 
+import msgspec
 import psycopg
+
+from common.streams import TABLE_OF
 
 _MS = "to_timestamp({} / 1000.0)"
 _NS = "to_timestamp({} / 1000000000.0)"
@@ -29,22 +33,41 @@ def _greek(column: str) -> str:
     return f"CASE WHEN abs({column}) < 1e9 THEN {column}::numeric(18, 8) END"
 
 
+#: Postgres types of the struct field types a stored record has.
+_PG_TYPES = {str: "text", int: "int8", float: "float8"}
+
+
+def staging_columns(record: type[msgspec.Struct]) -> tuple[tuple[str, str], ...]:
+    """(field, Postgres type) of every field of `record`, in order: a stored struct's fields, said once."""
+    columns = []
+    for field in msgspec.structs.fields(record):
+        kinds = set(typing.get_args(field.type) or (field.type,)) - {type(None)}
+        if len(kinds) != 1 or next(iter(kinds)) not in _PG_TYPES:
+            raise TypeError(f"{record.__name__}.{field.name}: {field.type} has no staging column type")
+        columns.append((field.name, _PG_TYPES[next(iter(kinds))]))
+    return tuple(columns)
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """How rows of one struct reach one table.
 
-    `staging` is (struct field, Postgres type) in struct field order; `target`
-    is (table column, SQL expression over the staging columns).
+    `target` is (table column, SQL expression over the staging columns); the
+    staging columns are the struct's own fields (`staging_columns`), the
+    struct the one `common/streams.py` stores in the table.
     """
 
     name: str
-    staging: tuple[tuple[str, str], ...]
     target: tuple[tuple[str, str], ...]
     conflict: tuple[str, ...]
 
     @property
     def stage(self) -> str:
         return f"stage_{self.name}"
+
+    @cached_property
+    def staging(self) -> tuple[tuple[str, str], ...]:
+        return staging_columns(RECORD_OF[self.name])
 
     @cached_property
     def types(self) -> list[str]:
@@ -71,11 +94,6 @@ class TableSpec:
 
 EQUITY_DATA = TableSpec(
     name="equity_data",
-    staging=(
-        ("symbol", "text"), ("trade_time_ms", "int8"), ("price", "float8"), ("size", "int8"),
-        ("day_volume", "int8"), ("last_size", "int8"), ("bid", "float8"), ("ask", "float8"),
-        ("received_ns", "int8"),
-    ),
     target=(
         ("ticker", "symbol"),
         ("timestamp", _MS.format("trade_time_ms")),
@@ -92,10 +110,6 @@ EQUITY_DATA = TableSpec(
 
 INDICATORS = TableSpec(
     name="indicators",
-    staging=(
-        ("symbol", "text"), ("trade_time_ms", "int8"), ("day_volume", "int8"), ("price", "float8"),
-        ("sma9", "float8"), ("vwap", "float8"), ("received_ns", "int8"),
-    ),
     target=(
         ("ticker", "symbol"),
         ("timestamp", _MS.format("trade_time_ms")),
@@ -110,14 +124,6 @@ INDICATORS = TableSpec(
 
 OPTION_PRICES = TableSpec(
     name="option_prices",
-    staging=(
-        ("ticker", "text"), ("option_symbol", "text"), ("quote_time_ms", "int8"), ("option_type", "text"),
-        ("strike_price", "float8"), ("expiration_date", "text"), ("last_price", "float8"), ("bid", "float8"),
-        ("ask", "float8"), ("mark", "float8"), ("volume", "int8"), ("open_interest", "int8"),
-        ("delta", "float8"), ("gamma", "float8"), ("theta", "float8"), ("vega", "float8"), ("rho", "float8"),
-        ("implied_volatility", "float8"), ("underlying_price", "float8"), ("greeks_source", "text"),
-        ("received_ns", "int8"),
-    ),
     target=(
         ("ticker", "ticker"),
         ("option_symbol", "option_symbol"),
@@ -146,13 +152,6 @@ OPTION_PRICES = TableSpec(
 
 STREAMING_METRICS = TableSpec(
     name="streaming_metrics",
-    staging=(
-        ("ts_ns", "int8"), ("actor", "text"), ("ticker", "text"), ("records_processed", "int8"),
-        ("batch_size", "int8"), ("processing_time_ms", "int8"), ("error_count", "int8"), ("gap_count", "int8"),
-        ("service_status", "text"), ("replayed_count", "int8"), ("journal_bytes", "int8"),
-        ("journal_error_count", "int8"), ("reconnect_count", "int8"), ("reconnect_causes", "text"),
-        ("source", "text"), ("rejected_count", "int8"), ("rejected_reasons", "text"),
-    ),
     target=(
         ("timestamp", _NS.format("ts_ns")),
         ("actor", "actor"),
@@ -171,16 +170,13 @@ STREAMING_METRICS = TableSpec(
         ("source", "source"),
         ("rejected_count", "rejected_count"),
         ("rejected_reasons", "rejected_reasons"),
+        ("deployment", "deployment"),
     ),
-    conflict=("actor", "timestamp"),
+    conflict=("deployment", "actor", "timestamp"),
 )
 
 STREAM_METRICS = TableSpec(
     name="stream_metrics",
-    staging=(
-        ("ts_ns", "int8"), ("stream", "text"), ("epoch", "int8"), ("published_seq", "int8"),
-        ("committed_seq", "int8"), ("lag_records", "int8"), ("lag_seconds", "float8"),
-    ),
     target=(
         ("timestamp", _NS.format("ts_ns")),
         ("stream", "stream"),
@@ -194,6 +190,8 @@ STREAM_METRICS = TableSpec(
 )
 
 TABLES = {spec.name: spec for spec in (EQUITY_DATA, INDICATORS, OPTION_PRICES, STREAMING_METRICS, STREAM_METRICS)}
+#: Which struct each table stores, as common/streams.py declares it.
+RECORD_OF = {table: record for record, table in TABLE_OF.items()}
 
 
 def connect(

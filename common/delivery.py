@@ -16,6 +16,7 @@ from pathlib import Path
 
 from common.journal import Cursor, read_envelopes
 from common.messages import Envelope, Heartbeat, Record
+from common.streams import publisher_of
 
 Position = tuple[int, int]
 #: How often a consumer tells publishers (through a file) what it has passed.
@@ -65,10 +66,10 @@ class Follower:
         lost: Callable[[str, Position, Position], None],
         torn: Callable[[object], None],
     ):
-        """`streams`: prefixes (`ingest/trade/`, ...) of the journaled streams to follow."""
+        """`streams`: the journaled streams to follow (`common/streams.py` names them)."""
         self.journal_dir = journal_dir
         self.streams = streams
-        self.journaled = {prefix.split("/", 1)[0] for prefix in streams}
+        self.journaled = {publisher_of(name) for name in streams}
         self.take_frame = take
         self.lost = lost
         self.torn = torn
@@ -117,7 +118,7 @@ class Follower:
             return
         if frame is None:
             return
-        publisher = frame.stream.split("/", 1)[0]
+        publisher = publisher_of(frame.stream)
         verdict = self.positions.classify(frame)
         if verdict == "ahead" and publisher in self.journaled:
             self.catch_up(publisher)

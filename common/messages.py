@@ -177,7 +177,8 @@ class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, f
     `source` says where the deployment's market data comes from, "schwab" or
     "simulator", so simulated rows are recognisable in the database.
     `rejected_count` / `rejected_reasons` are the interval's items refused
-    where data enters ('price_not_finite=2,key_implausible=1').
+    where data enters ('price_not_finite=2,key_implausible=1'); `deployment`
+    which deployment the row is from (several can share a database).
     """
 
     ts_ns: int
@@ -197,6 +198,7 @@ class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, f
     source: str | None = None
     rejected_count: int = 0
     rejected_reasons: str = ""
+    deployment: str | None = None
 
 
 class StreamLag(msgspec.Struct, tag="stream_lag", array_like=True, frozen=True):

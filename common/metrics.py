@@ -23,9 +23,10 @@ def interval_counts(now: dict[str, int], before: dict[str, int] | None) -> tuple
 
 
 class MetricsRollup:
-    def __init__(self, stale_after_ns: int, source: str | None = None):
+    def __init__(self, stale_after_ns: int, source: str | None = None, deployment: str | None = None):
         self.stale_after_ns = stale_after_ns
         self.source = source
+        self.deployment = deployment
         self.latest: dict[str, MetricSample] = {}
         self._reported: dict[str, MetricSample] = {}
 
@@ -61,6 +62,7 @@ class MetricsRollup:
                     source=self.source,
                     rejected_count=rejected_count,
                     rejected_reasons=rejected_reasons,
+                    deployment=self.deployment,
                 )
             )
             self._reported[actor] = sample

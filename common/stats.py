@@ -71,11 +71,8 @@ class ActorStats:
         now = time.monotonic()
         if force or now >= self._next_publish:
             sample = msgspec.structs.replace(
-                self.sample(), epoch=publisher.epoch, last_seqs=dict(publisher.sequencer.last_seqs)
+                self.sample(), epoch=publisher.epoch, last_seqs=dict(publisher.sequencer.last_seqs),
+                journal_bytes=publisher.journal_bytes, journal_errors=publisher.journal_errors,
             )
-            if publisher.journal is not None:
-                sample = msgspec.structs.replace(
-                    sample, journal_bytes=publisher.journal.bytes_on_disk, journal_errors=publisher.journal_errors
-                )
-            publisher.send("metric", self.actor, [sample])
+            publisher.send("metric", [sample])
             self._next_publish = now + self.interval

@@ -80,6 +80,7 @@ class Pipeline:
             "EMBEDDED_PG": "true",
             "EMBEDDED_SIM": "true",
             "STREAM_TICKERS": tickers,
+            "DEPLOYMENT": "test",
             "SIM_PORT": str(sim_port),
             "SIM_WS_PORT": str(ws_port),
             "SIM_RATE": str(rate),

@@ -63,6 +63,8 @@ BAD = [
     ("SIM_HEARTBEAT=0", "accepted: a number above 0"),
     ("SIM_BAR_SECONDS=-1", "accepted: a number above 0"),
     ("SIM_SEED=4.2", "is not a whole number"),
+    ("DEPLOYMENT=Desk/One", "is not a deployment name"),
+    ("DEPLOYMENT=-desk", "is not a deployment name"),
     ("BUS_HOST=127.0\x07.0.1", "holds a control character"),
     # Where data comes from and goes.
     ("SCHWAB_APP_KEY=key", "SCHWAB_APP_KEY is set but SCHWAB_APP_SECRET is not"),

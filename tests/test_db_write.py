@@ -179,13 +179,14 @@ def test_streaming_health_sees_delivery_lag(conn):
     db.write_batches(conn, {
         "equity_data": rows(trade(day_volume=1_000)),
         "stream_metrics": rows(
-            StreamLag(now_ns - 10**9, "ingest/trade/SPY", 7, 500, 500, 0, 0.0),
-            StreamLag(now_ns, "ingest/trade/SPY", 7, 900, 610, 290, 95.5),
-            StreamLag(now_ns, "ingest/trade/QQQ", 7, 90, 10, 80, 400.0),
+            StreamLag(now_ns - 10**9, "host/ingest/trade", 7, 500, 500, 400, 500.0),
+            StreamLag(now_ns, "host/ingest/trade", 7, 900, 610, 290, 95.5),
+            StreamLag(now_ns, "host/indicator/indicator", 7, 900, 800, 100, 30.0),
+            StreamLag(now_ns, "host/ingest/metric", 7, 90, 0, 90, 400.0),
         ),
     })
     assert fetch(conn, "SELECT lag_records, lag_seconds, status FROM get_streaming_health('SPY')") == [
-        (290, 95.5, "lagging")], "the latest row of SPY's streams; QQQ's lag is not SPY's"
+        (290, 95.5, "lagging")], "the worst of the stored streams' latest rows; a stream not stored does not count"
 
 
 def test_a_seed_style_insert_works_beside_the_writers_rows(conn):

@@ -10,6 +10,7 @@ import pytest
 
 from common.indicators import IndicatorEngine
 from common.journal import read_envelopes
+from common.streams import stream
 from tests.harness import Pipeline, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -140,7 +141,7 @@ def test_indicator_and_options_killed_rebuild_from_the_journal(pipeline):
     uninterrupted = IndicatorEngine()
     expected = {}
     for frame in read_envelopes(pipeline.var / "data" / "journal" / "ingest"):
-        if frame.stream.startswith(("ingest/trade/", "ingest/bar/")):
+        if frame.stream in (stream("test", "ingest", "trade"), stream("test", "ingest", "bar")):
             for values in uninterrupted.on_records(frame.records).values.values():
                 expected.update({(v.symbol, v.trade_time_ms, v.day_volume): (v.vwap, v.sma9) for v in values})
     stored = pipeline.query(
@@ -152,7 +153,7 @@ def test_indicator_and_options_killed_rebuild_from_the_journal(pipeline):
         assert float(vwap) == pytest.approx(want_vwap, abs=1e-6)
         assert (sma9 is None) == (want_sma9 is None) and (sma9 is None or float(sma9) == pytest.approx(want_sma9, abs=1e-6))
 
-    quotes = {(quote.symbol, quote.quote_time_ms) for quote in journaled(pipeline, "ingest/option/")}
+    quotes = {(quote.symbol, quote.quote_time_ms) for quote in journaled(pipeline, stream("test", "ingest", "option"))}
     assert quotes, "options streamed"
     assert pipeline.query("SELECT count(*) FROM option_prices")[0][0] == len(quotes), \
         "every option quote ingest journaled is one row, restart or not"

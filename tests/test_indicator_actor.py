@@ -31,15 +31,15 @@ def var():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def frames(events: list) -> list[tuple[str, str, list]]:
-    """Consecutive events of one (kind, symbol), at most FRAME_RECORDS a frame, as ingest sends them."""
-    out: list[tuple[str, str, list]] = []
+def frames(events: list) -> list[tuple[str, list]]:
+    """Consecutive events of one kind, any symbols, at most FRAME_RECORDS a frame, as ingest sends them."""
+    out: list[tuple[str, list]] = []
     for event in events:
         kind = "bar" if isinstance(event, MinuteBar) else "trade"
-        if out and out[-1][:2] == (kind, event.symbol) and len(out[-1][2]) < FRAME_RECORDS:
-            out[-1][2].append(event)
+        if out and out[-1][0] == kind and len(out[-1][1]) < FRAME_RECORDS:
+            out[-1][1].append(event)
         else:
-            out.append((kind, event.symbol, [event]))
+            out.append((kind, [event]))
     return out
 
 
@@ -52,12 +52,14 @@ def test_actor_publishes_reference_values_and_stops_cleanly(var):
         "BUS_TRANSPORT": "ipc",
         "HEARTBEAT_INTERVAL": "0.2s",
         "STATS_INTERVAL": "0.2s",
+        "DEPLOYMENT": "test",
     }
     config = load(env)
     config.ensure_dirs()
     ingest = Publisher(config, "ingest")
     listener = Subscriber(config, "writer")  # the actor waits for its downstream consumer
-    listener.subscribe("indicator")
+    listener.subscribe("indicator", "indicator")
+    listener.subscribe("indicator", "metric")
     stdout, stderr = (var / "stdout").open("wb"), (var / "stderr").open("wb")
     actor = subprocess.Popen([sys.executable, "-m", "actors.indicator"], env=env, cwd=ROOT, stdout=stdout, stderr=stderr)
     received: list[Envelope | Heartbeat] = []
@@ -83,14 +85,14 @@ def test_actor_publishes_reference_values_and_stops_cleanly(var):
                         symbols=("SPY", "QQQ"), per_window=600)
         bad = EquityTrade("SPY", utc_ms(2024, 3, 11, 13, 45), float("nan"), 1, 1, 1, None, None, 0)
         plan = frames(events)
-        plan.insert(len(plan) // 2, ("trade", "SPY", [bad]))
-        for kind, symbol, records in plan:
-            ingest.send(kind, symbol, records)
+        plan.insert(len(plan) // 2, ("trade", [bad]))
+        for kind, records in plan:
+            ingest.send(kind, records)
         expected = reference(events)
-        sent = sum(len(records) for _, _, records in plan)
+        sent = sum(len(records) for _, records in plan)
 
         until(lambda: any(m.records_in == sent for m in metrics()), 15, "the actor to count every record")
-        values = [r for f in received if isinstance(f, Envelope) and f.stream.startswith("indicator/indicator/")
+        values = [r for f in received if isinstance(f, Envelope) and f.stream == "test/indicator/indicator"
                   for r in f.records]
         for symbol in ("SPY", "QQQ"):
             assert_same([v for v in values if v.symbol == symbol], [v for v in expected if v.symbol == symbol])

@@ -48,8 +48,8 @@ def test_the_writer_runs_as_the_writer_role(writer_url, migrated_url, tmp_path):
         ingest, indicator = Publisher(config, "ingest"), Publisher(config, "indicator")
         with writer_process(env, var) as writer:
             await_writer(ingest, indicator)
-            ingest.send("trade", "SPY", [trade(i, T0 + i) for i in range(10)])
-            indicator.send("indicator", "SPY", [IndicatorValue("SPY", T0, 1000, 500.0, None, 500.0, 1)])
+            ingest.send("trade", [trade(i, T0 + i) for i in range(10)])
+            indicator.send("indicator", [IndicatorValue("SPY", T0, 1000, 500.0, None, 500.0, 1)])
             with psycopg.connect(migrated_url) as conn:
                 wait_for(lambda: conn.execute("SELECT (SELECT count(*) FROM equity_data),"
                                               " (SELECT count(*) FROM indicators)").fetchone() == (10, 1),

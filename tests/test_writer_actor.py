@@ -54,7 +54,7 @@ def trade(i: int, time_ms: int) -> EquityTrade:
 
 def test_flushes_on_sigterm_and_a_duplicate_costs_nothing_else(migrated_url, var):
     env = {**os.environ, "STREAMING_VAR": str(var), "DATABASE_URL": migrated_url, "STREAM_SOURCE": "simulator",
-           "BATCH_INTERVAL": "60s", "BATCH_SIZE": "100000", "HEARTBEAT_INTERVAL": "0.2s"}
+           "BATCH_INTERVAL": "60s", "BATCH_SIZE": "100000", "HEARTBEAT_INTERVAL": "0.2s", "DEPLOYMENT": "test"}
     config = load(env)
     config.ensure_dirs()
     ingest, indicator = Publisher(config, "ingest"), Publisher(config, "indicator")
@@ -62,9 +62,9 @@ def test_flushes_on_sigterm_and_a_duplicate_costs_nothing_else(migrated_url, var
         await_writer(ingest, indicator)
         # Trades 0 and 1 share a millisecond; trade 3 arrives twice inside one frame.
         trades = [trade(i, T0 + (i if i > 1 else 0)) for i in range(40)]
-        ingest.send("trade", "SPY", trades[:20])
-        ingest.send("trade", "SPY", trades[20:] + [trades[3]])
-        indicator.send("indicator", "SPY", [IndicatorValue("SPY", T0, 1000, 500.0, None, 500.0, 1)])
+        ingest.send("trade", trades[:20])
+        ingest.send("trade", trades[20:] + [trades[3]])
+        indicator.send("indicator", [IndicatorValue("SPY", T0, 1000, 500.0, None, 500.0, 1)])
         ingest.close()
         indicator.close()
         with psycopg.connect(migrated_url) as connection:
@@ -90,19 +90,21 @@ def option(strike: float) -> OptionRow:
 
 
 def test_a_row_the_table_rejects_is_quarantined_and_the_rest_stored(migrated_url, var):
-    env = {**os.environ, "STREAMING_VAR": str(var), "DATABASE_URL": migrated_url, "STREAM_SOURCE": "simulator", "HEARTBEAT_INTERVAL": "0.2s"}
+    env = {**os.environ, "STREAMING_VAR": str(var), "DATABASE_URL": migrated_url, "STREAM_SOURCE": "simulator",
+           "HEARTBEAT_INTERVAL": "0.2s", "DEPLOYMENT": "test"}
     config = load(env)
     config.ensure_dirs()
     options = Publisher(config, "options")
     with writer_process(env, var) as writer:
         await_writer(options)
         # A strike of 1e15 overflows numeric(18,6): that row can never be stored.
-        options.send("option_row", "SPY", [option(500.0), option(1e15), option(505.0)])
-        options.send("option_row", "SPY", [option(510.0)])
+        options.send("option_row", [option(500.0), option(1e15), option(505.0)])
+        options.send("option_row", [option(510.0)])
         with psycopg.connect(migrated_url) as connection:
             wait_for(lambda: connection.execute("SELECT count(*) FROM option_prices").fetchone()[0] == 3, 20,
                      "the three good rows")
-            (seq,) = connection.execute("SELECT seq FROM stream_offsets WHERE stream = 'options/option_row/SPY'").fetchone()
+            (seq,) = connection.execute("SELECT seq FROM stream_offsets WHERE stream = 'test/options/option_row'"
+                                        ).fetchone()
         assert seq == 2, "the offset moved past the rejected row's frame: it will not block the stream"
         options.close()
         writer.send_signal(signal.SIGTERM)

@@ -1,0 +1,88 @@
+"""Log, then publish, in one place (kdb+tick's tickerplant): a publisher whose journaled streams survive a drop.
+
+A `Tickerplant` is an actor's `Publisher` that appends every frame of a
+journaled kind (`common/streams.py`) to the actor's journal before it sends
+it, so a consumer that missed frames (a full high-water mark, a restart)
+replays them from there (`common/delivery.py`). It also keeps the journal
+small: idle, it fsyncs what it appended; once a minute it deletes the
+segments every consumer has passed and that are past JOURNAL_RETENTION.
+
+Overflow policy: a journal that cannot be written (a full disk) is counted
+and logged, and the frame is still sent: the live stream never stops for
+the journal.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import zmq
+
+from common.bus import Publisher
+from common.config import Config
+from common.delivery import passed_by_all
+from common.journal import JournalFull, JournalWriter, prune
+from common.messages import Record
+from common.streams import journaled
+
+log = logging.getLogger(__name__)
+
+#: How often segments every consumer has committed are pruned.
+PRUNE_INTERVAL = 60.0
+
+
+class Tickerplant(Publisher):
+    def __init__(self, config: Config, name: str, context: zmq.Context | None = None):
+        super().__init__(config, name, context)
+        self.journal = JournalWriter(
+            config.journal_dir(name), name, self.epoch,
+            segment_bytes=config.journal_segment_bytes,
+            segment_seconds=config.journal_segment_age,
+            fsync_interval=config.journal_fsync_interval,
+        )
+        self.journal_errors = 0
+        self._next_prune = time.monotonic() + PRUNE_INTERVAL
+
+    @property
+    def journal_bytes(self) -> int:
+        return self.journal.bytes_on_disk
+
+    def send(self, kind: str, records: Sequence[Record]) -> int:
+        """Journal the frame (if its kind is journaled), then send it; returns its seq."""
+        name, seq, payload = self.frame(kind, records)
+        if journaled(kind):
+            self._journal(payload)
+        self.emit(name, payload)
+        return seq
+
+    def _journal(self, payload: bytes) -> None:
+        try:
+            self.journal.append(payload)
+        except JournalFull as error:
+            self.journal_errors += 1
+            if self.journal_errors == 1 or self.journal_errors % 1000 == 0:
+                log.error("journal write failed: frames are sent but not journaled",
+                          extra={"reason": str(error), "failures": self.journal_errors})
+
+    def tick(self) -> bool:
+        idle = super().tick()
+        if idle:
+            self.journal.sync()  # idle: what was appended last is on disk within a heartbeat
+        now = time.monotonic()
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_INTERVAL
+            self.prune()
+        return idle
+
+    def prune(self) -> None:
+        """Drop segments every consumer has passed, once they are past retention."""
+        if self._config.offsets_dir.exists():
+            follows, passed = passed_by_all(self._config.offsets_dir)
+            if follows:
+                prune(self._config.journal_dir(self.name), passed, self._config.journal_retention, follows=follows)
+
+    def close(self) -> None:
+        super().close()
+        self.journal.close()

@@ -9,18 +9,30 @@ Value types follow the captured frames: Schwab writes a double that happens
 to be whole without its fraction (`"20": 70`), so `wire` does the same; the
 Python type in `equity_values`/`option_values` is the field's declared type.
 CHART_EQUITY volume is the exception and is always written as a double.
+
+Every update the simulator sends passes through here, so field numbers are
+looked up once (as strings, in `_EQ`, `_OPT`, `_CHART`), a contract's fixed
+fields are worked out once, and frames are encoded by msgspec (`encode`):
+the same JSON values as `json.dumps` (a float may be spelled differently,
+`0.00002799` for `2.799e-05`, and reads back the same).
 """
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from enum import Enum
 from typing import Any
 
+import msgspec
 from schwab.streaming import StreamClient
 
 from common import option_symbols
 from common.market_hours import SCHWAB_SESSIONS, exchange_sessions
+from common.option_symbols import OptionContract
 from common.simulator.market import Bar, EquityQuote, OptionQuote
 
 EQUITY = StreamClient.LevelOneEquityFields
@@ -45,6 +57,21 @@ STOP_STREAMING = 30
 _DAY_MS = 86_400_000
 
 
+def _numbers(fields: type[Enum]) -> Any:
+    """A schwab-py field enum's numbers as the strings frames carry them, by name: `_EQ.BID_PRICE == "1"`."""
+    return type(f"{fields.__name__}Numbers", (), {f.name: str(f.value) for f in fields})
+
+
+_EQ, _OPT, _CHART = _numbers(EQUITY), _numbers(OPTION), _numbers(CHART)
+_TOTAL_VOLUME = _EQ.TOTAL_VOLUME
+_encoder = msgspec.json.Encoder()
+
+
+def encode(frame: dict) -> bytes:
+    """A frame as the UTF-8 JSON text sent on the socket (event loop thread only: the encoder is shared)."""
+    return _encoder.encode(frame)
+
+
 def wire(value: Any) -> Any:
     """A value as Schwab writes it: whole doubles lose their fraction."""
     if isinstance(value, float) and value.is_integer():
@@ -52,161 +79,208 @@ def wire(value: Any) -> Any:
     return value
 
 
-def _change(now: float, before: float) -> tuple[float, float]:
-    """(net change, percent change) against `before`."""
-    net = round(now - before, 4)
-    return net, round(100 * net / before, 8) if before else 0.0
+_read = operator.attrgetter
+
+
+def _constant(value: Any) -> Callable[[Any], Any]:
+    return lambda quote: value
+
+
+def _net_change(name: str) -> Callable[[Any], float]:
+    """The change of attribute `name` since the close."""
+    read = _read(name)
+    return lambda quote: round(read(quote) - quote.close, 4)
+
+
+def _percent_change(name: str) -> Callable[[Any], float]:
+    """The change of attribute `name` since the close, in percent of the close."""
+    read = _read(name)
+
+    def percent(quote: Any) -> float:
+        return round(100 * round(read(quote) - quote.close, 4) / quote.close, 8) if quote.close else 0.0
+    return percent
+
+
+#: How to read each LEVELONE_EQUITIES field from a quote, by field number. A session reads only the
+#: fields it subscribed (the ingest actor asks for 9 of 51), once per update sent.
+_EQUITY_READERS: dict[str, Callable[[EquityQuote], Any]] = {
+    _EQ.BID_PRICE: _read("bid"),
+    _EQ.ASK_PRICE: _read("ask"),
+    _EQ.LAST_PRICE: _read("last"),
+    _EQ.BID_SIZE: _read("bid_size"),
+    _EQ.ASK_SIZE: _read("ask_size"),
+    _EQ.ASK_ID: _constant("Q"),
+    _EQ.BID_ID: _constant("Q"),
+    _EQ.TOTAL_VOLUME: _read("total_volume"),
+    _EQ.LAST_SIZE: _read("last_size"),
+    _EQ.HIGH_PRICE: _read("high"),
+    _EQ.LOW_PRICE: _read("low"),
+    _EQ.CLOSE_PRICE: _read("close"),
+    _EQ.EXCHANGE_ID: _constant("Q"),
+    _EQ.MARGINABLE: _constant(True),
+    _EQ.DESCRIPTION: _read("description"),
+    _EQ.LAST_ID: _constant("Q"),
+    _EQ.OPEN_PRICE: _read("open"),
+    _EQ.NET_CHANGE: _net_change("last"),
+    _EQ.HIGH_PRICE_52_WEEK: lambda q: round(q.close * 1.25, 2),
+    _EQ.LOW_PRICE_52_WEEK: lambda q: round(q.close * 0.75, 2),
+    _EQ.PE_RATIO: _constant(25.5),
+    _EQ.DIVIDEND_AMOUNT: _constant(1.5),
+    _EQ.DIVIDEND_YIELD: _constant(0.75),
+    _EQ.NAV: _constant(0.0),
+    _EQ.EXCHANGE_NAME: _constant("NASDAQ"),
+    _EQ.DIVIDEND_DATE: _constant("2025-12-15 00:00:00.0"),
+    _EQ.REGULAR_MARKET_QUOTE: _constant(True),
+    _EQ.REGULAR_MARKET_TRADE: _constant(True),
+    _EQ.REGULAR_MARKET_LAST_PRICE: _read("last"),
+    _EQ.REGULAR_MARKET_LAST_SIZE: _read("last_size"),
+    _EQ.REGULAR_MARKET_NET_CHANGE: _net_change("last"),
+    _EQ.SECURITY_STATUS: _constant("Normal"),
+    _EQ.MARK: _read("mark"),
+    _EQ.QUOTE_TIME_MILLIS: _read("quote_time_ms"),
+    _EQ.TRADE_TIME_MILLIS: _read("trade_time_ms"),
+    _EQ.REGULAR_MARKET_TRADE_MILLIS: _read("trade_time_ms"),
+    _EQ.BID_TIME_MILLIS: _read("quote_time_ms"),
+    _EQ.ASK_TIME_MILLIS: _read("quote_time_ms"),
+    _EQ.ASK_MIC_ID: _constant("XNAS"),
+    _EQ.BID_MIC_ID: _constant("XNAS"),
+    _EQ.LAST_MIC_ID: _constant("XNAS"),
+    _EQ.NET_CHANGE_PERCENT: _percent_change("last"),
+    _EQ.REGULAR_MARKET_CHANGE_PERCENT: _percent_change("last"),
+    _EQ.MARK_CHANGE: _net_change("mark"),
+    _EQ.MARK_CHANGE_PERCENT: _percent_change("mark"),
+    _EQ.HTB_QUANTITY: _constant(50_000_000),
+    _EQ.HTB_RATE: _constant(0.0),
+    _EQ.HARD_TO_BORROW: _constant(0),
+    _EQ.IS_SHORTABLE: _constant(1),
+    _EQ.POST_MARKET_NET_CHANGE: _constant(0.0),
+    _EQ.POST_MARKET_NET_CHANGE_PERCENT: _constant(0.0),
+}
 
 
 def equity_values(q: EquityQuote) -> dict[str, Any]:
     """Every LEVELONE_EQUITIES field of a quote, by field number."""
-    net, net_pct = _change(q.last, q.close)
-    mark_net, mark_pct = _change(q.mark, q.close)
-    values = {
-        EQUITY.BID_PRICE: q.bid,
-        EQUITY.ASK_PRICE: q.ask,
-        EQUITY.LAST_PRICE: q.last,
-        EQUITY.BID_SIZE: q.bid_size,
-        EQUITY.ASK_SIZE: q.ask_size,
-        EQUITY.ASK_ID: "Q",
-        EQUITY.BID_ID: "Q",
-        EQUITY.TOTAL_VOLUME: q.total_volume,
-        EQUITY.LAST_SIZE: q.last_size,
-        EQUITY.HIGH_PRICE: q.high,
-        EQUITY.LOW_PRICE: q.low,
-        EQUITY.CLOSE_PRICE: q.close,
-        EQUITY.EXCHANGE_ID: "Q",
-        EQUITY.MARGINABLE: True,
-        EQUITY.DESCRIPTION: q.description,
-        EQUITY.LAST_ID: "Q",
-        EQUITY.OPEN_PRICE: q.open,
-        EQUITY.NET_CHANGE: net,
-        EQUITY.HIGH_PRICE_52_WEEK: round(q.close * 1.25, 2),
-        EQUITY.LOW_PRICE_52_WEEK: round(q.close * 0.75, 2),
-        EQUITY.PE_RATIO: 25.5,
-        EQUITY.DIVIDEND_AMOUNT: 1.5,
-        EQUITY.DIVIDEND_YIELD: 0.75,
-        EQUITY.NAV: 0.0,
-        EQUITY.EXCHANGE_NAME: "NASDAQ",
-        EQUITY.DIVIDEND_DATE: "2025-12-15 00:00:00.0",
-        EQUITY.REGULAR_MARKET_QUOTE: True,
-        EQUITY.REGULAR_MARKET_TRADE: True,
-        EQUITY.REGULAR_MARKET_LAST_PRICE: q.last,
-        EQUITY.REGULAR_MARKET_LAST_SIZE: q.last_size,
-        EQUITY.REGULAR_MARKET_NET_CHANGE: net,
-        EQUITY.SECURITY_STATUS: "Normal",
-        EQUITY.MARK: q.mark,
-        EQUITY.QUOTE_TIME_MILLIS: q.quote_time_ms,
-        EQUITY.TRADE_TIME_MILLIS: q.trade_time_ms,
-        EQUITY.REGULAR_MARKET_TRADE_MILLIS: q.trade_time_ms,
-        EQUITY.BID_TIME_MILLIS: q.quote_time_ms,
-        EQUITY.ASK_TIME_MILLIS: q.quote_time_ms,
-        EQUITY.ASK_MIC_ID: "XNAS",
-        EQUITY.BID_MIC_ID: "XNAS",
-        EQUITY.LAST_MIC_ID: "XNAS",
-        EQUITY.NET_CHANGE_PERCENT: net_pct,
-        EQUITY.REGULAR_MARKET_CHANGE_PERCENT: net_pct,
-        EQUITY.MARK_CHANGE: mark_net,
-        EQUITY.MARK_CHANGE_PERCENT: mark_pct,
-        EQUITY.HTB_QUANTITY: 50_000_000,
-        EQUITY.HTB_RATE: 0.0,
-        EQUITY.HARD_TO_BORROW: 0,
-        EQUITY.IS_SHORTABLE: 1,
-        EQUITY.POST_MARKET_NET_CHANGE: 0.0,
-        EQUITY.POST_MARKET_NET_CHANGE_PERCENT: 0.0,
+    return {number: read(q) for number, read in _EQUITY_READERS.items()}
+
+
+@functools.lru_cache(maxsize=8192)  # a day's listings several times over; each entry is a few hundred bytes
+def _contract_facts(c: OptionContract) -> dict[str, Any]:
+    """The LEVELONE_OPTIONS fields a contract fixes that take work to write: worked out once per contract."""
+    last_day = datetime(c.expiration.year, c.expiration.month, c.expiration.day, tzinfo=timezone.utc) + timedelta(days=1)
+    return {
+        _OPT.DESCRIPTION: option_symbols.description(c),
+        _OPT.DELIVERABLES: f"100 {c.underlying}",
+        _OPT.UV_EXPIRATION_TYPE: "S" if c.expiration.weekday() == 4 else "W",
+        _OPT.LAST_TRADING_DAY: int(last_day.timestamp() * 1000),
     }
-    return {str(f.value): v for f, v in values.items()}
+
+
+def _fact(number: str) -> Callable[[OptionQuote], Any]:
+    return lambda quote: _contract_facts(quote.contract)[number]
+
+
+def _intrinsic(q: OptionQuote) -> float:
+    c = q.contract
+    return round(q.underlying_price - c.strike if c.put_call == "C" else c.strike - q.underlying_price, 4)
+
+
+#: How to read each LEVELONE_OPTIONS field from a quote, by field number (see `_EQUITY_READERS`).
+_OPTION_READERS: dict[str, Callable[[OptionQuote], Any]] = {
+    _OPT.DESCRIPTION: _fact(_OPT.DESCRIPTION),
+    _OPT.BID_PRICE: _read("bid"),
+    _OPT.ASK_PRICE: _read("ask"),
+    _OPT.LAST_PRICE: _read("last"),
+    _OPT.HIGH_PRICE: _read("high"),
+    _OPT.LOW_PRICE: _read("low"),
+    _OPT.CLOSE_PRICE: _read("close"),
+    _OPT.TOTAL_VOLUME: _read("total_volume"),
+    _OPT.OPEN_INTEREST: _read("open_interest"),
+    _OPT.VOLATILITY: _read("volatility"),
+    _OPT.MONEY_INTRINSIC_VALUE: _intrinsic,
+    _OPT.EXPIRATION_YEAR: _read("contract.expiration.year"),
+    _OPT.MULTIPLIER: _constant(100),
+    _OPT.DIGITS: _constant(2),
+    _OPT.OPEN_PRICE: _read("open"),
+    _OPT.BID_SIZE: _read("bid_size"),
+    _OPT.ASK_SIZE: _read("ask_size"),
+    _OPT.LAST_SIZE: _read("last_size"),
+    _OPT.NET_CHANGE: _net_change("last"),
+    _OPT.STRIKE_TYPE: _read("contract.strike"),
+    _OPT.CONTRACT_TYPE: _read("contract.put_call"),
+    _OPT.UNDERLYING: _read("contract.underlying"),
+    _OPT.EXPIRATION_MONTH: _read("contract.expiration.month"),
+    _OPT.DELIVERABLES: _fact(_OPT.DELIVERABLES),
+    _OPT.TIME_VALUE: lambda q: round(q.mark - max(_intrinsic(q), 0.0), 4),
+    _OPT.EXPIRATION_DAY: _read("contract.expiration.day"),
+    _OPT.DAYS_TO_EXPIRATION: _read("days_to_expiration"),
+    _OPT.DELTA: _read("delta"),
+    _OPT.GAMMA: _read("gamma"),
+    _OPT.THETA: _read("theta"),
+    _OPT.VEGA: _read("vega"),
+    _OPT.RHO: _read("rho"),
+    _OPT.SECURITY_STATUS: _constant("Normal"),
+    _OPT.THEORETICAL_OPTION_VALUE: _read("theoretical"),
+    _OPT.UNDERLYING_PRICE: _read("underlying_price"),
+    _OPT.UV_EXPIRATION_TYPE: _fact(_OPT.UV_EXPIRATION_TYPE),
+    _OPT.MARK: _read("mark"),
+    _OPT.QUOTE_TIME_MILLIS: _read("quote_time_ms"),
+    _OPT.TRADE_TIME_MILLIS: _read("trade_time_ms"),
+    _OPT.EXCHANGE_ID: _constant("O"),
+    _OPT.EXCHANGE_NAME: _constant("OPR"),
+    _OPT.LAST_TRADING_DAY: _fact(_OPT.LAST_TRADING_DAY),
+    _OPT.SETTLEMENT_TYPE: _constant("P"),
+    _OPT.NET_PERCENT_CHANGE: _percent_change("last"),
+    _OPT.MARK_CHANGE: _net_change("mark"),
+    _OPT.MARK_CHANGE_PERCENT: _percent_change("mark"),
+    _OPT.IMPLIED_YIELD: _constant(0.0),
+    _OPT.IS_PENNY: _constant(True),
+    _OPT.OPTION_ROOT: _read("contract.underlying"),
+    _OPT.HIGH_PRICE_52_WEEK: lambda q: round(max(q.high, q.close) * 3, 2),
+    _OPT.LOW_PRICE_52_WEEK: lambda q: round(min(q.low, q.close) / 3, 2),
+    _OPT.INDICATIVE_ASKING_PRICE: _constant(0.0),
+    _OPT.INDICATIVE_BID_PRICE: _constant(0.0),
+    _OPT.INDICATIVE_QUOTE_TIME: _constant(0),
+    _OPT.EXERCISE_TYPE: _constant("A"),
+}
+
+#: Each level-one service's readers; CHART_EQUITY items are written whole by `chart_item`.
+READERS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    LEVELONE_EQUITIES: _EQUITY_READERS, LEVELONE_OPTIONS: _OPTION_READERS, CHART_EQUITY: {}}
+assert all(set(READERS[service]) == {str(f.value) for f in SERVICES[service]} - {"0"}
+           for service in (LEVELONE_EQUITIES, LEVELONE_OPTIONS)), "a level-one field nobody can read"
 
 
 def option_values(q: OptionQuote) -> dict[str, Any]:
     """Every LEVELONE_OPTIONS field of a quote, by field number."""
-    c = q.contract
-    intrinsic = round(q.underlying_price - c.strike if c.put_call == "C" else c.strike - q.underlying_price, 4)
-    net, net_pct = _change(q.last, q.close)
-    mark_net, mark_pct = _change(q.mark, q.close)
-    last_day = datetime(c.expiration.year, c.expiration.month, c.expiration.day, tzinfo=timezone.utc) + timedelta(days=1)
-    values = {
-        OPTION.DESCRIPTION: option_symbols.description(c),
-        OPTION.BID_PRICE: q.bid,
-        OPTION.ASK_PRICE: q.ask,
-        OPTION.LAST_PRICE: q.last,
-        OPTION.HIGH_PRICE: q.high,
-        OPTION.LOW_PRICE: q.low,
-        OPTION.CLOSE_PRICE: q.close,
-        OPTION.TOTAL_VOLUME: q.total_volume,
-        OPTION.OPEN_INTEREST: q.open_interest,
-        OPTION.VOLATILITY: q.volatility,
-        OPTION.MONEY_INTRINSIC_VALUE: intrinsic,
-        OPTION.EXPIRATION_YEAR: c.expiration.year,
-        OPTION.MULTIPLIER: 100,
-        OPTION.DIGITS: 2,
-        OPTION.OPEN_PRICE: q.open,
-        OPTION.BID_SIZE: q.bid_size,
-        OPTION.ASK_SIZE: q.ask_size,
-        OPTION.LAST_SIZE: q.last_size,
-        OPTION.NET_CHANGE: net,
-        OPTION.STRIKE_TYPE: c.strike,
-        OPTION.CONTRACT_TYPE: c.put_call,
-        OPTION.UNDERLYING: c.underlying,
-        OPTION.EXPIRATION_MONTH: c.expiration.month,
-        OPTION.DELIVERABLES: f"100 {c.underlying}",
-        OPTION.TIME_VALUE: round(q.mark - max(intrinsic, 0.0), 4),
-        OPTION.EXPIRATION_DAY: c.expiration.day,
-        OPTION.DAYS_TO_EXPIRATION: q.days_to_expiration,
-        OPTION.DELTA: q.delta,
-        OPTION.GAMMA: q.gamma,
-        OPTION.THETA: q.theta,
-        OPTION.VEGA: q.vega,
-        OPTION.RHO: q.rho,
-        OPTION.SECURITY_STATUS: "Normal",
-        OPTION.THEORETICAL_OPTION_VALUE: q.theoretical,
-        OPTION.UNDERLYING_PRICE: q.underlying_price,
-        OPTION.UV_EXPIRATION_TYPE: "S" if c.expiration.weekday() == 4 else "W",
-        OPTION.MARK: q.mark,
-        OPTION.QUOTE_TIME_MILLIS: q.quote_time_ms,
-        OPTION.TRADE_TIME_MILLIS: q.trade_time_ms,
-        OPTION.EXCHANGE_ID: "O",
-        OPTION.EXCHANGE_NAME: "OPR",
-        OPTION.LAST_TRADING_DAY: int(last_day.timestamp() * 1000),
-        OPTION.SETTLEMENT_TYPE: "P",
-        OPTION.NET_PERCENT_CHANGE: net_pct,
-        OPTION.MARK_CHANGE: mark_net,
-        OPTION.MARK_CHANGE_PERCENT: mark_pct,
-        OPTION.IMPLIED_YIELD: 0.0,
-        OPTION.IS_PENNY: True,
-        OPTION.OPTION_ROOT: c.underlying,
-        OPTION.HIGH_PRICE_52_WEEK: round(max(q.high, q.close) * 3, 2),
-        OPTION.LOW_PRICE_52_WEEK: round(min(q.low, q.close) / 3, 2),
-        OPTION.INDICATIVE_ASKING_PRICE: 0.0,
-        OPTION.INDICATIVE_BID_PRICE: 0.0,
-        OPTION.INDICATIVE_QUOTE_TIME: 0,
-        OPTION.EXERCISE_TYPE: "A",
-    }
-    return {str(f.value): v for f, v in values.items()}
+    return {number: read(q) for number, read in _OPTION_READERS.items()}
+
+
+#: Every item's "delayed": the simulator's data is real-time.
+DELAYED = False
 
 
 def equity_header(q: EquityQuote) -> dict[str, Any]:
     """The non-numbered keys of a LEVELONE_EQUITIES snapshot."""
-    return {"key": q.symbol, "delayed": False, "assetMainType": "EQUITY",
+    return {"key": q.symbol, "delayed": DELAYED, "assetMainType": "EQUITY",
             "assetSubType": "ETF" if q.description.endswith(("ETF", "Trust")) else "COE", "cusip": q.cusip}
 
 
 def option_header(q: OptionQuote) -> dict[str, Any]:
-    return {"key": q.symbol, "delayed": False, "assetMainType": "OPTION", "cusip": ""}
+    return {"key": q.symbol, "delayed": DELAYED, "assetMainType": "OPTION", "cusip": ""}
 
 
 def chart_item(bar: Bar) -> dict[str, Any]:
     return {
         "seq": 0,
         "key": bar.symbol,
-        str(CHART.SEQUENCE.value): bar.sequence,
-        str(CHART.OPEN_PRICE.value): wire(bar.open),
-        str(CHART.HIGH_PRICE.value): wire(bar.high),
-        str(CHART.LOW_PRICE.value): wire(bar.low),
-        str(CHART.CLOSE_PRICE.value): wire(bar.close),
-        str(CHART.VOLUME.value): float(bar.volume),
-        str(CHART.CHART_TIME_MILLIS.value): bar.start_ms,
-        str(CHART.CHART_DAY.value): bar.start_ms // _DAY_MS,
+        _CHART.SEQUENCE: bar.sequence,
+        _CHART.OPEN_PRICE: wire(bar.open),
+        _CHART.HIGH_PRICE: wire(bar.high),
+        _CHART.LOW_PRICE: wire(bar.low),
+        _CHART.CLOSE_PRICE: wire(bar.close),
+        _CHART.VOLUME: float(bar.volume),
+        _CHART.CHART_TIME_MILLIS: bar.start_ms,
+        _CHART.CHART_DAY: bar.start_ms // _DAY_MS,
     }
 
 
@@ -272,6 +346,8 @@ class Streamers:
 class Subscription:
     keys: dict[str, None] = field(default_factory=dict)  # an ordered set
     fields: tuple[str, ...] = ()
+    #: (field, how to read it from a quote) for each of `fields`: level-one services only.
+    readers: tuple[tuple[str, Callable[[Any], Any]], ...] = ()
 
 
 class Session:
@@ -284,11 +360,18 @@ class Session:
         self.bar_ms = bar_ms
         self.logged_in = False
         self.subscriptions: dict[str, Subscription] = {service: Subscription() for service in SERVICES}
-        self.last_sent: dict[tuple[str, str], dict[str, Any]] = {}
+        #: What was last sent per service and key: the fields a later update leaves out when unchanged.
+        self.last_sent: dict[str, dict[str, dict[str, Any]]] = {service: {} for service in SERVICES}
         self.chart_after: dict[str, int] = {}
+        #: Counts every change of the subscribed keys, so a server can keep what it derives from them.
+        self.version = 0
 
     def keys(self, service: str) -> list[str]:
         return list(self.subscriptions[service].keys)
+
+    def subscribed(self, service: str) -> dict[str, None]:
+        """The keys of `service` in subscription order, as an ordered set; read it, do not change it."""
+        return self.subscriptions[service].keys
 
     def handle(self, request: dict, now_ms: int) -> Reply:
         """Apply one request; its response comes back with what the server must do next."""
@@ -337,42 +420,49 @@ class Session:
             return Reply(response(request, SYMBOL_LIMIT, msg, now_ms))
         fresh = list(wanted) if command == "SUBS" else [k for k in wanted if k not in sub.keys]
         for key in set(sub.keys) - set(wanted) | set(fresh):
-            self.last_sent.pop((service, key), None)
+            self.last_sent[service].pop(key, None)
             if service == CHART_EQUITY:
                 self.chart_after.pop(key, None)
+        self.version += 1
         sub.keys = wanted
         if fields or command == "SUBS":
             sub.fields = fields or tuple(sorted(valid, key=int))
+            sub.readers = tuple((f, READERS[service][f]) for f in sub.fields if f in READERS[service])
         if service == CHART_EQUITY:
             for key in fresh:
                 self.chart_after[key] = now_ms - self.bar_ms
         return Reply(response(request, SUCCESS, f"{command} command succeeded", now_ms), service=service, snapshot=tuple(fresh))
 
-    def _level_one(self, service: str, header: dict[str, Any], values: dict[str, Any]) -> dict | None:
-        """A full snapshot the first time, then only the changed fields; None when nothing changed."""
-        key = header["key"]
-        if key not in self.subscriptions[service].keys:
-            return None
-        wanted = {f: wire(values[f]) for f in self.subscriptions[service].fields}
-        before = self.last_sent.get((service, key))
-        self.last_sent[(service, key)] = wanted
+    def _level_one(self, service: str, key: str, quote: Any, before: dict[str, Any] | None,
+                   header: Callable[[], dict[str, Any]]) -> dict | None:
+        """A full snapshot the first time (`before` None), then only the changed fields; None when nothing changed."""
+        # The subscribed fields only, through wire() written inline: this runs for every field of every update sent.
+        wanted = {f: int(v) if (v := read(quote)).__class__ is float and v.is_integer() else v
+                  for f, read in self.subscriptions[service].readers}
+        self.last_sent[service][key] = wanted
         if before is None:
-            return {**header, **wanted}
+            return {**header(), **wanted}
         changed = {f: v for f, v in wanted.items() if before.get(f) != v}
-        return {"key": key, "delayed": header["delayed"], **changed} if changed else None
+        return {"key": key, "delayed": DELAYED, **changed} if changed else None
 
     def equity_update(self, quote: EquityQuote) -> tuple[dict | None, SentTrade | None]:
         """The item to send for `quote`, and the trade it carries when TOTAL_VOLUME moved."""
-        volume_field = str(EQUITY.TOTAL_VOLUME.value)
-        before = self.last_sent.get((LEVELONE_EQUITIES, quote.symbol), {}).get(volume_field)
-        item = self._level_one(LEVELONE_EQUITIES, equity_header(quote), equity_values(quote))
-        if item is None or before is None or volume_field not in item:
+        symbol = quote.symbol
+        if symbol not in self.subscriptions[LEVELONE_EQUITIES].keys:
+            return None, None
+        before = self.last_sent[LEVELONE_EQUITIES].get(symbol)
+        item = self._level_one(LEVELONE_EQUITIES, symbol, quote, before, lambda: equity_header(quote))
+        if item is None or before is None or _TOTAL_VOLUME not in item or _TOTAL_VOLUME not in before:
             return item, None
-        trade = SentTrade(quote.symbol, quote.trade_time_ms, quote.last, quote.total_volume, quote.total_volume - before)
-        return item, trade
+        volume = quote.total_volume
+        return item, SentTrade(symbol, quote.trade_time_ms, quote.last, volume, volume - before[_TOTAL_VOLUME])
 
     def option_update(self, quote: OptionQuote) -> dict | None:
-        return self._level_one(LEVELONE_OPTIONS, option_header(quote), option_values(quote))
+        symbol = quote.symbol
+        if symbol not in self.subscriptions[LEVELONE_OPTIONS].keys:
+            return None
+        return self._level_one(LEVELONE_OPTIONS, symbol, quote,
+                               self.last_sent[LEVELONE_OPTIONS].get(symbol), lambda: option_header(quote))
 
     def chart_update(self, bars: list[Bar]) -> list[dict]:
         """Items for the bars of a subscribed symbol not yet sent, oldest first."""
@@ -392,11 +482,11 @@ def chain_contract(q: OptionQuote) -> dict[str, Any]:
     """One contract of `GET /marketdata/v1/chains`, in Schwab's names."""
     values = option_values(q)
     c = q.contract
-    intrinsic = max(values[str(OPTION.MONEY_INTRINSIC_VALUE.value)], 0.0)
+    intrinsic = max(values[_OPT.MONEY_INTRINSIC_VALUE], 0.0)
     return {
         "putCall": "CALL" if c.put_call == "C" else "PUT",
         "symbol": q.symbol,
-        "description": values[str(OPTION.DESCRIPTION.value)],
+        "description": values[_OPT.DESCRIPTION],
         "exchangeName": "OPR",
         "bid": q.bid,
         "ask": q.ask,
@@ -413,7 +503,7 @@ def chain_contract(q: OptionQuote) -> dict[str, Any]:
         "totalVolume": q.total_volume,
         "tradeTimeInLong": q.trade_time_ms,
         "quoteTimeInLong": q.quote_time_ms,
-        "netChange": values[str(OPTION.NET_CHANGE.value)],
+        "netChange": values[_OPT.NET_CHANGE],
         "volatility": q.volatility,
         "delta": q.delta,
         "gamma": q.gamma,
@@ -428,20 +518,20 @@ def chain_contract(q: OptionQuote) -> dict[str, Any]:
         "strikePrice": c.strike,
         "expirationDate": _utc_iso(q.expiration_ms),
         "daysToExpiration": q.days_to_expiration,
-        "expirationType": values[str(OPTION.UV_EXPIRATION_TYPE.value)],
-        "lastTradingDay": values[str(OPTION.LAST_TRADING_DAY.value)],
+        "expirationType": values[_OPT.UV_EXPIRATION_TYPE],
+        "lastTradingDay": values[_OPT.LAST_TRADING_DAY],
         "multiplier": 100.0,
         "settlementType": "P",
         "deliverableNote": "",
-        "percentChange": values[str(OPTION.NET_PERCENT_CHANGE.value)],
-        "markChange": values[str(OPTION.MARK_CHANGE.value)],
-        "markPercentChange": values[str(OPTION.MARK_CHANGE_PERCENT.value)],
+        "percentChange": values[_OPT.NET_PERCENT_CHANGE],
+        "markChange": values[_OPT.MARK_CHANGE],
+        "markPercentChange": values[_OPT.MARK_CHANGE_PERCENT],
         "intrinsicValue": round(intrinsic, 4),
         "extrinsicValue": round(q.mark - intrinsic, 4),
         "optionRoot": c.underlying,
         "exerciseType": "A",
-        "high52Week": values[str(OPTION.HIGH_PRICE_52_WEEK.value)],
-        "low52Week": values[str(OPTION.LOW_PRICE_52_WEEK.value)],
+        "high52Week": values[_OPT.HIGH_PRICE_52_WEEK],
+        "low52Week": values[_OPT.LOW_PRICE_52_WEEK],
         "nonStandard": False,
         "pennyPilot": True,
         "inTheMoney": intrinsic > 0,

@@ -19,6 +19,7 @@ token for tokens, and revoked tokens are refused as Schwab refuses them.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import json
 import logging
@@ -49,10 +50,18 @@ log = logging.getLogger(__name__)
 
 #: Options are updated at this fraction of the equity update rate.
 OPTION_SHARE = 0.25
+#: Option updates due are sent together at most this often: at a fast tick
+#: (4 tickers at 1,000 updates/s tick every 4 ms) one frame of a dozen
+#: contracts instead of a dozen frames of one.
+OPTION_BATCH_SECONDS = 0.05
 #: Seconds between sweeps for option contracts past their expiry.
 EXPIRED_OPTIONS_SWEEP = 3600.0
 #: Snapshots are split into frames of at most this many items (clients cap frame size at 1 MiB).
 SNAPSHOT_CHUNK = 100
+#: Characters of an injected frame its log line quotes.
+INJECT_EXCERPT = 200
+#: Seconds `POST /sim/inject` waits for the frame to be handed to every socket.
+INJECT_WAIT = 10.0
 ACCESS_TOKEN_SECONDS = 1800
 #: Tokens (or login codes) each set remembers: at one new access token per
 #: 30 minutes, over half a year's worth, in under 2 MB.
@@ -92,7 +101,7 @@ class Report:
         self.services: dict[str, dict[str, int]] = defaultdict(lambda: {"frames": 0, "items": 0})
         self.counts: dict[str, int] = defaultdict(int, {
             "quotes": 0, "trades": 0, "bars": 0, "option_items": 0, "heartbeats": 0, "responses": 0,
-            "connections": 0, "token_refreshes": 0, "logins": 0, "faults": 0})
+            "connections": 0, "token_refreshes": 0, "logins": 0, "faults": 0, "injected": 0})
         self.trade_log = TradeLog(trade_log) if trade_log else None
         self._lock = threading.Lock()
 
@@ -236,7 +245,11 @@ class _Connection:
     def __init__(self, ws: ServerConnection, session: Session):
         self.ws = ws
         self.session = session
+        #: Held while a request is answered or a tick pushed: the session's state and its frames go together.
         self.lock = asyncio.Lock()
+        #: Held for each frame sent, whoever sends it. asyncio's locks are first come, first served, so a frame
+        #: injected while another is being sent goes next, before the rest of that tick or answer.
+        self.send_lock = asyncio.Lock()
         self.last_send = time.monotonic()
         self.stalled_until = 0.0
 
@@ -256,6 +269,9 @@ class Simulator:
         self._ids = itertools.count(1)
         self._option_carry = 0.0
         self._option_cursor = 0
+        self._options_at = 0.0
+        self._active_for: tuple = ()
+        self._active_keys: tuple[list[str], list[str]] = ([], [])
         self.faults = faults.Faults()
         self.tokens = Tokens()
         self.logged_in = asyncio.Event()
@@ -412,8 +428,33 @@ class Simulator:
             self.report.sent(service, chunk, [])
 
     async def _send(self, conn: _Connection, frame: dict) -> None:
-        await conn.ws.send(json.dumps(frame))
+        await self._send_text(conn, protocol.encode(frame))
+
+    async def _send_text(self, conn: _Connection, text: bytes) -> None:
+        """Send UTF-8 `text` as one text frame, in turn with every other frame of the connection."""
+        async with conn.send_lock:
+            await conn.ws.send(text, text=True)
         conn.last_send = time.monotonic()
+
+    async def inject(self, text: bytes) -> int:
+        """Send `text` (UTF-8) as it is to every logged-in connection, next after the frame each is sending.
+
+        Returns how many connections it was sent to; each is counted in the
+        report as `injected`.
+        """
+        targets = [conn for conn in self.connections.values() if conn.session.logged_in]
+        sent = sum(await asyncio.gather(*(self._inject(conn, text) for conn in targets)))
+        log.warning("frame injected (SIMULATED)", extra={"sent_to": sent, "bytes": len(text),
+                                                         "excerpt": text.decode()[:INJECT_EXCERPT]})
+        return sent
+
+    async def _inject(self, conn: _Connection, text: bytes) -> bool:
+        try:
+            await self._send_text(conn, text)
+        except ConnectionClosed:
+            return False
+        self.report.count("injected")
+        return True
 
     async def ticker(self) -> None:
         """Step the market for everything subscribed and push the changes to every connection."""
@@ -430,10 +471,15 @@ class Simulator:
                 sweep_at = loop.time() + EXPIRED_OPTIONS_SWEEP
                 self._forget_expired_options(now)
             with self.market_lock:
+                advance = self.market.advance
                 for symbol in symbols:
-                    self.market.step(symbol, now)
-                stepped = {key: self.market.step_option(key, now) for key in self._option_batch(options, interval)}
-            await asyncio.gather(*(self._push(c, now, stepped) for c in streaming))
+                    advance(symbol, now)
+                stepped = {key: self.market.step_option(key, now)
+                           for key in self._option_batch(options, interval, loop.time())}
+            if len(streaming) == 1:
+                await self._push(streaming[0], now, stepped)
+            else:
+                await asyncio.gather(*(self._push(c, now, stepped) for c in streaming))
 
     def _forget_expired_options(self, now: int) -> None:
         """Sweep the market of expired contracts no connection streams: a run of days lists new ones daily."""
@@ -444,29 +490,48 @@ class Simulator:
             log.info("expired option contracts forgotten", extra={"contracts": forgotten})
 
     def _active(self, streaming: list[_Connection]) -> tuple[list[str], list[str]]:
-        """(symbols to step: equities, charts and option underlyings; valid option keys)."""
+        """(symbols to step: equities, charts and option underlyings; valid option keys).
+
+        Worked out again only when a connection comes, goes or changes its subscriptions.
+        """
+        state = tuple((conn.session.connection, conn.session.version) for conn in streaming)
+        if state == self._active_for:
+            return self._active_keys
         symbols: dict[str, None] = {}
         options: dict[str, None] = {}
         for conn in streaming:
-            symbols.update(dict.fromkeys(conn.session.keys(LEVELONE_EQUITIES)))
-            symbols.update(dict.fromkeys(conn.session.keys(CHART_EQUITY)))
-            for key in conn.session.keys(LEVELONE_OPTIONS):
+            symbols.update(dict.fromkeys(conn.session.subscribed(LEVELONE_EQUITIES)))
+            symbols.update(dict.fromkeys(conn.session.subscribed(CHART_EQUITY)))
+            for key in conn.session.subscribed(LEVELONE_OPTIONS):
                 try:
                     symbols[option_symbols.parse(key).underlying] = None
                 except ValueError:
                     continue
                 options[key] = None
-        return list(symbols), list(options)
+        self._active_for, self._active_keys = state, (list(symbols), list(options))
+        return self._active_keys
 
-    def _option_batch(self, options: list[str], interval: float) -> list[str]:
-        """The option keys to update this tick, round robin, at OPTION_SHARE of the rate."""
+    def _option_batch(self, options: list[str], interval: float, clock: float) -> list[str]:
+        """The option keys to update this tick, round robin, at OPTION_SHARE of the rate.
+
+        What is due accumulates until OPTION_BATCH_SECONDS have passed since
+        the last batch; no contract is in a batch twice, and what is due
+        beyond every contract once is dropped.
+        """
         if not options:
+            self._option_carry = 0.0
             return []
         self._option_carry += self.settings.rate * OPTION_SHARE * interval
+        if clock - self._options_at < OPTION_BATCH_SECONDS or self._option_carry < 1:
+            return []
+        self._options_at = clock
         count = min(int(self._option_carry), len(options))
-        self._option_carry -= count
-        batch = [options[(self._option_cursor + i) % len(options)] for i in range(count)]
-        self._option_cursor = (self._option_cursor + count) % len(options)
+        self._option_carry = min(self._option_carry - count, 1.0)
+        cursor = self._option_cursor % len(options)
+        batch = options[cursor:cursor + count]
+        if len(batch) < count:
+            batch += options[:count - len(batch)]
+        self._option_cursor = (cursor + count) % len(options)
         return batch
 
     async def _push(self, conn: _Connection, now: int, stepped: dict[str, OptionQuote]) -> None:
@@ -478,16 +543,18 @@ class Simulator:
                 trades: list[SentTrade] = []
                 equities, options, charts = [], [], []
                 with self.market_lock:
-                    for symbol in session.keys(LEVELONE_EQUITIES):
-                        item, trade = session.equity_update(self.market.quote(symbol, now))
+                    quote, update = self.market.quote, session.equity_update
+                    for symbol in session.subscribed(LEVELONE_EQUITIES):
+                        item, trade = update(quote(symbol, now))
                         if item is not None:
                             equities.append(item)
-                        if trade is not None:
-                            trades.append(trade)
-                    for key in session.keys(LEVELONE_OPTIONS):
-                        if key in stepped and (item := session.option_update(stepped[key])) is not None:
+                            if trade is not None:
+                                trades.append(trade)
+                    subscribed = session.subscribed(LEVELONE_OPTIONS)
+                    for key, option in stepped.items():
+                        if key in subscribed and (item := session.option_update(option)) is not None:
                             options.append(item)
-                    for symbol in session.keys(CHART_EQUITY):
+                    for symbol in session.subscribed(CHART_EQUITY):
                         charts.extend(session.chart_update(self.market.bars_after(symbol, session.chart_after[symbol], now)))
                 for service, items, sent_trades in ((LEVELONE_EQUITIES, equities, trades),
                                                     (LEVELONE_OPTIONS, options, []), (CHART_EQUITY, charts, [])):
@@ -585,14 +652,38 @@ class Simulator:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode()
+                raw = self.rfile.read(length)
                 path = urlsplit(self.path).path
+                if path == "/sim/inject":
+                    self._inject(raw)
+                    return
+                body = raw.decode(errors="replace")
                 if path == "/sim/fault":
                     self._fault(body)
                 elif path != "/v1/oauth/token":
                     self._reply(404, {"errors": [{"status": 404, "title": "Not Found", "detail": self.path}]})
                 else:
                     self._token({k: v[-1] for k, v in parse_qs(body).items()})
+
+            def _inject(self, raw: bytes) -> None:
+                """`POST /sim/inject`: the body, as it is, to every logged-in streamer connection."""
+                if not raw:
+                    self._reply(400, {"error": "empty body: POST the text of the frame to send as the body"})
+                    return
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    self._reply(400, {"error": f"body is not valid UTF-8 ({error.reason} at byte {error.start}):"
+                                               " a streamer frame is text"})
+                    return
+                sending = asyncio.run_coroutine_threadsafe(sim.inject(raw), sim.loop)
+                try:
+                    sent_to = sending.result(timeout=INJECT_WAIT)
+                except concurrent.futures.TimeoutError:
+                    self._reply(504, {"error": f"not sent within {INJECT_WAIT:g} s: a client is not reading;"
+                                               " it will be sent when the socket drains"})
+                    return
+                self._reply(200, {"sent_to": sent_to})
 
             def _token(self, form: dict[str, str]) -> None:
                 grant = form.get("grant_type")

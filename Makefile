@@ -57,7 +57,7 @@ test: ## set up and run the test suite (its own Postgres, supervisord and simula
 bench: ## measure the pipeline against the simulator; prints one JSON object (run it alone)
 	@$(ON_HOST) venv requirements-test.lock
 	@EMBEDDED_PG=true $(ON_HOST) postgres-binaries
-	$(PY) -m tests.bench
+	@$(PY) -m tests.bench
 
 lock: ## refresh requirements.lock, requirements-test.lock and the uv that installs them (README: upgrading)
 	@[ -x $(PY) ] || $$($(ON_HOST) python) -m venv $(VENV)

@@ -61,6 +61,11 @@ CONSUMERS = ("writer", "indicator", "options")
 SERVICES = frozenset({edge.LEVELONE_EQUITIES, edge.CHART_EQUITY, edge.LEVELONE_OPTIONS})
 #: How long one read waits before the loop looks at its control socket and the clock.
 POLL = 0.25
+#: Under load, the control socket, the option wish and the actor's tick are looked at this often, not per message.
+CONTROL_EVERY = 0.05
+#: Records of consecutive messages wait this long to share one bus frame per kind: Schwab (and the simulator)
+#: can send hundreds of small messages a second, and every hop downstream costs per frame, not per record.
+COALESCE = 0.01
 #: While idle (market closed, backing off, waiting for a token), the loop wakes this often: near-zero CPU.
 IDLE_TICK = 1.0
 #: A connection that streamed this long before failing starts the backoff from its minimum again.
@@ -70,27 +75,45 @@ HEALTHY_AFTER = 60.0
 class FramePublisher:
     """Each message's data, decoded and checked at the edge and merged per key: one bus frame per kind.
 
-    A rejected item is counted by reason (`streaming_metrics`, `/metrics`) and
-    logged with an excerpt at most once a minute per symbol and reason; it never
-    costs the other items of its message, nor the connection.
+    The records of messages that arrive within COALESCE of the first share
+    their frames (`flush` sends them; call it before the books are reset and
+    when the connection ends). A rejected item is counted by reason
+    (`streaming_metrics`, `/metrics`) and logged with an excerpt at most once
+    a minute per symbol and reason; it never costs the other items of its
+    message, nor the connection.
     """
 
-    def __init__(self, publisher: Publisher, stats: ActorStats, logger: logging.Logger):
+    def __init__(self, publisher: Publisher, stats: ActorStats, logger: logging.Logger, coalesce: float = COALESCE):
         self.publisher = publisher
         self.stats = stats
         self.logger = logger
         self.limiter = LogLimiter()
+        self.coalesce = coalesce
+        self.pending: dict[str, list[Any]] = {"trade": [], "quote": [], "bar": [], "option": []}
+        self._flush_due: asyncio.TimerHandle | None = None
         self.reset()
 
     def reset(self) -> None:
         """Forget every symbol's fields: a new connection starts from fresh snapshots, so nothing stale leaks."""
+        self.flush()
         self.equities = EquityBook()
         self.options = OptionBook()
+
+    def flush(self) -> None:
+        """Send what the last messages made, one frame per kind."""
+        if self._flush_due is not None:
+            self._flush_due.cancel()
+            self._flush_due = None
+        for kind, records in self.pending.items():
+            if records:
+                self.publisher.send(kind, records)
+                self.stats.records_out += len(records)
+                self.pending[kind] = []
 
     def on_data(self, data: msgspec.Raw) -> None:
         started, received = time.perf_counter_ns(), time.time_ns()
         decoded = edge.decode(data, SERVICES)
-        out: dict[str, list[Any]] = {"trade": [], "quote": [], "bar": [], "option": []}
+        out = self.pending
         items = len(decoded.rejections)
         for entry in decoded.entries:
             items += len(entry.updates)
@@ -101,10 +124,8 @@ class FramePublisher:
                     self.reject(Rejection(entry.service, update.key, error.reason, str(error), ""))
         for rejection in decoded.rejections:
             self.reject(rejection)
-        for kind, records in out.items():
-            if records:
-                self.publisher.send(kind, records)
-                self.stats.records_out += len(records)
+        if self._flush_due is None and any(out.values()):
+            self._flush_due = asyncio.get_running_loop().call_later(self.coalesce, self.flush)
         self.stats.records_in += items
         self.stats.batch(items, started)
 
@@ -283,18 +304,28 @@ class Connection:
             self.streaming_since = time.monotonic()
             self.log.info("streaming")
             decoder.last_frame = time.monotonic()
-            while not self.stopping and self.clock.now() < window.end:
+            next_control = 0.0
+            while not self.stopping:
                 await self.read(stream, decoder)
-                self.take_control()
-                await apply_option_changes(stream, self.contracts, self.log, timeout)
-                self.actor.tick()
+                now = time.monotonic()
+                if now >= next_control:
+                    next_control = now + CONTROL_EVERY
+                    if self.clock.now() >= window.end:
+                        break
+                    self.take_control()
+                    await apply_option_changes(stream, self.contracts, self.log, timeout)
+                    self.actor.tick()
             await self.log_out(stream)
         finally:
-            await finish(stream)
+            try:
+                await finish(stream)
+            finally:
+                self.frames.flush()  # what the last messages made, before the books are reset
 
     async def read(self, stream: StreamClient, decoder: CheckedDecoder) -> None:
         try:
-            await asyncio.wait_for(stream.handle_message(), POLL)
+            async with asyncio.timeout(POLL):  # no task per read, unlike wait_for
+                await stream.handle_message()
         except TimeoutError:
             silent = time.monotonic() - decoder.last_frame
             if silent > self.config.stream_watchdog:

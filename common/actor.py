@@ -8,6 +8,7 @@ do with a frame.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,8 @@ from common.tickerplant import Tickerplant
 
 #: How long a publisher waits for its consumers before publishing anyway.
 CONSUMER_WAIT = 30.0
+#: `tick` works at most this often; heartbeats, counters and shared positions are due every second or more.
+TICK_EVERY = 0.05
 
 
 class Actor:
@@ -33,6 +36,8 @@ class Actor:
         self.shutdown = Shutdown()
         self.stats = ActorStats(name, self.config.stats_interval)
         self.publisher = Tickerplant(self.config, name) if journaled else Publisher(self.config, name)
+        self._offsets_file = self.config.offsets_file(name)
+        self._next_tick = 0.0
 
     def subscriber(self) -> Subscriber:
         return Subscriber(self.config, self.name)
@@ -65,12 +70,18 @@ class Actor:
     def tick(self, follower: Follower | None = None) -> None:
         """Call every loop iteration: counters out when due, heartbeat when idle.
 
-        With the `follower` of an actor whose work is done once taken (it
-        journals what it sends), its positions are shared for pruning.
+        It does its work at most every TICK_EVERY: under load a loop turns
+        once per frame, and nothing here is due that often. With the
+        `follower` of an actor whose work is done once taken (it journals
+        what it sends), its positions are shared for pruning.
         """
+        now = time.monotonic()
+        if now < self._next_tick:
+            return
+        self._next_tick = now + TICK_EVERY
         if follower is not None:
             self.stats.replayed = follower.replayed
-            follower.share(self.config.offsets_file(self.name))
+            follower.share(self._offsets_file)
         self.stats.maybe_publish(self.publisher)
         self.publisher.tick()
 

@@ -68,16 +68,26 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
 
 
 class Pipeline:
-    def __init__(self, tickers: str = "SPY,QQQ", rate: int = 50, seed: int = 7, **settings: str):
+    """One deployment under its own supervisord.
+
+    By default it runs on its own embedded database, as `make run` gives a
+    new user; with `database_url` it writes into that database instead (a
+    second deployment beside another, on simulated data by choice).
+    """
+
+    def __init__(self, tickers: str = "SPY,QQQ", rate: int = 50, seed: int = 7, database_url: str | None = None,
+                 **settings: str):
         self.var = Path(tempfile.mkdtemp(prefix="ss", dir="/tmp"))
         sim_port, ws_port = free_port(), free_port()
-        # No DATABASE_URL: the embedded database under STREAMING_VAR, as `make run` gives a new user.
-        self.database_url = embedded_database_url(self.var)
+        self.embedded = database_url is None
+        self.database_url = embedded_database_url(self.var) if self.embedded else database_url
+        shared = {} if self.embedded else {"DATABASE_URL": database_url, "STREAM_SOURCE": "simulator"}
         self.env = {
             **{name: value for name, value in os.environ.items() if name not in OUTSIDE_SETTINGS},
+            **shared,
             "STREAMING_VAR": str(self.var),
             "STREAMING_PYTHON": sys.executable,
-            "EMBEDDED_PG": "true",
+            "EMBEDDED_PG": str(self.embedded).lower(),
             "EMBEDDED_SIM": "true",
             "STREAM_TICKERS": tickers,
             "DEPLOYMENT": "test",
@@ -110,7 +120,8 @@ class Pipeline:
         for sub in ("log", "data"):
             (self.var / sub).mkdir()
         (self.var / "run").mkdir(mode=0o700)
-        LocalPostgres(self.var / "pg").init(template=cluster_template())
+        if self.embedded:
+            LocalPostgres(self.var / "pg").init(template=cluster_template())
         subprocess.run([str(BIN / "supervisord"), "-c", str(ROOT / "supervisord.conf")],
                        env=self.env, check=True, cwd=ROOT)
         migrated = subprocess.run([sys.executable, "-m", "common.migrate", "--wait", "60"],
@@ -210,5 +221,6 @@ class Pipeline:
         self.ctl("shutdown", check=False)
         pidfile = self.var / "run" / "supervisord.pid"
         wait_for(lambda: not pidfile.exists(), 90, "supervisord to exit")
-        LocalPostgres(self.var / "pg").remove()
+        if self.embedded:
+            LocalPostgres(self.var / "pg").remove()
         shutil.rmtree(self.var, ignore_errors=True)

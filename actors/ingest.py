@@ -10,6 +10,10 @@ credentials the same real schwab-py client is aimed at the simulator.
 during the configured market sessions, reconnects after every kind of
 failure with capped backoff, and waits quietly for a new token file when the
 refresh token has expired. The pure pieces are in `common/streamer.py`.
+
+With `STREAM_RECORD` it also records every `data` payload it decodes; with
+`STREAM_SOURCE=replay` it logs in nowhere and `replay` feeds such a recording
+to the same decoder instead (`common/replay.py`), for peak-throughput runs.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from common.edge import EQUITY_FIELDS, OPTION_FIELDS, LogLimiter, Rejection
 from common.levelone import EquityBook, Incomplete, OptionBook, bar_record
 from common.market_hours import MarketSchedule, Window, clock_from_spec
 from common.messages import Envelope, OptionSubscription
+from common.replay import Recorder, play
 from common.schwab_client import force_refresh, make_client, make_stream_client
 from common.stats import ActorStats
 from common.streamer import (
@@ -80,15 +85,18 @@ class FramePublisher:
     when the connection ends). A rejected item is counted by reason
     (`streaming_metrics`, `/metrics`) and logged with an excerpt at most once
     a minute per symbol and reason; it never costs the other items of its
-    message, nor the connection.
+    message, nor the connection. With a `recorder`, each message's data is
+    recorded as received, before it is decoded.
     """
 
-    def __init__(self, publisher: Publisher, stats: ActorStats, logger: logging.Logger, coalesce: float = COALESCE):
+    def __init__(self, publisher: Publisher, stats: ActorStats, logger: logging.Logger, coalesce: float = COALESCE,
+                 recorder: Recorder | None = None):
         self.publisher = publisher
         self.stats = stats
         self.logger = logger
         self.limiter = LogLimiter()
         self.coalesce = coalesce
+        self.recorder = recorder
         self.pending: dict[str, list[Any]] = {"trade": [], "quote": [], "bar": [], "option": []}
         self._flush_due: asyncio.TimerHandle | None = None
         self.reset()
@@ -110,8 +118,10 @@ class FramePublisher:
                 self.stats.records_out += len(records)
                 self.pending[kind] = []
 
-    def on_data(self, data: msgspec.Raw) -> None:
+    def on_data(self, data: msgspec.Raw | list[Any]) -> None:
         started, received = time.perf_counter_ns(), time.time_ns()
+        if self.recorder is not None:
+            self.recorder.write(data)
         decoded = edge.decode(data, SERVICES)
         out = self.pending
         items = len(decoded.rejections)
@@ -293,8 +303,8 @@ class Connection:
         self.contracts.refused = None
         timeout, tickers = self.config.stream_command_timeout, list(self.config.tickers)
         self.actor.stats.status = "connecting"
-        self.log.info("logging in", extra={"source": "simulator" if self.config.uses_simulator else "schwab",
-                                            "tickers": tickers, "session_end": utc(window.end)})
+        self.log.info("logging in", extra={"source": self.config.stream_source, "tickers": tickers,
+                                            "session_end": utc(window.end)})
         try:
             await within(timeout, "ADMIN LOGIN", stream.login())
             await within(timeout, "LEVELONE_EQUITIES SUBS",
@@ -459,16 +469,63 @@ async def finish(stream: StreamClient) -> None:
                 socket.transport.abort()
 
 
+async def replay(actor: Actor, frames: FramePublisher, control: Subscriber) -> None:
+    """STREAM_REPLAY's recording through `frames`, once, as fast as it goes; then idle until stopped.
+
+    It ends with one log line, "replay finished", saying how many lines and
+    records it took how long, and the status `replay_done`. Exiting instead
+    would have supervisord start it again, and replay again.
+    """
+    path, stats = actor.config.stream_replay, actor.stats
+    stats.status = "running"
+    actor.log.info("replaying a recording", extra={"source": "replay", "path": str(path)})
+    items, records = stats.records_in, stats.records_out
+
+    def between() -> None:
+        while control.recv_nowait() is not None:
+            pass  # no contract set to change: the recording streams what it streamed
+        actor.tick()
+
+    played = await play(path, frames.on_data, between, lambda: actor.shutdown.requested)
+    frames.flush()
+    if actor.shutdown.requested:
+        return
+    seconds, records = max(played.seconds, 1e-9), stats.records_out - records
+    actor.log.info("replay finished", extra={
+        "path": str(path), "lines": played.lines, "torn": played.torn, "items": stats.records_in - items,
+        "records": records, "seconds": round(played.seconds, 3), "lines_per_second": round(played.lines / seconds),
+        "records_per_second": round(records / seconds)})
+    stats.status = "replay_done"
+    stats.maybe_publish(actor.publisher, force=True)
+    while not actor.shutdown.requested:
+        await asyncio.sleep(IDLE_TICK)
+        between()
+
+
 async def run(actor: Actor) -> None:
     await asyncio.to_thread(actor.wait_for_consumers, *CONSUMERS)
+    config = actor.config
+    recorder = Recorder(config.stream_record, lambda error: recording_failed(actor, error)) \
+        if config.stream_record else None
     control = actor.subscriber()
     control.subscribe("options", "option_subscription")
-    frames = FramePublisher(actor.publisher, actor.stats, actor.log)
+    frames = FramePublisher(actor.publisher, actor.stats, actor.log, recorder=recorder)
     try:
-        await Connection(actor, frames, control).run()
+        if config.replays:
+            await replay(actor, frames, control)
+        else:
+            await Connection(actor, frames, control).run()
     finally:
         control.close()
+        if recorder is not None:
+            recorder.close()
     actor.stopped(reconnects=actor.stats.reconnects)
+
+
+def recording_failed(actor: Actor, error: OSError) -> None:
+    actor.stats.errors += 1
+    actor.log.error("recording stopped: a write to STREAM_RECORD failed; streaming goes on",
+                    extra={"path": str(actor.config.stream_record), "reason": str(error)})
 
 
 def main() -> None:

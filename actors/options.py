@@ -10,7 +10,8 @@ read again and the new wish sent at once: ingest UNSUBS only the contracts
 that left the band and ADDs those that entered it. The LEVELONE_OPTIONS
 quotes ingest publishes come back here and leave as `option_prices` rows;
 after a restart, the quotes ingest journaled meanwhile are turned into rows
-too, and none is sent twice.
+too, and none is sent twice. A replay (STREAM_SOURCE=replay) reads no chain:
+there is no one to ask, and the recording's option quotes become rows alike.
 """
 
 from __future__ import annotations
@@ -50,12 +51,12 @@ def main() -> None:
     actor.wait_for_consumers("writer")
     subscriber = actor.subscriber()
     subscriber.subscribe("ingest", "option")
-    client = make_client(config, asyncio=False)
+    client = None if config.replays else make_client(config, asyncio=False)
     wishes: dict[str, OptionSubscription] = {}
     # Per ticker: the spot its band was chosen around, and the newest spot quoted since.
     centres: dict[str, float] = {}
     spots: dict[str, float] = {}
-    chain_due = dict.fromkeys(config.tickers, 0.0)
+    chain_due = {} if config.replays else dict.fromkeys(config.tickers, 0.0)
     retries = {ticker: Backoff(CHAIN_RETRY_FIRST, min(CHAIN_RETRY, config.option_chain_refresh))
                for ticker in config.tickers}
     next_wish = 0.0

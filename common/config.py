@@ -10,7 +10,9 @@ A bad value fails at start, before anything runs, with a `ConfigError` that
 names the variable, shows the value and says what is accepted. Two rules
 protect a user's data: the simulator never streams into a real database
 unless asked (`STREAM_SOURCE=simulator`), and a Schwab key without its
-secret (or the reverse) is an error, never "no credentials".
+secret (or the reverse) is an error, never "no credentials". A replay
+(`STREAM_SOURCE=replay`, `common/replay.py`) is only ever asked for, needs no
+credentials, and its recording must be readable before anything starts.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from common.replay import readable, recordable
+
 ACTORS = ("ingest", "indicator", "options", "writer", "metrics")
 MARKET_SESSIONS = ("pre", "regular", "post")
-SOURCES = ("schwab", "simulator")
+SOURCES = ("schwab", "simulator", "replay")
 
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9./$-]{0,9}$")
 _DURATION = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h|d)?\s*")
@@ -199,8 +203,12 @@ SETTINGS: tuple[Setting, ...] = (
     # Where data comes from and goes.
     Setting("DATABASE_URL", "", "libpq URL of the database; unset: an embedded Postgres under STREAMING_VAR/pg",
             secret=True),
-    Setting("STREAM_SOURCE", "", "schwab or simulator; unset: schwab with credentials, the simulator only with the "
-            "embedded database", choice(*SOURCES)),
+    Setting("STREAM_SOURCE", "", "schwab, simulator or replay (STREAM_REPLAY); unset: schwab with credentials, the "
+            "simulator only with the embedded database", choice(*SOURCES)),
+    Setting("STREAM_RECORD", "", "tests and benchmarks: append every data payload ingest receives to this file, one "
+            "JSON line each, for STREAM_REPLAY; it grows until the disk is full, so set it only while recording", path),
+    Setting("STREAM_REPLAY", "", "with STREAM_SOURCE=replay: the recording (STREAM_RECORD's file) ingest reads once, "
+            "as fast as the pipeline takes it, instead of logging in anywhere", path),
     Setting("DEPLOYMENT", "", "names this deployment's streams, offsets and journals, so several (one per Schwab "
             "login) can write into one database; unset: this host's name", deployment_name),
     Setting("MIGRATE_DATABASE_URL", "", "the owner's URL for make migrate, if not DATABASE_URL (keep it here only "
@@ -304,6 +312,9 @@ def stream_source(env: Mapping[str, str], embedded_database: bool) -> str:
     chosen = read(env, "STREAM_SOURCE")
     if chosen == "schwab" and not key:
         raise ConfigError("STREAM_SOURCE=schwab but SCHWAB_APP_KEY and SCHWAB_APP_SECRET are not set")
+    if chosen != "replay" and env.get("STREAM_REPLAY", "").strip():
+        raise ConfigError("STREAM_REPLAY is set but STREAM_SOURCE is not replay: set STREAM_SOURCE=replay to replay "
+                          "it, or remove STREAM_REPLAY")
     if chosen:
         return chosen
     if key:
@@ -313,6 +324,23 @@ def stream_source(env: Mapping[str, str], embedded_database: bool) -> str:
     raise ConfigError(
         "DATABASE_URL is set but SCHWAB_APP_KEY and SCHWAB_APP_SECRET are not: set both to stream from Schwab, "
         "or STREAM_SOURCE=simulator to stream SIMULATED prices into that database on purpose")
+
+
+def recordings(env: Mapping[str, str], source: str) -> tuple[Path | None, Path | None]:
+    """(STREAM_RECORD, STREAM_REPLAY), each checked usable now: a replay that cannot start is refused here."""
+    record, replay = read(env, "STREAM_RECORD"), read(env, "STREAM_REPLAY")
+    if source == "replay":
+        if replay is None:
+            raise ConfigError("STREAM_SOURCE=replay but STREAM_REPLAY is not set: name the recording to replay "
+                              "(a file STREAM_RECORD wrote)")
+        if record is not None:
+            raise ConfigError("STREAM_RECORD is set with STREAM_SOURCE=replay: a replay records nothing; "
+                              "remove STREAM_RECORD")
+        if problem := readable(replay):
+            raise ConfigError(f"STREAM_REPLAY={str(replay)!r} {problem}; accepted: a recording STREAM_RECORD wrote")
+    if record is not None and (problem := recordable(record)):
+        raise ConfigError(f"STREAM_RECORD={str(record)!r} {problem}; accepted: a file path in a writable directory")
+    return record, replay
 
 
 @dataclass(frozen=True)
@@ -360,11 +388,18 @@ class Config:
     token_poll_interval: float
     metrics_http_host: str
     metrics_http_port: int
+    stream_record: Path | None = None
+    stream_replay: Path | None = None
 
     @property
     def uses_simulator(self) -> bool:
         """The simulator stands in for Schwab: its data is SIMULATED wherever it shows."""
         return self.stream_source == "simulator"
+
+    @property
+    def replays(self) -> bool:
+        """A recording stands in for Schwab: nothing logs in anywhere (common/replay.py)."""
+        return self.stream_source == "replay"
 
     def endpoint(self, actor: str) -> str:
         """Where `actor` binds its publisher; every subscriber connects here."""
@@ -407,6 +442,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
                           "session pooler URL (README, 'A Supabase database'), or remove SUPABASE_URL and "
                           "SUPABASE_SERVICE_ROLE_KEY to use the embedded database")
     source = stream_source(env, embedded_database=not database_url)
+    record, replay = recordings(env, source)
     tickers = read(env, "STREAM_TICKERS")
     max_keys = read(env, "STREAM_MAX_KEYS")
     if len(tickers) > max_keys:
@@ -462,4 +498,6 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         token_poll_interval=read(env, "TOKEN_POLL_INTERVAL"),
         metrics_http_host=read(env, "METRICS_HTTP_HOST"),
         metrics_http_port=read(env, "METRICS_HTTP_PORT"),
+        stream_record=record,
+        stream_replay=replay,
     )

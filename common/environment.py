@@ -141,6 +141,8 @@ def warnings_for(settings: Settings) -> list[str]:
 def summary(settings: Settings, config: Config) -> str:
     if config.uses_simulator:
         source = "SIMULATED prices from the Schwab simulator (not Schwab's)"
+    elif config.replays:
+        source = f"REPLAYED recording {config.stream_replay} (not live; nothing logs in)"
     else:
         source = "Schwab's streaming API"
     database = (f"embedded Postgres in {settings.var / 'pg'}" if config.embedded_database

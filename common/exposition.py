@@ -148,8 +148,8 @@ _GAUGES: tuple[tuple[str, str, Callable[[ActorView], float | None]], ...] = (
 
 def families(snapshot: Snapshot, now_ns: int, stale_after_ns: int, source: str | None = None) -> list[Metric]:
     """Every Prometheus family, labelled by actor (and direction, cause, status or stream)."""
-    sources = GaugeMetricFamily("streaming_source_info", "1 for where the market data comes from: schwab, or the "
-                                "simulator (SIMULATED data).", labels=["source"])
+    sources = GaugeMetricFamily("streaming_source_info", "1 for where the market data comes from: schwab, the "
+                                "simulator (SIMULATED data), or replay (a recording).", labels=["source"])
     if source:
         sources.add_metric([source], 1)
     records = CounterMetricFamily("streaming_records", "Records taken in / sent out since the actor started.",

@@ -29,7 +29,7 @@ _PAGE = """<!doctype html>
   svg { width: 100%; max-width: 960px; height: 320px; border: 1px solid #ccc; }
   svg text { font-size: 11px; fill: #555; }
   #error { color: #b3261e; }
-  #source[data-source="simulator"] { background: #b3261e; color: #fff; padding: 0 .4em; }
+  #source[data-source="simulator"], #source[data-source="replay"] { background: #b3261e; color: #fff; padding: 0 .4em; }
 </style>
 </head>
 <body>
@@ -156,13 +156,15 @@ poll(series, errors);
 
 
 #: What the header says of the data: simulated data is never mistaken for Schwab's.
-SOURCE_TEXT = {"simulator": "SIMULATED DATA (the Schwab simulator, not Schwab)", "schwab": "Schwab"}
+SOURCE_TEXT = {"simulator": "SIMULATED DATA (the Schwab simulator, not Schwab)", "schwab": "Schwab",
+               "replay": "REPLAYED DATA (a recording, not live)"}
 
 
 def render(tickers: tuple[str, ...], source: str) -> bytes:
     """The page, knowing the configured tickers (the first is shown unless `?ticker=` says otherwise)
     and whose data it shows."""
     listed = json.dumps(list(tickers)).replace("<", "\\u003c")  # never "</script>" inside the script
-    title = "streaming-service (SIMULATED)" if source == "simulator" else "streaming-service"
+    title = {"simulator": "streaming-service (SIMULATED)", "replay": "streaming-service (REPLAY)"}.get(
+        source, "streaming-service")
     return (_PAGE.replace("__TICKERS__", listed).replace("__SOURCE_TEXT__", SOURCE_TEXT[source])
             .replace("__SOURCE__", source).replace("__TITLE__", title).encode())

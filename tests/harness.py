@@ -217,6 +217,15 @@ class Pipeline:
         path = self.var / "log" / f"{program}.log"
         return path.read_text() if path.exists() else ""
 
+    def replay_finished(self) -> dict[str, Any] | None:
+        """ingest's "replay finished" log line (lines, records, seconds, records_per_second), once a replay
+        (STREAM_SOURCE=replay, STREAM_REPLAY) has read its whole recording; None before. The writer may still
+        be storing its tail: wait for the rows too."""
+        for line in self.log("ingest").splitlines():
+            if '"msg":"replay finished"' in line:
+                return json.loads(line)
+        return None
+
     def shutdown(self) -> None:
         self.ctl("shutdown", check=False)
         pidfile = self.var / "run" / "supervisord.pid"

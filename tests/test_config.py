@@ -52,7 +52,7 @@ BAD = [
     ("MARKET_HOURS=sometimes", "'sometimes' is not one of exchange, always"),
     ("MARKET_SESSIONS=regular,lunch", "choose from pre, regular, post"),
     ("MARKET_LEAD=1d", "out of range"),
-    ("STREAM_SOURCE=tape", "'tape' is not one of schwab, simulator"),
+    ("STREAM_SOURCE=tape", "'tape' is not one of schwab, simulator, replay"),
     ("STREAM_TICKERS='\"SPY,QQQ\"'", "Schwab cannot stream: \"SPY, QQQ\""),  # quotes kept, as docker --env-file does
     ("STREAM_TICKERS=SPY,SP Y", "Schwab cannot stream: SP Y"),
     ("STREAM_TICKERS=,", "is empty"),
@@ -72,6 +72,12 @@ BAD = [
     ("DATABASE_URL=postgresql://u:p@db.example/postgres", "SCHWAB_APP_KEY and SCHWAB_APP_SECRET are not"),
     ("DATABASE_URL=postgresql://u:p@db.example/postgres\nSCHWAB_APP_KEY=key", "SCHWAB_APP_SECRET is not"),
     ("STREAM_SOURCE=schwab", "SCHWAB_APP_KEY and SCHWAB_APP_SECRET are not set"),
+    ("STREAM_SOURCE=replay", "STREAM_REPLAY is not set"),
+    ("STREAM_SOURCE=replay\nSTREAM_REPLAY=/nonexistent/recording.jsonl", "cannot be read (No such file or directory)"),
+    ("STREAM_SOURCE=replay\nSTREAM_REPLAY=/tmp", "STREAM_REPLAY='/tmp' is a directory"),
+    ("STREAM_SOURCE=replay\nSTREAM_REPLAY=/dev/null\nSTREAM_RECORD=/tmp/again.jsonl", "a replay records nothing"),
+    ("STREAM_REPLAY=/dev/null", "STREAM_REPLAY is set but STREAM_SOURCE is not replay"),
+    ("STREAM_RECORD=/nonexistent/recording.jsonl", "is in /nonexistent, which is not a directory"),
     ("SUPABASE_URL=https://abc.supabase.co", "set DATABASE_URL"),
     ("STREAM_SOURCE=simulator\nDATABASE_URL=postgresql://u:p%zz@db.example/postgres",
      "DATABASE_URL='postgresql://u:***@db.example/postgres' is not a URL libpq can read"),
@@ -117,6 +123,7 @@ def test_defaults_are_a_simulator_on_the_embedded_database(tmp_path):
     ("SCHWAB_APP_KEY=k\nSCHWAB_APP_SECRET=s\nDATABASE_URL=postgresql://u:p@db.example/postgres", "schwab"),
     ("STREAM_SOURCE=simulator\nDATABASE_URL=postgresql://u:p@db.example/postgres", "simulator"),
     ("STREAM_SOURCE=simulator\nSCHWAB_APP_KEY=k\nSCHWAB_APP_SECRET=s", "simulator"),
+    ("STREAM_SOURCE=replay\nSTREAM_REPLAY=/dev/null\nDATABASE_URL=postgresql://u:p@db.example/postgres", "replay"),
 ])
 def test_the_source_is_schwab_with_credentials_and_the_simulator_only_when_safe_or_asked(tmp_path, lines, source):
     assert check(tmp_path, lines).stream_source == source

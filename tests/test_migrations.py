@@ -150,3 +150,12 @@ def test_the_health_function_runs_as_its_owner_with_a_pinned_path(migrated_url):
         "set_public_read": ["false", '{"search_path=pg_catalog, pg_temp"}'],
         "public_read_enabled": ["false", '{"search_path=pg_catalog, pg_temp"}'],
     }
+
+
+def test_metrics_rows_may_say_replay_and_nothing_unknown(migrated_url):
+    insert = "INSERT INTO streaming_metrics (timestamp, actor, service_status, source) VALUES (now(), 'ingest', %s, %s)"
+    with psycopg.connect(migrated_url, autocommit=True) as conn:
+        conn.execute(insert, ("replay_done", "replay"))
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute(insert, ("running", "tape"))
+        assert conn.execute("SELECT source FROM get_streaming_health('SPY')").fetchone() == ("replay",)

@@ -68,7 +68,7 @@ def main() -> None:
     actor.log.info("computing indicators", extra={"replayed": follower.replayed})
     stats.status = "running"
     while not actor.shutdown.requested:
-        follower.accept(subscriber.recv(0.2))
+        follower.accept(subscriber.recv(actor.wait()))
         actor.tick(follower)
 
     actor.drain(subscriber, follower, DRAIN_QUIET, DRAIN_LIMIT)

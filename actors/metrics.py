@@ -16,7 +16,7 @@ import json
 import time
 from pathlib import Path
 
-from common.actor import Actor
+from common.actor import Actor, wait_until
 from common.config import ACTORS
 from common.exposition import Board
 from common.messages import MetricSample
@@ -63,9 +63,9 @@ def main() -> None:
     next_sample = time.monotonic()
     stats.status = "running"
     while not actor.shutdown.requested:
-        frame = subscriber.recv(min(0.2, max(0.0, next_rollup - time.monotonic())))
-        changed = subscriber.admit(frame, actor.lost)
-        if changed:
+        frame = subscriber.recv(wait_until(next_rollup, next_sample, actor.publisher.heartbeat_due))
+        changed = False  # the HTTP snapshot is rebuilt once per STATS_INTERVAL, not per sample received
+        if subscriber.admit(frame, actor.lost):
             for sample in frame.records:
                 if isinstance(sample, MetricSample):
                     rollup.observe(sample)

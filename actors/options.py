@@ -135,7 +135,7 @@ def main() -> None:
             if wishes:
                 publisher.send("option_subscription", list(wishes.values()))
             next_wish = now + config.option_refresh_interval
-        follower.accept(subscriber.recv(0.2))
+        follower.accept(subscriber.recv(actor.wait(next_wish, *chain_due.values())))
         actor.tick(follower)
 
     actor.drain(subscriber, follower, DRAIN_QUIET, DRAIN_LIMIT)

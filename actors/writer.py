@@ -166,8 +166,7 @@ class Writer:
         while not self.actor.shutdown.requested:
             try:
                 deadline = self.batcher.deadline()
-                timeout = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
-                self.follower.accept(self.subscriber.recv(timeout))
+                self.follower.accept(self.subscriber.recv(self.actor.wait(*(() if deadline is None else (deadline,)))))
                 self.stats.replayed = self.follower.replayed
                 if self.batcher.due(time.monotonic()):
                     self.flush()

@@ -25,6 +25,15 @@ from common.tickerplant import Tickerplant
 CONSUMER_WAIT = 30.0
 #: `tick` works at most this often; heartbeats, counters and shared positions are due every second or more.
 TICK_EVERY = 0.05
+#: The longest a loop waits on its sockets: a stop signal ends the wait at once (`Shutdown.wake_fd`).
+WAIT = 1.0
+
+
+def wait_until(*due: float) -> float:
+    """Seconds until the first of `due` (time.monotonic() times), at most WAIT: idle, a loop wakes about
+    once a second, not five times."""
+    now = time.monotonic()
+    return max(0.0, min(now + WAIT, *due) - now)
 
 
 class Actor:
@@ -40,7 +49,12 @@ class Actor:
         self._next_tick = 0.0
 
     def subscriber(self) -> Subscriber:
-        return Subscriber(self.config, self.name)
+        return Subscriber(self.config, self.name, wake_fd=self.shutdown.wake_fd)
+
+    def wait(self, *due: float) -> float:
+        """For a loop that calls `tick`: seconds it may block on its sockets, until the first of its own
+        `due` times, the next counters or heartbeat `tick` sends, or WAIT."""
+        return wait_until(max(self._next_tick, min(self.stats.due, self.publisher.heartbeat_due)), *due)
 
     def wait_for_consumers(self, *names: str) -> None:
         """Hold back until `names` subscribe: PUB/SUB sends nothing to a late subscriber."""

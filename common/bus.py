@@ -160,6 +160,11 @@ class Publisher:
         self.socket.send_multipart((stream(self.deployment, self.name, HEARTBEAT).encode(), encode(beat)))
         self._last_send = time.monotonic()
 
+    @property
+    def heartbeat_due(self) -> float:
+        """When (time.monotonic()) an idle publisher owes its next heartbeat."""
+        return self._last_send + self.heartbeat_interval
+
     def tick(self) -> bool:
         """Call often: records new subscriptions and heartbeats when idle; True when it heartbeat."""
         self.poll_subscriptions()
@@ -205,7 +210,8 @@ class Publisher:
 class Subscriber:
     """One actor's inbound bus socket, with gap detection on every stream."""
 
-    def __init__(self, config: Config, name: str, context: zmq.Context | None = None):
+    def __init__(self, config: Config, name: str, context: zmq.Context | None = None, wake_fd: int | None = None):
+        """`wake_fd`: a file descriptor that, once readable, ends a `recv` wait early (a stop signal's)."""
         self.name = name
         self.deployment = config.deployment
         self._config = config
@@ -217,6 +223,11 @@ class Subscriber:
         self._connected: set[str] = set()
         self.heard: set[str] = set()
         self.finished: set[str] = set()
+        self._wake_fd = wake_fd
+        self._poller = zmq.Poller()  # built once: Socket.poll builds one per call
+        self._poller.register(self.socket, zmq.POLLIN)
+        if wake_fd is not None:
+            self._poller.register(wake_fd, zmq.POLLIN)
 
     def subscribe(self, publisher: str, kind: str) -> None:
         """Receive `publisher`'s frames of `kind`, and its heartbeats."""
@@ -233,11 +244,16 @@ class Subscriber:
     def recv(self, timeout: float) -> Envelope | Heartbeat | None:
         """The next frame, or None after `timeout` seconds of silence.
 
-        A frame already queued is taken without a poll (a poll builds a Poller
-        each call): under load, that is nearly every frame.
+        A frame already queued is taken without a poll: under load, that is
+        nearly every frame. The wait ends early, with None, when `wake_fd`
+        becomes readable.
         """
-        if not self.socket.get(zmq.EVENTS) & zmq.POLLIN and not self.socket.poll(int(timeout * 1000), zmq.POLLIN):
-            return None
+        if not self.socket.get(zmq.EVENTS) & zmq.POLLIN:
+            ready = dict(self._poller.poll(int(timeout * 1000)))
+            if self._wake_fd in ready:
+                return None
+            if self.socket not in ready:
+                return None
         return self.recv_nowait()
 
     def recv_nowait(self) -> Envelope | Heartbeat | None:

@@ -76,6 +76,7 @@ class Follower:
         self.positions = StreamPositions({})
         self.replayed = 0
         self._next_share = 0.0
+        self._shared: dict[str, Position] | None = None
         self._cursors: dict[str, Cursor] = {}
 
     def restart(self, committed: dict[str, Position]) -> None:
@@ -88,11 +89,12 @@ class Follower:
         self.take_frame(frame)
 
     def share(self, path: Path) -> None:
-        """At most once a second, share the positions passed, so publishers may prune."""
+        """At most once a second, and only when they moved, share the positions passed, so publishers may prune."""
         now = time.monotonic()
-        if now >= self._next_share:
+        if now >= self._next_share and self.positions.positions != self._shared:
             self._next_share = now + SHARE_INTERVAL
-            share_offsets(path, self.streams, self.positions.positions)
+            self._shared = dict(self.positions.positions)
+            share_offsets(path, self.streams, self._shared)
 
     def catch_up_all(self) -> None:
         """Replay every followed journal: on start, and once more after the shutdown drain,

@@ -67,6 +67,11 @@ class ActorStats:
             rss_bytes=self._process.memory_info().rss,  # one read of /proc/self/statm
         )
 
+    @property
+    def due(self) -> float:
+        """When (time.monotonic()) the next sample is due."""
+        return self._next_publish
+
     def maybe_publish(self, publisher: Publisher, force: bool = False) -> None:
         now = time.monotonic()
         if force or now >= self._next_publish:

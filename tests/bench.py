@@ -30,7 +30,7 @@ The JSON object:
   - `ticks_per_second_stored`, and `rows_per_second_stored` per table
     (equity_data, indicators, option_prices: the same work in both)
   - `latency_ms_p50` / `_p99`: tick-to-commit, from reading the tick
-    (received_at) to its row's commit (inserted_at), over the window's ticks
+    (received_at) to its row's commit (inserted_at), over the ticks committed in the window
   - `pss_mb`: proportional set size per process at the end of the window
   - `journal_bytes_per_tick` (pipeline): journal bytes written in the window
     per tick stored in it (quotes, bars, options and indicators are journaled too)
@@ -40,7 +40,11 @@ The JSON object:
     says it sent and what equity_data holds
 - `shapes.<N>_tickers.cpu_ratio_actors_to_script`: all actors' CPU per tick / the script's
 - `idle_market_closed.cpu_percent_of_core`: each actor and `all_actors`, as a percentage of one core
-- `replay_peak_ticks_per_second_stored`: null until the replay source exists (see `replay_peak_note`)
+- `replay`: the last (largest) shape's pipeline run recorded by ingest (STREAM_RECORD),
+  replayed (STREAM_SOURCE=replay) into a fresh pipeline as fast as it takes it:
+  `ticks_per_second_stored` from the first trade read to the last commit,
+  `sent_equals_stored` (the recording pipeline's stored ticks against the replay's),
+  ingest's own read rate and PSS per actor; `replay_peak_ticks_per_second_stored` repeats the rate
 
 Settings (environment):
 
@@ -56,6 +60,7 @@ Settings (environment):
 - BENCH_IDLE_SECONDS: the idle window; 0 skips it (default 20)
 - BENCH_IDLE_SETTLE: seconds between ingest's logout and the idle window (default 5)
 - BENCH_IDLE_CLOCK: MARKET_CLOCK of the idle pipeline (default `2026-11-28T12:00:00-05:00`, a Saturday)
+- BENCH_REPLAY: 0 skips the replay peak (default 1)
 - BENCH_OUTAGE_SECONDS: after each pipeline window, stop Postgres this long
   and time the writer's catch-up (default 0: no outage)
 
@@ -101,7 +106,6 @@ TABLES = ("equity_data", "indicators", "option_prices")
 FIRST_TICKERS = "SPY,QQQ,AAPL,MSFT"
 #: Reading 200 option chains from the simulator takes a minute or more on a busy small machine.
 OPTIONS_TIMEOUT = 600.0
-REPLAY_NOTE = "not measured: the replay source is not built yet"
 
 Query = Callable[[str, tuple], list[tuple]]
 
@@ -163,10 +167,11 @@ def measure(processes: dict[str, psutil.Process], simulator: psutil.Process, que
     """
     marks = [between()]
     cpu_before = {name: cpu_seconds(process) for name, process in processes.items()}
-    sim_before, rows_before, started = cpu_seconds(simulator), row_counts(query), time.monotonic()
+    sim_before, rows_before, started, opened = cpu_seconds(simulator), row_counts(query), time.monotonic(), time.time()
     time.sleep(window)  # the window is the measurement: nothing to await
     cpu_after = {name: cpu_seconds(process) for name, process in processes.items()}
     sim_after, rows_after, elapsed = cpu_seconds(simulator), row_counts(query), time.monotonic() - started
+    closed = time.time()
     marks.append(between())
     pss = {name: round(process.memory_full_info().pss / 2**20, 1) for name, process in processes.items()}
     stored = {table: rows_after[table] - rows_before[table] for table in TABLES}
@@ -174,8 +179,8 @@ def measure(processes: dict[str, psutil.Process], simulator: psutil.Process, que
     p50, p99 = query(
         "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)"
         " FROM (SELECT extract(epoch FROM inserted_at - received_at) * 1000 AS ms FROM equity_data"
-        "       ORDER BY id DESC LIMIT %s) recent",
-        (ticks,),
+        "       WHERE inserted_at >= to_timestamp(%s) AND inserted_at < to_timestamp(%s)) committed_in_window",
+        (opened, closed),
     )[0]
     cpu = {name: round((cpu_after[name] - cpu_before[name]) * 1e6 / ticks, 1) for name in processes}
     return {
@@ -232,8 +237,10 @@ def measure_outage(pipeline: Pipeline, seconds: float) -> dict[str, float]:
 
 
 def bench_pipeline(tickers: list[str], rate: int, seed: int, window: float, warmup: float,
-                   outage: float) -> dict[str, Any]:
-    pipeline = Pipeline(tickers=",".join(tickers), rate=rate, seed=seed, **SHIPPED).start()
+                   outage: float, record: Path | None = None) -> dict[str, Any]:
+    """One shape through the shipped pipeline; with `record`, ingest records what it receives there."""
+    recording = {"STREAM_RECORD": str(record)} if record else {}
+    pipeline = Pipeline(tickers=",".join(tickers), rate=rate, seed=seed, **SHIPPED, **recording).start()
     try:
         wait_for(lambda: pipeline.count("equity_data"), 60, "the first stored tick")
         progress(f"pipeline, {len(tickers)} tickers: storing ticks; waiting for the options actor's contracts")
@@ -396,6 +403,40 @@ def bench_idle(tickers: list[str], rate: int, seed: int, seconds: float, settle:
         pipeline.shutdown()
 
 
+# ---- the replay peak ------------------------------------------------------------------------------------------
+
+def bench_replay(tickers: list[str], recording: Path, recorded_ticks: int) -> dict[str, Any]:
+    """A recording replayed as fast as the pipeline takes it: ticks stored per second, end to end.
+
+    The rate is measured in the database: stored trades over the time from
+    the first trade ingest read from the file (received_at) to the last
+    commit (inserted_at). `recorded_ticks` is what the recording pipeline
+    stored: the replay must store exactly as many.
+    """
+    pipeline = Pipeline(tickers=",".join(tickers), STREAM_SOURCE="replay", STREAM_REPLAY=str(recording),
+                        EMBEDDED_SIM="false", **SHIPPED).start()
+    try:
+        finished = wait_for(pipeline.replay_finished, 600, "the replay to read its recording", interval=0.5)
+        wait_for(lambda: pipeline.count("equity_data") >= recorded_ticks, 600, "the replay's trades stored",
+                 interval=0.5)
+        running = program_processes(pipeline)
+        pss = {name: round(running[name].memory_full_info().pss / 2**20, 1) for name in ACTOR_PROGRAMS}
+        stored, seconds = pipeline.query(
+            "SELECT count(*), extract(epoch FROM max(inserted_at) - min(received_at)) FROM equity_data")[0]
+        return {
+            "recording_lines": finished["lines"],
+            "ticks_sent": recorded_ticks,
+            "ticks_stored": stored,
+            "sent_equals_stored": stored == recorded_ticks,
+            "seconds_first_read_to_last_commit": round(float(seconds), 2),
+            "ticks_per_second_stored": round(stored / float(seconds), 1),
+            "ingest_read_records_per_second": finished["records_per_second"],
+            "pss_mb": pss,
+        }
+    finally:
+        pipeline.shutdown()
+
+
 # ---- all of it -----------------------------------------------------------------------------------------------
 
 def main() -> None:
@@ -413,12 +454,18 @@ def main() -> None:
     outage = float(setting("BENCH_OUTAGE_SECONDS", "0"))
 
     result: dict[str, Any] = {"rate_updates_per_second": rate, "window_seconds": window, "seed": seed, "shapes": {}}
+    recordings = Path(tempfile.mkdtemp(prefix="bench-recording-"))
+    recording = recordings / "frames.jsonl"
+    replayed: tuple[list[str], int] | None = None
     for count in shapes:
         tickers = tickers_for(count, first)
         shape: dict[str, Any] = {"ticker_count": len(tickers)}
         shape["tickers"] = tickers if len(tickers) <= 8 else [*tickers[:8], f"... {len(tickers) - 8} more"]
         progress(f"pipeline, {count} tickers: starting")
-        shape["pipeline"] = bench_pipeline(tickers, rate, seed, window, warmup, outage)
+        last = count == shapes[-1]  # the largest feed is recorded for the replay peak
+        shape["pipeline"] = bench_pipeline(tickers, rate, seed, window, warmup, outage, recording if last else None)
+        if last:
+            replayed = tickers, shape["pipeline"]["ticks_stored"]
         if with_script:
             progress(f"script, {count} tickers: starting")
             shape["script"] = bench_script(tickers, rate, seed, window, warmup)
@@ -430,8 +477,11 @@ def main() -> None:
         progress("idle, market closed: starting")
         result["idle_market_closed"] = bench_idle(tickers_for(shapes[0] if shapes else 4, first), rate, seed,
                                                   idle_seconds, idle_settle, idle_clock)
-    result["replay_peak_ticks_per_second_stored"] = None
-    result["replay_peak_note"] = REPLAY_NOTE
+    if replayed and setting("BENCH_REPLAY", "1") != "0":
+        progress(f"replay of the {len(replayed[0])}-ticker recording: starting")
+        result["replay"] = bench_replay(replayed[0], recording, replayed[1])
+        result["replay_peak_ticks_per_second_stored"] = result["replay"]["ticks_per_second_stored"]
+    shutil.rmtree(recordings, ignore_errors=True)
     result["bench_seconds"] = round(time.monotonic() - started, 1)
     print(json.dumps(result))
 

@@ -25,7 +25,14 @@ from authlib.integrations.base_client.errors import OAuthError
 from common.actor import Actor
 from common.delivery import newest_sent
 from common.messages import Envelope, OptionQuote, OptionRow, OptionSubscription, Record
-from common.option_chain import NEW_YORK, ChainError, band_changes, off_centre, option_row, select_contracts
+from common.option_chain import (
+    NEW_YORK,
+    ChainError,
+    band_changes,
+    off_centre,
+    option_row,
+    select_contracts,
+)
 from common.schwab_client import force_refresh, make_client
 from common.streamer import Backoff
 from common.streams import stream

@@ -103,12 +103,12 @@ class GapDetector:
     def observe_heartbeat(self, heartbeat: Heartbeat) -> list[Gap]:
         """Gaps revealed by a heartbeat: streams whose last seq we have not seen."""
         found = []
-        for stream, last_sent in heartbeat.last_seqs.items():
-            known = self.positions.get(stream)
+        for name, last_sent in heartbeat.last_seqs.items():
+            known = self.positions.get(name)
             if known is None or known[0] != heartbeat.epoch or known[1] >= last_sent:
                 continue
-            found.append(Gap(stream, heartbeat.epoch, known[1] + 1, last_sent))
-            self.positions[stream] = (heartbeat.epoch, last_sent)
+            found.append(Gap(name, heartbeat.epoch, known[1] + 1, last_sent))
+            self.positions[name] = (heartbeat.epoch, last_sent)
             self.gaps += 1
         return found
 

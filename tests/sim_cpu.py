@@ -36,16 +36,14 @@ from pathlib import Path
 
 import httpx
 import psutil
-from websockets.exceptions import ConnectionClosed
-
-from common import config as config_module
 from schwab.streaming import StreamClient
 
+from common import config as config_module
 from common.option_chain import ChainError, select_contracts
 from common.schwab_client import make_client, make_stream_client
 from tests.harness import free_port, wait_for
 from tests.sim_soak import tickers
-from tests.simulator_process import ROOT, answers
+from tests.simulator_process import ROOT, answers, log_out
 
 BAND = 0.02
 _EQ, _OPT = StreamClient.LevelOneEquityFields, StreamClient.LevelOneOptionFields
@@ -128,13 +126,7 @@ async def measure(args: argparse.Namespace, url: str, simulator: psutil.Process,
     assert not pumping.done(), pumping.exception()
     pumping.cancel()
     await asyncio.gather(pumping, return_exceptions=True)
-    await stream.logout()
-    try:  # everything sent before the logout, then the close
-        while True:
-            await stream.handle_message()
-    except ConnectionClosed:
-        pass
-    await client.close_async_session()
+    await log_out(stream, client)  # everything sent before the logout, then the close
     report = httpx.get(f"{url}/sim/report").json()
     sent = {service: counts["items"] for service, counts in report["services"].items()}
     sent_in_window = {service: after_report["services"][service]["items"]

@@ -28,13 +28,12 @@ from pathlib import Path
 
 import httpx
 import psutil
-from websockets.exceptions import ConnectionClosed
 
 from common import config as config_module
 from common.schwab_client import make_client, make_stream_client
 from common.simulator.market import KNOWN
 from tests.harness import free_port, wait_for
-from tests.simulator_process import ROOT, answers
+from tests.simulator_process import ROOT, answers, log_out
 
 MB = 2**20
 
@@ -114,13 +113,7 @@ async def soak(args: argparse.Namespace, url: str, simulator: psutil.Process, wo
         await asyncio.sleep(min(args.interval, max(deadline - time.monotonic(), 0)))
     pumping.cancel()
     await asyncio.gather(pumping, return_exceptions=True)
-    await stream.logout()
-    try:  # everything sent before the logout, then the close
-        while True:
-            await stream.handle_message()
-    except ConnectionClosed:
-        pass
-    await client.close_async_session()
+    await log_out(stream, client)  # everything sent before the logout, then the close
     report = httpx.get(f"{url}/sim/report", timeout=300).json()  # the old simulator's holds every trade: after sampling
     first, last = samples[0], samples[-1]
     traded = last["trades_received"] - first["trades_received"]

@@ -8,8 +8,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+from websockets.exceptions import ConnectionClosed
 
 from tests.harness import free_port, wait_for
 
@@ -41,3 +43,14 @@ def simulator(*flags: str, log: Path | None = None) -> Iterator[str]:
         assert process.wait(timeout=5) == 0
         if log:
             out.close()
+
+
+async def log_out(stream: Any, client: Any) -> None:
+    """Log a schwab-py stream out, take everything sent before the close, and close the client's session."""
+    await stream.logout()
+    try:
+        while True:
+            await stream.handle_message()
+    except ConnectionClosed:
+        pass
+    await client.close_async_session()

@@ -261,4 +261,4 @@ def test_streaming_health_says_where_the_data_comes_from(conn):
                                    "last_metric_at", "errors_last_hour", "gaps_last_hour", "lag_records",
                                    "lag_seconds", "journal_bytes", "reconnects_last_hour", "ingest_status"]
     with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
-        conn.execute(insert, (5, "writer", "replay"))
+        conn.execute(insert, (5, "writer", "imagined"))

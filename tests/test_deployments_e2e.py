@@ -43,7 +43,7 @@ def test_two_deployments_share_a_database_and_each_trade_is_stored_once():
                         DEPLOYMENT="beta", METRICS_HTTP_PORT=str(free_port())).start()
         try:
             for pipeline, tickers in ((alpha, TICKERS["alpha"]), (beta, TICKERS["beta"])):
-                wait_for(lambda: len(stored(pipeline, tickers)) > 20, 60, f"{tickers} stored")
+                wait_for(lambda p=pipeline, t=tickers: len(stored(p, t)) > 20, 60, f"{tickers} stored")
 
             writer = beta.pid("writer")
             os.kill(writer, signal.SIGKILL)

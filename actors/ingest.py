@@ -71,6 +71,9 @@ CONTROL_EVERY = 0.05
 #: Records of consecutive messages wait this long to share one bus frame per kind: Schwab (and the simulator)
 #: can send hundreds of small messages a second, and every hop downstream costs per frame, not per record.
 COALESCE = 0.01
+#: ...unless they are this many already: a frame this large gains nothing by waiting (Schwab's throttled feed
+#: sends few large messages), and its ticks should not.
+COALESCE_RECORDS = 100
 #: While idle (market closed, backing off, waiting for a token), the loop wakes this often: near-zero CPU.
 IDLE_TICK = 1.0
 #: A connection that streamed this long before failing starts the backoff from its minimum again.
@@ -81,8 +84,8 @@ class FramePublisher:
     """Each message's data, decoded and checked at the edge and merged per key: one bus frame per kind.
 
     The records of messages that arrive within COALESCE of the first share
-    their frames (`flush` sends them; call it before the books are reset and
-    when the connection ends). A rejected item is counted by reason
+    their frames, until there are COALESCE_RECORDS of them (`flush` sends
+    them; call it before the books are reset and when the connection ends). A rejected item is counted by reason
     (`streaming_metrics`, `/metrics`) and logged with an excerpt at most once
     a minute per symbol and reason; it never costs the other items of its
     message, nor the connection. With a `recorder`, each message's data is
@@ -134,7 +137,10 @@ class FramePublisher:
                     self.reject(Rejection(entry.service, update.key, error.reason, str(error), ""))
         for rejection in decoded.rejections:
             self.reject(rejection)
-        if self._flush_due is None and any(out.values()):
+        pending = sum(map(len, out.values()))
+        if pending >= COALESCE_RECORDS:
+            self.flush()
+        elif pending and self._flush_due is None:
             self._flush_due = asyncio.get_running_loop().call_later(self.coalesce, self.flush)
         self.stats.records_in += items
         self.stats.batch(items, started)

@@ -19,6 +19,7 @@ Overflow policy, stated once for every socket built here:
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -251,10 +252,18 @@ class Subscriber:
         if not self.socket.get(zmq.EVENTS) & zmq.POLLIN:
             ready = dict(self._poller.poll(int(timeout * 1000)))
             if self._wake_fd in ready:
+                self._woken()
                 return None
             if self.socket not in ready:
                 return None
         return self.recv_nowait()
+
+    def _woken(self) -> None:
+        """Take the wake-up bytes, so the waits of a drain after the stop wait again."""
+        try:
+            os.read(self._wake_fd, 4096)
+        except BlockingIOError:
+            pass
 
     def recv_nowait(self) -> Envelope | Heartbeat | None:
         try:

@@ -1,5 +1,6 @@
 """Envelope, seq and gap detection; then the same over real ZeroMQ sockets."""
 
+import socket
 import time
 
 import pytest
@@ -78,3 +79,24 @@ def test_run_dir_is_private(config):
     config.ensure_dirs()
     assert config.run_dir.stat().st_mode & 0o777 == 0o700
     assert presence_topic("host", "ingest", "writer") == "host/ingest/@writer"
+
+
+def test_a_wake_fd_ends_a_wait_at_once_and_only_once(config):
+    """A stop signal's byte ends the wait; taken, it does not turn later waits (a drain's) into a spin."""
+    config.ensure_dirs()
+    wake, waker = socket.socketpair()
+    wake.setblocking(False)
+    subscriber = Subscriber(config, "writer", wake_fd=wake.fileno())
+    subscriber.subscribe("ingest", "trade")
+    try:
+        waker.send(b"\x0f")
+        started = time.monotonic()
+        assert subscriber.recv(5) is None
+        assert time.monotonic() - started < 1, "woken at once"
+        started = time.monotonic()
+        assert subscriber.recv(0.3) is None
+        assert time.monotonic() - started >= 0.25, "the next wait waits"
+    finally:
+        subscriber.close()
+        wake.close()
+        waker.close()

@@ -86,7 +86,7 @@ class Writer:
         batch = self.batcher.take()
         offsets = self.follower.positions.committed()
         size = sum(map(len, batch.values()))
-        inserted = self._write([(table, row) for table, rows in batch.items() for row in rows], offsets)
+        inserted = self._write(batch, offsets)
         self.stats.records_out += inserted
         self.stats.batch(size, started)
         self._share_offsets()
@@ -96,25 +96,23 @@ class Writer:
         if not self.follower.positions.uncommitted:
             self.follower.share(self.config.offsets_file(CONSUMER))
 
-    def _write(self, rows: list[tuple[str, tuple]], offsets: dict) -> int:
-        """Write rows and offsets; bisect out rows the table rejects. Rows inserted."""
-        batches: dict[str, list[tuple]] = {}
-        for table, row in rows:
-            batches.setdefault(table, []).append(row)
+    def _write(self, batches: dict[str, list[tuple]], offsets: dict) -> int:
+        """Write rows (by table) and offsets; bisect out rows the table rejects. Rows inserted."""
         try:
             inserted = db.write_batches(self.connection, batches, CONSUMER, offsets)
         except REJECTED as error:
+            rows = [(table, row) for table, held in batches.items() for row in held]
             if len(rows) == 1:
                 self._quarantine(*rows[0], error)
                 db.write_batches(self.connection, {}, CONSUMER, offsets)
                 return 0
             middle = len(rows) // 2
-            return self._write(rows[:middle], {}) + self._write(rows[middle:], offsets)
+            return self._write(by_table(rows[:middle]), {}) + self._write(by_table(rows[middle:]), offsets)
         except psycopg.Error as error:
             raise DatabaseAway(str(error).strip()) from error
-        total = sum(inserted.values())
-        if total < len(rows):
-            self.log.warning("rows already stored were skipped", extra={"duplicates": len(rows) - total, "inserted": inserted})
+        total, size = sum(inserted.values()), sum(map(len, batches.values()))
+        if total < size:
+            self.log.warning("rows already stored were skipped", extra={"duplicates": size - total, "inserted": inserted})
         return total
 
     def _quarantine(self, table: str, row: tuple, error: Exception) -> None:
@@ -186,6 +184,14 @@ class Writer:
         self.subscriber.close()
         if self.connection is not None:
             self.connection.close()
+
+
+def by_table(rows: list[tuple[str, tuple]]) -> dict[str, list[tuple]]:
+    """(table, row) pairs regrouped by table, in order: the halves of a bisected batch."""
+    batches: dict[str, list[tuple]] = {}
+    for table, row in rows:
+        batches.setdefault(table, []).append(row)
+    return batches
 
 
 def main() -> None:

@@ -3,8 +3,9 @@
 Schwab allows one streamer connection per user, so ingest owns it for every
 service: LEVELONE_EQUITIES and CHART_EQUITY for STREAM_TICKERS, and
 LEVELONE_OPTIONS for whatever contract set the options actor asks for. Each
-Schwab message becomes at most one frame per kind of record. Without Schwab
-credentials the same real schwab-py client is aimed at the simulator.
+Schwab message's records join one frame per kind (with those of the next
+messages within COALESCE). Without Schwab credentials the same real
+schwab-py client is aimed at the simulator.
 
 `Connection` keeps that connection up for months: it is logged in only
 during the configured market sessions, reconnects after every kind of
@@ -85,11 +86,12 @@ class FramePublisher:
 
     The records of messages that arrive within COALESCE of the first share
     their frames, until there are COALESCE_RECORDS of them (`flush` sends
-    them; call it before the books are reset and when the connection ends). A rejected item is counted by reason
-    (`streaming_metrics`, `/metrics`) and logged with an excerpt at most once
-    a minute per symbol and reason; it never costs the other items of its
-    message, nor the connection. With a `recorder`, each message's data is
-    recorded as received, before it is decoded.
+    them; call it before the books are reset and when the connection ends).
+    A rejected item is counted by reason (`streaming_metrics`, `/metrics`)
+    and logged with an excerpt at most once a minute per symbol and reason;
+    it never costs the other items of its message, nor the connection. With
+    a `recorder`, each message's data is recorded as received, before it is
+    decoded.
     """
 
     def __init__(self, publisher: Publisher, stats: ActorStats, logger: logging.Logger, coalesce: float = COALESCE,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from common.messages import MetricSample, StreamLag
+from common.metrics import shown_status
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,6 @@ class Board:
 
 def age_s(sample: MetricSample, now_ns: int) -> float:
     return max(0.0, (now_ns - sample.ts_ns) / 1e9)
-
-
-def shown_status(sample: MetricSample, now_ns: int, stale_after_ns: int) -> str:
-    """The actor's own status, or `stale` when it has not sampled lately (as in `streaming_metrics`)."""
-    return sample.status if now_ns - sample.ts_ns <= stale_after_ns else "stale"
 
 
 def _rounded(value: float | None, digits: int) -> float | None:

@@ -147,7 +147,8 @@ class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
     sender's publisher position, from which metrics computes lag.
     `rss_bytes` is the process's resident memory when sampled (0 from a
     sender older than the field); `rejected` counts the items refused where
-    data enters, by reason.
+    data enters, by reason. `next_within_ns` is the sender's word on when its
+    next sample comes (longer while nothing changes; 0: STATS_INTERVAL).
     """
 
     actor: str
@@ -169,6 +170,7 @@ class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
     reconnects: dict[str, int] = msgspec.field(default_factory=dict)
     rss_bytes: int = 0
     rejected: dict[str, int] = msgspec.field(default_factory=dict)
+    next_within_ns: int = 0
 
 
 class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, frozen=True):

@@ -22,6 +22,13 @@ def interval_counts(now: dict[str, int], before: dict[str, int] | None) -> tuple
     return sum(counts.values()), ",".join(f"{name}={n}" for name, n in counts.items())
 
 
+def shown_status(sample: MetricSample, now_ns: int, stale_after_ns: int) -> str:
+    """The actor's own status, or `stale` once it is late: no sample for `stale_after_ns`, or for three
+    times the wait it announced, whichever is longer."""
+    late = max(stale_after_ns, 3 * sample.next_within_ns)
+    return sample.status if now_ns - sample.ts_ns <= late else "stale"
+
+
 class MetricsRollup:
     def __init__(self, stale_after_ns: int, source: str | None = None, deployment: str | None = None):
         self.stale_after_ns = stale_after_ns
@@ -40,7 +47,7 @@ class MetricsRollup:
             before = self._reported.get(actor)
             if before is None or sample.records_in < before.records_in or sample.errors < before.errors:
                 before = None
-            status = sample.status if now_ns - sample.ts_ns <= self.stale_after_ns else "stale"
+            status = shown_status(sample, now_ns, self.stale_after_ns)
             reconnect_count, reconnect_causes = interval_counts(sample.reconnects, before and before.reconnects)
             rejected_count, rejected_reasons = interval_counts(sample.rejected, before and before.rejected)
             rows.append(

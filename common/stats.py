@@ -8,6 +8,7 @@ count when a sample is dropped: it differences the next one.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import msgspec
 import psutil
@@ -16,10 +17,15 @@ from common.bus import Publisher
 from common.messages import MetricSample
 
 
+#: While nothing changes, a sample goes out every this many STATS_INTERVALs.
+IDLE_SAMPLES = 5
+
+
 class ActorStats:
-    def __init__(self, actor: str, interval: float):
+    def __init__(self, actor: str, interval: float, clock: Callable[[], float] = time.monotonic):
         self.actor = actor
         self.interval = interval
+        self._clock = clock
         self.status = "starting"
         self.records_in = 0
         self.records_out = 0
@@ -33,6 +39,9 @@ class ActorStats:
         #: Items refused where data enters, by reason (common/edge.py, common/levelone.py).
         self.rejections: dict[str, int] = {}
         self._next_publish = 0.0
+        self._published_at = 0.0
+        self._published: tuple = ()
+        self._promised = 0.0
         self._process = psutil.Process()
 
     def batch(self, size: int, started_ns: int) -> None:
@@ -69,15 +78,30 @@ class ActorStats:
 
     @property
     def due(self) -> float:
-        """When (time.monotonic()) the next sample is due."""
+        """When (time.monotonic()) the next sample may be due: one interval after the last, if anything changed."""
         return self._next_publish
 
+    def _activity(self, publisher: Publisher) -> tuple:
+        return (self.status, self.records_in, self.records_out, self.errors, self.gaps, self.replayed,
+                publisher.journal_errors, dict(publisher.sequencer.last_seqs))
+
     def maybe_publish(self, publisher: Publisher, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now >= self._next_publish:
-            sample = msgspec.structs.replace(
-                self.sample(), epoch=publisher.epoch, last_seqs=dict(publisher.sequencer.last_seqs),
-                journal_bytes=publisher.journal_bytes, journal_errors=publisher.journal_errors,
-            )
-            publisher.send("metric", [sample])
+        """Send a sample every interval while anything changes, every IDLE_SAMPLES intervals while nothing does
+        (each sample says which: `next_within_ns`), so an idle actor costs metrics almost nothing."""
+        now = self._clock()
+        if not force and now < self._next_publish:
+            return
+        activity = self._activity(publisher)
+        quiet = activity == self._published
+        if not force and quiet and now < self._published_at + self._promised:
             self._next_publish = now + self.interval
+            return
+        wait = (IDLE_SAMPLES if quiet else 1) * self.interval  # the first quiet sample announces the longer wait
+        sample = msgspec.structs.replace(
+            self.sample(), epoch=publisher.epoch, last_seqs=activity[-1],
+            journal_bytes=publisher.journal_bytes, journal_errors=publisher.journal_errors,
+            next_within_ns=int(wait * 1e9),
+        )
+        publisher.send("metric", [sample])
+        self._published, self._published_at, self._promised = activity, now, wait
+        self._next_publish = now + self.interval

@@ -4,7 +4,11 @@ Each actor binds one XPUB socket at `Config.endpoint(actor)`; subscribers
 connect to the publishers they need. A frame is two parts, `[topic, payload]`,
 where topic is the stream, `{deployment}/{publisher}/{kind}`
 (`common/streams.py`), and the payload an msgpack `Envelope` of that
-stream's records. Heartbeats travel on `{deployment}/{publisher}/heartbeat`.
+stream's records. Heartbeats travel on `{deployment}/{publisher}/heartbeat`:
+the first one `heartbeat_interval` after the last frame, then each twice as
+long after the one before, up to QUIET_BACKOFF intervals, until a frame goes
+out again. The first says at once what was sent last; the rest only say the
+publisher is still there, which an idle market does not need every second.
 Journaling what is sent is the tickerplant's job (`common/tickerplant.py`).
 
 Overflow policy, stated once for every socket built here:
@@ -38,6 +42,8 @@ from common.messages import (
 from common.streams import stream
 
 HEARTBEAT = "heartbeat"
+#: An idle publisher's heartbeats space out to at most this many heartbeat intervals.
+QUIET_BACKOFF = 8
 
 
 def presence_topic(deployment: str, publisher: str, subscriber: str) -> str:
@@ -126,6 +132,8 @@ class Publisher:
         self.sequencer = Sequencer(epoch=time.time_ns())
         self.heartbeat_interval = config.heartbeat_interval
         self._last_send = 0.0
+        #: Heartbeat intervals the next idle heartbeat waits: 1 after a frame, doubling up to QUIET_BACKOFF.
+        self._quiet = 1
         self._config = config
         self.subscriptions: set[bytes] = set()
         self._context = context or zmq.Context.instance()
@@ -149,6 +157,7 @@ class Publisher:
         """Put an encoded frame on the socket (copied: small frames are cheaper so than zero-copy)."""
         self.socket.send_multipart((name.encode(), payload))
         self._last_send = time.monotonic()
+        self._quiet = 1
 
     def send(self, kind: str, records: Sequence[Record]) -> int:
         """Publish one frame of records of one kind; returns its seq."""
@@ -164,13 +173,14 @@ class Publisher:
     @property
     def heartbeat_due(self) -> float:
         """When (time.monotonic()) an idle publisher owes its next heartbeat."""
-        return self._last_send + self.heartbeat_interval
+        return self._last_send + self.heartbeat_interval * self._quiet
 
     def tick(self) -> bool:
         """Call often: records new subscriptions and heartbeats when idle; True when it heartbeat."""
         self.poll_subscriptions()
-        if time.monotonic() - self._last_send >= self.heartbeat_interval:
+        if time.monotonic() >= self.heartbeat_due:
             self.heartbeat()
+            self._quiet = min(2 * self._quiet, QUIET_BACKOFF)
             return True
         return False
 

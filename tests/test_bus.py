@@ -100,3 +100,21 @@ def test_a_wake_fd_ends_a_wait_at_once_and_only_once(config):
         subscriber.close()
         wake.close()
         waker.close()
+
+
+def test_an_idle_publisher_spaces_its_heartbeats_out_and_a_frame_resets_them(config):
+    config.ensure_dirs()
+    publisher = Publisher(config, "indicator")
+    try:
+        publisher.send("indicator", [])
+        intervals = []
+        for _ in range(5):
+            due = publisher.heartbeat_due
+            intervals.append(round((due - publisher._last_send) / publisher.heartbeat_interval))
+            publisher._last_send -= due - publisher._last_send  # as if that much time had passed
+            assert publisher.tick()
+        assert intervals == [1, 2, 4, 8, 8]
+        publisher.send("indicator", [])
+        assert round((publisher.heartbeat_due - publisher._last_send) / publisher.heartbeat_interval) == 1
+    finally:
+        publisher.close()

@@ -1,4 +1,4 @@
-"""The simulator's frames against the captured Schwab frames in ../shared."""
+"""The simulator's frames against the captured Schwab frames in tests/data (tests/schwab_frames.py)."""
 
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ simulator without Schwab credentials):
   level-one updates merged per key, and a trade wherever TOTAL_VOLUME grew
   (its size the growth, the first snapshot of a key not a trade), as
   `common/levelone.py` derives them: rows of `equity_data`.
-- SMA9 and session VWAP per trade, inline, with the indicator actor's numba
-  kernels and session clock: rows of `indicators`.
+- SMA9 and session VWAP per trade, inline, with the indicator actor's
+  per-symbol state and session clock: rows of `indicators`.
 - LEVELONE_OPTIONS for the contracts the options actor would choose: each
   ticker's chain read over REST, `common/option_chain.select_contracts` at
   OPTION_STRIKE_BAND, the union capped at STREAM_MAX_KEYS as ingest caps it,
@@ -21,7 +21,7 @@ simulator without Schwab credentials):
   its IV as the options actor fills them: rows of `option_prices`.
 
 It depends on the hot path only through `common/db.py` (its staging columns
-are checked at start), the kernels and session clock of
+are checked at start), the per-symbol indicators and session clock of
 `common/indicators.py`, and the chain selection of `common/option_chain.py`,
 so the actors can change under it while it stays the same baseline.
 - Every BATCH_INTERVAL (50 ms) whatever has accumulated is COPYed in one
@@ -55,9 +55,9 @@ from schwab.streaming import StreamClient, UnexpectedResponse
 from websockets.exceptions import ConnectionClosed
 
 from common import config as configuration
-from common import db, kernels
+from common import db
 from common.greeks import black_scholes
-from common.indicators import IndicatorState, SessionClock
+from common.indicators import SessionClock, SymbolIndicators
 from common.option_chain import (
     NEW_YORK,
     RISK_FREE_RATE,
@@ -137,16 +137,16 @@ class Work:
         self.equities: dict[str, dict[str, Any]] = {}
         self.options: dict[str, dict[str, Any]] = {}
         self.terms: dict[str, tuple[str, str, float, str, int]] = {}
-        self.indicators: dict[str, IndicatorState] = {}
+        self.indicators: dict[str, SymbolIndicators] = {}
         self.clock = SessionClock()
         self.rows: dict[str, list[tuple]] = {"equity_data": [], "indicators": [], "option_prices": []}
         self.spots: dict[str, float] = {}
         self.errors = 0
 
-    def state(self, symbol: str) -> IndicatorState:
+    def state(self, symbol: str) -> SymbolIndicators:
         state = self.indicators.get(symbol)
         if state is None:
-            state = self.indicators[symbol] = IndicatorState()
+            state = self.indicators[symbol] = SymbolIndicators()
         return state
 
     def on_equities(self, message: dict[str, Any]) -> None:
@@ -174,17 +174,16 @@ class Work:
             trades.append((key, trade_time, last, size, day_volume, int(merged.get("LAST_SIZE") or 0),
                            price(merged.get("BID_PRICE")), price(merged.get("ASK_PRICE")), received))
             state = self.state(key)
-            sma, vwap = kernels.on_trade(state.closes, state.ints, state.sums, self.clock.anchor(trade_time),
-                                         last, size)
-            if not math.isnan(vwap):
-                values.append((key, trade_time, day_volume, last, None if math.isnan(sma) else sma, vwap, received))
+            vwap = state.vwap(self.clock.anchor(trade_time), last, size)
+            if vwap is not None:
+                values.append((key, trade_time, day_volume, last, state.sma9(last), vwap, received))
 
     def on_chart(self, message: dict[str, Any]) -> None:
         for item in message["content"]:
             close = float(item["CLOSE_PRICE"])
             if math.isfinite(close):
                 state = self.state(item["key"])
-                kernels.push_close(state.closes, state.ints, int(item["CHART_TIME_MILLIS"]), close)
+                state.push_close(int(item["CHART_TIME_MILLIS"]), close)
 
     def on_options(self, message: dict[str, Any]) -> None:
         """Each update merged into its contract's state, and the complete row it makes (as the options actor's)."""
@@ -324,7 +323,6 @@ async def run() -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    kernels.warm_up()
     work = Work()
     client = make_client(config, asyncio=True)
     contracts = Contracts(config, client, work)

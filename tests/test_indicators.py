@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from common.indicators import IndicatorEngine, SessionClock
+from common.indicators import SMA_BARS, IndicatorEngine, SessionClock, SymbolIndicators
 from common.messages import EquityQuote, EquityTrade, IndicatorValue, MinuteBar
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -191,3 +191,60 @@ def test_on_records_groups_by_symbol_and_reports_rejects():
     }
     assert [record for record, _ in result.rejected] == [bad_price, quote, late]
     assert engine.on_trade(EquityTrade("SPY", t + 2, 20.0, 1, 3, 1, None, None, 0)).vwap == 15.0, "rejects left no trace"
+
+
+# ---- one symbol's state on its own: ring buffer, SMA9, session VWAP ----------------------------------------
+
+
+def test_ring_keeps_the_last_eight_newer_closes_only():
+    state = SymbolIndicators()
+    rng = random.Random(3)
+    accepted: list[float] = []
+    last = None
+    for _ in range(3000):
+        start = rng.randrange(0, 4000) * 60_000
+        close = rng.uniform(1, 1000)
+        taken = state.push_close(start, close)
+        assert taken == (last is None or start > last)
+        if taken:
+            accepted.append(close)
+            last = start
+        price = rng.uniform(1, 1000)
+        got = state.sma9(price)
+        if len(accepted) < SMA_BARS:
+            assert got is None
+        else:
+            assert math.isclose(got, (sum(accepted[-8:]) + price) / 9, rel_tol=1e-12)
+    assert state.held == SMA_BARS and state.last_bar_ms == last
+
+
+def test_vwap_resets_on_a_new_session_and_refuses_an_older_one():
+    state = SymbolIndicators()
+    assert state.vwap(100, 10.0, 0) == 10.0, "no volume: the price itself"
+    assert state.vwap(100, 10.0, 100) == 10.0
+    assert state.vwap(100, 20.0, 300) == 17.5
+    assert state.vwap(100, 99.0, 0) == 17.5, "size 0 does not weigh"
+    assert state.vwap(200, 30.0, 10) == 30.0, "a new session starts afresh"
+    assert state.session_ms == 200
+    assert state.vwap(100, 5.0, 10) is None
+    assert state.vwap(200, 30.0, 0) == 30.0, "the refused trade left no trace"
+
+
+def test_vwap_matches_plain_sums_over_many_trades():
+    state = SymbolIndicators()
+    rng = random.Random(5)
+    pv = volume = 0.0
+    for _ in range(5000):
+        price, size = rng.uniform(100, 600), rng.choice([0, rng.randint(1, 10_000)])
+        pv += price * size
+        volume += size
+        assert math.isclose(state.vwap(1, price, size), pv / volume if volume else price, rel_tol=1e-9)
+
+
+def test_a_trade_reads_the_ring_without_changing_it():
+    state = SymbolIndicators()
+    for i in range(SMA_BARS):
+        state.push_close(i, float(i))
+    before = list(state.closes)
+    assert (state.sma9(9.0), state.vwap(1, 9.0, 2)) == ((28 + 9) / 9, 9.0)
+    assert state.closes == before

@@ -1,4 +1,4 @@
-"""options: picks the option contracts to stream and publishes option rows.
+"""options: picks the option contracts to stream.
 
 For each ticker it reads Schwab's option chain (REST), chooses the nearest
 expiry's contracts within OPTION_STRIKE_BAND of the underlying, and tells
@@ -7,11 +7,14 @@ repeats that wish every OPTION_REFRESH_INTERVAL, so a restarted ingest
 converges. When the underlying price the option quotes carry moves more than
 OPTION_RECENTER_THRESHOLD from where a band was chosen, that ticker's chain is
 read again and the new wish sent at once: ingest UNSUBS only the contracts
-that left the band and ADDs those that entered it. The LEVELONE_OPTIONS
-quotes ingest publishes come back here and leave as `option_prices` rows;
-after a restart, the quotes ingest journaled meanwhile are turned into rows
-too, and none is sent twice. A replay (STREAM_SOURCE=replay) reads no chain:
-there is no one to ask, and the recording's option quotes become rows alike.
+that left the band and ADDs those that entered it. A replay
+(STREAM_SOURCE=replay) reads no chain: there is no one to ask.
+
+The LEVELONE_OPTIONS quotes ingest journals and publishes come here only for
+the underlying's price; the writer stores them as `option_prices` rows
+through `option_row` (`common/streams.py`), exactly once from ingest's
+journal. So this actor forwards nothing and journals nothing: a quote it
+misses costs at most a later re-centring, never a row.
 """
 
 from __future__ import annotations
@@ -23,39 +26,27 @@ import httpx
 from authlib.integrations.base_client.errors import OAuthError
 
 from common.actor import Actor
-from common.delivery import newest_sent
-from common.messages import Envelope, OptionQuote, OptionRow, OptionSubscription, Record
+from common.messages import Envelope, OptionQuote, OptionSubscription
 from common.option_chain import (
     NEW_YORK,
     ChainError,
     band_changes,
     off_centre,
-    option_row,
     select_contracts,
 )
 from common.schwab_client import force_refresh, make_client
 from common.streamer import Backoff
-from common.streams import stream
 
 #: A chain that could not be read is tried again after 1 s, doubling up to CHAIN_RETRY (or the next refresh, if
 #: sooner): a simulator or a Schwab API still starting costs a second of options, not half a minute.
 CHAIN_RETRY_FIRST, CHAIN_RETRY = 1.0, 30.0
-#: On shutdown: wait for ingest's goodbye, at most this long (see Subscriber.drain).
-DRAIN_QUIET = 2.0
-DRAIN_LIMIT = 10.0
-
-
-def sent_key(record: Record) -> tuple[str, tuple] | None:
-    """An option row is identified per contract by its quote time."""
-    if isinstance(record, OptionRow):
-        return record.option_symbol, (record.quote_time_ms,)
-    return None
 
 
 def main() -> None:
-    actor = Actor("options", journaled=True)
+    actor = Actor("options")
     config, stats, publisher = actor.config, actor.stats, actor.publisher
-    actor.wait_for_consumers("writer")
+    # Earlier versions followed ingest's option journal: their positions would keep it from being pruned.
+    config.offsets_file("options").unlink(missing_ok=True)
     subscriber = actor.subscriber()
     subscriber.subscribe("ingest", "option")
     client = None if config.replays else make_client(config, asyncio=False)
@@ -111,27 +102,13 @@ def main() -> None:
                                extra={"ticker": ticker, "old_centre": old_centre, "new_centre": centres[ticker],
                                       "added": len(added), "removed": len(removed)})
                 publisher.send("option_subscription", [wish])
+                stats.records_out += 1
 
-    published = newest_sent(config.journal_dir("options"), sent_key)
-
-    def forward(frame: Envelope) -> None:
-        """Option quotes from ingest leave as one frame of rows (none already sent)."""
-        started = time.perf_counter_ns()
+    def watch_spots(frame: Envelope) -> None:
+        """The newest underlying price each ticker's option quotes carry: what re-centring measures."""
         spots.update((quote.underlying, quote.underlying_price) for quote in frame.records
                      if isinstance(quote, OptionQuote) and quote.underlying_price)
-        rows = [
-            option_row(quote) for quote in frame.records
-            if isinstance(quote, OptionQuote) and (quote.quote_time_ms,) > published.get(quote.symbol, ())
-        ]
-        if rows:
-            publisher.send("option_row", rows)
         stats.records_in += len(frame.records)
-        stats.records_out += len(rows)
-        stats.batch(len(rows), started)
-
-    follower = actor.follow((stream(config.deployment, "ingest", "option"),), forward)
-    # Quotes ingest journaled while we were away become rows now; rows already sent are not sent again.
-    follower.catch_up_all()
 
     stats.status = "running"
     while not actor.shutdown.requested:
@@ -141,12 +118,14 @@ def main() -> None:
         if now >= next_wish:
             if wishes:
                 publisher.send("option_subscription", list(wishes.values()))
+                stats.records_out += len(wishes)
             next_wish = now + config.option_refresh_interval
-        follower.accept(subscriber.recv(actor.wait(next_wish, *chain_due.values())))
-        actor.tick(follower)
+        frame = subscriber.recv(actor.wait(next_wish, *chain_due.values()))
+        if isinstance(frame, Envelope):
+            watch_spots(frame)
+        actor.tick()
 
-    actor.drain(subscriber, follower, DRAIN_QUIET, DRAIN_LIMIT)
-    actor.stopped(replayed=follower.replayed)
+    actor.stopped()
     subscriber.close()
 
 

@@ -1,7 +1,7 @@
 """writer: everything that is stored, exactly once, COPYed into Postgres.
 
 It subscribes to every stream `common/streams.py` gives a table (trades,
-indicator values, option rows, streaming metrics and lags), batches them by
+indicator values, option quotes made rows, streaming metrics and lags), batches them by
 BATCH_SIZE and BATCH_INTERVAL and writes each batch, with the (stream,
 epoch, seq) it reaches, in one transaction through staging tables.
 
@@ -27,7 +27,7 @@ from common import db
 from common.actor import Actor
 from common.batching import Batcher
 from common.messages import Envelope
-from common.streams import KINDS, TABLE_OF, followed
+from common.streams import KINDS, followed
 
 CONSUMER = "writer"
 #: On shutdown: wait for every upstream's goodbye, give up on a silent one after
@@ -53,6 +53,8 @@ class Writer:
         for kind in KINDS:
             if kind.table:
                 self.subscriber.subscribe(kind.publisher, kind.name)
+        #: Per stored record type: its table, and what makes a row of a record (the registry's `row`).
+        self.rows = {kind.record: (kind.table, kind.row) for kind in KINDS if kind.table}
         self.batcher = Batcher(self.config.batch_size, self.config.batch_interval)
         # Journaled streams exactly once; the metrics streams are taken as they come.
         self.follower = actor.follow(followed(self.config.deployment), self.take)
@@ -130,7 +132,9 @@ class Writer:
         if not frame.records:
             return
         now = time.monotonic()
-        self.batcher.add(TABLE_OF[type(frame.records[0])], list(map(msgspec.structs.astuple, frame.records)), now)
+        table, row = self.rows[type(frame.records[0])]
+        rows = frame.records if row is None else map(row, frame.records)
+        self.batcher.add(table, list(map(msgspec.structs.astuple, rows)), now)
         self.stats.records_in += len(frame.records)
         if self.batcher.due(now):
             self.flush()

@@ -1,7 +1,7 @@
 """The writer's database access: per batch, one COPY per table and one statement that stores them all.
 
-Rows arrive as `msgspec.structs.astuple(record)`, so each table's staging
-columns are its struct's fields, in order. A batch is COPYed into TEMP staging
+Rows arrive as `msgspec.structs.astuple(row)`, so each table's staging
+columns are the fields, in order, of the struct `common/streams.py` stores there. A batch is COPYed into TEMP staging
 tables and moved with one `INSERT ... SELECT ... ON CONFLICT DO NOTHING` per
 table, all of them and the consumer's offsets in one statement (data-modifying
 CTEs) of one transaction: a row already stored (a replay after a restart) or
@@ -30,7 +30,7 @@ from functools import cached_property
 import msgspec
 import psycopg
 
-from common.streams import TABLE_OF
+from common.streams import ROW_OF
 
 _MS = "to_timestamp({} / 1000.0)"
 _NS = "to_timestamp({} / 1000000000.0)"
@@ -76,7 +76,7 @@ class TableSpec:
 
     @cached_property
     def staging(self) -> tuple[tuple[str, str], ...]:
-        return staging_columns(RECORD_OF[self.name])
+        return staging_columns(ROW_OF[self.name])
 
     @cached_property
     def types(self) -> list[str]:
@@ -199,8 +199,6 @@ STREAM_METRICS = TableSpec(
 )
 
 TABLES = {spec.name: spec for spec in (EQUITY_DATA, INDICATORS, OPTION_PRICES, STREAMING_METRICS, STREAM_METRICS)}
-#: Which struct each table stores, as common/streams.py declares it.
-RECORD_OF = {table: record for record, table in TABLE_OF.items()}
 
 
 def connect(

@@ -92,7 +92,7 @@ class OptionQuote(msgspec.Struct, tag="option", array_like=True, frozen=True):
 
 
 class OptionRow(msgspec.Struct, tag="option_row", array_like=True, frozen=True):
-    """A row of `option_prices`, as the options actor publishes it.
+    """A row of `option_prices`: an option quote completed by `option_chain.option_row`, which the writer stores.
 
     `implied_volatility` is a fraction (0.25 for 25 %). `greeks_source` says
     whether the greeks are Schwab's ("schwab") or computed here by

@@ -9,15 +9,24 @@ journals of several deployments apart when they write into one database
 - `journaled`: the publisher journals every frame before sending it
   (`common/tickerplant.py`), so a consumer that missed frames replays them.
   Journaled is what cannot be derived again cheaply: Schwab's trades, bars
-  and option quotes, and what the indicator and options actors made of them.
+  and option quotes, and the indicator values (each depends on the
+  symbol's whole session so far).
 - `table`: the writer stores the stream's records there (`common/db.py`
   says how); the writer subscribes to exactly these streams and follows the
   journaled ones exactly once.
+- `row`: the pure function that makes a table row from one record, where the
+  row is not the record itself. An option row is its quote completed (greeks
+  Schwab left out, by Black-Scholes), so the writer stores ingest's journaled
+  option quotes through `option_row`: nothing derivable is journaled twice,
+  and no actor forwards every quote just to reshape it.
 """
 
 from __future__ import annotations
 
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -28,11 +37,11 @@ from common.messages import (
     MetricSample,
     MinuteBar,
     OptionQuote,
-    OptionRow,
     OptionSubscription,
     StreamingMetric,
     StreamLag,
 )
+from common.option_chain import option_row
 
 #: Every actor publishes its counters: the metric stream has no one publisher.
 EVERY_ACTOR = "*"
@@ -44,10 +53,16 @@ class Kind:
     publisher: str
     journaled: bool = False
     table: str | None = None
+    row: Callable[[Any], msgspec.Struct] | None = None
 
     @property
     def name(self) -> str:
         return tag(self.record)
+
+    @property
+    def stored(self) -> type[msgspec.Struct]:
+        """The struct a table row is: `row`'s declared return type, else the record's own."""
+        return typing.get_type_hints(self.row)["return"] if self.row else self.record
 
 
 def tag(record: type[msgspec.Struct]) -> str:
@@ -59,9 +74,8 @@ KINDS: tuple[Kind, ...] = (
     Kind(EquityTrade, "ingest", journaled=True, table="equity_data"),
     Kind(EquityQuote, "ingest"),
     Kind(MinuteBar, "ingest", journaled=True),
-    Kind(OptionQuote, "ingest", journaled=True),
+    Kind(OptionQuote, "ingest", journaled=True, table="option_prices", row=option_row),
     Kind(IndicatorValue, "indicator", journaled=True, table="indicators"),
-    Kind(OptionRow, "options", journaled=True, table="option_prices"),
     Kind(OptionSubscription, "options"),
     Kind(StreamingMetric, "metrics", table="streaming_metrics"),
     Kind(StreamLag, "metrics", table="stream_metrics"),
@@ -69,8 +83,8 @@ KINDS: tuple[Kind, ...] = (
 )
 BY_NAME = {kind.name: kind for kind in KINDS}
 BY_RECORD = {kind.record: kind for kind in KINDS}
-#: What the writer stores: record type → table.
-TABLE_OF = {kind.record: kind.table for kind in KINDS if kind.table}
+#: What the writer stores: table → the struct its rows are.
+ROW_OF = {kind.table: kind.stored for kind in KINDS if kind.table}
 
 
 def stream(deployment: str, publisher: str, kind: str) -> str:

@@ -33,7 +33,7 @@ The JSON object:
     (received_at) to its row's commit (inserted_at), over the ticks committed in the window
   - `pss_mb`: proportional set size per process at the end of the window
   - `journal_bytes_per_tick` (pipeline): journal bytes written in the window
-    per tick stored in it (quotes, bars, options and indicators are journaled too)
+    per tick stored in it (bars, option quotes and indicator values are journaled too)
   - `option_contracts`: LEVELONE_OPTIONS contracts streamed
   - `ticks_sent` / `ticks_stored` / `sent_equals_stored`: after the stop
     (`supervisorctl stop all`; SIGTERM to the script), what the simulator
@@ -155,7 +155,7 @@ def log_lines(path: Path) -> list[dict[str, Any]]:
 
 
 def journal_bytes(var: Path) -> int:
-    """Everything the journaling actors have written (ingest, indicator, options)."""
+    """Everything the journaling actors have written (ingest, indicator)."""
     return sum(path.stat().st_size for path in (var / "data" / "journal").rglob("*.journal"))
 
 

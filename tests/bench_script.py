@@ -18,7 +18,7 @@ simulator without Schwab credentials):
   chosen again when the underlying moves past OPTION_RECENTER_THRESHOLD or
   every OPTION_CHAIN_REFRESH; each update merged per contract and made a
   complete row, greeks Schwab could not compute filled from Black-Scholes at
-  its IV as the options actor fills them: rows of `option_prices`.
+  its IV as `common/option_chain.option_row` fills them: rows of `option_prices`.
 
 It depends on the hot path only through `common/db.py` (its staging columns
 are checked at start), the per-symbol indicators and session clock of
@@ -186,7 +186,7 @@ class Work:
                 state.push_close(int(item["CHART_TIME_MILLIS"]), close)
 
     def on_options(self, message: dict[str, Any]) -> None:
-        """Each update merged into its contract's state, and the complete row it makes (as the options actor's)."""
+        """Each update merged into its contract's state, and the complete row it makes (as the writer makes it)."""
         received = time.time_ns()
         rows = self.rows["option_prices"]
         for item in message["content"]:

@@ -182,6 +182,7 @@ def test_streaming_health_sees_delivery_lag(conn):
             StreamLag(now_ns - 10**9, "host/ingest/trade", 7, 500, 500, 400, 500.0),
             StreamLag(now_ns, "host/ingest/trade", 7, 900, 610, 290, 95.5),
             StreamLag(now_ns, "host/indicator/indicator", 7, 900, 800, 100, 30.0),
+            StreamLag(now_ns, "host/ingest/option", 7, 900, 700, 200, 60.0),
             StreamLag(now_ns, "host/ingest/metric", 7, 90, 0, 90, 400.0),
         ),
     })

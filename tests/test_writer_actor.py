@@ -16,7 +16,7 @@ import pytest
 
 from common.bus import Publisher
 from common.config import load
-from common.messages import EquityTrade, IndicatorValue, OptionRow
+from common.messages import EquityTrade, IndicatorValue, OptionQuote
 from tests.harness import ROOT, wait_for
 
 T0 = 1_764_000_000_000
@@ -84,9 +84,9 @@ def test_flushes_on_sigterm_and_a_duplicate_costs_nothing_else(migrated_url, var
     assert [line["duplicates"] for line in lines if line["msg"] == "rows already stored were skipped"] == [1]
 
 
-def option(strike: float) -> OptionRow:
-    return OptionRow("SPY", "SPY   261124C00500000", T0, "C", strike, "2026-11-24", 1.0, 0.9, 1.1, 1.0, 10, 100,
-                     0.5, 0.01, -0.1, 0.05, 0.01, 0.2, 500.0, "schwab", 1)
+def option(strike: float) -> OptionQuote:
+    return OptionQuote("SPY   261124C00500000", "SPY", T0, "C", strike, "2026-11-24", 1.0, 0.9, 1.1, 1.0, 10, 100,
+                       20.0, 0.5, 0.01, -0.1, 0.05, 0.01, 500.0, 1)
 
 
 def test_a_row_the_table_rejects_is_quarantined_and_the_rest_stored(migrated_url, var):
@@ -94,19 +94,19 @@ def test_a_row_the_table_rejects_is_quarantined_and_the_rest_stored(migrated_url
            "HEARTBEAT_INTERVAL": "0.2s", "DEPLOYMENT": "test"}
     config = load(env)
     config.ensure_dirs()
-    options = Publisher(config, "options")
+    ingest = Publisher(config, "ingest")
     with writer_process(env, var) as writer:
-        await_writer(options)
-        # A strike of 1e15 overflows numeric(18,6): that row can never be stored.
-        options.send("option_row", [option(500.0), option(1e15), option(505.0)])
-        options.send("option_row", [option(510.0)])
+        await_writer(ingest)
+        # A strike of 1e15 overflows numeric(18,6): that quote's row can never be stored.
+        ingest.send("option", [option(500.0), option(1e15), option(505.0)])
+        ingest.send("option", [option(510.0)])
         with psycopg.connect(migrated_url) as connection:
             wait_for(lambda: connection.execute("SELECT count(*) FROM option_prices").fetchone()[0] == 3, 20,
                      "the three good rows")
-            (seq,) = connection.execute("SELECT seq FROM stream_offsets WHERE stream = 'test/options/option_row'"
+            (seq,) = connection.execute("SELECT seq FROM stream_offsets WHERE stream = 'test/ingest/option'"
                                         ).fetchone()
         assert seq == 2, "the offset moved past the rejected row's frame: it will not block the stream"
-        options.close()
+        ingest.close()
         writer.send_signal(signal.SIGTERM)
         assert writer.wait(timeout=20) == 0
     (letter,) = [json.loads(line) for line in (var / "data" / "dead-letter" / "writer.jsonl").read_text().splitlines()]

@@ -8,11 +8,17 @@ kdb+ tickerplant log).
 On disk: segment files `{publisher}-{epoch:020d}-{index:06d}.journal`, read
 in (epoch, index) order, each a run of records
 
-    length  u32 little-endian   payload size, 1 .. 64 MiB
-    crc     u32 little-endian   zlib.crc32(payload)
-    payload bytes               one msgpack `Envelope`
+    length  u32 little-endian   bits 0-30: stored payload size, 1 .. 64 MiB;
+                                bit 31: the payload is DEFLATEd
+    crc     u32 little-endian   zlib.crc32(stored payload)
+    payload bytes               one msgpack `Envelope`, or its raw DEFLATE
+                                (RFC 1951, no zlib header) when bit 31 is set
 
-with no file header. Records are written unbuffered (one `os.write` on an
+with no file header. A frame is DEFLATEd (level 1, a 4 KiB window) when that
+makes it smaller, which roughly halves the journal: field values repeat from
+record to record (symbols, times, prices near each other). Each record is
+compressed alone, so any record can still be read, skipped and resynced on
+by itself; segments of older versions (bit 31 never set) read unchanged. Records are written unbuffered (one `os.write` on an
 O_APPEND fd), so a reader in another process sees each one at once; fsync
 only bounds what a power cut can take. A crash mid-write leaves a torn last
 record, which readers report and skip; a bad record followed by good ones is
@@ -40,6 +46,9 @@ Position = tuple[int, int]
 _HEADER = struct.Struct("<II")
 #: A larger length can only be damage: never allocate for it.
 MAX_RECORD = 64 << 20
+_DEFLATED = 1 << 31
+#: Level 1 with a 4 KiB window and little memory: half the bytes of an average frame for ~10 µs.
+_LEVEL, _WINDOW_BITS, _MEMORY_LEVEL = 1, 12, 4
 #: How far past a bad record a reader looks for a good one before calling the rest a torn tail.
 RESYNC_BYTES = 1 << 20
 _SUFFIX = ".journal"
@@ -52,6 +61,26 @@ class JournalFull(OSError):
 
 class JournalCorrupt(ValueError):
     """A record in the middle of a segment fails its checksum: data after it cannot be trusted."""
+
+
+def _deflate(payload: bytes) -> bytes:
+    packer = zlib.compressobj(_LEVEL, zlib.DEFLATED, -_WINDOW_BITS, _MEMORY_LEVEL)
+    return packer.compress(payload) + packer.flush()
+
+
+def _stored(payload: bytes) -> tuple[bytes, int]:
+    """(the bytes to store, the length word's flag): DEFLATEd only where that is smaller."""
+    packed = _deflate(payload)
+    return (packed, _DEFLATED) if len(packed) < len(payload) else (payload, 0)
+
+
+def _payload(stored: bytes, deflated: int, path: Path, offset: int) -> bytes:
+    if not deflated:
+        return stored
+    try:
+        return zlib.decompress(stored, -15)
+    except zlib.error as error:  # its checksum held: written so, not damaged since
+        raise JournalCorrupt(f"journal segment {path}: the record at offset {offset} does not inflate ({error})") from error
 
 
 @dataclass(frozen=True)
@@ -115,7 +144,8 @@ class JournalWriter:
         """Journal one frame; raises JournalFull (having written nothing readable) when the disk is full."""
         if not 0 < len(payload) <= MAX_RECORD:
             raise ValueError(f"journal payload of {len(payload)} bytes: must be 1 .. {MAX_RECORD}")
-        record = _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        stored, deflated = _stored(payload)
+        record = _HEADER.pack(len(stored) | deflated, zlib.crc32(stored)) + stored
         now = self.clock()
         if self._fd is None or now - self._opened >= self.segment_seconds or (
             self._size and self._size + len(record) > self.segment_bytes
@@ -254,12 +284,14 @@ def _records(
             header = file.read(_HEADER.size)
             if len(header) < _HEADER.size:
                 break
-            length, crc = _HEADER.unpack(header)
+            word, crc = _HEADER.unpack(header)
+            length = word & ~_DEFLATED
             if not 0 < length <= MAX_RECORD or offset + _HEADER.size + length > end:
                 break
-            payload = file.read(length)
-            if len(payload) < length or zlib.crc32(payload) != crc:
+            stored = file.read(length)
+            if len(stored) < length or zlib.crc32(stored) != crc:
                 break
+            payload = _payload(stored, word & _DEFLATED, path, offset)
             offset += _HEADER.size + length
             yield payload, offset
         if offset < end:
@@ -277,7 +309,8 @@ def _good_record_after(file: BinaryIO, bad: int, end: int) -> bool:
     file.seek(bad + 1)
     window = file.read(min(end - bad - 1, RESYNC_BYTES + _HEADER.size))
     for start in range(len(window) - _HEADER.size + 1):
-        length, crc = _HEADER.unpack_from(window, start)
+        word, crc = _HEADER.unpack_from(window, start)
+        length = word & ~_DEFLATED
         stop = start + _HEADER.size + length
         if not 0 < length <= MAX_RECORD or bad + 1 + stop > end:
             continue

@@ -5,13 +5,14 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
 
 from common import journal
 from common.journal import Cursor, JournalCorrupt, JournalFull, JournalWriter, TornTail, prune, read, read_envelopes
-from common.messages import Envelope, encode
+from common.messages import Envelope, EquityTrade, encode
 
 
 def frame(stream: str, epoch: int, seq: int, pad: int = 0) -> bytes:
@@ -268,3 +269,47 @@ def test_a_cursor_resumes_where_the_last_read_stopped(tmp_path: Path) -> None:
         torn.write(b"\x10\x00\x00\x00")  # a record being written: the cursor must not pass it
     assert list(read(tmp_path, cursor=cursor)) == []
     assert cursor.offset == segment.stat().st_size - 4
+
+
+def trades_frame(seq: int, count: int = 20) -> bytes:
+    """A realistic frame: a run of trades whose symbols, times and prices repeat nearly."""
+    records = [EquityTrade("SPY", 1_764_000_000_000 + i, 500.01 + i / 100, 10, 1_000 + 10 * i, 10, 500.0, 500.02,
+                           1_764_000_000_000_000_000 + i) for i in range(count)]
+    return encode(Envelope("desk/ingest/trade", 1, seq, seq, records))
+
+
+def test_a_frame_that_deflates_is_stored_deflated_and_read_back_exactly(tmp_path: Path) -> None:
+    payloads = [trades_frame(seq) for seq in range(1, 6)] + [frame("s", 1, 6)]
+    write(tmp_path, payloads)
+    [path] = segments(tmp_path)
+
+    assert list(read(tmp_path)) == payloads
+    assert path.stat().st_size < 0.6 * sum(8 + len(payload) for payload in payloads)
+    words = []
+    with path.open("rb") as file:
+        while header := file.read(8):
+            word = int.from_bytes(header[:4], "little")
+            words.append(word)
+            file.seek(word & 0x7FFF_FFFF, os.SEEK_CUR)
+    assert [word >> 31 for word in words] == [1, 1, 1, 1, 1, 0], "a frame DEFLATE cannot shrink is stored as it is"
+
+
+def test_a_deflated_record_damaged_mid_segment_is_corruption(tmp_path: Path) -> None:
+    write(tmp_path, [trades_frame(seq) for seq in range(1, 6)])
+    [path] = segments(tmp_path)
+    data = bytearray(path.read_bytes())
+    first = int.from_bytes(data[:4], "little") & 0x7FFF_FFFF
+    data[8 + first + 8 + 5] ^= 0x01  # inside the second record's payload
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(JournalCorrupt, match=f"offset {8 + first}"):
+        list(read(tmp_path))
+
+
+def test_a_record_whose_checksum_holds_but_does_not_inflate_is_refused(tmp_path: Path) -> None:
+    junk = b"\xff" * 16
+    (tmp_path / journal.segment_name("ingest", 1, 0)).write_bytes(
+        (len(junk) | 1 << 31).to_bytes(4, "little") + zlib.crc32(junk).to_bytes(4, "little") + junk)
+
+    with pytest.raises(JournalCorrupt, match="does not inflate"):
+        list(read(tmp_path))

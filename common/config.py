@@ -246,6 +246,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("JOURNAL_SEGMENT_BYTES", "67108864", "a journal segment rolls at this size", whole(4096, 1 << 31)),
     Setting("JOURNAL_SEGMENT_AGE", "1h", "or at this age", duration(1, 86400)),
     Setting("JOURNAL_RETENTION", "24h", "how long a fully consumed segment is kept", duration(0, 30 * 86400)),
+    Setting("JOURNAL_MAX_BYTES", "2147483648", "each publisher's journal is kept under this: consumed segments go "
+            "first, then the oldest unconsumed ones, each an ERROR and a journal error (README: the journal's cap)",
+            whole(1 << 20, 1 << 40)),
     # Session hours and the Schwab connection.
     Setting("MARKET_HOURS", "", "exchange: logged in only during MARKET_SESSIONS; always: never log out; unset: "
             "exchange for Schwab, always for the simulator", choice("exchange", "always")),
@@ -374,6 +377,7 @@ class Config:
     journal_segment_bytes: int
     journal_segment_age: float
     journal_retention: float
+    journal_max_bytes: int
     option_recenter_threshold: float
     option_chain_refresh: float
     market_hours: str
@@ -454,6 +458,11 @@ def load(env: Mapping[str, str] | None = None) -> Config:
     if backoff_max < backoff_min:
         raise ConfigError(f"STREAM_BACKOFF_MAX={env.get('STREAM_BACKOFF_MAX', '')!r} is below STREAM_BACKOFF_MIN "
                           f"({backoff_min:g} s); accepted: a duration at least STREAM_BACKOFF_MIN")
+    segment_bytes, journal_max_bytes = read(env, "JOURNAL_SEGMENT_BYTES"), read(env, "JOURNAL_MAX_BYTES")
+    if journal_max_bytes < 2 * segment_bytes:
+        raise ConfigError(f"JOURNAL_MAX_BYTES={journal_max_bytes} is below twice JOURNAL_SEGMENT_BYTES "
+                          f"({segment_bytes}): the segment being written is never deleted, so the cap could not hold; "
+                          "accepted: at least twice JOURNAL_SEGMENT_BYTES")
     return Config(
         deployment=read(env, "DEPLOYMENT") or host_deployment(),
         tickers=tickers,
@@ -480,9 +489,10 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         option_strike_band=band,
         option_refresh_interval=read(env, "OPTION_REFRESH_INTERVAL"),
         journal_fsync_interval=read(env, "JOURNAL_FSYNC_INTERVAL"),
-        journal_segment_bytes=read(env, "JOURNAL_SEGMENT_BYTES"),
+        journal_segment_bytes=segment_bytes,
         journal_segment_age=read(env, "JOURNAL_SEGMENT_AGE"),
         journal_retention=read(env, "JOURNAL_RETENTION"),
+        journal_max_bytes=journal_max_bytes,
         option_recenter_threshold=read(env, "OPTION_RECENTER_THRESHOLD", default=repr(band / 2)),
         option_chain_refresh=read(env, "OPTION_CHAIN_REFRESH"),
         # The simulator's market never closes unless asked, so `make run` streams at any hour.

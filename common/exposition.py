@@ -131,7 +131,8 @@ _COUNTERS: tuple[tuple[str, str, Callable[[MetricSample], float]], ...] = (
     ("streaming_errors", "Errors counted since the actor started.", lambda s: s.errors),
     ("streaming_gaps", "Frames that neither the bus nor the journal had.", lambda s: s.gaps),
     ("streaming_replayed", "Frames taken from a journal instead of the bus.", lambda s: s.replayed),
-    ("streaming_journal_errors", "Journal appends that failed (a full disk).", lambda s: s.journal_errors),
+    ("streaming_journal_errors", "Journal failures: appends that failed (a full disk), and segments "
+     "deleted unconsumed at JOURNAL_MAX_BYTES.", lambda s: s.journal_errors),
 )
 _GAUGES: tuple[tuple[str, str, Callable[[ActorView], float | None]], ...] = (
     ("streaming_last_batch_size", "Records in the actor's last batch.", lambda v: v.sample.last_batch_size),

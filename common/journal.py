@@ -33,7 +33,7 @@ import struct
 import time
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
@@ -363,40 +363,113 @@ def read_envelopes(
         yield decode_envelope(payload)
 
 
+@dataclass(frozen=True)
+class Dropped:
+    """A segment deleted before its consumers passed it, to keep the journal under its cap: frames lost."""
+
+    segment: Path
+    #: Per stream with frames in it not yet committed: the last of them (everything after the stream's
+    #: committed position up to this one is lost to its consumers).
+    unconsumed: dict[str, Position]
+
+
+@dataclass
+class Pruned:
+    """What one prune deleted: segments consumed, and segments dropped unconsumed (an alarm each)."""
+
+    deleted: list[Path] = field(default_factory=list)
+    dropped: list[Dropped] = field(default_factory=list)
+
+
+#: Per rolled segment, each stream's last position in it. A rolled segment never changes, so a pruner
+#: that keeps these reads it once, not once a minute.
+Spans = dict[Path, dict[str, Position]]
+
+
 def prune(
     directory: Path,
     committed: dict[str, Position],
     retention_seconds: float,
     now: float | None = None,
     follows: tuple[str, ...] = (),
-) -> list[Path]:
-    """Delete segments older than retention whose every frame is committed; returns them.
+    max_bytes: int | None = None,
+    spans: Spans | None = None,
+) -> Pruned:
+    """Delete what the journal no longer needs, and what its cap cannot hold (README: the journal's cap).
+
+    1. A segment whose every frame is committed goes once it is older than
+       retention.
+    2. While the journal is over `max_bytes`, committed segments go oldest
+       first, whatever their age.
+    3. While it is still over, the oldest segments not yet consumed go too,
+       each returned in `dropped` for the caller to raise the alarm.
 
     With `follows` (stream prefixes some consumer reads), only frames of
     those streams must be committed: a stream nobody follows never keeps a
-    segment alive. The newest segment is never deleted (its writer may still
-    be appending), nor one holding a followed stream absent from `committed`,
-    nor one that cannot be read cleanly: what cannot be shown committed is kept.
+    segment alive; a followed stream absent from `committed` is unconsumed.
+    The newest segment is never deleted (its writer may still be appending),
+    nor one that cannot be read cleanly. `spans`, kept by the caller between
+    calls, saves reading a segment again.
     """
     cutoff = (time.time() if now is None else now) - retention_seconds
-    deleted = []
-    for _, _, path in _segments(directory)[:-1]:
+    spans = {} if spans is None else spans
+    pruned = Pruned()
+    found = [path for _, _, path in _segments(directory)]
+    sizes = {path: _size(path) for path in found}
+    total = sum(sizes.values())
+    candidates = []
+    for path in found[:-1]:
         try:
-            if path.stat().st_mtime >= cutoff or not _all_committed(path, committed, follows):
-                continue
-            path.unlink()
+            if path not in spans:
+                spans[path] = _spans(path)
+            unconsumed = _unconsumed(spans[path], committed, follows)
+            if not unconsumed and path.stat().st_mtime < cutoff:
+                _delete(path, spans)
+                pruned.deleted.append(path)
+                total -= sizes[path]
+            else:
+                candidates.append((path, unconsumed))
         except (FileNotFoundError, JournalCorrupt, msgspec.DecodeError):
             continue
-        deleted.append(path)
-    return deleted
+    if max_bytes is None:
+        return pruned
+    for consumed_pass in (True, False):
+        for path, unconsumed in candidates:
+            if total <= max_bytes:
+                return pruned
+            if (not unconsumed) != consumed_pass or not path.exists():
+                continue
+            _delete(path, spans)
+            total -= sizes[path]
+            if unconsumed:
+                pruned.dropped.append(Dropped(path, unconsumed))
+            else:
+                pruned.deleted.append(path)
+    return pruned
 
 
-def _all_committed(path: Path, committed: dict[str, Position], follows: tuple[str, ...]) -> bool:
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _delete(path: Path, spans: Spans) -> None:
+    path.unlink(missing_ok=True)
+    spans.pop(path, None)
+
+
+def _spans(path: Path) -> dict[str, Position]:
+    """Each stream's last position in one segment (a stream's frames are appended in order)."""
+    last: dict[str, Position] = {}
     for payload, _ in _records(path, None):
         head = _head(payload)
-        if follows and not head.stream.startswith(follows):
-            continue
-        position = committed.get(head.stream)
-        if position is None or (head.epoch, head.seq) > position:
-            return False
-    return True
+        last[head.stream] = (head.epoch, head.seq)
+    return last
+
+
+def _unconsumed(last: dict[str, Position], committed: dict[str, Position], follows: tuple[str, ...]) -> dict[str, Position]:
+    """Per stream of a segment not wholly committed, its last frame there (only followed ones, with `follows`)."""
+    return {stream: position for stream, position in last.items()
+            if (not follows or stream.startswith(follows)) and (stream not in committed or position > committed[stream])}

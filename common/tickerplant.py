@@ -5,11 +5,14 @@ journaled kind (`common/streams.py`) to the actor's journal before it sends
 it, so a consumer that missed frames (a full high-water mark, a restart)
 replays them from there (`common/delivery.py`). It also keeps the journal
 small: idle, it fsyncs what it appended; once a minute it deletes the
-segments every consumer has passed and that are past JOURNAL_RETENTION.
+segments every consumer has passed and that are past JOURNAL_RETENTION, and
+holds the journal under JOURNAL_MAX_BYTES (`journal.prune` says in which order).
 
 Overflow policy: a journal that cannot be written (a full disk) is counted
 and logged, and the frame is still sent: the live stream never stops for
-the journal.
+the journal. A segment deleted at the cap before its consumers passed it is
+an ERROR naming its streams and counted as a journal error: its consumers
+will report the frames missing, and nothing is deleted silently.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import zmq
 from common.bus import Publisher
 from common.config import Config
 from common.delivery import passed_by_all
-from common.journal import JournalFull, JournalWriter, prune
+from common.journal import JournalFull, JournalWriter, Spans, prune
 from common.messages import Record
 from common.streams import journaled
 
@@ -44,6 +47,7 @@ class Tickerplant(Publisher):
         )
         self.journal_errors = 0
         self._next_prune = time.monotonic() + PRUNE_INTERVAL
+        self._spans: Spans = {}
 
     @property
     def journal_bytes(self) -> int:
@@ -77,11 +81,18 @@ class Tickerplant(Publisher):
         return idle
 
     def prune(self) -> None:
-        """Drop segments every consumer has passed, once they are past retention."""
-        if self._config.offsets_dir.exists():
-            follows, passed = passed_by_all(self._config.offsets_dir)
-            if follows:
-                prune(self._config.journal_dir(self.name), passed, self._config.journal_retention, follows=follows)
+        """Drop segments every consumer has passed once past retention, and whatever the cap cannot hold."""
+        # Before any consumer has said what it follows, nothing is consumed: only the cap deletes.
+        follows, passed = passed_by_all(self._config.offsets_dir) if self._config.offsets_dir.exists() else ((), {})
+        pruned = prune(self._config.journal_dir(self.name), passed, self._config.journal_retention, follows=follows,
+                       max_bytes=self._config.journal_max_bytes, spans=self._spans)
+        for dropped in pruned.dropped:
+            self.journal_errors += 1
+            log.error("journal over JOURNAL_MAX_BYTES: a segment its consumers had not passed was deleted; "
+                      "they will report these frames missing",
+                      extra={"segment": str(dropped.segment), "max_bytes": self._config.journal_max_bytes,
+                             "lost_up_to": dropped.unconsumed,
+                             "committed": {stream: passed.get(stream) for stream in dropped.unconsumed}})
 
     def close(self) -> None:
         super().close()

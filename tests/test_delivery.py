@@ -56,6 +56,6 @@ def test_segments_of_streams_nobody_follows_are_pruned_once_the_rest_is_passed(t
     segments = sorted(journal.iterdir())
     assert len(segments) >= 3
     later = time.time() + 10
-    assert prune(journal, {}, 1, now=later) == [], "without follows every stream must be committed"
-    deleted = prune(journal, {"ingest/trade/SPY": (1, 8)}, 1, now=later, follows=("ingest/trade/",))
+    assert prune(journal, {}, 1, now=later).deleted == [], "without follows every stream must be committed"
+    deleted = prune(journal, {"ingest/trade/SPY": (1, 8)}, 1, now=later, follows=("ingest/trade/",)).deleted
     assert deleted == segments[:-1], "quotes, which no consumer follows, keep nothing alive"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import subprocess
 import zlib
 from pathlib import Path
@@ -11,13 +12,30 @@ from pathlib import Path
 import pytest
 
 from common import journal
-from common.journal import Cursor, JournalCorrupt, JournalFull, JournalWriter, TornTail, prune, read, read_envelopes
+from common.journal import (
+    Cursor,
+    Dropped,
+    JournalCorrupt,
+    JournalFull,
+    JournalWriter,
+    Pruned,
+    TornTail,
+    prune,
+    read,
+    read_envelopes,
+)
 from common.messages import Envelope, EquityTrade, encode
 
 
 def frame(stream: str, epoch: int, seq: int, pad: int = 0) -> bytes:
     """An encoded envelope; `pad` lengthens its stream name to vary the size."""
     return encode(Envelope(stream + "x" * pad, epoch, seq, seq, []))
+
+
+def noise_frame(stream: str, epoch: int, seq: int) -> bytes:
+    """An encoded envelope of fixed size that DEFLATE cannot shrink: segments roll at a known count."""
+    return encode(Envelope(stream, epoch, seq, seq, [EquityTrade(random.Random(seq).randbytes(30).hex(), 1, 1.0, 1, 1,
+                                                                 1, None, None, 1)]))
 
 
 class Clock:
@@ -149,7 +167,7 @@ def test_prune_deletes_only_old_fully_committed_segments(tmp_path: Path) -> None
     os.utime(paths[0], (now - 10, now - 10))
     committed = {"a": (1, 20), "b": (2, 1)}
 
-    deleted = prune(tmp_path, committed, retention_seconds=3600, now=now)
+    deleted = prune(tmp_path, committed, retention_seconds=3600, now=now).deleted
 
     expected = [
         path for path in paths[1:-1] if all(head.stream == "a" and head.seq <= 20 for head in contents[path])
@@ -160,10 +178,38 @@ def test_prune_deletes_only_old_fully_committed_segments(tmp_path: Path) -> None
     assert any(head.stream == "c" for path in segments(tmp_path) for head in contents[path])  # "c" never committed
 
     everything = {"a": (1, 30), "b": (2, 1), "c": (1, 1)}
-    assert prune(tmp_path, {}, retention_seconds=0, now=now + 1) == []
+    assert prune(tmp_path, {}, retention_seconds=0, now=now + 1) == Pruned()
     rest = segments(tmp_path)[:-1]
-    assert prune(tmp_path, everything, retention_seconds=0, now=now + 1) == rest
+    assert prune(tmp_path, everything, retention_seconds=0, now=now + 1) == Pruned(deleted=rest)
     assert segments(tmp_path) == [paths[-1]]
+
+
+def test_over_the_cap_consumed_segments_go_first_then_the_oldest_unconsumed_with_an_alarm(tmp_path: Path) -> None:
+    write(tmp_path, [noise_frame("a", 1, seq) for seq in range(1, 41)], epoch=1, segment_bytes=300)
+    paths = segments(tmp_path)
+    last = {path: [journal._head(payload).seq for payload, _ in journal._records(path, None)][-1] for path in paths}
+    size = {path: path.stat().st_size for path in paths}
+    assert len(paths) >= 8
+    now = 1_000_000.0  # every segment younger than retention: only the cap deletes
+    committed = {"a": (1, last[paths[2]])}  # the first three segments are consumed
+    spans: journal.Spans = {}
+
+    under = prune(tmp_path, committed, 3600, now=now, max_bytes=sum(size.values()), spans=spans)
+    assert under == Pruned() and segments(tmp_path) == paths, "at the cap, nothing goes"
+    assert set(spans) == set(paths[:-1]), "each rolled segment read once and remembered; never the newest"
+
+    two_fewer = sum(size.values()) - size[paths[0]] - size[paths[1]]
+    assert prune(tmp_path, committed, 3600, now=now, max_bytes=two_fewer, spans=spans) == Pruned(deleted=paths[:2]), \
+        "consumed segments first, oldest first, whatever their age"
+
+    pruned = prune(tmp_path, committed, 3600, now=now, max_bytes=sum(size[path] for path in paths[-3:]), spans=spans)
+    assert pruned.deleted == [paths[2]]
+    assert pruned.dropped == [Dropped(path, {"a": (1, last[path])}) for path in paths[3:-3]], \
+        "then the oldest unconsumed, each named with the last frame it takes"
+    assert segments(tmp_path) == paths[-3:] and set(spans) == set(paths[-3:-1])
+
+    assert prune(tmp_path, {}, 3600, now=now, max_bytes=1, spans=spans).dropped[-1].segment == paths[-2]
+    assert segments(tmp_path) == [paths[-1]], "the newest segment is never deleted, however small the cap"
 
 
 def test_fsync_at_most_once_per_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,8 @@
 """The tickerplant: log, then publish; a journal that cannot be written never stops the live stream."""
 
+import logging
 import os
+import random
 import subprocess
 
 import pytest
@@ -68,3 +70,25 @@ def test_a_full_journal_disk_is_counted_and_the_live_stream_goes_on(tmp_path):
         publisher.close()
         subscriber.close()
         subprocess.run(["umount", str(data)], check=True)
+
+
+def test_over_its_cap_the_journal_drops_its_oldest_unconsumed_segments_loudly(tmp_path, caplog):
+    config = load({"RUN_DIR": str(tmp_path / "run"), "LOG_DIR": str(tmp_path), "DATA_DIR": str(tmp_path / "data"),
+                   "DEPLOYMENT": "host", "JOURNAL_SEGMENT_BYTES": "65536", "JOURNAL_MAX_BYTES": "1048576"})
+    config.ensure_dirs()
+    publisher = Tickerplant(config, "ingest")
+    rng = random.Random(1)
+    try:
+        while publisher.journal_bytes < 2 * config.journal_max_bytes:  # a writer away: nothing consumed
+            publisher.send("trade", [EquityTrade("SPY", rng.randrange(1 << 40), rng.uniform(1, 999), 1, rng.randrange(1 << 40),
+                                                 1, None, None, rng.randrange(1 << 60)) for _ in range(50)])
+        with caplog.at_level(logging.ERROR, logger="common.tickerplant"):
+            publisher.prune()
+        assert publisher.journal_bytes <= config.journal_max_bytes
+        assert publisher.journal_errors == len(caplog.records) > 0, "each dropped segment counted and logged"
+        lost_up_to = caplog.records[-1].lost_up_to["host/ingest/trade"]
+        survivors = [frame.seq for frame in read_envelopes(config.journal_dir("ingest"))]
+        assert survivors[0] == lost_up_to[1] + 1 and survivors == list(range(survivors[0], survivors[-1] + 1)), \
+            "the oldest went, up to the frame the alarm names; what is left is whole"
+    finally:
+        publisher.close()

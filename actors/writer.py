@@ -131,12 +131,12 @@ class Writer:
         """A frame holds records of one kind: one table, its rows added whole."""
         if not frame.records:
             return
-        now = time.monotonic()
+        since = self.batcher.waiting_since(time.monotonic(), (time.time_ns() - frame.sent_ns) / 1e9)
         table, row = self.rows[type(frame.records[0])]
         rows = frame.records if row is None else map(row, frame.records)
-        self.batcher.add(table, list(map(msgspec.structs.astuple, rows)), now)
+        self.batcher.add(table, list(map(msgspec.structs.astuple, rows)), since)
         self.stats.records_in += len(frame.records)
-        if self.batcher.due(now):
+        if self.batcher.full():
             self.flush()
 
     # --- the loop ------------------------------------------------------------
@@ -170,7 +170,8 @@ class Writer:
                 deadline = self.batcher.deadline()
                 self.follower.accept(self.subscriber.recv(self.actor.wait(*(() if deadline is None else (deadline,)))))
                 self.stats.replayed = self.follower.replayed
-                if self.batcher.due(time.monotonic()):
+                now = time.monotonic()
+                if self.batcher.due(now) and (self.batcher.overdue(now) or not self.subscriber.queued()):
                     self.flush()
             except DatabaseAway as error:
                 self.stats.errors += 1

@@ -1,10 +1,15 @@
 """What the writer holds between COPYs (pure, clock passed in).
 
 A batch is due when it reaches `max_rows` (BATCH_SIZE) or when its oldest
-record has waited `max_age` seconds (BATCH_INTERVAL). Overflow policy: the
-batcher never drops and never grows past one flush: the writer flushes as
-soon as a batch is due, and while a flush runs the bus socket's high-water
-mark is what pushes back.
+record has waited `max_age` seconds (BATCH_INTERVAL). A record's wait starts
+when its frame was sent, not when the writer took it: frames that queued
+on the socket while a flush ran have waited already, so they do not wait a
+whole interval more (that was most of the tick-to-commit tail). A batch due
+by age takes in what is already queued before it is flushed, unless it is
+overdue (twice `max_age`), so a backlog drains in full batches, not one
+frame per flush. Overflow policy: the batcher never drops and never grows
+past one flush: the writer flushes as soon as a batch is full, and while a
+flush runs the bus socket's high-water mark is what pushes back.
 """
 
 from __future__ import annotations
@@ -23,19 +28,31 @@ class Batcher:
     def __len__(self) -> int:
         return self._count
 
-    def add(self, table: str, rows: list[tuple], now: float) -> None:
-        """Hold a frame's rows for `table`."""
+    def add(self, table: str, rows: list[tuple], since: float) -> None:
+        """Hold a frame's rows for `table`; `since`: when they started waiting (see `waiting_since`)."""
         self._rows[table].extend(rows)
         self._count += len(rows)
-        if self._oldest is None:
-            self._oldest = now
+        if self._oldest is None or since < self._oldest:
+            self._oldest = since
+
+    def waiting_since(self, now: float, waited: float) -> float:
+        """When rows that have `waited` seconds already began to: never before one `max_age` ago, so a
+        replayed frame from long ago is simply due."""
+        return now - min(max(waited, 0.0), self.max_age)
 
     def deadline(self) -> float | None:
         """When the held rows become due by age; None when empty."""
         return None if self._oldest is None else self._oldest + self.max_age
 
+    def full(self) -> bool:
+        return self._count >= self.max_rows
+
     def due(self, now: float) -> bool:
-        return self._count >= self.max_rows or (self._oldest is not None and now >= self._oldest + self.max_age)
+        return self.full() or (self._oldest is not None and now >= self._oldest + self.max_age)
+
+    def overdue(self, now: float) -> bool:
+        """Due by age twice over: flush now, even with more frames queued."""
+        return self._oldest is not None and now >= self._oldest + 2 * self.max_age
 
     def take(self) -> dict[str, list[tuple]]:
         """Everything held, by table; the batcher is empty afterwards."""

@@ -259,7 +259,7 @@ class Subscriber:
         nearly every frame. The wait ends early, with None, when `wake_fd`
         becomes readable.
         """
-        if not self.socket.get(zmq.EVENTS) & zmq.POLLIN:
+        if not self.queued():
             ready = dict(self._poller.poll(int(timeout * 1000)))
             if self._wake_fd in ready:
                 self._woken()
@@ -267,6 +267,10 @@ class Subscriber:
             if self.socket not in ready:
                 return None
         return self.recv_nowait()
+
+    def queued(self) -> bool:
+        """Is a frame waiting to be taken now?"""
+        return bool(self.socket.get(zmq.EVENTS) & zmq.POLLIN)
 
     def _woken(self) -> None:
         """Take the wake-up bytes, so the waits of a drain after the stop wait again."""

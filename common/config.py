@@ -218,7 +218,9 @@ SETTINGS: tuple[Setting, ...] = (
             http_url),
     # Batching and metrics.
     Setting("BATCH_SIZE", "500", "rows per COPY at most", whole(1, 100_000)),
-    Setting("BATCH_INTERVAL", "50ms", "longest a row waits for its batch (a bare number is seconds, as in the seed)",
+    Setting("BATCH_INTERVAL", "25ms", "longest a row waits for its batch, from when it was sent: tick-to-commit p99 "
+            "under 50 ms at 1,000 updates/s; 50ms costs the writer a quarter less CPU and 25 ms more latency "
+            "(a bare number is seconds, as in the seed)",
             duration(0, 3600, above=True)),
     Setting("METRICS_INTERVAL", "10s", "how often streaming_metrics gets a row per actor", duration(1, 3600)),
     Setting("STATS_INTERVAL", "1s", "how often each actor reports its counters to metrics (a fifth as often while "

@@ -12,7 +12,7 @@ second across them), one after the other:
    BENCH_WARMUP seconds, a window of BENCH_SECONDS is measured.
 2. **script**: `tests/bench_script.py`, the same work in one plain process
    (the real schwab-py client, ingest's login and fields, the same option
-   contracts, SMA9/VWAP inline, a COPY every 50 ms), against a fresh
+   contracts, SMA9/VWAP inline, a COPY every BATCH_INTERVAL), against a fresh
    simulator with the same seed, rate and tickers and a database of its
    own, migrated like the pipeline's; measured the same way.
 

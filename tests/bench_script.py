@@ -24,7 +24,7 @@ It depends on the hot path only through `common/db.py` (its staging columns
 are checked at start), the per-symbol indicators and session clock of
 `common/indicators.py`, and the chain selection of `common/option_chain.py`,
 so the actors can change under it while it stays the same baseline.
-- Every BATCH_INTERVAL (50 ms) whatever has accumulated is COPYed in one
+- Every BATCH_INTERVAL (25 ms) whatever has accumulated is COPYed in one
   transaction with `common/db.write_batches`, into the database at
   DATABASE_URL (or the embedded one under STREAMING_VAR), migrated as the
   pipeline's is.

@@ -1,12 +1,14 @@
+import pytest
+
 from common.batching import Batcher
 
 
 def test_due_by_size():
     batcher = Batcher(max_rows=3, max_age=10)
     for i in range(2):
-        batcher.add("equity_data", [(i,)], now=0)
+        batcher.add("equity_data", [(i,)], since=0)
     assert not batcher.due(now=1)
-    batcher.add("indicators", [(9,)], now=1)
+    batcher.add("indicators", [(9,)], since=1)
     assert batcher.due(now=1)
     assert batcher.take() == {"equity_data": [(0,), (1,)], "indicators": [(9,)]}
     assert len(batcher) == 0 and batcher.deadline() is None
@@ -15,8 +17,8 @@ def test_due_by_size():
 def test_due_by_age_of_the_oldest_row():
     batcher = Batcher(max_rows=100, max_age=0.05)
     assert not batcher.due(now=5)
-    batcher.add("equity_data", [(1,)], now=5.0)
-    batcher.add("equity_data", [(2,)], now=5.04)
+    batcher.add("equity_data", [(1,)], since=5.0)
+    batcher.add("equity_data", [(2,)], since=5.04)
     assert batcher.deadline() == 5.05
     assert not batcher.due(now=5.049)
     assert batcher.due(now=5.05)
@@ -25,6 +27,27 @@ def test_due_by_age_of_the_oldest_row():
 def test_take_keeps_order_within_a_table():
     batcher = Batcher(max_rows=10, max_age=1)
     rows = [(i,) for i in range(5)]
-    batcher.add("t", rows[:2], now=0)
-    batcher.add("t", rows[2:], now=0)
+    batcher.add("t", rows[:2], since=0)
+    batcher.add("t", rows[2:], since=0)
     assert batcher.take()["t"] == rows and len(batcher) == 0
+
+
+def test_rows_that_waited_on_the_socket_count_their_wait_up_to_one_interval():
+    batcher = Batcher(max_rows=100, max_age=0.05)
+    assert batcher.waiting_since(10.0, 0.02) == pytest.approx(9.98)
+    assert batcher.waiting_since(10.0, 30.0) == pytest.approx(9.95), "a replayed frame from long ago is just due"
+    assert batcher.waiting_since(10.0, -1.0) == 10.0, "a sender's clock ahead of ours never postpones"
+    batcher.add("t", [(1,)], since=10.0)
+    batcher.add("t", [(2,)], since=batcher.waiting_since(10.01, 0.03))
+    assert batcher.deadline() == pytest.approx(10.03), "the oldest wait counts, whichever frame came first"
+
+
+def test_a_batch_due_by_age_is_overdue_after_two_intervals():
+    batcher = Batcher(max_rows=100, max_age=0.05)
+    assert not batcher.overdue(now=99)
+    batcher.add("t", [(1,)], since=1.0)
+    assert batcher.due(now=1.05) and not batcher.overdue(now=1.099)
+    assert batcher.overdue(now=1.1)
+    assert not batcher.full()
+    batcher.add("t", [(2,)] * 99, since=1.1)
+    assert batcher.full()

@@ -168,7 +168,13 @@ class FramePublisher:
 
 
 class OptionContracts:
-    """The union of every underlying's wanted contracts, and how to get there."""
+    """The union of every underlying's wanted contracts, and how to get there.
+
+    `changes` is asked every CONTROL_EVERY; with 200 underlyings the union is
+    thousands of contracts, so it is rebuilt only when a wish changes and
+    compared only when the wish or the streaming set (replaced, never
+    mutated in place) has moved since the last answer of nothing to do.
+    """
 
     def __init__(self, max_keys: int) -> None:
         self.max_keys = max_keys
@@ -176,19 +182,31 @@ class OptionContracts:
         self.streaming: frozenset[str] = frozenset()
         #: A wanted set Schwab refused (code 19): not asked for again until the wish changes.
         self.refused: frozenset[str] | None = None
+        self._target: frozenset[str] | None = frozenset()
+        self._settled: tuple[frozenset[str], frozenset[str] | None] | None = None
 
     def want(self, subscription: OptionSubscription) -> None:
-        self.wanted[subscription.underlying] = frozenset(subscription.contracts)
+        contracts = frozenset(subscription.contracts)
+        if self.wanted.get(subscription.underlying) != contracts:
+            self.wanted[subscription.underlying] = contracts
+            self._target = None
 
     def target(self) -> frozenset[str]:
-        return frozenset().union(*self.wanted.values()) if self.wanted else frozenset()
+        if self._target is None:
+            self._target = frozenset().union(*self.wanted.values())
+        return self._target
 
     def changes(self) -> tuple[list[str], list[str]]:
         """(to add, to remove) to move the stream to the wanted set."""
         target = self.target()
+        if self._settled is not None and self._settled[0] is target and self._settled[1] is self.streaming:
+            return [], []
         if target == self.refused:
             return [], []
-        return sorted(target - self.streaming), sorted(self.streaming - target)
+        to_add, to_remove = sorted(target - self.streaming), sorted(self.streaming - target)
+        if not to_add and not to_remove:
+            self._settled = (target, self.streaming)
+        return to_add, to_remove
 
 
 async def within(timeout: float, what: str, command: Awaitable[Any]) -> Any:

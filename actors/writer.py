@@ -60,6 +60,7 @@ class Writer:
         self.follower = actor.follow(followed(self.config.deployment), self.take)
         self.connection: psycopg.Connection | None = None
         self.dead_letter = self.config.data_dir / "dead-letter" / "writer.jsonl"
+        self.offsets_file = self.config.offsets_file(CONSUMER)
 
     # --- the database ------------------------------------------------------
 
@@ -96,7 +97,7 @@ class Writer:
     def _share_offsets(self) -> None:
         """Only committed positions are shared: with nothing uncommitted, that is all of them."""
         if not self.follower.positions.uncommitted:
-            self.follower.share(self.config.offsets_file(CONSUMER))
+            self.follower.share(self.offsets_file)
 
     def _write(self, batches: dict[str, list[tuple]], offsets: dict) -> int:
         """Write rows (by table) and offsets; bisect out rows the table rejects. Rows inserted."""

@@ -91,8 +91,10 @@ class Follower:
     def share(self, path: Path) -> None:
         """At most once a second, and only when they moved, share the positions passed, so publishers may prune."""
         now = time.monotonic()
-        if now >= self._next_share and self.positions.positions != self._shared:
-            self._next_share = now + SHARE_INTERVAL
+        if now < self._next_share:
+            return
+        self._next_share = now + SHARE_INTERVAL
+        if self.positions.positions != self._shared:
             self._shared = dict(self.positions.positions)
             share_offsets(path, self.streams, self._shared)
 

@@ -169,3 +169,19 @@ def test_contracts_refused_with_code_19_are_not_asked_again_and_the_rest_streams
     assert [command for command, _ in asked] == ["SUBS", "UNSUBS", "ADD"], "the refused ADD is not retried"
     assert contracts.streaming == kept and contracts.refused == frozenset(after)
     assert any("symbol limit (code 19)" in record.getMessage() for record in caplog.records)
+
+
+def test_the_wanted_set_is_rebuilt_only_when_a_wish_changes_and_compared_only_when_something_moved():
+    contracts = OptionContracts(max_keys=500)
+    contracts.want(OptionSubscription("SPY", ["SPY_C1", "SPY_P1"], 1))
+    contracts.want(OptionSubscription("QQQ", ["QQQ_C1"], 1))
+    assert contracts.changes() == (["QQQ_C1", "SPY_C1", "SPY_P1"], [])
+    contracts.streaming = frozenset(["QQQ_C1", "SPY_C1", "SPY_P1"])
+    assert contracts.changes() == ([], [])
+    target = contracts.target()
+    contracts.want(OptionSubscription("SPY", ["SPY_P1", "SPY_C1"], 2))  # the same wish, repeated
+    assert contracts.target() is target and contracts.changes() == ([], [])
+    contracts.want(OptionSubscription("SPY", ["SPY_C2", "SPY_P1"], 3))
+    assert contracts.changes() == (["SPY_C2"], ["SPY_C1"])
+    contracts.streaming = frozenset()  # a new connection streams nothing yet
+    assert contracts.changes() == (["QQQ_C1", "SPY_C2", "SPY_P1"], [])

@@ -21,6 +21,7 @@ from common.config import ACTORS
 from common.exposition import Board
 from common.messages import MetricSample
 from common.metrics import LagTracker, MetricsRollup
+from common.stats import IDLE_SAMPLES
 from common.status_server import StatusServer
 
 
@@ -61,6 +62,7 @@ def main() -> None:
     http = serve(actor, stale_after_ns)
     next_rollup = time.monotonic() + config.metrics_interval
     next_sample = time.monotonic()
+    heard = False  # any actor's counters since metrics last sampled its own
     stats.status = "running"
     while not actor.shutdown.requested:
         frame = subscriber.recv(wait_until(next_rollup, next_sample, actor.publisher.heartbeat_due))
@@ -72,10 +74,12 @@ def main() -> None:
                     lag.observe(sample)
                     board.observe(sample)
             stats.records_in += len(frame.records)
+            heard = True
         if time.monotonic() >= next_sample:
             board.observe(stats.sample())
-            next_sample = time.monotonic() + config.stats_interval
-            changed = True
+            # Like every actor's (common/stats.py): while nobody reports, a fifth as often.
+            next_sample = time.monotonic() + config.stats_interval * (1 if heard else IDLE_SAMPLES)
+            heard, changed = False, True
         if time.monotonic() >= next_rollup:
             started = time.perf_counter_ns()
             now = time.time_ns()

@@ -25,13 +25,14 @@ from common.tickerplant import Tickerplant
 CONSUMER_WAIT = 30.0
 #: `tick` works at most this often; heartbeats, counters and shared positions are due every second or more.
 TICK_EVERY = 0.05
-#: The longest a loop waits on its sockets: a stop signal ends the wait at once (`Shutdown.wake_fd`).
-WAIT = 1.0
+#: The longest a loop waits on its sockets: a stop signal ends the wait at once (`Shutdown.wake_fd`), and an
+#: idle actor's own duties (counters every IDLE_SAMPLES intervals, spaced-out heartbeats) come sooner.
+WAIT = 5.0
 
 
 def wait_until(*due: float) -> float:
-    """Seconds until the first of `due` (time.monotonic() times), at most WAIT: idle, a loop wakes about
-    once a second, not five times."""
+    """Seconds until the first of `due` (time.monotonic() times), at most WAIT: an idle loop wakes for its
+    duties only, every few seconds, not five times a second."""
     now = time.monotonic()
     return max(0.0, min(now + WAIT, *due) - now)
 

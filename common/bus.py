@@ -9,6 +9,8 @@ the first one `heartbeat_interval` after the last frame, then each twice as
 long after the one before, up to QUIET_BACKOFF intervals, until a frame goes
 out again. The first says at once what was sent last; the rest only say the
 publisher is still there, which an idle market does not need every second.
+An actor's own counter samples (`metric`) do not start the heartbeats afresh:
+an idle actor sends one every few seconds, and each carries its last seqs.
 Journaling what is sent is the tickerplant's job (`common/tickerplant.py`).
 
 Overflow policy, stated once for every socket built here:
@@ -34,14 +36,17 @@ from common.config import Config
 from common.messages import (
     Envelope,
     Heartbeat,
+    MetricSample,
     Record,
     decode_envelope,
     decode_heartbeat,
     encode,
 )
-from common.streams import stream
+from common.streams import stream, tag
 
 HEARTBEAT = "heartbeat"
+#: The kind of an actor's counter samples: sending them is not activity.
+COUNTERS = tag(MetricSample)
 #: An idle publisher's heartbeats space out to at most this many heartbeat intervals.
 QUIET_BACKOFF = 8
 
@@ -153,16 +158,17 @@ class Publisher:
         seq = self.sequencer.next(name)
         return name, seq, encode(Envelope(name, self.epoch, seq, time.time_ns(), list(records)))
 
-    def emit(self, name: str, payload: bytes) -> None:
+    def emit(self, name: str, payload: bytes, kind: str) -> None:
         """Put an encoded frame on the socket (copied: small frames are cheaper so than zero-copy)."""
         self.socket.send_multipart((name.encode(), payload))
-        self._last_send = time.monotonic()
-        self._quiet = 1
+        if kind != COUNTERS:
+            self._last_send = time.monotonic()
+            self._quiet = 1
 
     def send(self, kind: str, records: Sequence[Record]) -> int:
         """Publish one frame of records of one kind; returns its seq."""
         name, seq, payload = self.frame(kind, records)
-        self.emit(name, payload)
+        self.emit(name, payload, kind)
         return seq
 
     def heartbeat(self, final: bool = False) -> None:

@@ -16,7 +16,6 @@ import psutil
 from common.bus import Publisher
 from common.messages import MetricSample
 
-
 #: While nothing changes, a sample goes out every this many STATS_INTERVALs.
 IDLE_SAMPLES = 5
 
@@ -78,8 +77,12 @@ class ActorStats:
 
     @property
     def due(self) -> float:
-        """When (time.monotonic()) the next sample may be due: one interval after the last, if anything changed."""
-        return self._next_publish
+        """When a loop with nothing else to do must call `maybe_publish` again: an interval after the last look
+        while the actor works; while it idles, when its last sample promised the next (work wakes the loop
+        sooner anyway, and a change is then published within an interval)."""
+        if self._promised <= self.interval:
+            return self._next_publish
+        return max(self._next_publish, self._published_at + self._promised)
 
     def _activity(self, publisher: Publisher) -> tuple:
         return (self.status, self.records_in, self.records_out, self.errors, self.gaps, self.replayed,
@@ -91,10 +94,10 @@ class ActorStats:
         now = self._clock()
         if not force and now < self._next_publish:
             return
+        self._next_publish = now + self.interval
         activity = self._activity(publisher)
         quiet = activity == self._published
         if not force and quiet and now < self._published_at + self._promised:
-            self._next_publish = now + self.interval
             return
         wait = (IDLE_SAMPLES if quiet else 1) * self.interval  # the first quiet sample announces the longer wait
         sample = msgspec.structs.replace(
@@ -103,5 +106,5 @@ class ActorStats:
             next_within_ns=int(wait * 1e9),
         )
         publisher.send("metric", [sample])
-        self._published, self._published_at, self._promised = activity, now, wait
-        self._next_publish = now + self.interval
+        # Taken again after the send, which moved the metric stream's own seq: a sample is not activity.
+        self._published, self._published_at, self._promised = self._activity(publisher), now, wait

@@ -58,7 +58,7 @@ class Tickerplant(Publisher):
         name, seq, payload = self.frame(kind, records)
         if journaled(kind):
             self._journal(payload)
-        self.emit(name, payload)
+        self.emit(name, payload, kind)
         return seq
 
     def _journal(self, payload: bytes) -> None:

@@ -25,8 +25,10 @@ class KeptSamples:
     sent: list[MetricSample] = field(default_factory=list)
 
     def send(self, kind: str, records: list[MetricSample]) -> int:
+        """As a real publisher does, a sample moves the metric stream's seq: that is not the actor's activity."""
         assert kind == "metric"
         self.sent.extend(records)
+        self.sequencer.last_seqs["host/indicator/metric"] = len(self.sent)
         return len(self.sent)
 
 
@@ -73,3 +75,18 @@ def test_an_idle_actor_is_not_stale_within_what_it_announced_and_is_after():
     assert shown_status(sample, 16_000_000_000, stale_after_ns=3_000_000_000) == "stale"
     older = MetricSample("writer", 0, "running", 0, 0, 0, 0, 0, 0, 0)  # a sender from before the field
     assert shown_status(older, 4_000_000_000, stale_after_ns=3_000_000_000) == "stale"
+
+
+def test_an_idle_actor_need_not_wake_before_the_sample_it_promised():
+    clock, publisher = Clock(), KeptSamples()
+    stats = ActorStats("indicator", 1.0, clock)
+    run(stats, publisher, clock, 3, work=True)
+    assert stats.due <= clock.now + 1.0, "while it works, it looks every interval"
+    run(stats, publisher, clock, 1.5, work=False)
+    assert publisher.sent[-1].next_within_ns == IDLE_SAMPLES * 1_000_000_000
+    promised = stats.due
+    assert promised > clock.now + 2, "quiet: its loop may sleep until the promised sample"
+    sent = len(publisher.sent)
+    clock.now = promised
+    stats.maybe_publish(publisher)
+    assert len(publisher.sent) == sent + 1 and stats.due > clock.now + 2, "the promised sample went out; it promises again"

@@ -31,6 +31,7 @@ from common.option_chain import (
     NEW_YORK,
     ChainError,
     band_changes,
+    decode_chain,
     off_centre,
     select_contracts,
 )
@@ -66,7 +67,7 @@ def main() -> None:
         try:
             response = client.get_option_chain(ticker, from_date=today, to_date=today + datetime.timedelta(days=10))
             response.raise_for_status()
-            centre, contracts = select_contracts(response.json(), config.option_strike_band, today)
+            centre, contracts = select_contracts(decode_chain(response.content), config.option_strike_band, today)
         except (ChainError, ValueError, httpx.HTTPError, OAuthError) as error:
             stats.errors += 1
             actor.log.error("no option contracts chosen", extra={"ticker": ticker, "reason": str(error) or repr(error)})

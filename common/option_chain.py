@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
-from typing import Any
 from zoneinfo import ZoneInfo
+
+import msgspec
 
 from common.greeks import black_scholes
 from common.messages import OptionQuote, OptionRow
@@ -29,37 +30,74 @@ class ChainError(ValueError):
     """An option-chain response we cannot select contracts from."""
 
 
-def _expiries(chain: dict[str, Any]) -> dict[date, list[dict[str, Any]]]:
-    contracts: dict[date, list[dict[str, Any]]] = {}
-    for side in ("callExpDateMap", "putExpDateMap"):
-        for expiry_key, strikes in (chain.get(side) or {}).items():
-            expiry = date.fromisoformat(expiry_key.split(":")[0])
+class ListedContract(msgspec.Struct):
+    """One contract of a chain: only what selection reads (Schwab sends some forty fields each)."""
+
+    symbol: str
+    strike: float = msgspec.field(name="strikePrice")
+
+
+#: Expiry ("2026-11-24:0", days to expiry after the colon) → strike ("500.0") → the contracts listed there.
+ExpiryMap = dict[str, dict[str, list[ListedContract]]]
+
+
+class Chain(msgspec.Struct):
+    """Schwab's option-chain response, as far as contract selection needs it."""
+
+    symbol: str | None = None
+    status: str | None = None
+    underlying_price: float | None = msgspec.field(default=None, name="underlyingPrice")
+    calls: ExpiryMap | None = msgspec.field(default=None, name="callExpDateMap")
+    puts: ExpiryMap | None = msgspec.field(default=None, name="putExpDateMap")
+
+
+_decode_chain = msgspec.json.Decoder(Chain).decode
+
+
+def decode_chain(body: bytes) -> Chain:
+    """The chain a REST response carries, checked where it enters: a value of the wrong type is a ChainError
+    naming its place, and the fields nobody reads are never built (a chain of 200 tickers is megabytes)."""
+    try:
+        return _decode_chain(body)
+    except msgspec.DecodeError as error:
+        raise ChainError(f"option chain response cannot be read: {error}") from None
+
+
+def _expiries(chain: Chain) -> dict[date, list[ListedContract]]:
+    contracts: dict[date, list[ListedContract]] = {}
+    for side in (chain.calls, chain.puts):
+        for expiry_key, strikes in (side or {}).items():
+            try:
+                expiry = date.fromisoformat(expiry_key.split(":")[0])
+            except ValueError:
+                raise ChainError(f"option chain for {chain.symbol!r} has an expiry {expiry_key[:40]!r} that is not "
+                                 "a date") from None
             for listed in strikes.values():
                 contracts.setdefault(expiry, []).extend(listed)
     return contracts
 
 
-def select_contracts(chain: dict[str, Any], band: float, today: date,
+def select_contracts(chain: Chain, band: float, today: date,
                      spot: float | None = None) -> tuple[float, list[str]]:
     """(centre, contract symbols) for the nearest expiry within the band around `spot`.
 
     `spot` defaults to the chain's own underlying price; the one returned is
     the band's centre, the price a later move is measured from.
     """
-    if chain.get("status") not in (None, "SUCCESS"):
-        raise ChainError(f"option chain for {chain.get('symbol')!r} has status {chain.get('status')!r}")
-    spot = chain.get("underlyingPrice") if spot is None else spot
+    if chain.status not in (None, "SUCCESS"):
+        raise ChainError(f"option chain for {chain.symbol!r} has status {chain.status!r}")
+    spot = chain.underlying_price if spot is None else spot
     if not spot:
-        raise ChainError(f"option chain for {chain.get('symbol')!r} has no underlyingPrice")
+        raise ChainError(f"option chain for {chain.symbol!r} has no underlyingPrice")
     upcoming = {expiry: listed for expiry, listed in _expiries(chain).items() if expiry >= today}
     if not upcoming:
-        raise ChainError(f"option chain for {chain.get('symbol')!r} lists no expiry on or after {today}")
+        raise ChainError(f"option chain for {chain.symbol!r} lists no expiry on or after {today}")
     listed = upcoming[min(upcoming)]
-    inside = [c for c in listed if abs(float(c["strikePrice"]) - spot) <= band * spot]
+    inside = [c for c in listed if abs(c.strike - spot) <= band * spot]
     if not inside:
-        nearest = min(abs(float(c["strikePrice"]) - spot) for c in listed)
-        inside = [c for c in listed if abs(float(c["strikePrice"]) - spot) == nearest]
-    return float(spot), sorted(c["symbol"] for c in inside)
+        nearest = min(abs(c.strike - spot) for c in listed)
+        inside = [c for c in listed if abs(c.strike - spot) == nearest]
+    return float(spot), sorted(c.symbol for c in inside)
 
 
 def needs_recentre(centre: float, spot: float, threshold: float) -> bool:

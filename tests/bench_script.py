@@ -61,6 +61,7 @@ from common.indicators import SessionClock, SymbolIndicators
 from common.option_chain import (
     NEW_YORK,
     RISK_FREE_RATE,
+    decode_chain,
     expiry_ms,
     off_centre,
     select_contracts,
@@ -262,7 +263,7 @@ class Contracts:
             response = await self.client.get_option_chain(ticker, from_date=today,
                                                            to_date=today + datetime.timedelta(days=10))
             response.raise_for_status()
-            centre, contracts = select_contracts(response.json(), self.config.option_strike_band, today)
+            centre, contracts = select_contracts(decode_chain(response.content), self.config.option_strike_band, today)
         except (ValueError, KeyError, httpx.HTTPError, OAuthError) as error:  # ChainError is a ValueError
             self.work.errors += 1
             log("no option contracts chosen", ticker=ticker, reason=str(error) or repr(error))

@@ -39,7 +39,7 @@ import psutil
 from schwab.streaming import StreamClient
 
 from common import config as config_module
-from common.option_chain import ChainError, select_contracts
+from common.option_chain import ChainError, decode_chain, select_contracts
 from common.schwab_client import make_client, make_stream_client
 from tests.harness import free_port, wait_for
 from tests.sim_soak import tickers
@@ -71,7 +71,7 @@ async def choose_contracts(client, symbols: list[str], count: int) -> list[str]:
             break
         response = await client.get_option_chain(symbol, from_date=today, to_date=today + datetime.timedelta(days=10))
         try:
-            chosen += select_contracts(response.json(), BAND, today)[1]
+            chosen += select_contracts(decode_chain(response.content), BAND, today)[1]
         except ChainError:
             continue
     return chosen[:count]

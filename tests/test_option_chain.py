@@ -2,12 +2,14 @@
 
 from datetime import date
 
+import msgspec
 import pytest
 
 from common.messages import OptionQuote
 from common.option_chain import (
     ChainError,
     band_changes,
+    decode_chain,
     expiry_ms,
     needs_recentre,
     off_centre,
@@ -22,12 +24,17 @@ def contract(expiry: str, put_call: str, strike: float) -> dict:
             "symbol": f"SPY   {yymmdd}{put_call[0]}{int(strike * 1000):08d}"}
 
 
-def chain(spot: float, expiries: dict[str, list[float]]) -> dict:
+def chain_json(spot: float, expiries: dict[str, list[float]]) -> dict:
     maps = {"callExpDateMap": {}, "putExpDateMap": {}}
     for expiry, strikes in expiries.items():
         for side, put_call in (("callExpDateMap", "CALL"), ("putExpDateMap", "PUT")):
             maps[side][f"{expiry}:0"] = {f"{s:.1f}": [contract(expiry, put_call, s)] for s in strikes}
     return {"symbol": "SPY", "status": "SUCCESS", "underlyingPrice": spot, **maps}
+
+
+def chain(spot: float, expiries: dict[str, list[float]]):
+    """A chain as the options actor gets it: the response body, decoded."""
+    return decode_chain(msgspec.json.encode(chain_json(spot, expiries)))
 
 
 def test_nearest_expiry_within_the_band_calls_and_puts():
@@ -53,11 +60,31 @@ def test_empty_band_falls_back_to_the_nearest_strike():
 @pytest.mark.parametrize("response, message", [
     ({"symbol": "SPY", "status": "FAILED"}, "status 'FAILED'"),
     ({"symbol": "SPY", "status": "SUCCESS"}, "no underlyingPrice"),
-    (chain(500.0, {"2026-11-20": [500]}), "no expiry on or after 2026-11-24"),
+    (chain_json(500.0, {"2026-11-20": [500]}), "no expiry on or after 2026-11-24"),
+    ({**chain_json(500.0, {}), "callExpDateMap": {"soon:0": {"500.0": [contract("2026-11-24", "CALL", 500)]}}},
+     "expiry 'soon:0' that is not a date"),
 ])
 def test_unusable_chain_says_why(response, message):
     with pytest.raises(ChainError, match=message):
-        select_contracts(response, band=0.02, today=date(2026, 11, 24))
+        select_contracts(decode_chain(msgspec.json.encode(response)), band=0.02, today=date(2026, 11, 24))
+
+
+@pytest.mark.parametrize("body, place", [
+    (b"<html>502 Bad Gateway</html>", "cannot be read: JSON is malformed"),
+    (b'{"underlyingPrice": "five hundred"}', r"\$.underlyingPrice"),
+    (b'{"callExpDateMap": {"2026-11-24:0": {"500.0": [{"symbol": "X", "strikePrice": "500"}]}}}',
+     r"\$.callExpDateMap\[...\]\[...\]\[0\].strikePrice"),
+    (b'{"putExpDateMap": {"2026-11-24:0": {"500.0": [{"strikePrice": 500}]}}}', "missing required field `symbol`"),
+])
+def test_a_chain_body_of_the_wrong_shape_is_refused_naming_the_place(body, place):
+    with pytest.raises(ChainError, match=place):
+        decode_chain(body)
+
+
+def test_a_chain_body_keeps_only_what_selection_reads():
+    body = msgspec.json.encode({**chain_json(500.0, {"2026-11-24": [500]}), "volatility": 29.0, "numberOfContracts": 2})
+    listed = decode_chain(body).calls["2026-11-24:0"]["500.0"][0]
+    assert (listed.symbol, listed.strike) == ("SPY   261124C00500000", 500.0)
 
 
 def symbols_at(strikes: range) -> list[str]:

@@ -25,7 +25,13 @@ from actors.ingest import OptionContracts, apply_option_changes
 from common import config as config_module
 from common.config import Config
 from common.messages import OptionSubscription
-from common.option_chain import NEW_YORK, band_changes, needs_recentre, select_contracts
+from common.option_chain import (
+    NEW_YORK,
+    band_changes,
+    decode_chain,
+    needs_recentre,
+    select_contracts,
+)
 from common.schwab_client import make_client, make_stream_client
 from tests.simulator_process import simulator
 from tests.test_sim_schwab_py import Recorder
@@ -83,7 +89,8 @@ def simulator_requests(log: Path) -> list[tuple[str, int]]:
 async def bands_around_a_move(client: Any, config: Config, move: float) -> tuple[float, list[str], list[str]]:
     """SPY's band centre from its chain, the band there, and the band at that centre moved by `move` (a fraction)."""
     today = datetime.datetime.now(NEW_YORK).date()
-    chain = (await client.get_option_chain("SPY", from_date=today, to_date=today + datetime.timedelta(days=10))).json()
+    chain = decode_chain(
+        (await client.get_option_chain("SPY", from_date=today, to_date=today + datetime.timedelta(days=10))).content)
     centre, before = select_contracts(chain, config.option_strike_band, today)
     _, after = select_contracts(chain, config.option_strike_band, today, spot=centre * (1 + move))
     return centre, before, after

@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 import psycopg
@@ -134,11 +136,23 @@ class Writer:
             return
         since = self.batcher.waiting_since(time.monotonic(), (time.time_ns() - frame.sent_ns) / 1e9)
         table, row = self.rows[type(frame.records[0])]
-        rows = frame.records if row is None else map(row, frame.records)
-        self.batcher.add(table, list(map(msgspec.structs.astuple, rows)), since)
+        self.batcher.add(table, self._rows(table, row, frame.records), since)
         self.stats.records_in += len(frame.records)
         if self.batcher.full():
             self.flush()
+
+    def _rows(self, table: str, row: Callable[[Any], msgspec.Struct] | None, records: list) -> list[tuple]:
+        """The table rows of a frame's records; a record its row cannot be made of is quarantined, never retried
+        (a replay would fail on it again and stop the writer for good)."""
+        if row is None:
+            return list(map(msgspec.structs.astuple, records))
+        rows = []
+        for record in records:
+            try:
+                rows.append(msgspec.structs.astuple(row(record)))
+            except (ValueError, ArithmeticError) as error:
+                self._quarantine(table, msgspec.structs.astuple(record), error)
+        return rows
 
     # --- the loop ------------------------------------------------------------
 

@@ -18,7 +18,9 @@ with no file header. A frame is DEFLATEd (level 1, a 4 KiB window) when that
 makes it smaller, which roughly halves the journal: field values repeat from
 record to record (symbols, times, prices near each other). Each record is
 compressed alone, so any record can still be read, skipped and resynced on
-by itself; segments of older versions (bit 31 never set) read unchanged. Records are written unbuffered (one `os.write` on an
+by itself; segments of older versions (bit 31 never set) read unchanged.
+
+Records are written unbuffered (one `os.write` on an
 O_APPEND fd), so a reader in another process sees each one at once; fsync
 only bounds what a power cut can take. A crash mid-write leaves a torn last
 record, which readers report and skip; a bad record followed by good ones is
@@ -415,6 +417,8 @@ def prune(
     spans = {} if spans is None else spans
     pruned = Pruned()
     found = [path for _, _, path in _segments(directory)]
+    for gone in spans.keys() - set(found):
+        del spans[gone]
     sizes = {path: _size(path) for path in found}
     total = sum(sizes.values())
     candidates = []

@@ -84,9 +84,9 @@ def test_flushes_on_sigterm_and_a_duplicate_costs_nothing_else(migrated_url, var
     assert [line["duplicates"] for line in lines if line["msg"] == "rows already stored were skipped"] == [1]
 
 
-def option(strike: float) -> OptionQuote:
-    return OptionQuote("SPY   261124C00500000", "SPY", T0, "C", strike, "2026-11-24", 1.0, 0.9, 1.1, 1.0, 10, 100,
-                       20.0, 0.5, 0.01, -0.1, 0.05, 0.01, 500.0, 1)
+def option(strike: float, expiration: str = "2026-11-24", delta: float | None = 0.5) -> OptionQuote:
+    return OptionQuote("SPY   261124C00500000", "SPY", T0, "C", strike, expiration, 1.0, 0.9, 1.1, 1.0, 10, 100,
+                       20.0, delta, 0.01, -0.1, 0.05, 0.01, 500.0, 1)
 
 
 def test_a_row_the_table_rejects_is_quarantined_and_the_rest_stored(migrated_url, var):
@@ -99,7 +99,8 @@ def test_a_row_the_table_rejects_is_quarantined_and_the_rest_stored(migrated_url
         await_writer(ingest)
         # A strike of 1e15 overflows numeric(18,6): that quote's row can never be stored.
         ingest.send("option", [option(500.0), option(1e15), option(505.0)])
-        ingest.send("option", [option(510.0)])
+        # Its greeks must be modelled to its expiry, which is no date: no row can be made of it.
+        ingest.send("option", [option(510.0), option(515.0, expiration="soon", delta=None)])
         with psycopg.connect(migrated_url) as connection:
             wait_for(lambda: connection.execute("SELECT count(*) FROM option_prices").fetchone()[0] == 3, 20,
                      "the three good rows")
@@ -109,6 +110,8 @@ def test_a_row_the_table_rejects_is_quarantined_and_the_rest_stored(migrated_url
         ingest.close()
         writer.send_signal(signal.SIGTERM)
         assert writer.wait(timeout=20) == 0
-    (letter,) = [json.loads(line) for line in (var / "data" / "dead-letter" / "writer.jsonl").read_text().splitlines()]
-    assert letter["table"] == "option_prices" and letter["row"][4] == 1e15
-    assert "numeric field overflow" in letter["reason"]
+    letters = [json.loads(line) for line in (var / "data" / "dead-letter" / "writer.jsonl").read_text().splitlines()]
+    reasons = {letter["row"][4]: letter["reason"] for letter in letters if letter["table"] == "option_prices"}
+    assert reasons.keys() == {1e15, 515.0} and len(letters) == 2
+    assert "numeric field overflow" in reasons[1e15], "the table refused it"
+    assert "'soon'" in reasons[515.0], "no row could be made of it"

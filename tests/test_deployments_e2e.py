@@ -35,6 +35,10 @@ def stored(pipeline: Pipeline, tickers: tuple[str, ...]) -> list[tuple]:
     return [tuple(row) for row in rows]
 
 
+def option_rows(pipeline: Pipeline, tickers: tuple[str, ...]) -> int:
+    return pipeline.query("SELECT count(*) FROM option_prices WHERE ticker = ANY(%s)", (list(tickers),))[0][0]
+
+
 def test_two_deployments_share_a_database_and_each_trade_is_stored_once():
     alpha = Pipeline(",".join(TICKERS["alpha"]), rate=60, seed=7, DEPLOYMENT="alpha",
                      METRICS_HTTP_PORT=str(free_port())).start()
@@ -44,6 +48,8 @@ def test_two_deployments_share_a_database_and_each_trade_is_stored_once():
         try:
             for pipeline, tickers in ((alpha, TICKERS["alpha"]), (beta, TICKERS["beta"])):
                 wait_for(lambda p=pipeline, t=tickers: len(stored(p, t)) > 20, 60, f"{tickers} stored")
+                # Every stored stream must carry data before its offsets can be asserted: options come last.
+                wait_for(lambda p=pipeline, t=tickers: option_rows(p, t) > 0, 60, f"{tickers}' option rows stored")
 
             writer = beta.pid("writer")
             os.kill(writer, signal.SIGKILL)

@@ -104,7 +104,7 @@ def test_slow_writer_behind_a_tiny_high_water_mark(pipeline):
     assert stopped[-1]["replayed"] > 0, "the writer did fall behind and replay from the journal"
 
 
-#: The table each program's output ends up in: rows there show the program at work.
+#: The table whose rows show each program at work (options: the quotes of the contracts it chose).
 OUTPUT = {"ingest": "equity_data", "indicator": "indicators", "options": "option_prices"}
 
 
@@ -131,7 +131,7 @@ def journaled(pipeline: Pipeline, prefix: str):
             yield from frame.records
 
 
-def test_indicator_and_options_killed_rebuild_from_the_journal(pipeline):
+def test_indicator_and_options_killed_lose_and_double_nothing(pipeline):
     wait_for(lambda: pipeline.count("equity_data") > 20, 30, "ticks flowing")
     kill_and_await_restart(pipeline, "indicator")
     kill_and_await_restart(pipeline, "options")

@@ -1,8 +1,8 @@
 """The writer's database access: per batch, one COPY per table and one statement that stores them all.
 
 Rows arrive as `msgspec.structs.astuple(row)`, so each table's staging
-columns are the fields, in order, of the struct `common/streams.py` stores there. A batch is COPYed into TEMP staging
-tables and moved with one `INSERT ... SELECT ... ON CONFLICT DO NOTHING` per
+columns are the fields, in order, of the struct `common/streams.py` stores
+there. A batch is COPYed into TEMP staging tables and moved with one `INSERT ... SELECT ... ON CONFLICT DO NOTHING` per
 table, all of them and the consumer's offsets in one statement (data-modifying
 CTEs) of one transaction: a row already stored (a replay after a restart) or
 repeated within the batch is skipped without costing the rest of the batch.

@@ -180,7 +180,7 @@ class JournalWriter:
     @property
     def bytes_on_disk(self) -> int:
         """The size of every segment in the directory, all epochs."""
-        return sum(path.stat().st_size for _, _, path in _segments(self.directory))
+        return sum(_size(path) for _, _, path in _segments(self.directory))
 
     def _roll(self, now: float) -> None:
         self.close()
@@ -437,18 +437,18 @@ def prune(
             continue
     if max_bytes is None:
         return pruned
-    for consumed_pass in (True, False):
-        for path, unconsumed in candidates:
-            if total <= max_bytes:
-                return pruned
-            if (not unconsumed) != consumed_pass or not path.exists():
-                continue
-            _delete(path, spans)
-            total -= sizes[path]
-            if unconsumed:
-                pruned.dropped.append(Dropped(path, unconsumed))
-            else:
-                pruned.deleted.append(path)
+    consumed_first = sorted(candidates, key=lambda candidate: bool(candidate[1]))  # stable: oldest first in each
+    for path, unconsumed in consumed_first:
+        if total <= max_bytes:
+            break
+        if not path.exists():
+            continue
+        _delete(path, spans)
+        total -= sizes[path]
+        if unconsumed:
+            pruned.dropped.append(Dropped(path, unconsumed))
+        else:
+            pruned.deleted.append(path)
     return pruned
 
 

@@ -3,7 +3,7 @@
 It subscribes to every stream `common/streams.py` gives a table (trades,
 indicator values, option quotes made rows, streaming metrics and lags), batches them by
 BATCH_SIZE and BATCH_INTERVAL and writes each batch, with the (stream,
-epoch, seq) it reaches, in one transaction through staging tables.
+epoch, seq) it reaches, in one COPY and one statement (`common/db.py`).
 
 Exactly-once is the ZeroMQ guide's Clone pattern with the journal as the
 snapshot: on start, after a database outage and whenever a live frame
@@ -176,17 +176,26 @@ class Writer:
             self.stats.status = "running"
             return True
 
+    def fill(self) -> None:
+        """Take frames into the batch. With none pending, wait for the first; with a batch pending, rest
+        until it is due and then take everything queued meanwhile: one wake per batch, not one per frame."""
+        deadline = self.batcher.deadline()
+        if deadline is None:
+            self.follower.accept(self.subscriber.recv(self.actor.wait()))
+            return
+        self.subscriber.rest(self.actor.wait(deadline))
+        while not self.batcher.full() and (frame := self.subscriber.recv_nowait()) is not None:
+            self.follower.accept(frame)
+
     def run(self) -> None:
         if not self.recover():
             return
         self.log.info("writing", extra={"batch_size": self.config.batch_size, "batch_interval_s": self.config.batch_interval, "replayed": self.follower.replayed})
         while not self.actor.shutdown.requested:
             try:
-                deadline = self.batcher.deadline()
-                self.follower.accept(self.subscriber.recv(self.actor.wait(*(() if deadline is None else (deadline,)))))
+                self.fill()
                 self.stats.replayed = self.follower.replayed
-                now = time.monotonic()
-                if self.batcher.due(now) and (self.batcher.overdue(now) or not self.subscriber.queued()):
+                if self.batcher.due(time.monotonic()):
                     self.flush()
             except DatabaseAway as error:
                 self.stats.errors += 1

@@ -4,10 +4,9 @@ A batch is due when it reaches `max_rows` (BATCH_SIZE) or when its oldest
 record has waited `max_age` seconds (BATCH_INTERVAL). A record's wait starts
 when its frame was sent, not when the writer took it: frames that queued
 on the socket while a flush ran have waited already, so they do not wait a
-whole interval more (that was most of the tick-to-commit tail). A batch due
-by age takes in what is already queued before it is flushed, unless it is
-overdue (twice `max_age`), so a backlog drains in full batches, not one
-frame per flush. Overflow policy: the batcher never drops and never grows
+whole interval more (that was most of the tick-to-commit tail). The writer
+rests while a batch fills and then takes in everything queued, so a backlog
+drains in full batches, not one frame per flush. Overflow policy: the batcher never drops and never grows
 past one flush: the writer flushes as soon as a batch is full, and while a
 flush runs the bus socket's high-water mark is what pushes back.
 """
@@ -49,10 +48,6 @@ class Batcher:
 
     def due(self, now: float) -> bool:
         return self.full() or (self._oldest is not None and now >= self._oldest + self.max_age)
-
-    def overdue(self, now: float) -> bool:
-        """Due by age twice over: flush now, even with more frames queued."""
-        return self._oldest is not None and now >= self._oldest + 2 * self.max_age
 
     def take(self) -> dict[str, list[tuple]]:
         """Everything held, by table; the batcher is empty afterwards."""

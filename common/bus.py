@@ -245,6 +245,9 @@ class Subscriber:
         self._poller.register(self.socket, zmq.POLLIN)
         if wake_fd is not None:
             self._poller.register(wake_fd, zmq.POLLIN)
+        self._stop_poller = zmq.Poller()
+        if wake_fd is not None:
+            self._stop_poller.register(wake_fd, zmq.POLLIN)
 
     def subscribe(self, publisher: str, kind: str) -> None:
         """Receive `publisher`'s frames of `kind`, and its heartbeats."""
@@ -273,6 +276,12 @@ class Subscriber:
             if self.socket not in ready:
                 return None
         return self.recv_nowait()
+
+    def rest(self, timeout: float) -> None:
+        """Wait `timeout` seconds without waking for frames, which queue meanwhile (up to RCVHWM); a stop
+        (`wake_fd`) ends it early. For a consumer that takes its frames in batches: one wake per batch."""
+        if timeout > 0 and self._stop_poller.poll(int(timeout * 1000)):
+            self._woken()
 
     def queued(self) -> bool:
         """Is a frame waiting to be taken now?"""

@@ -42,12 +42,9 @@ def test_rows_that_waited_on_the_socket_count_their_wait_up_to_one_interval():
     assert batcher.deadline() == pytest.approx(10.03), "the oldest wait counts, whichever frame came first"
 
 
-def test_a_batch_due_by_age_is_overdue_after_two_intervals():
+def test_a_batch_is_full_at_max_rows_whatever_its_age():
     batcher = Batcher(max_rows=100, max_age=0.05)
-    assert not batcher.overdue(now=99)
     batcher.add("t", [(1,)], since=1.0)
-    assert batcher.due(now=1.05) and not batcher.overdue(now=1.099)
-    assert batcher.overdue(now=1.1)
-    assert not batcher.full()
-    batcher.add("t", [(2,)] * 99, since=1.1)
-    assert batcher.full()
+    assert not batcher.full() and not batcher.due(now=1.01)
+    batcher.add("t", [(2,)] * 99, since=1.01)
+    assert batcher.full() and batcher.due(now=1.01)

@@ -102,6 +102,35 @@ def test_a_wake_fd_ends_a_wait_at_once_and_only_once(config):
         waker.close()
 
 
+def test_a_rest_lets_frames_queue_and_a_wake_fd_ends_it(config):
+    """The writer's rest while a batch fills: frames that arrive do not end it; a stop does, at once."""
+    config.ensure_dirs()
+    wake, waker = socket.socketpair()
+    wake.setblocking(False)
+    publisher = Publisher(config, "ingest")
+    subscriber = Subscriber(config, "writer", wake_fd=wake.fileno())
+    subscriber.subscribe("ingest", "trade")
+    try:
+        assert publisher.wait_for_subscribers(["writer"], timeout=5) == []
+        publisher.send("trade", [TRADE])
+        started = time.monotonic()
+        subscriber.rest(0.3)
+        assert time.monotonic() - started >= 0.25, "a frame does not end a rest"
+        assert subscriber.recv_nowait().records == [TRADE], "the frame waited, queued"
+        waker.send(b"\x0f")
+        started = time.monotonic()
+        subscriber.rest(5)
+        assert time.monotonic() - started < 1, "a stop ends the rest at once"
+        started = time.monotonic()
+        subscriber.rest(0.3)
+        assert time.monotonic() - started >= 0.25, "the stop's byte was taken: the next rest rests"
+    finally:
+        publisher.close()
+        subscriber.close()
+        wake.close()
+        waker.close()
+
+
 def test_an_idle_publisher_spaces_its_heartbeats_out_and_a_frame_resets_them(config):
     config.ensure_dirs()
     publisher = Publisher(config, "indicator")

@@ -1,23 +1,31 @@
-"""The writer's database access: per batch, one COPY per table and one statement that stores them all.
+"""The writer's database access: per batch, one COPY and one statement that stores every table and the offsets.
 
-Rows arrive as `msgspec.structs.astuple(row)`, so each table's staging
-columns are the fields, in order, of the struct `common/streams.py` stores
-there. A batch is COPYed into TEMP staging tables and moved with one `INSERT ... SELECT ... ON CONFLICT DO NOTHING` per
-table, all of them and the consumer's offsets in one statement (data-modifying
-CTEs) of one transaction: a row already stored (a replay after a restart) or
-repeated within the batch is skipped without costing the rest of the batch.
+Rows arrive as `msgspec.structs.astuple(row)`, the fields in order of the
+struct `common/streams.py` stores in the table (`row_columns`). A batch is
+COPYed into one TEMP staging table, `stage_rows`, as one line per table: the
+table's number and its rows as one JSON array of arrays (msgspec encodes it
+in C, with no Python object per value). One statement then takes the staged
+lines out and moves each table's rows with `INSERT ... SELECT ... ON
+CONFLICT DO NOTHING`, and advances the consumer's offsets (data-modifying
+CTEs): one transaction, so a crash leaves either all of it or none, and a
+row already stored (a replay after a restart) or repeated within the batch
+is skipped without costing the rest of the batch. The SELECT converts in SQL:
+epoch times to timestamptz, and float8 to numeric, which keeps the decimal a
+float prints as (417.09 stays 417.090000). A float that is NaN or infinite
+travels as JSON null (NULL in the table, or refused by its CHECK).
 
-Why staging, not a direct COPY into the tables: measured, a direct COPY has
-to make every timestamp and decimal in Python, and an option row has ten
-decimals. `python -m tests.copy_bench` (trades only) puts them close (25-row
-batches: 1,106 vs 972 µs of the writer's CPU per batch, 6.5 vs 2.2 ms wall),
-but over the whole feed (`make bench`, 4 tickers) the writer spent 290 µs
-per stored tick with a direct COPY against 193 with this path. The SELECT
-converts in SQL: epoch times to timestamptz, and float8 to numeric, which
-keeps the decimal a float prints as (417.09 stays 417.090000).
+Why this shape: each COPY costs round trips, and each transaction two more.
+Measured by `python -m tests.copy_bench` on a local Postgres (client CPU and
+wall per batch of 11 trades, 11 indicator values and 5 option rows, four
+runs), a binary COPY of each table into its own staging table and the same
+INSERTs in one transaction cost 770-1,090 µs and 3.0-4.2 ms; this path
+310-415 µs and 1.8-2.2 ms. A direct COPY into the tables (trades only) cost
+380-535 µs against this path's 250-560: it has to make every timestamp and
+decimal in Python, and one duplicate aborts its whole batch.
 
-Staging tables are session-local, so this needs a direct connection or
-Supabase's session pooler, not the transaction pooler.
+The staging table is session-local and the statement is prepared after a few
+runs, so this needs a direct connection or Supabase's session pooler, not the
+transaction pooler.
 """
 
 from __future__ import annotations
@@ -46,13 +54,13 @@ def _greek(column: str) -> str:
 _PG_TYPES = {str: "text", int: "int8", float: "float8"}
 
 
-def staging_columns(record: type[msgspec.Struct]) -> tuple[tuple[str, str], ...]:
+def row_columns(record: type[msgspec.Struct]) -> tuple[tuple[str, str], ...]:
     """(field, Postgres type) of every field of `record`, in order: a stored struct's fields, said once."""
     columns = []
     for field in msgspec.structs.fields(record):
         kinds = set(typing.get_args(field.type) or (field.type,)) - {type(None)}
         if len(kinds) != 1 or next(iter(kinds)) not in _PG_TYPES:
-            raise TypeError(f"{record.__name__}.{field.name}: {field.type} has no staging column type")
+            raise TypeError(f"{record.__name__}.{field.name}: {field.type} has no column type")
         columns.append((field.name, _PG_TYPES[next(iter(kinds))]))
     return tuple(columns)
 
@@ -61,42 +69,28 @@ def staging_columns(record: type[msgspec.Struct]) -> tuple[tuple[str, str], ...]
 class TableSpec:
     """How rows of one struct reach one table.
 
-    `target` is (table column, SQL expression over the staging columns); the
-    staging columns are the struct's own fields (`staging_columns`), the
-    struct the one `common/streams.py` stores in the table.
+    `target` is (table column, SQL expression over the row's fields); the
+    fields are the struct's own (`row_columns`), the struct the one
+    `common/streams.py` stores in the table.
     """
 
     name: str
     target: tuple[tuple[str, str], ...]
     conflict: tuple[str, ...]
 
-    @property
-    def stage(self) -> str:
-        return f"stage_{self.name}"
-
     @cached_property
-    def staging(self) -> tuple[tuple[str, str], ...]:
-        return staging_columns(ROW_OF[self.name])
+    def fields(self) -> tuple[tuple[str, str], ...]:
+        return row_columns(ROW_OF[self.name])
 
-    @cached_property
-    def types(self) -> list[str]:
-        return [kind for _, kind in self.staging]
-
-    @cached_property
-    def create_stage_sql(self) -> str:
-        columns = ", ".join(f"{field} {kind}" for field, kind in self.staging)
-        return f"CREATE TEMP TABLE IF NOT EXISTS {self.stage} ({columns}) ON COMMIT DELETE ROWS"
-
-    @cached_property
-    def copy_sql(self) -> str:
-        return f"COPY {self.stage} ({', '.join(field for field, _ in self.staging)}) FROM STDIN (FORMAT BINARY)"
-
-    @cached_property
-    def insert_sql(self) -> str:
+    def insert_sql(self, staged: str, number: int) -> str:
+        """INSERT of the rows staged as JSON arrays under `number` in CTE `staged`, duplicates skipped."""
+        fields = ", ".join(f"(r->>{i})::{kind} AS {field}" for i, (field, kind) in enumerate(self.fields))
         columns = ", ".join(column for column, _ in self.target)
         expressions = ", ".join(expression for _, expression in self.target)
         return (
-            f"INSERT INTO public.{self.name} ({columns}) SELECT {expressions} FROM {self.stage}"
+            f"INSERT INTO public.{self.name} ({columns}) SELECT {expressions}"
+            f" FROM (SELECT {fields} FROM {staged}, jsonb_array_elements({staged}.rows) AS r"
+            f" WHERE {staged}.t = {number}) AS row"
             f" ON CONFLICT ({', '.join(self.conflict)}) DO NOTHING"
         )
 
@@ -198,21 +192,22 @@ STREAM_METRICS = TableSpec(
     conflict=("stream", "timestamp"),
 )
 
+_STAGE = "stage_rows"
+
 TABLES = {spec.name: spec for spec in (EQUITY_DATA, INDICATORS, OPTION_PRICES, STREAMING_METRICS, STREAM_METRICS)}
 
 
 def connect(
     url: str, application_name: str = "streaming-writer", statement_timeout_ms: int = 30_000
 ) -> psycopg.Connection:
-    """A connection for `write_batches`, with its staging tables created.
+    """A connection for `write_batches`, with its staging table: autocommit, as the COPY and the statement
+    that empties the staging table are one transaction each.
 
     The timeout is set with SET, not a startup option, which poolers may refuse.
     """
-    conn = psycopg.connect(url, autocommit=False, application_name=application_name, connect_timeout=10)
-    with conn.transaction():
-        conn.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
-        for spec in TABLES.values():
-            conn.execute(spec.create_stage_sql)
+    conn = psycopg.connect(url, autocommit=True, application_name=application_name, connect_timeout=10)
+    conn.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
+    conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (t int2 NOT NULL, rows jsonb NOT NULL)")
     return conn
 
 
@@ -228,10 +223,11 @@ _ADVANCE_OFFSETS = """
 
 @functools.cache
 def store_sql(tables: tuple[str, ...], with_offsets: bool) -> str:
-    """One statement that moves every staged table's rows into its table (and advances the offsets),
-    returning the rows inserted per table, in `tables` order. Data-modifying CTEs all run to completion,
-    read or not: one round trip instead of one per table."""
-    steps = [f"t{i} AS ({TABLES[table].insert_sql} RETURNING 1)" for i, table in enumerate(tables)]
+    """One statement that empties the staging table into every table (`tables[i]` staged as `i`) and
+    advances the offsets, returning the rows inserted per table. Data-modifying CTEs all run to
+    completion, read or not."""
+    steps = [f"staged AS (DELETE FROM {_STAGE} RETURNING t, rows)"] if tables else []
+    steps += [f"t{i} AS ({TABLES[table].insert_sql('staged', i)} RETURNING 1)" for i, table in enumerate(tables)]
     if with_offsets:
         steps.append(f"advanced AS ({_ADVANCE_OFFSETS.strip()})")
     counts = ", ".join(f"(SELECT count(*) FROM t{i})" for i in range(len(tables))) or "NULL"
@@ -240,11 +236,18 @@ def store_sql(tables: tuple[str, ...], with_offsets: bool) -> str:
 
 def load_offsets(conn: psycopg.Connection, consumer: str) -> dict[str, tuple[int, int]]:
     """The last (epoch, seq) `consumer` committed, per stream."""
-    with conn.transaction():
-        rows = conn.execute(
-            "SELECT stream, epoch, seq FROM public.stream_offsets WHERE consumer = %s", (consumer,)
-        ).fetchall()
-    return {stream: (epoch, seq) for stream, epoch, seq in rows}
+    rows = conn.execute("SELECT stream, epoch, seq FROM public.stream_offsets WHERE consumer = %s", (consumer,))
+    return {stream: (epoch, seq) for stream, epoch, seq in rows.fetchall()}
+
+
+_rows_json = msgspec.json.Encoder()
+
+
+def staged_lines(tables: tuple[str, ...], batches: dict[str, list[tuple]]) -> bytes:
+    """COPY text of `stage_rows`: per table its number, a tab, its rows as one JSON array. JSON escapes every
+    control character, so only the backslash needs COPY's escaping."""
+    return b"".join(b"%d\t%s\n" % (i, _rows_json.encode(batches[table]).replace(b"\\", b"\\\\"))
+                    for i, table in enumerate(tables))
 
 
 def write_batches(
@@ -257,23 +260,27 @@ def write_batches(
 
     Returns rows inserted per table; rows whose key is already stored are
     skipped (len(rows) - inserted of them). Because the offsets commit with
-    the rows, a crash leaves either both or neither.
+    the rows, a crash leaves either both or neither. A statement that fails
+    leaves its lines staged: they are cleared before the error goes up, so
+    the caller's retry (or a smaller batch) starts clean.
     """
     tables = tuple(table for table, rows in batches.items() if rows)
     inserted = dict.fromkeys(batches, 0)
     if not tables and not offsets:
         return inserted
-    with conn.transaction(), conn.cursor() as cursor:
-        for table in tables:
-            spec = TABLES[table]
-            with cursor.copy(spec.copy_sql) as copy:
-                copy.set_types(spec.types)
-                for row in batches[table]:
-                    copy.write_row(row)
-        streams = list(offsets or ())
-        counts = cursor.execute(store_sql(tables, bool(offsets)), {
-            "consumer": consumer, "streams": streams,
-            "epochs": [offsets[name][0] for name in streams], "seqs": [offsets[name][1] for name in streams],
-        }).fetchone()
+    streams = list(offsets or ())
+    with conn.cursor() as cursor:
+        if tables:
+            with cursor.copy(f"COPY {_STAGE} (t, rows) FROM STDIN") as copy:
+                copy.write(staged_lines(tables, batches))
+        try:
+            counts = cursor.execute(store_sql(tables, bool(offsets)), {
+                "consumer": consumer, "streams": streams,
+                "epochs": [offsets[name][0] for name in streams], "seqs": [offsets[name][1] for name in streams],
+            }).fetchone()
+        except psycopg.Error:
+            if tables and not conn.broken:
+                conn.execute(f"TRUNCATE {_STAGE}")
+            raise
     inserted.update(zip(tables, counts))
     return inserted

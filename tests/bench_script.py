@@ -20,12 +20,12 @@ simulator without Schwab credentials):
   complete row, greeks Schwab could not compute filled from Black-Scholes at
   its IV as `common/option_chain.option_row` fills them: rows of `option_prices`.
 
-It depends on the hot path only through `common/db.py` (its staging columns
+It depends on the hot path only through `common/db.py` (its row columns
 are checked at start), the per-symbol indicators and session clock of
 `common/indicators.py`, and the chain selection of `common/option_chain.py`,
 so the actors can change under it while it stays the same baseline.
-- Every BATCH_INTERVAL (25 ms) whatever has accumulated is COPYed in one
-  transaction with `common/db.write_batches`, into the database at
+- Every BATCH_INTERVAL (25 ms) whatever has accumulated is COPYed and stored
+  in one transaction with `common/db.write_batches`, into the database at
   DATABASE_URL (or the embedded one under STREAMING_VAR), migrated as the
   pipeline's is.
 
@@ -82,7 +82,7 @@ OPTION_FIELDS = [
     _OPT.DELTA, _OPT.GAMMA, _OPT.THETA, _OPT.VEGA, _OPT.RHO, _OPT.UNDERLYING_PRICE,
     _OPT.MARK, _OPT.QUOTE_TIME_MILLIS,
 ]
-#: The staging columns the rows below are built in, checked against common/db.py at start.
+#: The row columns the rows below are built in, checked against common/db.py at start.
 COLUMNS = {
     "equity_data": ("symbol", "trade_time_ms", "price", "size", "day_volume", "last_size", "bid", "ask",
                     "received_ns"),
@@ -317,9 +317,9 @@ class Contracts:
 async def run() -> None:
     config = configuration.load()
     for table, columns in COLUMNS.items():
-        staging = tuple(field for field, _ in db.TABLES[table].staging)
-        if staging != columns:
-            raise SystemExit(f"common/db.py stages {table} as {staging}; this script builds {columns}")
+        fields = tuple(field for field, _ in db.TABLES[table].fields)
+        if fields != columns:
+            raise SystemExit(f"common/db.py takes {table} rows as {fields}; this script builds {columns}")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -352,7 +352,7 @@ async def run() -> None:
     log("streaming", tickers=len(tickers), option_contracts=len(contracts.streaming))
 
     def write(rows: list[tuple[str, tuple]]) -> None:
-        """COPY `rows` in one transaction; a row its table refuses is left out (halving, as the writer does)."""
+        """COPY and store `rows` in one transaction; a row its table refuses is left out (halving, as the writer does)."""
         batches: dict[str, list[tuple]] = {}
         for table, row in rows:
             batches.setdefault(table, []).append(row)

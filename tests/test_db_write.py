@@ -1,4 +1,4 @@
-"""The writer's COPY path, and the SQL functions on what it stored."""
+"""The writer's write path, and the SQL functions on what it stored."""
 
 from __future__ import annotations
 
@@ -52,9 +52,9 @@ def fetch(conn, sql: str, params: tuple = ()) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
 
 
-def test_staging_columns_are_the_struct_fields_in_order():
+def test_row_columns_are_the_struct_fields_in_order():
     for table, struct in STRUCTS.items():
-        assert tuple(field for field, _ in db.TABLES[table].staging) == struct.__struct_fields__, table
+        assert tuple(field for field, _ in db.TABLES[table].fields) == struct.__struct_fields__, table
 
 
 def test_all_four_tables_are_stored(conn):
@@ -117,10 +117,18 @@ def test_trades_in_the_same_millisecond_are_both_stored(conn):
     assert fetch(conn, "SELECT count(DISTINCT timestamp), sum(volume) FROM equity_data") == [(1, 400)]
 
 
-def test_a_failed_batch_leaves_the_connection_usable(conn):
+def test_a_failed_batch_leaves_the_connection_usable_and_nothing_staged(conn):
     with pytest.raises(psycopg.errors.NotNullViolation):
         db.write_batches(conn, {"equity_data": rows(trade()), "option_prices": rows(option(kind="X"))})
-    assert db.write_batches(conn, {"equity_data": rows(trade())}) == {"equity_data": 1}
+    assert fetch(conn, "SELECT count(*) FROM stage_rows") == [(0,)], "the failed batch's lines must not linger"
+    assert db.write_batches(conn, {"equity_data": rows(trade(day_volume=2_000))}) == {"equity_data": 1}
+    assert fetch(conn, "SELECT day_volume FROM equity_data") == [(2_000,)]
+
+
+def test_text_with_copy_and_json_escapes_arrives_intact(conn):
+    causes = 'a\\b\t"c"\n\\N ü \x01'
+    db.write_batches(conn, {"streaming_metrics": rows(msgspec.structs.replace(metric(), reconnect_causes=causes))})
+    assert fetch(conn, "SELECT reconnect_causes FROM streaming_metrics") == [(causes,)]
 
 
 def test_streaming_health(conn):

@@ -3,9 +3,11 @@
 Schwab allows one streamer connection per user, so ingest owns it for every
 service: LEVELONE_EQUITIES and CHART_EQUITY for STREAM_TICKERS, and
 LEVELONE_OPTIONS for whatever contract set the options actor asks for. Each
-Schwab message's records join one frame per kind (with those of the next
-messages within COALESCE). Without Schwab credentials the same real
-schwab-py client is aimed at the simulator.
+Schwab message's records join one frame per kind, with those of the
+messages read in the same burst: between bursts the socket is left unread
+for PACE, so what arrives meanwhile is read, decoded and published together.
+Without Schwab credentials the same real schwab-py client is aimed at the
+simulator.
 
 `Connection` keeps that connection up for months: it is logged in only
 during the configured market sessions, reconnects after every kind of
@@ -69,11 +71,12 @@ SERVICES = frozenset({edge.LEVELONE_EQUITIES, edge.CHART_EQUITY, edge.LEVELONE_O
 POLL = 0.25
 #: Under load, the control socket, the option wish and the actor's tick are looked at this often, not per message.
 CONTROL_EVERY = 0.05
-#: Records of consecutive messages wait this long to share one bus frame per kind: Schwab (and the simulator)
-#: can send hundreds of small messages a second, and every hop downstream costs per frame, not per record.
-COALESCE = 0.01
-#: ...unless they are this many already: a frame this large gains nothing by waiting (Schwab's throttled feed
-#: sends few large messages), and its ticks should not.
+#: After each burst of messages the socket is left unread this long. Schwab (and the simulator) can send hundreds
+#: of small messages a second; read one by one, each costs three turns of the event loop and a bus frame per
+#: kind downstream. Read in bursts, they share the wake-ups and the frames; none waits longer than this.
+PACE = 0.01
+#: Records of one burst share a frame per kind until they are this many: a frame this large gains nothing by
+#: waiting (Schwab's throttled feed sends few large messages), and its ticks should not.
 COALESCE_RECORDS = 100
 #: While idle (market closed, backing off, waiting for a token), the loop wakes this often: near-zero CPU.
 IDLE_TICK = 1.0
@@ -84,9 +87,10 @@ HEALTHY_AFTER = 60.0
 class FramePublisher:
     """Each message's data, decoded and checked at the edge and merged per key: one bus frame per kind.
 
-    The records of messages that arrive within COALESCE of the first share
-    their frames, until there are COALESCE_RECORDS of them (`flush` sends
-    them; call it before the books are reset and when the connection ends).
+    The records of the messages between two `flush` calls (one burst of
+    reads) share their frames, until there are COALESCE_RECORDS of them;
+    call `flush` when a burst ends, before the books are reset and when the
+    connection ends.
     A rejected item is counted by reason (`streaming_metrics`, `/metrics`)
     and logged with an excerpt at most once a minute per symbol and reason;
     it never costs the other items of its message, nor the connection. With
@@ -94,16 +98,14 @@ class FramePublisher:
     decoded.
     """
 
-    def __init__(self, publisher: Publisher, stats: ActorStats, logger: logging.Logger, coalesce: float = COALESCE,
+    def __init__(self, publisher: Publisher, stats: ActorStats, logger: logging.Logger,
                  recorder: Recorder | None = None):
         self.publisher = publisher
         self.stats = stats
         self.logger = logger
         self.limiter = LogLimiter()
-        self.coalesce = coalesce
         self.recorder = recorder
         self.pending: dict[str, list[Any]] = {"trade": [], "quote": [], "bar": [], "option": []}
-        self._flush_due: asyncio.TimerHandle | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -114,9 +116,6 @@ class FramePublisher:
 
     def flush(self) -> None:
         """Send what the last messages made, one frame per kind."""
-        if self._flush_due is not None:
-            self._flush_due.cancel()
-            self._flush_due = None
         for kind, records in self.pending.items():
             if records:
                 self.publisher.send(kind, records)
@@ -139,11 +138,8 @@ class FramePublisher:
                     self.reject(Rejection(entry.service, update.key, error.reason, str(error), ""))
         for rejection in decoded.rejections:
             self.reject(rejection)
-        pending = sum(map(len, out.values()))
-        if pending >= COALESCE_RECORDS:
+        if sum(map(len, out.values())) >= COALESCE_RECORDS:
             self.flush()
-        elif pending and self._flush_due is None:
-            self._flush_due = asyncio.get_running_loop().call_later(self.coalesce, self.flush)
         self.stats.records_in += items
         self.stats.batch(items, started)
 
@@ -341,11 +337,16 @@ class Connection:
             self.log.info("streaming")
             decoder.last_frame = time.monotonic()
             next_control = 0.0
+            pacing = Pacing(stream)
             while not self.stopping:
                 await self.read(stream, decoder)
+                if not pacing.backlog():
+                    self.frames.flush()
+                    await pacing.rest()
                 now = time.monotonic()
                 if now >= next_control:
                     next_control = now + CONTROL_EVERY
+                    self.frames.flush()  # a burst longer than CONTROL_EVERY, before waiting on commands
                     if self.clock.now() >= window.end:
                         break
                     self.take_control()
@@ -474,14 +475,46 @@ def utc(moment: datetime.datetime) -> str:
     return moment.astimezone(datetime.timezone.utc).isoformat()
 
 
+class Pacing:
+    """Reads schwab-py's socket in bursts: what is ready is handled at once; then the socket is left unread.
+
+    schwab-py has no public way to see whether a message is ready or to stop
+    reading for a while; this and `finish` are the places that reach into its
+    private attributes (`_overflow_items`, `_socket`: a legacy websockets
+    protocol, whose `messages` and `transport` are its own).
+    """
+
+    def __init__(self, stream: StreamClient, pace: float = PACE):
+        self.stream = stream
+        self.pace = pace
+
+    def backlog(self) -> bool:
+        """Is a message received and waiting, so the next read takes it without waiting?"""
+        socket = self.stream._socket
+        return bool(self.stream._overflow_items) or (socket is not None and bool(socket.messages))
+
+    async def rest(self) -> None:
+        """`pace` seconds with the socket unread: what arrives waits in the kernel, to be read as one burst.
+        A transport already paused (its reader's buffer is full) is left as it is."""
+        socket = self.stream._socket
+        transport = None if socket is None else socket.transport
+        if transport is None or transport.is_closing() or not transport.is_reading():
+            return
+        transport.pause_reading()
+        try:
+            await asyncio.sleep(self.pace)
+        finally:
+            transport.resume_reading()
+
+
 async def finish(stream: StreamClient) -> None:
     """Hand the handlers what schwab-py received but has not handed over yet, then close the socket.
 
     Data arriving while schwab-py awaits a command's answer (an option ADD, say)
     waits in a private queue that only `handle_message` empties; a connection
     given up with ticks in it would lose them. schwab-py has no public call
-    to see that queue, nor one to close the socket: this is the one place that
-    reaches into its private attributes.
+    to see that queue, nor one to close the socket: with `Pacing`, this is
+    where ingest reaches into its private attributes.
     """
     socket = stream._socket
     try:
@@ -508,6 +541,7 @@ async def replay(actor: Actor, frames: FramePublisher, control: Subscriber) -> N
     items, records = stats.records_in, stats.records_out
 
     def between() -> None:
+        frames.flush()
         while control.recv_nowait() is not None:
             pass  # no contract set to change: the recording streams what it streamed
         actor.tick()

@@ -17,11 +17,12 @@ from schwab.contrib.util import StreamJsonDecoder
 from schwab.streaming import StreamClient, UnexpectedResponseCode
 from websockets.exceptions import ConnectionClosed
 
+from actors.ingest import Pacing
 from common import config as config_module
 from common.config import Config
 from common.schwab_client import make_client, make_stream_client
 from common.simulator import trade_log
-from tests.simulator_process import simulator
+from tests.simulator_process import log_out, simulator
 
 
 @dataclass
@@ -190,6 +191,40 @@ def test_schwab_py_streams_from_the_simulator(sim: Sim, config: Config):
         assert [(t["trade_time_ms"], t["day_volume"]) for t in sent] == trades[symbol]
         for before, after in zip(sent, sent[1:]):
             assert after["size"] == after["day_volume"] - before["day_volume"] > 0
+
+
+def test_ingest_reads_the_real_client_in_bursts_and_loses_nothing(sim: Sim, config: Config):
+    """ingest's Pacing over schwab-py's socket: unread while it rests, then everything that came meanwhile is
+    ready at once; every item the simulator sent is still handed over, in order of sending."""
+    got: list[dict] = []
+    bursts: list[int] = []
+
+    async def session() -> None:
+        client = make_client(config, asyncio=True)
+        stream = make_stream_client(client)
+        stream.add_level_one_equity_handler(got.append)
+        await stream.login()
+        await stream.level_one_equity_subs(["SPY", "QQQ"])
+        await pump(stream, lambda: len(got) > 5)
+        pacing = Pacing(stream, pace=0.2)
+        transport = stream._socket.transport
+        while len(bursts) < 3:
+            resting = asyncio.ensure_future(pacing.rest())
+            await asyncio.sleep(0.05)
+            assert not transport.is_reading(), "the socket is left unread while ingest rests"
+            await resting
+            assert transport.is_reading()
+            await asyncio.wait_for(stream.handle_message(), 5)
+            burst = 1
+            while pacing.backlog():
+                await stream.handle_message()
+                burst += 1
+            bursts.append(burst)
+        await log_out(stream, client)
+
+    asyncio.run(session())
+    assert min(bursts) > 1, f"0.2 s of a 400 updates/s feed arrive as one burst of messages: {bursts}"
+    assert sim.report()["services"]["LEVELONE_EQUITIES"]["frames"] == len(got), "every message handed over"
 
 
 def test_rest_endpoints_through_the_sync_client(sim: Sim, config: Config):

@@ -22,7 +22,9 @@ by itself; segments of older versions (bit 31 never set) read unchanged.
 
 Records are written unbuffered (one `os.write` on an
 O_APPEND fd), so a reader in another process sees each one at once; fsync
-only bounds what a power cut can take. A crash mid-write leaves a torn last
+only bounds what a power cut can take, and runs on a thread of its own: on
+a busy disk one fsync can take hundreds of milliseconds, which inline would
+hold up every frame behind it. A crash mid-write leaves a torn last
 record, which readers report and skip; a bad record followed by good ones is
 corruption, which they refuse.
 """
@@ -34,6 +36,7 @@ import os
 import struct
 import time
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +116,11 @@ class JournalWriter:
     """Appends one publisher epoch's frames, rolling segments by size and age.
 
     Each epoch starts a segment of its own, so a new run never appends to a
-    file an older run may have left torn.
+    file an older run may have left torn. Every `fsync_interval` an append
+    starts an fsync of the segment on the writer's thread and returns at
+    once; one still running is not queued behind (the next append after it
+    starts the next). `sync` and `close` wait for it, and its error comes
+    out of the next append or sync.
     """
 
     def __init__(
@@ -141,6 +148,8 @@ class JournalWriter:
         self._opened = 0.0
         self._synced = 0.0
         self._dirty = False
+        self._syncer: ThreadPoolExecutor | None = None
+        self._syncing: Future[None] | None = None
 
     def append(self, payload: bytes) -> None:
         """Journal one frame; raises JournalFull (having written nothing readable) when the disk is full."""
@@ -162,14 +171,23 @@ class JournalWriter:
         self._size += len(record)
         self._dirty = True
         if now - self._synced >= self.fsync_interval:
-            self._fsync(now)
+            self._sync_behind(now)
 
     def sync(self) -> None:
         """Make everything appended so far durable."""
+        self._collect(wait=True)
         if self._fd is not None and self._dirty:
             self._fsync(self.clock())
 
     def close(self) -> None:
+        try:
+            self._close_segment()
+        finally:
+            if self._syncer is not None:
+                self._syncer.shutdown(wait=True)
+                self._syncer = None
+
+    def _close_segment(self) -> None:
         if self._fd is not None:
             try:
                 self.sync()
@@ -183,7 +201,7 @@ class JournalWriter:
         return sum(_size(path) for _, _, path in _segments(self.directory))
 
     def _roll(self, now: float) -> None:
-        self.close()
+        self._close_segment()
         path = self.directory / segment_name(self.publisher, self.epoch, self._index)
         self._index += 1
         try:
@@ -227,6 +245,32 @@ class JournalWriter:
             self._fd = None
         self._raise(error)
 
+    def _sync_behind(self, now: float) -> None:
+        """Start an fsync of what is appended so far on the writer's thread, unless one is still running."""
+        if not self._collect(wait=False):
+            return
+        if self._syncer is None:
+            self._syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"journal-{self.publisher}")
+        duplicate = os.dup(self._fd)  # its own descriptor: a roll may close the segment's meanwhile
+        self._syncing = self._syncer.submit(_fsync_and_close, duplicate)
+        self._synced = now
+        self._dirty = False
+
+    def _collect(self, wait: bool) -> bool:
+        """Is no fsync running now (having waited for it with `wait`)? Raises the error of one that failed."""
+        running = self._syncing
+        if running is None:
+            return True
+        if not wait and not running.done():
+            return False
+        self._syncing = None
+        try:
+            running.result()
+        except OSError as error:
+            self._dirty = True
+            self._raise(error)
+        return True
+
     def _fsync(self, now: float) -> None:
         try:
             os.fsync(self._fd)
@@ -244,6 +288,13 @@ class JournalWriter:
             f"journal directory {self.directory} is full ({os.strerror(error.errno)}): free space on its disk, "
             "lower JOURNAL_RETENTION or point DATA_DIR at a larger disk; frames are sent but not journaled until then",
         ) from error
+
+
+def _fsync_and_close(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _segments(directory: Path) -> list[tuple[int, int, Path]]:

@@ -6,6 +6,7 @@ import errno
 import os
 import random
 import subprocess
+import threading
 import zlib
 from pathlib import Path
 
@@ -223,11 +224,63 @@ def test_fsync_at_most_once_per_interval(tmp_path: Path, monkeypatch: pytest.Mon
     for seq, now in enumerate((0.1, 0.5, 0.99, 1.0, 1.2, 1.9, 2.5, 2.6), start=2):
         clock.now = now
         writer.append(frame("s", 1, seq))
-    assert synced == [0.0, 1.0, 2.5]
+        if now in (1.0, 2.5):  # due: an fsync starts on the writer's thread; sync waits for it, adding none
+            writer.sync()
     writer.sync()
     writer.sync()  # nothing new: no second fsync
     writer.close()
     assert synced == [0.0, 1.0, 2.5, 2.6]
+
+
+def test_a_slow_fsync_does_not_hold_up_appends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a busy disk one fsync can take hundreds of ms: appends go on meanwhile, and `sync` waits for it."""
+    clock, release, started = Clock(), threading.Event(), threading.Event()
+    real_fsync, slow_calls = os.fsync, []
+
+    def slow_fsync(fd: int) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            slow_calls.append(fd)
+            started.set()
+            assert release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    writer = JournalWriter(tmp_path, "ingest", 1, fsync_interval=1.0, clock=clock)
+    writer.append(frame("s", 1, 1))
+    clock.now = 1.0
+    writer.append(frame("s", 1, 2))
+    assert started.wait(5)
+    for seq, now in enumerate((1.5, 2.0, 3.0), start=3):  # due again, but one is running: not queued behind
+        clock.now = now
+        writer.append(frame("s", 1, seq))
+    assert len(slow_calls) == 1
+    release.set()
+    writer.close()
+    assert [envelope.seq for envelope in read_envelopes(tmp_path)] == [1, 2, 3, 4, 5]
+
+
+def test_a_failed_background_fsync_is_raised_by_the_next_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    clock = Clock()
+    errors = [OSError(errno.EIO, "I/O error"), OSError(errno.ENOSPC, "No space left on device")]
+
+    def failing_fsync(fd: int) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            raise errors.pop(0)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    writer = JournalWriter(tmp_path, "ingest", 1, fsync_interval=1.0, clock=clock)
+    writer.append(frame("s", 1, 1))
+    clock.now = 1.0
+    writer.append(frame("s", 1, 2))
+    with pytest.raises(OSError) as failed:
+        writer.sync()
+    assert failed.value.errno == errno.EIO
+    clock.now = 2.0
+    writer.append(frame("s", 1, 3))
+    with pytest.raises(JournalFull, match="is full"):
+        writer.sync()
+    writer.sync()  # what the failed fsyncs left is synced inline now
+    writer.close()
 
 
 def test_disk_full_raises_and_leaves_nothing_torn(tmp_path: Path) -> None:

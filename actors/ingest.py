@@ -71,9 +71,10 @@ SERVICES = frozenset({edge.LEVELONE_EQUITIES, edge.CHART_EQUITY, edge.LEVELONE_O
 POLL = 0.25
 #: Under load, the control socket, the option wish and the actor's tick are looked at this often, not per message.
 CONTROL_EVERY = 0.05
-#: After each burst of messages the socket is left unread this long. Schwab (and the simulator) can send hundreds
-#: of small messages a second; read one by one, each costs three turns of the event loop and a bus frame per
-#: kind downstream. Read in bursts, they share the wake-ups and the frames; none waits longer than this.
+#: After each burst of small messages the socket is left unread this long. Schwab (and the simulator) can send
+#: hundreds of small messages a second; read one by one, each costs three turns of the event loop and a bus frame
+#: per kind downstream. Read in bursts, they share the wake-ups and the frames; none waits longer than this.
+#: A burst whose records were sent as they came (COALESCE_RECORDS) gains nothing by a rest, which costs a wake.
 PACE = 0.01
 #: Records of one burst share a frame per kind until they are this many: a frame this large gains nothing by
 #: waiting (Schwab's throttled feed sends few large messages), and its ticks should not.
@@ -114,13 +115,16 @@ class FramePublisher:
         self.equities = EquityBook()
         self.options = OptionBook()
 
-    def flush(self) -> None:
-        """Send what the last messages made, one frame per kind."""
+    def flush(self) -> int:
+        """Send what the last messages made, one frame per kind; how many records that was."""
+        sent = 0
         for kind, records in self.pending.items():
             if records:
                 self.publisher.send(kind, records)
-                self.stats.records_out += len(records)
+                sent += len(records)
                 self.pending[kind] = []
+        self.stats.records_out += sent
+        return sent
 
     def on_data(self, data: msgspec.Raw | list[Any]) -> None:
         started, received = time.perf_counter_ns(), time.time_ns()
@@ -340,9 +344,8 @@ class Connection:
             pacing = Pacing(stream)
             while not self.stopping:
                 await self.read(stream, decoder)
-                if not pacing.backlog():
-                    self.frames.flush()
-                    await pacing.rest()
+                if not pacing.backlog() and self.frames.flush():
+                    await pacing.rest()  # not after a message whose records filled their own frames
                 now = time.monotonic()
                 if now >= next_control:
                     next_control = now + CONTROL_EVERY

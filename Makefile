@@ -10,7 +10,7 @@ ON_HOST := bash $(CURDIR)/deploy/host.sh
 ENV := $(PY) -m common.environment exec --
 RAW_ENV := $(PY) -m common.environment exec --no-check --
 
-.PHONY: help setup settings run stop status logs health migrate login deploy test bench lock clean
+.PHONY: help setup settings run stop status logs health migrate login deploy test test-fast bench lock clean
 
 help: ## list the targets
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,6 +53,10 @@ test: ## set up and run the test suite (its own Postgres, supervisord and simula
 	@$(ON_HOST) venv requirements.lock  # already in: stamps it, for the checkouts that tests run `make run` in
 	@EMBEDDED_PG=true $(ON_HOST) postgres-binaries
 	$(PY) -m pytest
+
+test-fast: ## the unit tier only (tests/unit: pure, no sockets, no processes), for the inner loop: under a minute
+	@$(ON_HOST) venv requirements-test.lock
+	$(PY) -m pytest tests/unit
 
 bench: ## measure the pipeline against the simulator; prints one JSON object (run it alone)
 	@$(ON_HOST) venv requirements-test.lock

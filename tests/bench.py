@@ -5,7 +5,7 @@
 For each shape (a number of tickers, all at BENCH_RATE equity updates per
 second across them), one after the other:
 
-1. **pipeline**: the shipped supervisord.conf (`tests/harness.py`: embedded
+1. **pipeline**: the shipped supervisord.conf (`tests/helpers/harness.py`: embedded
    Postgres, the simulator, the five actors) with the shipped STATS_INTERVAL,
    METRICS_INTERVAL and HEARTBEAT_INTERVAL (the harness's faster test values
    are put back). Once the options actor's contracts stream and after
@@ -90,7 +90,7 @@ import psycopg
 from common.config import BY_NAME, embedded_database_url
 from common.localpg import LocalPostgres
 from common.simulator.market import KNOWN
-from tests.harness import (
+from tests.helpers.harness import (
     ACTOR_PROGRAMS,
     OUTSIDE_SETTINGS,
     ROOT,

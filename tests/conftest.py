@@ -1,4 +1,4 @@
-"""Shared fixtures: one throwaway Postgres per session, a fresh database per test.
+"""Shared fixtures (one throwaway Postgres per session, a fresh database per test) and the tiers' markers.
 
 Tests connect as `postgres`, the non-superuser the service uses, never as the
 superuser: that is what a Supabase project gives us.
@@ -17,6 +17,23 @@ import pytest
 
 from common import migrate
 from common.localpg import SUPERUSER, LocalPostgres
+
+#: The folders of the tiers, each its marker's name.
+TIERS = ("unit", "integration", "e2e")
+#: What a unit test may not ask for: a database server.
+SERVERS = {"pg", "db_url", "migrated_url"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test carries its tier's marker, from its folder, so `-m` selects tiers alike; a unit test that asks
+    for a database is refused, so the fast tier stays fast."""
+    for item in items:
+        tier = item.path.parent.name
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: a test lives in tests/unit, tests/integration or tests/e2e")
+        item.add_marker(tier)
+        if tier == "unit" and SERVERS & set(getattr(item, "fixturenames", ())):
+            raise pytest.UsageError(f"{item.nodeid}: a unit test asks for a database; it belongs in tests/integration")
 
 
 @pytest.fixture(scope="session")

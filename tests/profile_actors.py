@@ -33,7 +33,7 @@ from tests.bench import (
     program_processes,
     tickers_for,
 )
-from tests.harness import Pipeline, wait_for
+from tests.helpers.harness import Pipeline, wait_for
 
 PY_SPY = Path(sys.executable).with_name("py-spy")
 

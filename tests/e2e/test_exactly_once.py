@@ -1,0 +1,182 @@
+"""Nothing lost, nothing doubled: the real processes under supervisord, with faults."""
+
+import json
+import os
+import signal
+import time
+from decimal import Decimal
+
+import pytest
+
+from common.indicators import IndicatorEngine
+from common.journal import read_envelopes
+from common.streams import stream
+from tests.helpers.harness import Pipeline, wait_for
+
+pytestmark = pytest.mark.e2e
+TICKERS = ("SPY", "QQQ")
+
+
+def sent_trades(pipeline: Pipeline) -> list[tuple]:
+    by_symbol = pipeline.sent_trades()
+    return sorted(
+        (symbol, t["trade_time_ms"], t["day_volume"], Decimal(str(t["price"])))
+        for symbol in TICKERS
+        for t in by_symbol[symbol]
+    )
+
+
+def assert_exactly_once(pipeline: Pipeline) -> None:
+    sent, stored = sent_trades(pipeline), pipeline.stored_trades()
+    assert len(sent) > 50, "the simulator should have traded for a while"
+    assert stored == sent, f"{len(sent)} sent, {len(stored)} stored; missing {sorted(set(sent) - set(stored))[:5]}"
+    (indicators,) = pipeline.query("SELECT count(*) FROM indicators")[0]
+    assert indicators == len(sent), "one indicator row per trade, none twice"
+    in_order = pipeline.query(
+        "SELECT ticker, bool_and(day_volume > prev) FROM (SELECT ticker, day_volume,"
+        " lag(day_volume, 1, -1::bigint) OVER (PARTITION BY ticker ORDER BY id) AS prev FROM equity_data) t GROUP BY 1"
+    )
+    assert all(ok for _, ok in in_order), f"rows arrived out of order per symbol: {in_order}"
+
+
+@pytest.fixture
+def pipeline(request):
+    settings = dict(getattr(request, "param", {}))
+    running = Pipeline(tickers=",".join(TICKERS), rate=settings.pop("rate", 200), **settings).start()
+    try:
+        yield running
+    finally:
+        running.shutdown()
+
+
+def test_writer_killed_mid_batch_again_and_again(pipeline):
+    wait_for(lambda: pipeline.count("equity_data") > 20, 30, "ticks flowing")
+    for _ in range(4):
+        writer = pipeline.pid("writer")
+        before = pipeline.count("equity_data")
+        wait_for(lambda: pipeline.count("equity_data") > before + 20, 30, "the writer to be mid-stream")
+        os.kill(writer, signal.SIGKILL)
+        wait_for(lambda: pipeline.states().get("writer") == "RUNNING" and pipeline.pid("writer") != writer,
+                 30, "supervisord to restart the writer")
+    after = pipeline.count("equity_data")
+    wait_for(lambda: pipeline.count("equity_data") > after + 20, 30, "the restarted writer to catch up")
+    pipeline.stop_and_reopen()
+    assert_exactly_once(pipeline)
+    assert '"replayed"' in pipeline.log("writer")
+
+
+#: Three times the writer's longest backoff (10 s): it retries at its cap before the database returns.
+OUTAGE_SECONDS = 30
+
+
+def test_postgres_away_for_half_a_minute(pipeline):
+    wait_for(lambda: pipeline.count("equity_data") > 20, 30, "ticks flowing")
+    ingest = pipeline.pid("ingest")
+    pipeline.stop_postgres()
+    outage_started = time.monotonic()
+    report_before = pipeline.trades_sent()
+    while time.monotonic() - outage_started < OUTAGE_SECONDS:
+        time.sleep(1)  # the outage itself is the test: a fixed time, nothing to await
+    assert pipeline.trades_sent() > report_before + 100, \
+        "ingest kept reading the socket while the database was away"
+    pipeline.ctl("start", "embedded:postgres")
+    wait_for(lambda: pipeline.count("equity_data") >= report_before + 100, 60, "the writer to catch up")
+    assert pipeline.pid("ingest") == ingest, "ingest never stopped"
+    pipeline.stop_and_reopen()
+    assert_exactly_once(pipeline)
+    assert "database unavailable; retrying" in pipeline.log("writer")
+
+
+@pytest.mark.parametrize("pipeline", [{"BUS_HWM": "2", "rate": 1000}], indirect=True)
+def test_slow_writer_behind_a_tiny_high_water_mark(pipeline):
+    wait_for(lambda: pipeline.count("equity_data") > 300, 60, "ticks flowing")
+    writer = pipeline.pid("writer")
+    os.kill(writer, signal.SIGSTOP)  # a writer that stops reading: its queue overflows, frames are dropped
+    try:
+        sent = pipeline.trades_sent()
+        wait_for(lambda: pipeline.trades_sent() > sent + 3000, 60, "the publisher to run far ahead")
+    finally:
+        os.kill(writer, signal.SIGCONT)
+    wait_for(lambda: pipeline.count("equity_data") > sent + 3000, 60, "the writer to catch up")
+    pipeline.stop_and_reopen()
+    assert_exactly_once(pipeline)  # the indicator sits behind the same tiny mark, and catches up the same way
+    stopped = [json.loads(line) for line in pipeline.log("writer").splitlines() if '"msg":"stopped"' in line]
+    assert stopped[-1]["replayed"] > 0, "the writer did fall behind and replay from the journal"
+
+
+#: The table whose rows show each program at work (options: the quotes of the contracts it chose).
+OUTPUT = {"ingest": "equity_data", "indicator": "indicators", "options": "option_prices"}
+
+
+def kill_and_await_restart(pipeline: Pipeline, program: str) -> None:
+    """SIGKILL `program` once its rows are flowing, wait for supervisord to restart it and for its rows again.
+
+    Its own rows, not just any: a restarted actor is back once it has rebuilt
+    from the journal and sends, not when supervisord calls it RUNNING.
+    """
+    table = OUTPUT[program]
+    before = pipeline.count(table)
+    wait_for(lambda: pipeline.count(table) > before + 20, 30, f"{program}'s rows flowing")
+    pid = pipeline.pid(program)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: pipeline.states().get(program) == "RUNNING" and pipeline.pid(program) != pid,
+             30, f"supervisord to restart {program}")
+    after = pipeline.count(table)
+    wait_for(lambda: pipeline.count(table) > after + 20, 30, f"{program}'s rows flowing after its restart")
+
+
+def journaled(pipeline: Pipeline, prefix: str):
+    for frame in read_envelopes(pipeline.var / "data" / "journal" / "ingest"):
+        if frame.stream.startswith(prefix):
+            yield from frame.records
+
+
+def test_indicator_and_options_killed_lose_and_double_nothing(pipeline):
+    wait_for(lambda: pipeline.count("equity_data") > 20, 30, "ticks flowing")
+    kill_and_await_restart(pipeline, "indicator")
+    kill_and_await_restart(pipeline, "options")
+    pipeline.stop_and_reopen()
+    assert_exactly_once(pipeline)
+
+    uninterrupted = IndicatorEngine()
+    expected = {}
+    for frame in read_envelopes(pipeline.var / "data" / "journal" / "ingest"):
+        if frame.stream in (stream("test", "ingest", "trade"), stream("test", "ingest", "bar")):
+            for values in uninterrupted.on_records(frame.records).values.values():
+                expected.update({(v.symbol, v.trade_time_ms, v.day_volume): (v.vwap, v.sma9) for v in values})
+    stored = pipeline.query(
+        "SELECT ticker, (extract(epoch FROM timestamp) * 1000)::bigint, day_volume, vwap, sma9 FROM indicators"
+    )
+    assert len(stored) == len(expected)
+    for ticker, time_ms, day_volume, vwap, sma9 in stored:
+        want_vwap, want_sma9 = expected[(ticker, time_ms, day_volume)]
+        assert float(vwap) == pytest.approx(want_vwap, abs=1e-6)
+        assert (sma9 is None) == (want_sma9 is None) and (sma9 is None or float(sma9) == pytest.approx(want_sma9, abs=1e-6))
+
+    quotes = {(quote.symbol, quote.quote_time_ms) for quote in journaled(pipeline, stream("test", "ingest", "option"))}
+    assert quotes, "options streamed"
+    assert pipeline.query("SELECT count(*) FROM option_prices")[0][0] == len(quotes), \
+        "every option quote ingest journaled is one row, restart or not"
+
+
+def test_ingest_killed_loses_nothing_it_had_received(pipeline):
+    wait_for(lambda: pipeline.count("equity_data") > 20, 30, "ticks flowing")
+    kill_and_await_restart(pipeline, "ingest")
+    pipeline.stop_and_reopen()
+    stored = set(pipeline.stored_trades())
+    assert len(stored) == pipeline.count("equity_data"), "none twice"
+    sent_trades = pipeline.sent_trades()
+    connections = sorted({t["connection"] for trades in sent_trades.values() for t in trades})
+    assert len(connections) == 2, "one connection before the kill, one after"
+    killed, resumed = connections
+    for symbol in TICKERS:
+        sent = [(symbol, t["trade_time_ms"], t["day_volume"], Decimal(str(t["price"])))
+                for t in sent_trades[symbol]]
+        by_connection = {c: [row for row, t in zip(sent, sent_trades[symbol]) if t["connection"] == c]
+                         for c in connections}
+        assert set(by_connection[resumed]) <= stored, "everything sent after the restart is stored"
+        before = by_connection[killed]
+        kept = [row for row in before if row in stored]
+        # What ingest had read before it died is stored; only the unread tail died with it.
+        assert kept == before[: len(kept)] and len(kept) > 0
+        assert stored >= set(kept) and {row for row in stored if row[0] == symbol} == set(kept) | set(by_connection[resumed])

@@ -1,0 +1,162 @@
+"""The dedicated writer role, and the pg_cron schedule, as a Supabase project would have them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from common import migrate
+from common.bus import Publisher
+from common.config import load
+from common.localpg import SUPERUSER, LocalPostgres
+from common.messages import IndicatorValue
+from tests.helpers.harness import wait_for
+from tests.helpers.writer_process import T0, await_writer, trade, writer_process
+
+DENIED = psycopg.errors.InsufficientPrivilege
+
+
+def as_user(url: str, user: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{user}@"))
+
+
+@pytest.fixture
+def writer_url(migrated_url: str) -> str:
+    """A login role that is only a member of streaming_writer, as the README tells a Supabase user to make."""
+    with psycopg.connect(migrated_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'streaming_ingest'").fetchone():
+            conn.execute("CREATE ROLE streaming_ingest LOGIN IN ROLE streaming_writer")
+    return as_user(migrated_url, "streaming_ingest")
+
+
+def test_the_writer_runs_as_the_writer_role(writer_url, migrated_url, tmp_path):
+    var = Path(tempfile.mkdtemp(prefix="wr", dir="/tmp"))
+    try:
+        env = {**os.environ, "STREAMING_VAR": str(var), "DATABASE_URL": writer_url, "STREAM_SOURCE": "simulator",
+               "HEARTBEAT_INTERVAL": "0.2s"}
+        config = load(env)
+        config.ensure_dirs()
+        ingest, indicator = Publisher(config, "ingest"), Publisher(config, "indicator")
+        with writer_process(env, var) as writer:
+            await_writer(ingest, indicator)
+            ingest.send("trade", [trade(i, T0 + i) for i in range(10)])
+            indicator.send("indicator", [IndicatorValue("SPY", T0, 1000, 500.0, None, 500.0, 1)])
+            with psycopg.connect(migrated_url) as conn:
+                wait_for(lambda: conn.execute("SELECT (SELECT count(*) FROM equity_data),"
+                                              " (SELECT count(*) FROM indicators)").fetchone() == (10, 1),
+                         30, "the rows stored by the writer role")
+            ingest.close()
+            indicator.close()
+            writer.send_signal(signal.SIGTERM)
+            assert writer.wait(timeout=20) == 0, (var / "writer.log").read_text()
+        with psycopg.connect(migrated_url) as conn:
+            assert conn.execute("SELECT count(*) FROM equity_data").fetchone()[0] == 10
+            assert conn.execute("SELECT count(*) FROM indicators").fetchone()[0] == 1
+            assert conn.execute("SELECT count(*) FROM stream_offsets WHERE consumer = 'writer'").fetchone()[0] == 2
+    finally:
+        shutil.rmtree(var, ignore_errors=True)
+
+
+def test_the_writer_role_can_only_insert_and_read_its_tables(writer_url):
+    with psycopg.connect(writer_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO equity_data (ticker, timestamp, price, volume, day_volume)"
+                     " VALUES ('SPY', now(), 500, 1, 1)")
+        assert conn.execute("SELECT count(*) FROM equity_data").fetchone()[0] == 1
+        conn.execute("INSERT INTO stream_offsets (consumer, stream, epoch, seq) VALUES ('writer', 'x', 1, 1)")
+        assert conn.execute("UPDATE stream_offsets SET seq = 2 WHERE consumer = 'writer'").rowcount == 1
+        for statement in ("UPDATE equity_data SET price = 1", "DELETE FROM equity_data", "TRUNCATE equity_data",
+                          "DELETE FROM stream_offsets", "SELECT * FROM schema_migrations",
+                          "SELECT * FROM cleanup_old_equity_data(1)", "SELECT refresh_equity_stats()",
+                          "INSERT INTO stream_offsets (consumer, stream, epoch, seq) VALUES ('indicator', 'y', 1, 1)"
+                          " ON CONFLICT (consumer, stream) DO UPDATE SET seq = 9",
+                          "CREATE TABLE public.mine (id int)"):
+            with pytest.raises((DENIED, psycopg.errors.InvalidAuthorizationSpecification)):
+                conn.execute(statement)
+        assert conn.execute("SELECT price FROM equity_data").fetchone()[0] == 500
+
+
+def test_the_writer_role_is_untouched_by_private_reads_and_the_public_read_switch(writer_url, migrated_url):
+    """010 took the internal tables from the API roles, not from the writer; the switch is not the writer's."""
+    with psycopg.connect(migrated_url, autocommit=True) as owner:
+        owner.execute("SELECT public.set_public_read(true)")
+    with psycopg.connect(writer_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO streaming_metrics (timestamp, actor, service_status, source)"
+                     " VALUES (now(), 'writer', 'running', 'simulator')")
+        conn.execute("INSERT INTO stream_metrics (timestamp, stream, epoch, published_seq, committed_seq,"
+                     " lag_records, lag_seconds) VALUES (now(), 'ingest/trade/SPY', 1, 2, 2, 0, 0)")
+        conn.execute("INSERT INTO stream_offsets (consumer, stream, epoch, seq) VALUES ('writer', 'x', 1, 1)")
+        for table in ("equity_data", "indicators", "option_prices", "streaming_metrics", "stream_metrics",
+                      "stream_offsets"):
+            conn.execute(f"SELECT * FROM {table}").fetchall()
+        for statement in ("SELECT public.set_public_read(false)", "SELECT public.public_read_enabled()",
+                          "DELETE FROM stream_metrics", "SELECT * FROM cleanup_old_equity_data(1)"):
+            with pytest.raises(DENIED):
+                conn.execute(statement)
+    with psycopg.connect(migrated_url, autocommit=True) as owner:
+        assert owner.execute("SELECT public.public_read_enabled()").fetchone() == (True,)
+
+
+def install_pg_cron() -> None:
+    """pg_cron from the OS packages, as Supabase ships it; the test set-up installs it when missing."""
+    version = LocalPostgres(Path("/nonexistent")).bindir.parent.name
+    library = Path(f"/usr/lib/postgresql/{version}/lib/pg_cron.so")
+    if library.exists():
+        return
+    if os.geteuid() != 0:
+        pytest.fail(f"pg_cron is not installed ({library}); install postgresql-{version}-cron")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", f"postgresql-{version}-cron"]
+    if subprocess.run(install, env=env, capture_output=True, timeout=600).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True, timeout=600)
+        subprocess.run(install, env=env, check=True, capture_output=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def cron_cluster():
+    """A cluster with pg_cron preloaded, the extension created by the superuser as Supabase's dashboard does."""
+    install_pg_cron()
+    base = Path(tempfile.mkdtemp(prefix="pgcron", dir="/tmp"))
+    base.chmod(0o755)
+    cluster = LocalPostgres(base / "pg")
+    cluster.init()
+    with (cluster.data_dir / "postgresql.conf").open("a") as conf:
+        conf.write("shared_preload_libraries = 'pg_cron'\ncron.database_name = 'streaming'\n")
+    cluster.start()
+    try:
+        with psycopg.connect(cluster.url(SUPERUSER), autocommit=True) as admin:
+            admin.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+            admin.execute("GRANT USAGE ON SCHEMA cron TO postgres")
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_with_pg_cron_the_refresh_and_the_cleanup_are_scheduled_once(cron_cluster):
+    with migrate.connect(cron_cluster.url()) as conn:
+        migrate.migrate(conn)
+    schedule = Path(__file__).resolve().parents[2] / "sql" / "008_pg_cron.sql"
+    with psycopg.connect(cron_cluster.url(), autocommit=True) as conn:
+        conn.execute(schedule.read_text())  # applied again: still one job each
+        jobs = conn.execute("SELECT jobname, schedule, command, username FROM cron.job ORDER BY jobname").fetchall()
+    assert jobs == [
+        ("streaming-refresh-equity-stats", "*/5 * * * *", "SELECT public.refresh_equity_stats()", "postgres"),
+        ("streaming-retention-cleanup", "30 3 * * *", "SELECT public.cleanup_old_equity_data(30)", "postgres"),
+    ]
+
+
+def test_without_pg_cron_the_migration_changes_nothing(migrated_url):
+    with psycopg.connect(migrated_url) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'pg_cron'").fetchone()[0] == 0
+        applied = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
+        assert any(version.startswith("008") for version in applied), applied
+

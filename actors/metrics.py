@@ -12,25 +12,23 @@ snapshots this loop hands over.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from common.actor import Actor, wait_until
 from common.config import ACTORS
+from common.delivery import shared_offsets
 from common.exposition import Board
-from common.messages import MetricSample
+from common.messages import MetricSample, Position
 from common.metrics import LagTracker, MetricsRollup
 from common.stats import IDLE_SAMPLES
 from common.status_server import StatusServer
 
 
-def writer_position(path: Path) -> tuple[dict[str, tuple[int, int]], tuple[str, ...]]:
-    """What the writer has committed and which streams it follows (shared through a file)."""
-    if not path.exists():
-        return {}, ()
-    shared = json.loads(path.read_text())
-    return {stream: tuple(position) for stream, position in shared["positions"].items()}, tuple(shared["follows"])
+def writer_position(path: Path) -> tuple[dict[str, Position], tuple[str, ...]]:
+    """What the writer has committed and which streams it follows (its offsets file)."""
+    shared = shared_offsets(path)
+    return ({}, ()) if shared is None else (shared.positions, shared.follows)
 
 
 def serve(actor: Actor, stale_after_ns: int) -> StatusServer | None:

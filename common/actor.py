@@ -15,8 +15,8 @@ from typing import Any
 from common import config as configuration
 from common import log
 from common.bus import Gap, Publisher, Subscriber
-from common.delivery import Follower, Position
-from common.messages import Envelope
+from common.delivery import Follower
+from common.messages import Envelope, Position
 from common.shutdown import Shutdown
 from common.stats import ActorStats
 from common.tickerplant import Tickerplant

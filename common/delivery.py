@@ -9,16 +9,16 @@ exactly-once; this is.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
+
 from common.journal import Cursor, read_envelopes
-from common.messages import Envelope, Heartbeat, Record
+from common.messages import Envelope, Heartbeat, Position, Record
 from common.streams import publisher_of
 
-Position = tuple[int, int]
 #: How often a consumer tells publishers (through a file) what it has passed.
 SHARE_INTERVAL = 1.0
 
@@ -160,12 +160,33 @@ def newest_sent(journal: Path, key: Callable[[Record], tuple[str, tuple] | None]
     return newest
 
 
+class SharedOffsets(msgspec.Struct, frozen=True):
+    """A consumer's offsets file, `{offsets_dir}/{consumer}.json`: the stream prefixes it follows and the
+    position it has passed per stream. Written whole and renamed into place, so a reader sees one or the
+    other; read by the journaling publishers (what they may prune) and by metrics (the writer's lag)."""
+
+    follows: tuple[str, ...]
+    positions: dict[str, Position]
+
+
+_offsets_json = msgspec.json.Decoder(SharedOffsets)
+
+
 def share_offsets(path: Path, follows: tuple[str, ...], positions: dict[str, Position]) -> None:
     """Leave, for the journaling publishers, what this consumer follows and has passed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_suffix(".tmp")
-    staging.write_text(json.dumps({"follows": list(follows), "positions": positions}))
+    staging.write_bytes(msgspec.json.encode(SharedOffsets(follows, positions)))
     staging.replace(path)
+
+
+def shared_offsets(path: Path) -> SharedOffsets | None:
+    """What one consumer shared, or None before it has; a file of another shape raises msgspec.ValidationError
+    naming the field."""
+    try:
+        return _offsets_json.decode(path.read_bytes())
+    except FileNotFoundError:
+        return None
 
 
 def passed_by_all(offsets_dir: Path) -> tuple[tuple[str, ...], dict[str, Position]]:
@@ -173,16 +194,12 @@ def passed_by_all(offsets_dir: Path) -> tuple[tuple[str, ...], dict[str, Positio
 
     A stream a follower has not reached yet is left out: it must be kept.
     """
-    consumers = [json.loads(path.read_text()) for path in sorted(offsets_dir.glob("*.json"))]
-    follows = tuple(sorted({prefix for consumer in consumers for prefix in consumer["follows"]}))
-    streams = {stream for consumer in consumers for stream in consumer["positions"]}
+    consumers = [shared for path in sorted(offsets_dir.glob("*.json")) if (shared := shared_offsets(path))]
+    follows = tuple(sorted({prefix for consumer in consumers for prefix in consumer.follows}))
+    streams = {stream for consumer in consumers for stream in consumer.positions}
     passed: dict[str, Position] = {}
     for stream in streams:
-        positions = [
-            consumer["positions"].get(stream)
-            for consumer in consumers
-            if stream.startswith(tuple(consumer["follows"]))
-        ]
+        positions = [consumer.positions.get(stream) for consumer in consumers if stream.startswith(consumer.follows)]
         if positions and None not in positions:
-            passed[stream] = min(tuple(position) for position in positions)
+            passed[stream] = min(positions)
     return follows, passed

@@ -36,17 +36,15 @@ import os
 import struct
 import time
 import zlib
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 import msgspec
 
-from common.messages import Envelope, decode_envelope
-
-Position = tuple[int, int]
+from common.messages import Envelope, Position, decode_envelope
 
 _HEADER = struct.Struct("<II")
 #: A larger length can only be damage: never allocate for it.

@@ -245,6 +245,10 @@ Record = (
 )
 
 
+#: Where a stream has got to: (epoch, seq) of its frames, compared as a tuple.
+Position = tuple[int, int]
+
+
 class Envelope(msgspec.Struct, array_like=True, frozen=True):
     """A bus frame: records of one kind and symbol, stamped for gap detection."""
 

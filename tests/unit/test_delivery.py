@@ -1,6 +1,15 @@
 import time
 
-from common.delivery import StreamPositions, passed_by_all, share_offsets
+import msgspec
+import pytest
+
+from common.delivery import (
+    SharedOffsets,
+    StreamPositions,
+    passed_by_all,
+    share_offsets,
+    shared_offsets,
+)
 from common.journal import JournalWriter, prune
 from common.messages import Envelope, encode
 
@@ -59,3 +68,13 @@ def test_segments_of_streams_nobody_follows_are_pruned_once_the_rest_is_passed(t
     assert prune(journal, {}, 1, now=later).deleted == [], "without follows every stream must be committed"
     deleted = prune(journal, {"ingest/trade/SPY": (1, 8)}, 1, now=later, follows=("ingest/trade/",)).deleted
     assert deleted == segments[:-1], "quotes, which no consumer follows, keep nothing alive"
+
+
+def test_an_offsets_file_is_read_typed_by_its_one_owner(tmp_path):
+    path = tmp_path / "writer.json"
+    assert shared_offsets(path) is None, "not shared yet"
+    share_offsets(path, ("d/ingest/trade",), {"d/ingest/trade": (3, 41)})
+    assert shared_offsets(path) == SharedOffsets(("d/ingest/trade",), {"d/ingest/trade": (3, 41)})
+    path.write_text('{"follows": ["d/ingest/trade"], "positions": {"d/ingest/trade": [3, "x"]}}')
+    with pytest.raises(msgspec.ValidationError, match=r"positions"):
+        shared_offsets(path)

@@ -28,6 +28,7 @@ import psycopg
 from common import db
 from common.actor import Actor
 from common.batching import Batcher
+from common.connection import reason
 from common.messages import Envelope
 from common.streams import KINDS, followed
 
@@ -79,7 +80,7 @@ class Writer:
                 return True
             except psycopg.Error as error:
                 self.stats.status = "waiting_for_database"
-                self.log.warning("database unavailable; retrying", extra={"reason": str(error).strip()[:300], "retry_in_s": round(delay, 2)})
+                self.log.warning("database unavailable; retrying", extra={"reason": reason(error, self.config.database_url), "retry_in_s": round(delay, 2)})
                 time.sleep(delay)
                 delay = min(delay * 2, BACKOFF_CAP) * random.uniform(0.8, 1.2)
         return False
@@ -114,7 +115,7 @@ class Writer:
             middle = len(rows) // 2
             return self._write(by_table(rows[:middle]), {}) + self._write(by_table(rows[middle:]), offsets)
         except psycopg.Error as error:
-            raise DatabaseAway(str(error).strip()) from error
+            raise DatabaseAway(reason(error, self.config.database_url)) from error
         total, size = sum(inserted.values()), sum(map(len, batches.values()))
         if total < size:
             self.log.warning("rows already stored were skipped", extra={"duplicates": size - total, "inserted": inserted})

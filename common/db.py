@@ -38,6 +38,7 @@ from functools import cached_property
 import msgspec
 import psycopg
 
+from common.connection import open_connection
 from common.streams import ROW_OF
 
 _MS = "to_timestamp({} / 1000.0)"
@@ -201,12 +202,8 @@ def connect(
     url: str, application_name: str = "streaming-writer", statement_timeout_ms: int = 30_000
 ) -> psycopg.Connection:
     """A connection for `write_batches`, with its staging table: autocommit, as the COPY and the statement
-    that empties the staging table are one transaction each.
-
-    The timeout is set with SET, not a startup option, which poolers may refuse.
-    """
-    conn = psycopg.connect(url, autocommit=True, application_name=application_name, connect_timeout=10)
-    conn.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
+    that empties the staging table are one transaction each."""
+    conn = open_connection(url, application_name, statement_timeout_ms=statement_timeout_ms)
     conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (t int2 NOT NULL, rows jsonb NOT NULL)")
     return conn
 

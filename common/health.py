@@ -30,8 +30,8 @@ import psycopg
 from supervisor.xmlrpc import SupervisorTransport
 
 from common.config import ACTORS, ConfigError, load
+from common.connection import open_connection, reason
 from common.market_hours import MarketHoursError, MarketSchedule
-from common.redact import REDACT
 
 
 class Level(IntEnum):
@@ -239,9 +239,8 @@ def read_database(url: str) -> DatabaseFacts:
     """One short session; ages are the server's own clock minus inserted_at, so no clock skew enters."""
     newest = ", ".join(f"(SELECT extract(epoch FROM clock_timestamp() - inserted_at)::float8 FROM public.{table}"
                        " ORDER BY id DESC LIMIT 1)" for table in FRESHNESS)
-    with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True,
-                         application_name="streaming-health") as conn:
-        conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(STATEMENT_TIMEOUT_MS),))
+    with open_connection(url, "streaming-health", statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+                         connect_timeout_s=CONNECT_TIMEOUT_S) as conn:
         ages = conn.execute(f"SELECT {newest}").fetchone()
         activity = conn.execute(
             "SELECT actor, sum(records_processed)::bigint, sum(error_count)::bigint FROM public.streaming_metrics"
@@ -279,7 +278,7 @@ def gather(database_url: str, socket_path: Path) -> Facts:
     try:
         database = read_database(database_url)
     except psycopg.Error as error:
-        database_error = REDACT(" ".join(str(error).split())) or type(error).__name__
+        database_error = reason(error, database_url, limit=None)
     try:
         return Facts(database, database_error, read_supervisor(socket_path))
     except (OSError, http.client.HTTPException, xmlrpc.client.Error) as error:

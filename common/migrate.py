@@ -14,7 +14,6 @@ import hashlib
 import os
 import re
 import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,8 @@ from pathlib import Path
 import psycopg
 
 from common.config import ConfigError, embedded_database_url
+from common.connection import open_connection, reason
 from common.environment import check_database_url
-from common.redact import REDACT, Redactor, secrets_in
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 #: Arbitrary but fixed: the advisory lock every runner takes.
@@ -111,15 +110,9 @@ def migrate(conn: psycopg.Connection, sql_dir: Path = SQL_DIR) -> list[tuple[Mig
 
 
 def connect(url: str, wait: float = 0.0) -> psycopg.Connection:
-    """Connect in autocommit mode, retrying for up to `wait` seconds while the server starts."""
-    deadline = time.monotonic() + wait
-    while True:
-        try:
-            return psycopg.connect(url, autocommit=True, application_name="streaming-migrate", connect_timeout=10)
-        except psycopg.OperationalError:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.5)
+    """An autocommit session without a statement timeout (a migration may rebuild a large table), retried for
+    up to `wait` seconds while the server starts."""
+    return open_connection(url, "streaming-migrate", statement_timeout_ms=0, wait=wait)
 
 
 def database_url(env: Mapping[str, str]) -> tuple[str, str]:
@@ -139,14 +132,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="keep trying to connect this long (the server may be starting)")
     args = parser.parse_args(argv)
     name, url = database_url(os.environ)
-    redact = Redactor(secrets_in({name: url}))
     try:
         check_database_url(name, url)
         with connect(url, args.wait) as conn:
             for migration, applied in migrate(conn):
                 print(f"{migration.path.name}: {'applied' if applied else 'already applied'}")
     except (MigrationError, ConfigError, psycopg.Error) as error:
-        sys.exit(f"migrate: {redact(REDACT(str(error)))}")
+        sys.exit(f"migrate: {reason(error, url, limit=None)}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from common import status_page
 from common.config import ACTORS, Config
+from common.connection import open_connection, reason
 from common.exposition import Snapshot, SnapshotCollector, health
 
 log = logging.getLogger("metrics.http")
@@ -70,14 +71,14 @@ class SeriesReader:
         with self._lock:
             try:
                 if self._connection is None or self._connection.closed:
-                    self._connection = psycopg.connect(self.url, autocommit=True, connect_timeout=DB_TIMEOUT_S,
-                                                       application_name="streaming-status")
-                    self._connection.execute(f"SET statement_timeout = {DB_TIMEOUT_S * 1000}")
+                    self._connection = open_connection(self.url, "streaming-status",
+                                                       statement_timeout_ms=DB_TIMEOUT_S * 1000,
+                                                       connect_timeout_s=DB_TIMEOUT_S)
                 rows = self._connection.execute(SERIES_SQL, (ticker, limit)).fetchall()
             except psycopg.Error as error:
                 self._drop()
                 if not self._failing:
-                    log.warning("status page cannot read the database", extra={"reason": str(error)[:300]})
+                    log.warning("status page cannot read the database", extra={"reason": reason(error, self.url)})
                 self._failing = True
                 raise
             if self._failing:

@@ -18,28 +18,39 @@ from common.messages import (
     StreamLag,
 )
 
+#: The test's "now", in ms: set when each test starts (the SQL functions judge recency by the server's clock,
+#: and a module-level value would age while the tests before this one run).
 NOW_MS = int(time.time() * 1000)
 STRUCTS = {"equity_data": EquityTrade, "indicators": IndicatorValue, "option_prices": OptionRow,
            "streaming_metrics": StreamingMetric}
 
 
-def trade(ms: int = NOW_MS, day_volume: int = 1_000, price: float = 417.09, size: int = 100, symbol: str = "SPY"):
+@pytest.fixture(autouse=True)
+def now_ms() -> None:
+    global NOW_MS
+    NOW_MS = int(time.time() * 1000)
+
+
+def trade(ms: int | None = None, day_volume: int = 1_000, price: float = 417.09, size: int = 100, symbol: str = "SPY"):
+    ms = NOW_MS if ms is None else ms
     return EquityTrade(symbol, ms, price, size, day_volume, size, 417.08, 417.1, ms * 1_000_000 + 5)
 
 
-def indicator(ms: int = NOW_MS, day_volume: int = 1_000, sma9: float | None = 417.0512):
+def indicator(ms: int | None = None, day_volume: int = 1_000, sma9: float | None = 417.0512):
+    ms = NOW_MS if ms is None else ms
     return IndicatorValue("SPY", ms, day_volume, 417.09, sma9, 416.987654, ms * 1_000_000 + 7)
 
 
-def option(ms: int = NOW_MS, strike: float = 417.0, kind: str = "C", source: str = "schwab"):
+def option(ms: int | None = None, strike: float = 417.0, kind: str = "C", source: str = "schwab"):
+    ms = NOW_MS if ms is None else ms
     return OptionRow(
         "SPY", f"SPY   261124{kind}00417000", ms, kind, strike, "2026-11-24", 1.2345, 1.23, 1.24, 1.235, 1_234,
         5_678, 0.5123, 0.0456, -0.1234, 0.0789, 0.0123, 0.1834, 417.09, source, ms * 1_000_000 + 9,
     )
 
 
-def metric(ns: int = NOW_MS * 1_000_000, actor: str = "writer", errors: int = 0):
-    return StreamingMetric(ns, actor, None, 500, 50, 12, errors, 0, "running")
+def metric(ns: int | None = None, actor: str = "writer", errors: int = 0):
+    return StreamingMetric(NOW_MS * 1_000_000 if ns is None else ns, actor, None, 500, 50, 12, errors, 0, "running")
 
 
 def rows(*records: msgspec.Struct) -> list[tuple]:

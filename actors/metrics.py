@@ -3,7 +3,8 @@
 It listens to each actor's `metric` frames and, every METRICS_INTERVAL,
 publishes one row per actor, and one `stream_metrics` row per stream the
 writer follows (published vs committed seq, lag in records and seconds),
-for the writer to store.
+for the writer to store. It journals what it publishes, as ingest does, so
+a writer restart loses no row.
 
 It also serves /metrics (Prometheus), /healthz and the status page on
 METRICS_HTTP_HOST:METRICS_HTTP_PORT (common/status_server.py), from
@@ -46,7 +47,7 @@ def serve(actor: Actor, stale_after_ns: int) -> StatusServer | None:
 
 
 def main() -> None:
-    actor = Actor("metrics")
+    actor = Actor("metrics", journaled=True)
     config, stats = actor.config, actor.stats
     actor.wait_for_consumers("writer")
     subscriber = actor.subscriber()

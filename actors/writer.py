@@ -43,7 +43,8 @@ REJECTED = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
 
 
 class DatabaseAway(Exception):
-    """The database failed in a way that may pass: reconnect and catch up."""
+    """The database failed in a way that may pass: reconnect and catch up. Logged as a warning: the journal
+    still holds every frame of the batch, so nothing is lost (an ERROR line means something was)."""
 
 
 class Writer:
@@ -172,7 +173,7 @@ class Writer:
                 self.follower.catch_up_all()
                 self.flush()
             except DatabaseAway as error:
-                self.log.error("database failed during catch-up; retrying", extra={"reason": str(error)[:300]})
+                self.log.warning("database failed during catch-up; retrying", extra={"reason": str(error)})
                 continue
             self.stats.status = "running"
             return True
@@ -200,7 +201,7 @@ class Writer:
                     self.flush()
             except DatabaseAway as error:
                 self.stats.errors += 1
-                self.log.error("database write failed; reconnecting and replaying from the journal", extra={"reason": str(error)[:300]})
+                self.log.warning("database write failed; reconnecting and replaying from the journal", extra={"reason": str(error)})
                 if not self.recover():
                     return
             self.actor.tick()
@@ -208,7 +209,7 @@ class Writer:
             self.actor.drain(self.subscriber, self.follower, DRAIN_QUIET, DRAIN_LIMIT)
             self.flush()
         except DatabaseAway as error:
-            self.log.error("could not flush on stop; the journal keeps it for the next start", extra={"reason": str(error)[:300]})
+            self.log.warning("could not flush on stop; the journal keeps it for the next start", extra={"reason": str(error)})
 
     def close(self) -> None:
         self.subscriber.close()

@@ -9,8 +9,11 @@ journals of several deployments apart when they write into one database
 - `journaled`: the publisher journals every frame before sending it
   (`common/tickerplant.py`), so a consumer that missed frames replays them.
   Journaled is what cannot be derived again cheaply: Schwab's trades, bars
-  and option quotes, and the indicator values (each depends on the
-  symbol's whole session so far).
+  and option quotes, the indicator values (each depends on the symbol's
+  whole session so far), and metrics' rows (a roll-up of counters that are
+  gone once rolled up). Every stored stream is journaled, so a writer
+  restart loses nothing in flight, and a gap the writer reports is a real
+  loss.
 - `table`: the writer stores the stream's records there (`common/db.py`
   says how); the writer subscribes to exactly these streams and follows the
   journaled ones exactly once.
@@ -77,8 +80,8 @@ KINDS: tuple[Kind, ...] = (
     Kind(OptionQuote, "ingest", journaled=True, table="option_prices", row=option_row),
     Kind(IndicatorValue, "indicator", journaled=True, table="indicators"),
     Kind(OptionSubscription, "options"),
-    Kind(StreamingMetric, "metrics", table="streaming_metrics"),
-    Kind(StreamLag, "metrics", table="stream_metrics"),
+    Kind(StreamingMetric, "metrics", journaled=True, table="streaming_metrics"),
+    Kind(StreamLag, "metrics", journaled=True, table="stream_metrics"),
     Kind(MetricSample, EVERY_ACTOR),
 )
 BY_NAME = {kind.name: kind for kind in KINDS}

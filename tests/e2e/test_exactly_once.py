@@ -39,6 +39,16 @@ def assert_exactly_once(pipeline: Pipeline) -> None:
     assert all(ok for _, ok in in_order), f"rows arrived out of order per symbol: {in_order}"
 
 
+def assert_no_false_alarm(pipeline: Pipeline) -> None:
+    """Nothing was lost, so the writer says nothing was: no ERROR line, no gap counted (its metrics rows are
+    journaled too, so a restart does not lose the ones in flight)."""
+    errors = [line for line in pipeline.log("writer").splitlines()
+              if not line.startswith("{") or json.loads(line)["level"] == "error"]  # a traceback is no JSON
+    assert errors == [], errors[:3]
+    (gaps,) = pipeline.query("SELECT coalesce(sum(gap_count), 0) FROM streaming_metrics WHERE actor = 'writer'")[0]
+    assert gaps == 0
+
+
 @pytest.fixture
 def pipeline(request):
     settings = dict(getattr(request, "param", {}))
@@ -62,6 +72,7 @@ def test_writer_killed_mid_batch_again_and_again(pipeline):
     wait_for(lambda: pipeline.count("equity_data") > after + 20, 30, "the restarted writer to catch up")
     pipeline.stop_and_reopen()
     assert_exactly_once(pipeline)
+    assert_no_false_alarm(pipeline)
     assert '"replayed"' in pipeline.log("writer")
 
 
@@ -84,6 +95,7 @@ def test_postgres_away_for_half_a_minute(pipeline):
     assert pipeline.pid("ingest") == ingest, "ingest never stopped"
     pipeline.stop_and_reopen()
     assert_exactly_once(pipeline)
+    assert_no_false_alarm(pipeline)
     assert "database unavailable; retrying" in pipeline.log("writer")
 
 

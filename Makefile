@@ -37,13 +37,13 @@ logs: ## follow every actor's log (ACTOR=writer for one)
 	@$(RAW_ENV) bash -c 'tail -n 20 -F "$$STREAMING_VAR"/log/$(if $(ACTOR),$(ACTOR),*).log'
 
 health: setup ## database, freshness, errors, lag, each actor: OK, WARN or CRIT (JSON=1 for JSON)
-	@$(RAW_ENV) $(PY) -m common.health $(if $(JSON),--json)
+	@$(RAW_ENV) $(PY) -m common.observe.health $(if $(JSON),--json)
 
 migrate: setup ## apply sql/ to MIGRATE_DATABASE_URL, else DATABASE_URL (both read from .env)
-	@$(RAW_ENV) $(PY) -m common.migrate
+	@$(RAW_ENV) $(PY) -m common.store.migrate
 
 login: setup ## create the Schwab token file (paste the redirect URL; every 7 days)
-	@$(ENV) $(PY) -m common.login
+	@$(ENV) $(PY) -m common.feed.login
 
 deploy: setup ## HOST=<ip> [SSH_USER=ec2-user]: deploy over SSH (deploy/README.md)
 	@$(RAW_ENV) deploy/deploy.sh

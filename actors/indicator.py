@@ -15,10 +15,10 @@ import time
 import msgspec
 
 from common.actor import Actor
-from common.delivery import newest_sent
-from common.indicators import IndicatorEngine
-from common.messages import Envelope, IndicatorValue, Record
-from common.streams import stream
+from common.analytics.indicators import IndicatorEngine
+from common.transport.delivery import newest_sent
+from common.transport.messages import Envelope, IndicatorValue, Record
+from common.transport.streams import stream
 
 #: On shutdown: wait for ingest's final heartbeat, give up on a silent one after
 #: DRAIN_QUIET, and stop after DRAIN_LIMIT whatever happens (within stopwaitsecs).

@@ -12,11 +12,11 @@ simulator.
 `Connection` keeps that connection up for months: it is logged in only
 during the configured market sessions, reconnects after every kind of
 failure with capped backoff, and waits quietly for a new token file when the
-refresh token has expired. The pure pieces are in `common/streamer.py`.
+refresh token has expired. The pure pieces are in `common/feed/streamer.py`.
 
 With `STREAM_RECORD` it also records every `data` payload it decodes; with
 `STREAM_SOURCE=replay` it logs in nowhere and `replay` feeds such a recording
-to the same decoder instead (`common/replay.py`), for peak-throughput runs.
+to the same decoder instead (`common/feed/replay.py`), for peak-throughput runs.
 """
 
 from __future__ import annotations
@@ -38,17 +38,14 @@ from schwab.streaming import (
 )
 from websockets.exceptions import ConnectionClosed
 
-from common import edge
 from common.actor import Actor
-from common.bus import Publisher, Subscriber
-from common.edge import EQUITY_FIELDS, OPTION_FIELDS, LogLimiter, Rejection
-from common.levelone import EquityBook, Incomplete, OptionBook, bar_record
-from common.market_hours import MarketSchedule, Window, clock_from_spec
-from common.messages import Envelope, OptionSubscription
-from common.replay import Recorder, play
-from common.schwab_client import force_refresh, make_client, make_stream_client
-from common.stats import ActorStats
-from common.streamer import (
+from common.feed import edge
+from common.feed.edge import EQUITY_FIELDS, OPTION_FIELDS, LogLimiter, Rejection
+from common.feed.levelone import EquityBook, Incomplete, OptionBook, bar_record
+from common.feed.market_hours import MarketSchedule, Window, clock_from_spec
+from common.feed.replay import Recorder, play
+from common.feed.schwab_client import force_refresh, make_client, make_stream_client
+from common.feed.streamer import (
     REFRESH_TOKEN_LIFETIME,
     REFRESH_TOKEN_WARNING,
     SYMBOL_LIMIT,
@@ -64,6 +61,9 @@ from common.streamer import (
     token_signature,
     unparsable,
 )
+from common.observe.stats import ActorStats
+from common.transport.bus import Publisher, Subscriber
+from common.transport.messages import Envelope, OptionSubscription
 
 CONSUMERS = ("writer", "indicator", "options")
 SERVICES = frozenset({edge.LEVELONE_EQUITIES, edge.CHART_EQUITY, edge.LEVELONE_OPTIONS})

@@ -7,7 +7,7 @@ for the writer to store. It journals what it publishes, as ingest does, so
 a writer restart loses no row.
 
 It also serves /metrics (Prometheus), /healthz and the status page on
-METRICS_HTTP_HOST:METRICS_HTTP_PORT (common/status_server.py), from
+METRICS_HTTP_HOST:METRICS_HTTP_PORT (common/observe/status_server.py), from
 snapshots this loop hands over.
 """
 
@@ -18,12 +18,12 @@ from pathlib import Path
 
 from common.actor import Actor, wait_until
 from common.config import ACTORS
-from common.delivery import shared_offsets
-from common.exposition import Board
-from common.messages import MetricSample, Position
-from common.metrics import LagTracker, MetricsRollup
-from common.stats import IDLE_SAMPLES
-from common.status_server import StatusServer
+from common.observe.exposition import Board
+from common.observe.rollup import LagTracker, MetricsRollup
+from common.observe.stats import IDLE_SAMPLES
+from common.observe.status_server import StatusServer
+from common.transport.delivery import shared_offsets
+from common.transport.messages import MetricSample, Position
 
 
 def writer_position(path: Path) -> tuple[dict[str, Position], tuple[str, ...]]:
@@ -76,7 +76,7 @@ def main() -> None:
             heard = True
         if time.monotonic() >= next_sample:
             board.observe(stats.sample())
-            # Like every actor's (common/stats.py): while nobody reports, a fifth as often.
+            # Like every actor's (common/observe/stats.py): while nobody reports, a fifth as often.
             next_sample = time.monotonic() + config.stats_interval * (1 if heard else IDLE_SAMPLES)
             heard, changed = False, True
         if time.monotonic() >= next_rollup:

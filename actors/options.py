@@ -12,7 +12,7 @@ that left the band and ADDs those that entered it. A replay
 
 The LEVELONE_OPTIONS quotes ingest journals and publishes come here only for
 the underlying's price; the writer stores them as `option_prices` rows
-through `option_row` (`common/streams.py`), exactly once from ingest's
+through `option_row` (`common/transport/streams.py`), exactly once from ingest's
 journal. So this actor forwards nothing and journals nothing: a quote it
 misses costs at most a later re-centring, never a row.
 """
@@ -26,8 +26,7 @@ import httpx
 from authlib.integrations.base_client.errors import OAuthError
 
 from common.actor import Actor
-from common.messages import Envelope, OptionQuote, OptionSubscription
-from common.option_chain import (
+from common.analytics.option_chain import (
     NEW_YORK,
     ChainError,
     band_changes,
@@ -35,8 +34,9 @@ from common.option_chain import (
     off_centre,
     select_contracts,
 )
-from common.schwab_client import force_refresh, make_client
-from common.streamer import Backoff
+from common.feed.schwab_client import force_refresh, make_client
+from common.feed.streamer import Backoff
+from common.transport.messages import Envelope, OptionQuote, OptionSubscription
 
 #: A chain that could not be read is tried again after 1 s, doubling up to CHAIN_RETRY (or the next refresh, if
 #: sooner): a simulator or a Schwab API still starting costs a second of options, not half a minute.

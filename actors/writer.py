@@ -1,9 +1,9 @@
 """writer: everything that is stored, exactly once, COPYed into Postgres.
 
-It subscribes to every stream `common/streams.py` gives a table (trades,
+It subscribes to every stream `common/transport/streams.py` gives a table (trades,
 indicator values, option quotes made rows, streaming metrics and lags), batches them by
 BATCH_SIZE and BATCH_INTERVAL and writes each batch, with the (stream,
-epoch, seq) it reaches, in one COPY and one statement (`common/db.py`).
+epoch, seq) it reaches, in one COPY and one statement (`common/store/db.py`).
 
 Exactly-once is the ZeroMQ guide's Clone pattern with the journal as the
 snapshot: on start, after a database outage and whenever a live frame
@@ -25,12 +25,12 @@ from typing import Any
 import msgspec
 import psycopg
 
-from common import db
 from common.actor import Actor
-from common.batching import Batcher
-from common.connection import reason
-from common.messages import Envelope
-from common.streams import KINDS, followed
+from common.store import db
+from common.store.batching import Batcher
+from common.store.connection import reason
+from common.transport.messages import Envelope
+from common.transport.streams import KINDS, followed
 
 CONSUMER = "writer"
 #: On shutdown: wait for every upstream's goodbye, give up on a silent one after

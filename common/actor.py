@@ -14,12 +14,12 @@ from typing import Any
 
 from common import config as configuration
 from common import log
-from common.bus import Gap, Publisher, Subscriber
-from common.delivery import Follower
-from common.messages import Envelope, Position
+from common.observe.stats import ActorStats
 from common.shutdown import Shutdown
-from common.stats import ActorStats
-from common.tickerplant import Tickerplant
+from common.transport.bus import Gap, Publisher, Subscriber
+from common.transport.delivery import Follower
+from common.transport.messages import Envelope, Position
+from common.transport.tickerplant import Tickerplant
 
 #: How long a publisher waits for its consumers before publishing anyway.
 CONSUMER_WAIT = 30.0

@@ -11,7 +11,7 @@ names the variable, shows the value and says what is accepted. Two rules
 protect a user's data: the simulator never streams into a real database
 unless asked (`STREAM_SOURCE=simulator`), and a Schwab key without its
 secret (or the reverse) is an error, never "no credentials". A replay
-(`STREAM_SOURCE=replay`, `common/replay.py`) is only ever asked for, needs no
+(`STREAM_SOURCE=replay`, `common/feed/replay.py`) is only ever asked for, needs no
 credentials, and its recording must be readable before anything starts.
 """
 
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from common.replay import readable, recordable
+from common.feed.replay import readable, recordable
 
 ACTORS = ("ingest", "indicator", "options", "writer", "metrics")
 MARKET_SESSIONS = ("pre", "regular", "post")
@@ -405,7 +405,7 @@ class Config:
 
     @property
     def replays(self) -> bool:
-        """A recording stands in for Schwab: nothing logs in anywhere (common/replay.py)."""
+        """A recording stands in for Schwab: nothing logs in anywhere (common/feed/replay.py)."""
         return self.stream_source == "replay"
 
     def endpoint(self, actor: str) -> str:
@@ -415,7 +415,7 @@ class Config:
         return f"tcp://{self.bus_host}:{self.bus_base_port + ACTORS.index(actor)}"
 
     def journal_dir(self, publisher: str) -> Path:
-        """Where `publisher` journals every frame it sends (see common/journal.py)."""
+        """Where `publisher` journals every frame it sends (see common/transport/journal.py)."""
         return self.data_dir / "journal" / publisher
 
     @property

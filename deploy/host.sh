@@ -146,13 +146,13 @@ prepare_var() {  # what supervisord's programs expect to find: their directories
     mkdir -p "$STREAMING_VAR/log" "$STREAMING_VAR/data" && mkdir -p -m 700 "$STREAMING_VAR/run"
     if [ "$EMBEDDED_PG" = true ]; then
         echo "==> the embedded Postgres in $STREAMING_VAR/pg"
-        "$STREAMING_PYTHON" -m common.localpg init --dir "$STREAMING_VAR/pg"
+        "$STREAMING_PYTHON" -m common.store.localpg init --dir "$STREAMING_VAR/pg"
     fi
 }
 
 migrate() {
     echo "==> migrations"
-    "$STREAMING_PYTHON" -m common.migrate --wait 60 | sed 's/^/    /'
+    "$STREAMING_PYTHON" -m common.store.migrate --wait 60 | sed 's/^/    /'
 }
 
 wait_running() {  # every program supervisord started is RUNNING, three checks in a row; else say why not
@@ -230,7 +230,7 @@ clean() {
     fi
     case $answer in
         y | yes | Y | YES)
-            "$STREAMING_PYTHON" -m common.localpg remove --dir "$STREAMING_VAR/pg"
+            "$STREAMING_PYTHON" -m common.store.localpg remove --dir "$STREAMING_VAR/pg"
             rm -rf "$STREAMING_VAR/pg" "$STREAMING_VAR/data/journal" "$STREAMING_VAR/data/offsets" \
                 "$STREAMING_VAR/data/dead-letter" "$STREAMING_VAR/run"
             echo "deleted the database and the journals" ;;

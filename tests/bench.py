@@ -88,8 +88,8 @@ import psutil
 import psycopg
 
 from common.config import BY_NAME, embedded_database_url
-from common.localpg import LocalPostgres
 from common.simulator.market import KNOWN
+from common.store.localpg import LocalPostgres
 from tests.helpers.harness import (
     ACTOR_PROGRAMS,
     OUTSIDE_SETTINGS,
@@ -320,7 +320,7 @@ def bench_script(tickers: list[str], rate: int, seed: int, window: float, warmup
             simulator = subprocess.Popen([sys.executable, "-m", "common.simulator", "--report", str(report)],
                                          env=env, cwd=ROOT, stdout=sim_out, stderr=subprocess.STDOUT)
         processes.append(simulator)
-        migrated = subprocess.run([sys.executable, "-m", "common.migrate", "--wait", "60"],
+        migrated = subprocess.run([sys.executable, "-m", "common.store.migrate", "--wait", "60"],
                                   env=env, cwd=ROOT, capture_output=True, text=True, check=False)
         if migrated.returncode != 0:
             raise AssertionError(f"migrations failed: {migrated.stderr}")

@@ -3,13 +3,13 @@
     python -m tests.bench_script      # settings from the environment, as an actor reads them
 
 What the pipeline stores, this stores too, from the same real schwab-py
-client logged in the same way (`common/schwab_client.py`, so against the
+client logged in the same way (`common/feed/schwab_client.py`, so against the
 simulator without Schwab credentials):
 
 - LEVELONE_EQUITIES and CHART_EQUITY for STREAM_TICKERS, with ingest's fields;
   level-one updates merged per key, and a trade wherever TOTAL_VOLUME grew
   (its size the growth, the first snapshot of a key not a trade), as
-  `common/levelone.py` derives them: rows of `equity_data`.
+  `common/feed/levelone.py` derives them: rows of `equity_data`.
 - SMA9 and session VWAP per trade, inline, with the indicator actor's
   per-symbol state and session clock: rows of `indicators`.
 - LEVELONE_OPTIONS for the contracts the options actor would choose: each
@@ -20,9 +20,9 @@ simulator without Schwab credentials):
   complete row, greeks Schwab could not compute filled from Black-Scholes at
   its IV as `common/option_chain.option_row` fills them: rows of `option_prices`.
 
-It depends on the hot path only through `common/db.py` (its row columns
+It depends on the hot path only through `common/store/db.py` (its row columns
 are checked at start), the per-symbol indicators and session clock of
-`common/indicators.py`, and the chain selection of `common/option_chain.py`,
+`common/analytics/indicators.py`, and the chain selection of `common/analytics/option_chain.py`,
 so the actors can change under it while it stays the same baseline.
 - Every BATCH_INTERVAL (25 ms) whatever has accumulated is COPYed and stored
   in one transaction with `common/db.write_batches`, into the database at
@@ -55,10 +55,9 @@ from schwab.streaming import StreamClient, UnexpectedResponse
 from websockets.exceptions import ConnectionClosed
 
 from common import config as configuration
-from common import db
-from common.greeks import black_scholes
-from common.indicators import SessionClock, SymbolIndicators
-from common.option_chain import (
+from common.analytics.greeks import black_scholes
+from common.analytics.indicators import SessionClock, SymbolIndicators
+from common.analytics.option_chain import (
     NEW_YORK,
     RISK_FREE_RATE,
     decode_chain,
@@ -66,7 +65,8 @@ from common.option_chain import (
     off_centre,
     select_contracts,
 )
-from common.schwab_client import make_client, make_stream_client
+from common.feed.schwab_client import make_client, make_stream_client
+from common.store import db
 
 _EQ = StreamClient.LevelOneEquityFields
 _OPT = StreamClient.LevelOneOptionFields
@@ -82,7 +82,7 @@ OPTION_FIELDS = [
     _OPT.DELTA, _OPT.GAMMA, _OPT.THETA, _OPT.VEGA, _OPT.RHO, _OPT.UNDERLYING_PRICE,
     _OPT.MARK, _OPT.QUOTE_TIME_MILLIS,
 ]
-#: The row columns the rows below are built in, checked against common/db.py at start.
+#: The row columns the rows below are built in, checked against common/store/db.py at start.
 COLUMNS = {
     "equity_data": ("symbol", "trade_time_ms", "price", "size", "day_volume", "last_size", "bid", "ask",
                     "received_ns"),
@@ -319,7 +319,7 @@ async def run() -> None:
     for table, columns in COLUMNS.items():
         fields = tuple(field for field, _ in db.TABLES[table].fields)
         if fields != columns:
-            raise SystemExit(f"common/db.py takes {table} rows as {fields}; this script builds {columns}")
+            raise SystemExit(f"common/store/db.py takes {table} rows as {fields}; this script builds {columns}")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

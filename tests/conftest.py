@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from common import migrate
-from common.localpg import SUPERUSER, LocalPostgres
+from common.store import migrate
+from common.store.localpg import SUPERUSER, LocalPostgres
 
 #: The folders of the tiers, each its marker's name.
 TIERS = ("unit", "integration", "e2e")

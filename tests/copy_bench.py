@@ -39,9 +39,9 @@ from pathlib import Path
 import msgspec
 import psycopg
 
-from common import db, migrate
-from common.localpg import LocalPostgres
-from common.messages import EquityTrade, IndicatorValue, OptionRow
+from common.store import db, migrate
+from common.store.localpg import LocalPostgres
+from common.transport.messages import EquityTrade, IndicatorValue, OptionRow
 
 Batch = dict[str, list[tuple]]
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)

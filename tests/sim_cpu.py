@@ -39,8 +39,8 @@ import psutil
 from schwab.streaming import StreamClient
 
 from common import config as config_module
-from common.option_chain import ChainError, decode_chain, select_contracts
-from common.schwab_client import make_client, make_stream_client
+from common.analytics.option_chain import ChainError, decode_chain, select_contracts
+from common.feed.schwab_client import make_client, make_stream_client
 from tests.helpers.harness import free_port, wait_for
 from tests.helpers.simulator_process import ROOT, answers, log_out
 from tests.sim_soak import tickers

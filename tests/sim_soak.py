@@ -30,7 +30,7 @@ import httpx
 import psutil
 
 from common import config as config_module
-from common.schwab_client import make_client, make_stream_client
+from common.feed.schwab_client import make_client, make_stream_client
 from common.simulator.market import KNOWN
 from tests.helpers.harness import free_port, wait_for
 from tests.helpers.simulator_process import ROOT, answers, log_out

@@ -12,7 +12,7 @@ for speed: quotes are copied without `dataclasses.replace`, a contract's
 fixed facts are worked out once, and the implied volatility is found by
 Newton's method from the model's own volatility (the mark is the model price
 rounded to cents, so the answer is a hair away), falling back on
-`common.greeks.implied_volatility`'s bisection only when Newton cannot
+`common.analytics.greeks.implied_volatility`'s bisection only when Newton cannot
 settle. None of that changes which random numbers are drawn, or in which
 order: a seed gives the same market it did.
 """
@@ -29,9 +29,16 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from common import option_symbols
-from common.greeks import MAX_VOL, MIN_VOL, MIN_YEARS, Greeks, black_scholes, implied_volatility
-from common.option_symbols import OptionContract
+from common.analytics.greeks import (
+    MAX_VOL,
+    MIN_VOL,
+    MIN_YEARS,
+    Greeks,
+    black_scholes,
+    implied_volatility,
+)
+from common.feed import option_symbols
+from common.feed.option_symbols import OptionContract
 
 NEW_YORK = ZoneInfo("America/New_York")
 RATE = 0.045
@@ -197,7 +204,7 @@ class OptionQuote:
 
 def _implied_volatility(price: float, spot: float, strike: float, years: float, is_call: bool,
                         guess: float) -> float | None:
-    """What `common.greeks.implied_volatility` finds (at RATE), in a handful of prices instead of thirty-odd.
+    """What `common.analytics.greeks.implied_volatility` finds (at RATE), in a handful of prices instead of thirty-odd.
 
     The same bounds (None when `price` is outside what volatilities MIN_VOL
     to MAX_VOL give) and the same root, found by Newton's method from

@@ -30,9 +30,9 @@ from typing import Any
 import msgspec
 from schwab.streaming import StreamClient
 
-from common import option_symbols
-from common.market_hours import SCHWAB_SESSIONS, exchange_sessions
-from common.option_symbols import OptionContract
+from common.feed import option_symbols
+from common.feed.market_hours import SCHWAB_SESSIONS, exchange_sessions
+from common.feed.option_symbols import OptionContract
 from common.simulator.market import Bar, EquityQuote, OptionQuote
 
 EQUITY = StreamClient.LevelOneEquityFields

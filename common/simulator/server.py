@@ -40,10 +40,16 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from common import option_symbols
+from common.feed import option_symbols
 from common.simulator import faults, protocol
 from common.simulator.market import Market, OptionQuote, new_york_date
-from common.simulator.protocol import CHART_EQUITY, LEVELONE_EQUITIES, LEVELONE_OPTIONS, SentTrade, Session
+from common.simulator.protocol import (
+    CHART_EQUITY,
+    LEVELONE_EQUITIES,
+    LEVELONE_OPTIONS,
+    SentTrade,
+    Session,
+)
 from common.simulator.trade_log import TradeLog
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import yaml
 
-from common.localpg import LocalPostgres
+from common.store.localpg import LocalPostgres
 from tests.helpers.harness import OUTSIDE_SETTINGS, ROOT, free_port, wait_for
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from common.localpg import LocalPostgres
+from common.store.localpg import LocalPostgres
 from tests.helpers.harness import ACTOR_PROGRAMS, ROOT, free_port, wait_for
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from common.indicators import IndicatorEngine
-from common.journal import read_envelopes
-from common.streams import stream
+from common.analytics.indicators import IndicatorEngine
+from common.transport.journal import read_envelopes
+from common.transport.streams import stream
 from tests.helpers.harness import Pipeline, wait_for
 
 pytestmark = pytest.mark.e2e

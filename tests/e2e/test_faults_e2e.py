@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from common.schwab_client import write_token_file
+from common.feed.schwab_client import write_token_file
 from tests.helpers.harness import Pipeline, wait_for
 
 TICKERS = ("SPY", "QQQ")

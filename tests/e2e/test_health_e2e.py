@@ -1,4 +1,4 @@
-"""`python -m common.health` and `streaming-health` against a running pipeline: OK, an actor stopped, OK again."""
+"""`python -m common.observe.health` and `streaming-health` against a running pipeline: OK, an actor stopped, OK again."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def pipeline():
         running.shutdown()
 
 
-def health(pipeline: Pipeline, *args: str, command: tuple[str, ...] = (sys.executable, "-m", "common.health")):
+def health(pipeline: Pipeline, *args: str, command: tuple[str, ...] = (sys.executable, "-m", "common.observe.health")):
     return subprocess.run([*command, *args], env=pipeline.env, cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 

@@ -24,8 +24,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from common import migrate
-from common.localpg import SUPERUSER, LocalPostgres
+from common.store import migrate
+from common.store.localpg import SUPERUSER, LocalPostgres
 from tests.helpers.checkout import Checkout
 from tests.helpers.harness import ROOT, free_port, wait_for
 

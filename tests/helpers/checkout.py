@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from common.localpg import LocalPostgres
+from common.store.localpg import LocalPostgres
 from tests.helpers.harness import OUTSIDE_SETTINGS, ROOT
 
 #: What make passes to a nested make, and settings of the developer's own: none may reach the copy.

@@ -26,8 +26,8 @@ from typing import Any
 import psycopg
 
 from common.config import embedded_database_url
-from common.localpg import LocalPostgres
 from common.simulator import trade_log
+from common.store.localpg import LocalPostgres
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -124,7 +124,7 @@ class Pipeline:
             LocalPostgres(self.var / "pg").init(template=cluster_template())
         subprocess.run([str(BIN / "supervisord"), "-c", str(ROOT / "supervisord.conf")],
                        env=self.env, check=True, cwd=ROOT)
-        migrated = subprocess.run([sys.executable, "-m", "common.migrate", "--wait", "60"],
+        migrated = subprocess.run([sys.executable, "-m", "common.store.migrate", "--wait", "60"],
                                   env=self.env, cwd=ROOT, capture_output=True, text=True)
         if migrated.returncode != 0:  # nothing is left running behind a failed start
             self.shutdown()

@@ -7,7 +7,7 @@ import random
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from common.messages import EquityTrade, IndicatorValue, MinuteBar
+from common.transport.messages import EquityTrade, IndicatorValue, MinuteBar
 
 NEW_YORK = ZoneInfo("America/New_York")
 MINUTE_MS = 60_000

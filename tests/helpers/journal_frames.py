@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from common.messages import Envelope, encode
+from common.transport.messages import Envelope, encode
 
 
 def frame(stream: str, epoch: int, seq: int, pad: int = 0) -> bytes:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from actors.ingest import FramePublisher
-from common.replay import Played, Recorder, play
-from common.stats import ActorStats
+from common.feed.replay import Played, Recorder, play
+from common.observe.stats import ActorStats
 
 
 class KeptFrames:

@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 from schwab.streaming import StreamClient
 
-from common import edge
+from common.feed import edge
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "schwab_frames_2024.json"
 

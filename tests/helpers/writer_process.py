@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from common.bus import Publisher
-from common.messages import EquityTrade
+from common.transport.bus import Publisher
+from common.transport.messages import EquityTrade
 from tests.helpers.harness import ROOT
 
 #: A trade time (ms) the writer tests start from.

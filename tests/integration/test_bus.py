@@ -5,10 +5,22 @@ import time
 
 import pytest
 
-from common.bus import GapDetector, Publisher, Sequencer, Subscriber, presence_topic
 from common.config import load
-from common.messages import Envelope, EquityTrade, Heartbeat, decode_envelope, encode
-from common.streams import stream
+from common.transport.bus import (
+    GapDetector,
+    Publisher,
+    Sequencer,
+    Subscriber,
+    presence_topic,
+)
+from common.transport.messages import (
+    Envelope,
+    EquityTrade,
+    Heartbeat,
+    decode_envelope,
+    encode,
+)
+from common.transport.streams import stream
 
 TRADE = EquityTrade("SPY", 1, 500.25, 100, 1000, 100, 500.24, 500.26, 7)
 

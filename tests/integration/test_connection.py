@@ -7,7 +7,7 @@ import time
 import psycopg
 import pytest
 
-from common.connection import open_connection
+from common.store.connection import open_connection
 
 
 def test_a_session_is_named_autocommit_and_times_statements_out(db_url):

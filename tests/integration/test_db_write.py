@@ -9,8 +9,8 @@ import msgspec
 import psycopg
 import pytest
 
-from common import db
-from common.messages import (
+from common.store import db
+from common.transport.messages import (
     EquityTrade,
     IndicatorValue,
     OptionRow,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from common import health
-from common.health import DatabaseFacts
+from common.observe import health
+from common.observe.health import DatabaseFacts
 
 
 def test_the_database_facts_from_a_migrated_database(migrated_url):

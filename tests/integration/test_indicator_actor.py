@@ -15,9 +15,15 @@ from typing import Any
 
 import pytest
 
-from common.bus import Publisher, Subscriber
 from common.config import load
-from common.messages import Envelope, EquityTrade, Heartbeat, MetricSample, MinuteBar
+from common.transport.bus import Publisher, Subscriber
+from common.transport.messages import (
+    Envelope,
+    EquityTrade,
+    Heartbeat,
+    MetricSample,
+    MinuteBar,
+)
 from tests.helpers.indicator_reference import assert_same, market, reference, utc_ms
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from common.journal import (
+from common.transport.journal import (
     JournalFull,
     JournalWriter,
     TornTail,

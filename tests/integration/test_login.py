@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from common import config as config_module
-from common.schwab_client import make_client
+from common.feed.schwab_client import make_client
 from tests.helpers.simulator_process import ROOT, simulator
 
 
@@ -23,7 +23,7 @@ def test_login_writes_a_private_token_the_simulator_honours(tmp_path: Path):
                "STREAMING_VAR": str(tmp_path)}
         for credential in ("SCHWAB_APP_KEY", "SCHWAB_APP_SECRET"):
             env.pop(credential, None)
-        login = subprocess.Popen([sys.executable, "-m", "common.login"], cwd=ROOT, env=env, text=True,
+        login = subprocess.Popen([sys.executable, "-m", "common.feed.login"], cwd=ROOT, env=env, text=True,
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         shown = []
         while "/v1/oauth/authorize" not in (line := login.stdout.readline()):

@@ -8,7 +8,7 @@ import sys
 
 def test_importing_the_module_leaves_pandas_unloaded():
     """pandas costs tens of MB on a 512 MB host: only the calendar fallback may load it."""
-    code = "import sys, common.market_hours; sys.exit('pandas' in sys.modules)"
+    code = "import sys, common.feed.market_hours; sys.exit('pandas' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

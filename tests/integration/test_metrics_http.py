@@ -13,9 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from common import config as configuration
 from common.config import ACTORS
-from common.exposition import Board, Snapshot, SnapshotCollector, health
-from common.messages import MetricSample, StreamLag
-from common.status_server import StatusServer
+from common.observe.exposition import Board, Snapshot, SnapshotCollector, health
+from common.observe.status_server import StatusServer
+from common.transport.messages import MetricSample, StreamLag
 from tests.helpers.harness import free_port
 
 S = 1_000_000_000

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from common import migrate
+from common.store import migrate
 
 TABLES = ("equity_data", "indicators", "option_prices", "streaming_metrics", "stream_metrics", "stream_offsets")
 FUNCTIONS = ("get_streaming_health(text)", "cleanup_old_equity_data(integer)", "refresh_equity_stats()",

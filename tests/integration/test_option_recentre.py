@@ -23,16 +23,16 @@ from schwab.streaming import StreamClient
 
 from actors.ingest import OptionContracts, apply_option_changes
 from common import config as config_module
-from common.config import Config
-from common.messages import OptionSubscription
-from common.option_chain import (
+from common.analytics.option_chain import (
     NEW_YORK,
     band_changes,
     decode_chain,
     needs_recentre,
     select_contracts,
 )
-from common.schwab_client import make_client, make_stream_client
+from common.config import Config
+from common.feed.schwab_client import make_client, make_stream_client
+from common.transport.messages import OptionSubscription
 from tests.helpers.schwab_recorder import Recorder
 from tests.helpers.simulator_process import simulator
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from common.migrate import SQL_DIR
+from common.store.migrate import SQL_DIR
 
 DENIED = (psycopg.errors.InsufficientPrivilege,)
 

@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from common import config as config_module
-from common.schwab_client import make_client, make_stream_client
+from common.feed.schwab_client import make_client, make_stream_client
+from common.feed.streamer import CheckedDecoder, StreamStopped
 from common.simulator import faults
 from common.simulator.faults import Fault, FaultError, Faults, parse
-from common.streamer import CheckedDecoder, StreamStopped
 from tests.helpers.simulator_process import ROOT, simulator
 
 

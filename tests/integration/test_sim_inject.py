@@ -11,8 +11,8 @@ import httpx
 import msgspec
 
 from common import config as config_module
-from common.schwab_client import make_client, make_stream_client
-from common.streamer import CheckedDecoder
+from common.feed.schwab_client import make_client, make_stream_client
+from common.feed.streamer import CheckedDecoder
 from tests.helpers.simulator_process import simulator
 
 #: Not even JSON's idea of a frame: the simulator must not care.

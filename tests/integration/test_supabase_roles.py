@@ -13,11 +13,11 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from common import migrate
-from common.bus import Publisher
 from common.config import load
-from common.localpg import SUPERUSER, LocalPostgres
-from common.messages import IndicatorValue
+from common.store import migrate
+from common.store.localpg import SUPERUSER, LocalPostgres
+from common.transport.bus import Publisher
+from common.transport.messages import IndicatorValue
 from tests.helpers.harness import wait_for
 from tests.helpers.writer_process import T0, await_writer, trade, writer_process
 

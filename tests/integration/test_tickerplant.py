@@ -7,12 +7,12 @@ import subprocess
 
 import pytest
 
-from common.bus import Subscriber
 from common.config import load
-from common.journal import read_envelopes
-from common.messages import EquityQuote, EquityTrade
-from common.stats import ActorStats
-from common.tickerplant import Tickerplant
+from common.observe.stats import ActorStats
+from common.transport.bus import Subscriber
+from common.transport.journal import read_envelopes
+from common.transport.messages import EquityQuote, EquityTrade
+from common.transport.tickerplant import Tickerplant
 
 TRADE = EquityTrade("SPY", 1, 500.25, 100, 1000, 100, 500.24, 500.26, 7)
 
@@ -82,7 +82,7 @@ def test_over_its_cap_the_journal_drops_its_oldest_unconsumed_segments_loudly(tm
         while publisher.journal_bytes < 2 * config.journal_max_bytes:  # a writer away: nothing consumed
             publisher.send("trade", [EquityTrade("SPY", rng.randrange(1 << 40), rng.uniform(1, 999), 1, rng.randrange(1 << 40),
                                                  1, None, None, rng.randrange(1 << 60)) for _ in range(50)])
-        with caplog.at_level(logging.ERROR, logger="common.tickerplant"):
+        with caplog.at_level(logging.ERROR, logger="common.transport.tickerplant"):
             publisher.prune()
         assert publisher.journal_bytes <= config.journal_max_bytes
         assert publisher.journal_errors == len(caplog.records) > 0, "each dropped segment counted and logged"

@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from common.bus import Publisher
 from common.config import load
-from common.messages import IndicatorValue, OptionQuote
+from common.transport.bus import Publisher
+from common.transport.messages import IndicatorValue, OptionQuote
 from tests.helpers.harness import wait_for
 from tests.helpers.writer_process import T0, await_writer, trade, writer_process
 

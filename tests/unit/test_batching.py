@@ -1,6 +1,6 @@
 import pytest
 
-from common.batching import Batcher
+from common.store.batching import Batcher
 
 
 def test_due_by_size():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from common.connection import REASON_CHARS, reason
+from common.store.connection import REASON_CHARS, reason
 
 URL = "postgresql://writer:s3cr%40t-pass@db.example:5432/postgres"
 

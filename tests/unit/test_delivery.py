@@ -3,15 +3,15 @@ import time
 import msgspec
 import pytest
 
-from common.delivery import (
+from common.transport.delivery import (
     SharedOffsets,
     StreamPositions,
     passed_by_all,
     share_offsets,
     shared_offsets,
 )
-from common.journal import JournalWriter, prune
-from common.messages import Envelope, encode
+from common.transport.journal import JournalWriter, prune
+from common.transport.messages import Envelope, encode
 
 
 def frame(epoch: int, seq: int, stream: str = "ingest/trade/SPY") -> Envelope:

@@ -9,9 +9,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from common import edge
-from common.edge import LogLimiter, decode
-from common.streamer import CheckedDecoder
+from common.feed import edge
+from common.feed.edge import LogLimiter, decode
+from common.feed.streamer import CheckedDecoder
 from tests.helpers.schwab_frames import raw_frames
 
 FRAME_MS = 1_764_600_000_000  # 2025-12-01 14:40 UTC

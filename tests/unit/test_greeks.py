@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from common.greeks import MIN_YEARS, black_scholes, implied_volatility
+from common.analytics.greeks import MIN_YEARS, black_scholes, implied_volatility
 
 CASES = [
     (580.0, 580.0, 30 / 365, 0.045, 0.15),

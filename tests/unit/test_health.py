@@ -8,10 +8,10 @@ from datetime import date, datetime
 
 import pytest
 
-from common import health
 from common.config import ACTORS
-from common.health import Check, DatabaseFacts, Facts, Level
-from common.market_hours import NEW_YORK, MarketSchedule
+from common.feed.market_hours import NEW_YORK, MarketSchedule
+from common.observe import health
+from common.observe.health import Check, DatabaseFacts, Facts, Level
 
 REGULAR = health.schedules_for(("regular",), always_open=False)
 EXTENDED = health.schedules_for(("pre", "regular", "post"), always_open=False)

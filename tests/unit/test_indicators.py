@@ -8,8 +8,13 @@ import random
 
 import pytest
 
-from common.indicators import SMA_BARS, IndicatorEngine, SessionClock, SymbolIndicators
-from common.messages import EquityQuote, EquityTrade, MinuteBar
+from common.analytics.indicators import (
+    SMA_BARS,
+    IndicatorEngine,
+    SessionClock,
+    SymbolIndicators,
+)
+from common.transport.messages import EquityQuote, EquityTrade, MinuteBar
 from tests.helpers.indicator_reference import (
     MINUTE_MS,
     assert_same,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from common import journal
-from common.journal import (
+from common.transport import journal
+from common.transport.journal import (
     Cursor,
     Dropped,
     JournalCorrupt,
@@ -24,7 +24,7 @@ from common.journal import (
     read,
     read_envelopes,
 )
-from common.messages import Envelope, EquityTrade, encode
+from common.transport.messages import Envelope, EquityTrade, encode
 from tests.helpers.journal_frames import frame
 
 

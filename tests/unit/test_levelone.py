@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from msgspec import structs
 
-from common.edge import ChartItem, EquityUpdate, OptionUpdate
-from common.levelone import EquityBook, Incomplete, OptionBook, bar_record
+from common.feed.edge import ChartItem, EquityUpdate, OptionUpdate
+from common.feed.levelone import EquityBook, Incomplete, OptionBook, bar_record
 from tests.helpers.schwab_frames import captured
 
 NOW = 1_715_777_956_000_000_000

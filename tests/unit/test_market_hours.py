@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from common.market_hours import (
+from common.feed.market_hours import (
     NEW_YORK,
     MarketHoursError,
     MarketSchedule,

@@ -1,7 +1,7 @@
 import msgspec
 
-from common.messages import MetricSample
-from common.metrics import LagTracker, MetricsRollup
+from common.observe.rollup import LagTracker, MetricsRollup
+from common.transport.messages import MetricSample
 
 S = 1_000_000_000
 

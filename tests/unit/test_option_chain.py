@@ -5,8 +5,7 @@ from datetime import date
 import msgspec
 import pytest
 
-from common.messages import OptionQuote
-from common.option_chain import (
+from common.analytics.option_chain import (
     ChainError,
     band_changes,
     decode_chain,
@@ -16,6 +15,7 @@ from common.option_chain import (
     option_row,
     select_contracts,
 )
+from common.transport.messages import OptionQuote
 
 
 def contract(expiry: str, put_call: str, strike: float) -> dict:

@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 from schwab.orders.options import OptionSymbol
 
-from common.option_symbols import OptionContract, build, description, parse
+from common.feed.option_symbols import OptionContract, build, description, parse
 
 
 @pytest.mark.parametrize(

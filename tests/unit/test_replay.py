@@ -19,9 +19,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from common import replay
-from common.replay import Recorder, play
-from common.streamer import CheckedDecoder
+from common.feed import replay
+from common.feed.replay import Recorder, play
+from common.feed.streamer import CheckedDecoder
 from tests.helpers.recordings import KeptFrames, frame_publisher, replayed
 from tests.helpers.schwab_frames import raw_frames
 

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from common import option_symbols
-from common.greeks import black_scholes
+from common.analytics.greeks import black_scholes
+from common.feed import option_symbols
 from common.simulator.market import (
     RATE,
     YEAR_MS,

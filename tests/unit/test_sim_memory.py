@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from common import option_symbols
+from common.feed import option_symbols
 from common.simulator import trade_log
 from common.simulator.market import Market, expirations, new_york_date
 from common.simulator.protocol import LEVELONE_EQUITIES, SentTrade

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.messages import MetricSample
-from common.metrics import shown_status
-from common.stats import IDLE_SAMPLES, ActorStats
+from common.observe.rollup import shown_status
+from common.observe.stats import IDLE_SAMPLES, ActorStats
+from common.transport.messages import MetricSample
 
 
 @dataclass

@@ -15,8 +15,7 @@ from schwab.streaming import UnexpectedResponse, UnexpectedResponseCode
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 from websockets.frames import Close
 
-from common.simulator import protocol
-from common.streamer import (
+from common.feed.streamer import (
     Backoff,
     CheckedDecoder,
     CommandTimeout,
@@ -27,6 +26,7 @@ from common.streamer import (
     token_age,
     token_signature,
 )
+from common.simulator import protocol
 
 
 def coded(code: int, msg: str = "refused") -> UnexpectedResponseCode:

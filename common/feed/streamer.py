@@ -24,8 +24,16 @@ import httpx
 import msgspec
 from authlib.integrations.base_client.errors import OAuthError
 from schwab.contrib.util import StreamJsonDecoder
-from schwab.streaming import UnexpectedResponse, UnexpectedResponseCode, UnparsableMessage
-from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidHandshake
+from schwab.streaming import (
+    UnexpectedResponse,
+    UnexpectedResponseCode,
+    UnparsableMessage,
+)
+from websockets.exceptions import (
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidHandshake,
+)
 
 #: Schwab's refresh tokens expire this long after the login that created them.
 REFRESH_TOKEN_LIFETIME = 7 * 86_400.0
@@ -163,7 +171,7 @@ class CheckedDecoder(StreamJsonDecoder):
 
     Every frame (heartbeats included) moves `last_frame`. `data` never reaches
     schwab-py: it goes, raw, to `on_data`, which decodes and checks it at the
-    edge (`common/edge.py`), the moment it arrives, even while schwab-py waits
+    edge (`common/feed/edge.py`), the moment it arrives, even while schwab-py waits
     for a command's answer. The rest of the message (responses, notifications)
     goes on to schwab-py. A frame of a kind schwab-py does not know is logged
     with its content and skipped. A notify carrying a non-zero code (Schwab's

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from common.greeks import black_scholes
-from common.messages import OptionQuote, OptionRow
+from common.analytics.greeks import black_scholes
+from common.transport.messages import OptionQuote, OptionRow
 
 NEW_YORK = ZoneInfo("America/New_York")
 #: Used only where Schwab sent no greeks; a rough short-dated T-bill rate.

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from common.messages import MetricSample, StreamLag
-from common.metrics import shown_status
+from common.observe.rollup import shown_status
+from common.transport.messages import MetricSample, StreamLag
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from common.messages import MetricSample, Position, StreamingMetric, StreamLag
+from common.transport.messages import MetricSample, Position, StreamingMetric, StreamLag
 
 
 def interval_counts(now: dict[str, int], before: dict[str, int] | None) -> tuple[int, str]:

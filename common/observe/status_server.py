@@ -24,10 +24,10 @@ import msgspec
 import psycopg
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from common import status_page
 from common.config import ACTORS, Config
-from common.connection import open_connection, reason
-from common.exposition import Snapshot, SnapshotCollector, health
+from common.observe import status_page
+from common.observe.exposition import Snapshot, SnapshotCollector, health
+from common.store.connection import open_connection, reason
 
 log = logging.getLogger("metrics.http")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from common.messages import EquityTrade, IndicatorValue, MinuteBar, Record
+from common.transport.messages import EquityTrade, IndicatorValue, MinuteBar, Record
 
 NEW_YORK = ZoneInfo("America/New_York")
 SESSION_OPEN = time(9, 30)

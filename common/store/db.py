@@ -1,7 +1,7 @@
 """The writer's database access: per batch, one COPY and one statement that stores every table and the offsets.
 
 Rows arrive as `msgspec.structs.astuple(row)`, the fields in order of the
-struct `common/streams.py` stores in the table (`row_columns`). A batch is
+struct `common/transport/streams.py` stores in the table (`row_columns`). A batch is
 COPYed into one TEMP staging table, `stage_rows`, as one line per table: the
 table's number and its rows as one JSON array of arrays (msgspec encodes it
 in C, with no Python object per value). One statement then takes the staged
@@ -38,8 +38,8 @@ from functools import cached_property
 import msgspec
 import psycopg
 
-from common.connection import open_connection
-from common.streams import ROW_OF
+from common.store.connection import open_connection
+from common.transport.streams import ROW_OF
 
 _MS = "to_timestamp({} / 1000.0)"
 _NS = "to_timestamp({} / 1000000000.0)"
@@ -72,7 +72,7 @@ class TableSpec:
 
     `target` is (table column, SQL expression over the row's fields); the
     fields are the struct's own (`row_columns`), the struct the one
-    `common/streams.py` stores in the table.
+    `common/transport/streams.py` stores in the table.
     """
 
     name: str

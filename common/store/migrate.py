@@ -21,10 +21,10 @@ from pathlib import Path
 import psycopg
 
 from common.config import ConfigError, embedded_database_url
-from common.connection import open_connection, reason
 from common.environment import check_database_url
+from common.store.connection import open_connection, reason
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 #: Arbitrary but fixed: the advisory lock every runner takes.
 LOCK_KEY = 7_301_155_424_001
 _FILE = re.compile(r"^(\d{3})_[A-Za-z0-9_]+\.sql$")
@@ -126,7 +126,7 @@ def database_url(env: Mapping[str, str]) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m common.migrate", description=__doc__.splitlines()[0],
+        prog="python -m common.store.migrate", description=__doc__.splitlines()[0],
         epilog="The URL comes from MIGRATE_DATABASE_URL or DATABASE_URL (never the command line, where ps shows it).")
     parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                         help="keep trying to connect this long (the server may be starting)")

@@ -239,7 +239,7 @@ class LocalPostgres:
     def _require_init(self) -> None:
         if not self.initialised:
             raise LocalPostgresError(
-                f"no cluster in {self.data_dir}: run `python -m common.localpg init --dir {self.base_dir}`"
+                f"no cluster in {self.data_dir}: run `python -m common.store.localpg init --dir {self.base_dir}`"
             )
 
     def _prepare_dirs(self) -> None:
@@ -306,7 +306,7 @@ def _alive(pid: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m common.localpg", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m common.store.localpg", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("init", "start", "stop", "serve", "url", "remove"))
     parser.add_argument("--dir", type=Path, default=Path("var/pg"), help="cluster base directory (default var/pg)")
     args = parser.parse_args(argv)

@@ -21,13 +21,14 @@ from authlib.integrations.httpx_client import OAuth2Client
 
 from common import config as configuration
 from common import log
-from common.schwab_client import (
+from common.feed.schwab_client import (
     SCHWAB_HOST,
     SIMULATOR_APP_KEY,
     SIMULATOR_APP_SECRET,
     SimulatorTransport,
     write_token_file,
 )
+
 
 def private_dir(path: Path) -> None:
     """The token's directory, readable by its owner only."""

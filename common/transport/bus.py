@@ -3,7 +3,7 @@
 Each actor binds one XPUB socket at `Config.endpoint(actor)`; subscribers
 connect to the publishers they need. A frame is two parts, `[topic, payload]`,
 where topic is the stream, `{deployment}/{publisher}/{kind}`
-(`common/streams.py`), and the payload an msgpack `Envelope` of that
+(`common/transport/streams.py`), and the payload an msgpack `Envelope` of that
 stream's records. Heartbeats travel on `{deployment}/{publisher}/heartbeat`:
 the first one `heartbeat_interval` after the last frame, then each twice as
 long after the one before, up to QUIET_BACKOFF intervals, until a frame goes
@@ -11,7 +11,7 @@ out again. The first says at once what was sent last; the rest only say the
 publisher is still there, which an idle market does not need every second.
 An actor's own counter samples (`metric`) do not start the heartbeats afresh:
 an idle actor sends one every few seconds, and each carries its last seqs.
-Journaling what is sent is the tickerplant's job (`common/tickerplant.py`).
+Journaling what is sent is the tickerplant's job (`common/transport/tickerplant.py`).
 
 Overflow policy, stated once for every socket built here:
 - Publisher (XPUB, SNDHWM = `bus_hwm` frames per subscriber): when one
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import zmq
 
 from common.config import Config
-from common.messages import (
+from common.transport.messages import (
     Envelope,
     Heartbeat,
     MetricSample,
@@ -42,7 +42,7 @@ from common.messages import (
     decode_heartbeat,
     encode,
 )
-from common.streams import stream, tag
+from common.transport.streams import stream, tag
 
 HEARTBEAT = "heartbeat"
 #: The kind of an actor's counter samples: sending them is not activity.

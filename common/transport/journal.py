@@ -44,7 +44,7 @@ from typing import BinaryIO, NoReturn
 
 import msgspec
 
-from common.messages import Envelope, Position, decode_envelope
+from common.transport.messages import Envelope, Position, decode_envelope
 
 _HEADER = struct.Struct("<II")
 #: A larger length can only be damage: never allocate for it.

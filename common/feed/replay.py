@@ -18,7 +18,7 @@ set `STREAM_RECORD` only while recording. Appends are buffered and flushed
 every `FLUSH_EVERY` and on close; a process killed mid-line leaves a torn last
 line, which `Recorder` trims before appending and `lines` skips (counted as
 `Played.torn`). Edge checks of item times are relative to each frame's own
-timestamp (`common/edge.py`, `TIME_BEHIND`), never to the clock, so a
+timestamp (`common/feed/edge.py`, `TIME_BEHIND`), never to the clock, so a
 recording replays alike however old it is. A recording marks no reconnect:
 live ingest starts each connection's books afresh, a replay merges straight
 on, so records may differ at such a seam.

@@ -7,14 +7,14 @@ journals of several deployments apart when they write into one database
 (one per Schwab login: Schwab streams at most 500 keys per login).
 
 - `journaled`: the publisher journals every frame before sending it
-  (`common/tickerplant.py`), so a consumer that missed frames replays them.
+  (`common/transport/tickerplant.py`), so a consumer that missed frames replays them.
   Journaled is what cannot be derived again cheaply: Schwab's trades, bars
   and option quotes, the indicator values (each depends on the symbol's
   whole session so far), and metrics' rows (a roll-up of counters that are
   gone once rolled up). Every stored stream is journaled, so a writer
   restart loses nothing in flight, and a gap the writer reports is a real
   loss.
-- `table`: the writer stores the stream's records there (`common/db.py`
+- `table`: the writer stores the stream's records there (`common/store/db.py`
   says how); the writer subscribes to exactly these streams and follows the
   journaled ones exactly once.
 - `row`: the pure function that makes a table row from one record, where the
@@ -33,7 +33,8 @@ from typing import Any
 
 import msgspec
 
-from common.messages import (
+from common.analytics.option_chain import option_row
+from common.transport.messages import (
     EquityQuote,
     EquityTrade,
     IndicatorValue,
@@ -44,7 +45,6 @@ from common.messages import (
     StreamingMetric,
     StreamLag,
 )
-from common.option_chain import option_row
 
 #: Every actor publishes its counters: the metric stream has no one publisher.
 EVERY_ACTOR = "*"

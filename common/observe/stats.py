@@ -13,8 +13,8 @@ from collections.abc import Callable
 import msgspec
 import psutil
 
-from common.bus import Publisher
-from common.messages import MetricSample
+from common.transport.bus import Publisher
+from common.transport.messages import MetricSample
 
 #: While nothing changes, a sample goes out every this many STATS_INTERVALs.
 IDLE_SAMPLES = 5
@@ -35,7 +35,7 @@ class ActorStats:
         self.gaps = 0
         self.replayed = 0
         self.reconnects: dict[str, int] = {}
-        #: Items refused where data enters, by reason (common/edge.py, common/levelone.py).
+        #: Items refused where data enters, by reason (common/feed/edge.py, common/feed/levelone.py).
         self.rejections: dict[str, int] = {}
         self._next_publish = 0.0
         self._published_at = 0.0

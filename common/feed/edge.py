@@ -22,7 +22,7 @@ message. What is checked:
   within `TIME_BEHIND` before to `TIME_AHEAD` after the frame's own timestamp;
 - a bar's high is not below its low, nor its open or close outside them.
 
-What the merge (`common/levelone.py`) completes from elsewhere is its own
+What the merge (`common/feed/levelone.py`) completes from elsewhere is its own
 business: this module only says what an item carries.
 """
 
@@ -40,7 +40,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 from schwab.streaming import StreamClient
 
-from common import option_symbols
+from common.feed import option_symbols
 
 LEVELONE_EQUITIES = "LEVELONE_EQUITIES"
 LEVELONE_OPTIONS = "LEVELONE_OPTIONS"

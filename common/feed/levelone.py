@@ -1,4 +1,4 @@
-"""Checked Schwab updates (`common/edge.py`) → complete bus records, merged per key (pure).
+"""Checked Schwab updates (`common/feed/edge.py`) → complete bus records, merged per key (pure).
 
 Level-one services send a full snapshot of a key first and then only the
 fields that changed, so every record is built from the key's merged state,
@@ -29,9 +29,9 @@ from zoneinfo import ZoneInfo
 
 from msgspec import UNSET
 
-from common import option_symbols
-from common.edge import ChartItem, EquityUpdate, OptionUpdate
-from common.messages import EquityQuote, EquityTrade, MinuteBar, OptionQuote
+from common.feed import option_symbols
+from common.feed.edge import ChartItem, EquityUpdate, OptionUpdate
+from common.transport.messages import EquityQuote, EquityTrade, MinuteBar, OptionQuote
 
 NEW_YORK = ZoneInfo("America/New_York")
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import msgspec
 
-from common.journal import Cursor, read_envelopes
-from common.messages import Envelope, Heartbeat, Position, Record
-from common.streams import publisher_of
+from common.transport.journal import Cursor, read_envelopes
+from common.transport.messages import Envelope, Heartbeat, Position, Record
+from common.transport.streams import publisher_of
 
 #: How often a consumer tells publishers (through a file) what it has passed.
 SHARE_INTERVAL = 1.0
@@ -66,7 +66,7 @@ class Follower:
         lost: Callable[[str, Position, Position], None],
         torn: Callable[[object], None],
     ):
-        """`streams`: the journaled streams to follow (`common/streams.py` names them)."""
+        """`streams`: the journaled streams to follow (`common/transport/streams.py` names them)."""
         self.journal_dir = journal_dir
         self.streams = streams
         self.journaled = {publisher_of(name) for name in streams}

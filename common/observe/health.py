@@ -30,8 +30,8 @@ import psycopg
 from supervisor.xmlrpc import SupervisorTransport
 
 from common.config import ACTORS, ConfigError, load
-from common.connection import open_connection, reason
-from common.market_hours import MarketHoursError, MarketSchedule
+from common.feed.market_hours import MarketHoursError, MarketSchedule
+from common.store.connection import open_connection, reason
 
 
 class Level(IntEnum):

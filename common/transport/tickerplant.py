@@ -1,9 +1,9 @@
 """Log, then publish, in one place (kdb+tick's tickerplant): a publisher whose journaled streams survive a drop.
 
 A `Tickerplant` is an actor's `Publisher` that appends every frame of a
-journaled kind (`common/streams.py`) to the actor's journal before it sends
+journaled kind (`common/transport/streams.py`) to the actor's journal before it sends
 it, so a consumer that missed frames (a full high-water mark, a restart)
-replays them from there (`common/delivery.py`). It also keeps the journal
+replays them from there (`common/transport/delivery.py`). It also keeps the journal
 small: idle, it fsyncs what it appended; once a minute it deletes the
 segments every consumer has passed and that are past JOURNAL_RETENTION, and
 holds the journal under JOURNAL_MAX_BYTES (`journal.prune` says in which order).
@@ -23,12 +23,12 @@ from collections.abc import Sequence
 
 import zmq
 
-from common.bus import Publisher
 from common.config import Config
-from common.delivery import passed_by_all
-from common.journal import JournalFull, JournalWriter, Spans, prune
-from common.messages import Record
-from common.streams import journaled
+from common.transport.bus import Publisher
+from common.transport.delivery import passed_by_all
+from common.transport.journal import JournalFull, JournalWriter, Spans, prune
+from common.transport.messages import Record
+from common.transport.streams import journaled
 
 log = logging.getLogger(__name__)
 

@@ -118,7 +118,9 @@ def _evolve(value: _Frozen, changes: dict[str, Any]) -> _Frozen:
 
 
 @dataclass(frozen=True)
-class EquityQuote:
+class SimulatedEquity:
+    """One symbol of the simulated market at one moment: every field a LEVELONE_EQUITIES item can carry."""
+
     symbol: str
     description: str
     cusip: str
@@ -151,7 +153,7 @@ class Trade:
 class Event:
     """One step of a symbol: always a new quote, and the trade when there was one."""
 
-    quote: EquityQuote
+    quote: SimulatedEquity
     trade: Trade | None
 
     @property
@@ -172,7 +174,9 @@ class Bar:
 
 
 @dataclass(frozen=True)
-class OptionQuote:
+class SimulatedOption:
+    """One contract of the simulated market at one moment: every field a LEVELONE_OPTIONS item can carry."""
+
     symbol: str
     contract: OptionContract
     bid: float
@@ -272,7 +276,7 @@ class _Equity:
         self.bar_ms = bar_ms
         last = round_price(self.mid)
         day_open = round_price(self.mid * (1 + rng.gauss(0, 0.004)))
-        self.quote = EquityQuote(
+        self.quote = SimulatedEquity(
             symbol=symbol,
             description=name,
             cusip=cusip or f"{rng.randrange(10**8):08d}9",
@@ -390,7 +394,7 @@ class Market:
             self._equities[symbol] = _Equity(symbol, self.seed, now_ms, self.bar_ms)
         return self._equities[symbol]
 
-    def quote(self, symbol: str, now_ms: int) -> EquityQuote:
+    def quote(self, symbol: str, now_ms: int) -> SimulatedEquity:
         return self._equity(symbol, now_ms).quote
 
     def step(self, symbol: str, now_ms: int) -> Event:
@@ -443,11 +447,11 @@ class Market:
         years = (expires_ms - now_ms) / YEAR_MS
         return equity.mid, black_scholes(equity.mid, contract.strike, years, RATE, vol, contract.put_call == "C"), vol
 
-    def option_quote(self, symbol: str, now_ms: int) -> OptionQuote:
+    def option_quote(self, symbol: str, now_ms: int) -> SimulatedOption:
         """The contract's quote now, from the underlying's current mid; reading changes nothing."""
         return self._price(self._option(symbol, now_ms), now_ms)
 
-    def step_option(self, symbol: str, now_ms: int) -> OptionQuote:
+    def step_option(self, symbol: str, now_ms: int) -> SimulatedOption:
         """Reprice the contract with new sizes; sometimes it trades."""
         option = self._option(symbol, now_ms)
         rng = option.rng
@@ -463,7 +467,7 @@ class Market:
         return _evolve(quote, {"last": price, "last_size": option.last_size, "total_volume": option.total_volume,
                                "high": option.high, "low": option.low, "trade_time_ms": now_ms})
 
-    def _price(self, option: _Option, now_ms: int) -> OptionQuote:
+    def _price(self, option: _Option, now_ms: int) -> SimulatedOption:
         contract = option.contract
         expires = option.expires_ms
         spot, model, vol = self._model(contract, expires, now_ms)
@@ -474,7 +478,7 @@ class Market:
         mark = round((bid + ask) / 2, 3)
         years = (expires - now_ms) / YEAR_MS
         implied = _implied_volatility(mark, spot, contract.strike, years, contract.put_call == "C", vol) or vol
-        return OptionQuote(
+        return SimulatedOption(
             symbol=option.symbol,
             contract=contract,
             bid=bid,
@@ -504,7 +508,7 @@ class Market:
             trade_time_ms=option.trade_time_ms,
         )
 
-    def chain(self, underlying: str, now_ms: int) -> list[OptionQuote]:
+    def chain(self, underlying: str, now_ms: int) -> list[SimulatedOption]:
         """Every listed contract of `underlying`: `expirations` x `strikes` around the spot, calls and puts."""
         spot = self._equity(underlying, now_ms).mid
         return [

@@ -33,7 +33,7 @@ from schwab.streaming import StreamClient
 from common.feed import option_symbols
 from common.feed.market_hours import SCHWAB_SESSIONS, exchange_sessions
 from common.feed.option_symbols import OptionContract
-from common.simulator.market import Bar, EquityQuote, OptionQuote
+from common.simulator.market import Bar, SimulatedEquity, SimulatedOption
 
 EQUITY = StreamClient.LevelOneEquityFields
 OPTION = StreamClient.LevelOneOptionFields
@@ -103,7 +103,7 @@ def _percent_change(name: str) -> Callable[[Any], float]:
 
 #: How to read each LEVELONE_EQUITIES field from a quote, by field number. A session reads only the
 #: fields it subscribed (the ingest actor asks for 9 of 51), once per update sent.
-_EQUITY_READERS: dict[str, Callable[[EquityQuote], Any]] = {
+_EQUITY_READERS: dict[str, Callable[[SimulatedEquity], Any]] = {
     _EQ.BID_PRICE: _read("bid"),
     _EQ.ASK_PRICE: _read("ask"),
     _EQ.LAST_PRICE: _read("last"),
@@ -158,7 +158,7 @@ _EQUITY_READERS: dict[str, Callable[[EquityQuote], Any]] = {
 }
 
 
-def equity_values(q: EquityQuote) -> dict[str, Any]:
+def equity_values(q: SimulatedEquity) -> dict[str, Any]:
     """Every LEVELONE_EQUITIES field of a quote, by field number."""
     return {number: read(q) for number, read in _EQUITY_READERS.items()}
 
@@ -175,17 +175,17 @@ def _contract_facts(c: OptionContract) -> dict[str, Any]:
     }
 
 
-def _fact(number: str) -> Callable[[OptionQuote], Any]:
+def _fact(number: str) -> Callable[[SimulatedOption], Any]:
     return lambda quote: _contract_facts(quote.contract)[number]
 
 
-def _intrinsic(q: OptionQuote) -> float:
+def _intrinsic(q: SimulatedOption) -> float:
     c = q.contract
     return round(q.underlying_price - c.strike if c.put_call == "C" else c.strike - q.underlying_price, 4)
 
 
 #: How to read each LEVELONE_OPTIONS field from a quote, by field number (see `_EQUITY_READERS`).
-_OPTION_READERS: dict[str, Callable[[OptionQuote], Any]] = {
+_OPTION_READERS: dict[str, Callable[[SimulatedOption], Any]] = {
     _OPT.DESCRIPTION: _fact(_OPT.DESCRIPTION),
     _OPT.BID_PRICE: _read("bid"),
     _OPT.ASK_PRICE: _read("ask"),
@@ -250,7 +250,7 @@ assert all(set(READERS[service]) == {str(f.value) for f in SERVICES[service]} - 
            for service in (LEVELONE_EQUITIES, LEVELONE_OPTIONS)), "a level-one field nobody can read"
 
 
-def option_values(q: OptionQuote) -> dict[str, Any]:
+def option_values(q: SimulatedOption) -> dict[str, Any]:
     """Every LEVELONE_OPTIONS field of a quote, by field number."""
     return {number: read(q) for number, read in _OPTION_READERS.items()}
 
@@ -259,13 +259,13 @@ def option_values(q: OptionQuote) -> dict[str, Any]:
 DELAYED = False
 
 
-def equity_header(q: EquityQuote) -> dict[str, Any]:
+def equity_header(q: SimulatedEquity) -> dict[str, Any]:
     """The non-numbered keys of a LEVELONE_EQUITIES snapshot."""
     return {"key": q.symbol, "delayed": DELAYED, "assetMainType": "EQUITY",
             "assetSubType": "ETF" if q.description.endswith(("ETF", "Trust")) else "COE", "cusip": q.cusip}
 
 
-def option_header(q: OptionQuote) -> dict[str, Any]:
+def option_header(q: SimulatedOption) -> dict[str, Any]:
     return {"key": q.symbol, "delayed": DELAYED, "assetMainType": "OPTION", "cusip": ""}
 
 
@@ -445,7 +445,7 @@ class Session:
         changed = {f: v for f, v in wanted.items() if before.get(f) != v}
         return {"key": key, "delayed": DELAYED, **changed} if changed else None
 
-    def equity_update(self, quote: EquityQuote) -> tuple[dict | None, SentTrade | None]:
+    def equity_update(self, quote: SimulatedEquity) -> tuple[dict | None, SentTrade | None]:
         """The item to send for `quote`, and the trade it carries when TOTAL_VOLUME moved."""
         symbol = quote.symbol
         if symbol not in self.subscriptions[LEVELONE_EQUITIES].keys:
@@ -457,7 +457,7 @@ class Session:
         volume = quote.total_volume
         return item, SentTrade(symbol, quote.trade_time_ms, quote.last, volume, volume - before[_TOTAL_VOLUME])
 
-    def option_update(self, quote: OptionQuote) -> dict | None:
+    def option_update(self, quote: SimulatedOption) -> dict | None:
         symbol = quote.symbol
         if symbol not in self.subscriptions[LEVELONE_OPTIONS].keys:
             return None
@@ -478,7 +478,7 @@ def _utc_iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+00:00")
 
 
-def chain_contract(q: OptionQuote) -> dict[str, Any]:
+def chain_contract(q: SimulatedOption) -> dict[str, Any]:
     """One contract of `GET /marketdata/v1/chains`, in Schwab's names."""
     values = option_values(q)
     c = q.contract
@@ -539,7 +539,7 @@ def chain_contract(q: OptionQuote) -> dict[str, Any]:
     }
 
 
-def option_chain(symbol: str, spot: float, quotes: list[OptionQuote], today: date, params: dict[str, str]) -> dict:
+def option_chain(symbol: str, spot: float, quotes: list[SimulatedOption], today: date, params: dict[str, str]) -> dict:
     """`GET /marketdata/v1/chains` for `quotes`, filtered by the query parameters schwab-py sends.
 
     Honoured: contractType (CALL, PUT, ALL), strikeCount (the strikes nearest

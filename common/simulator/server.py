@@ -42,7 +42,7 @@ from websockets.exceptions import ConnectionClosed
 
 from common.feed import option_symbols
 from common.simulator import faults, protocol
-from common.simulator.market import Market, OptionQuote, new_york_date
+from common.simulator.market import Market, SimulatedOption, new_york_date
 from common.simulator.protocol import (
     CHART_EQUITY,
     LEVELONE_EQUITIES,
@@ -540,7 +540,7 @@ class Simulator:
         self._option_cursor = (cursor + count) % len(options)
         return batch
 
-    async def _push(self, conn: _Connection, now: int, stepped: dict[str, OptionQuote]) -> None:
+    async def _push(self, conn: _Connection, now: int, stepped: dict[str, SimulatedOption]) -> None:
         try:
             async with conn.lock:
                 if not conn.session.logged_in or conn.stalled:

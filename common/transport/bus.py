@@ -243,10 +243,9 @@ class Subscriber:
         self._wake_fd = wake_fd
         self._poller = zmq.Poller()  # built once: Socket.poll builds one per call
         self._poller.register(self.socket, zmq.POLLIN)
+        self._stop_poller = zmq.Poller()  # `rest`'s: the stop alone, not the frames
         if wake_fd is not None:
             self._poller.register(wake_fd, zmq.POLLIN)
-        self._stop_poller = zmq.Poller()
-        if wake_fd is not None:
             self._stop_poller.register(wake_fd, zmq.POLLIN)
 
     def subscribe(self, publisher: str, kind: str) -> None:

@@ -16,9 +16,10 @@ from common import config as configuration
 from common import log
 from common.observe.stats import ActorStats
 from common.shutdown import Shutdown
-from common.transport.bus import Gap, Publisher, Subscriber
+from common.transport.bus import Publisher, Subscriber
 from common.transport.delivery import Follower
-from common.transport.messages import Envelope, Position
+from common.transport.messages import Envelope
+from common.transport.sequence import Gap
 from common.transport.tickerplant import Tickerplant
 
 #: How long a publisher waits for its consumers before publishing anyway.
@@ -64,20 +65,14 @@ class Actor:
             self.log.warning("publishing before these consumers subscribed", extra={"missing": missing})
 
     def lost(self, gap: Gap) -> None:
-        """Count and report frames that never arrived."""
+        """Count and report frames that neither the bus nor any journal delivered: a real loss."""
         self.stats.gaps += 1
-        self.log.error(
-            "frames lost on the bus",
-            extra={"stream": gap.stream, "epoch": gap.epoch, "first": gap.first, "last": gap.last},
-        )
+        self.log.error("frames lost", extra={"stream": gap.stream, "after": gap.after, "through": gap.through,
+                                             "count": gap.count})
 
     def follow(self, streams: tuple[str, ...], take: Callable[[Envelope], None]) -> Follower:
         """Follow journaled `streams` exactly once; losses and torn journal tails are reported here."""
-        return Follower(self.config.journal_dir, streams, take, self._missing, self._torn)
-
-    def _missing(self, stream: str, after: Position, got: Position) -> None:
-        self.stats.gaps += 1
-        self.log.error("frames missing from bus and journal", extra={"stream": stream, "after": after, "got": got})
+        return Follower(self.config.journal_dir, streams, take, self.lost, self._torn)
 
     def _torn(self, tail: object) -> None:
         self.log.warning("journal ends in a torn record (a crash mid-write); read up to it", extra={"tail": repr(tail)})

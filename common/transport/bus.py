@@ -1,4 +1,4 @@
-"""ZeroMQ PUB/SUB with sequence numbers, heartbeats and gap detection: sockets, topics and numbers only.
+"""ZeroMQ PUB/SUB with sequence numbers and heartbeats: sockets, topics and numbers only.
 
 Each actor binds one XPUB socket at `Config.endpoint(actor)`; subscribers
 connect to the publishers they need. A frame is two parts, `[topic, payload]`,
@@ -20,7 +20,8 @@ Overflow policy, stated once for every socket built here:
 - Subscriber (SUB, RCVHWM = `bus_hwm` frames): when full, ZeroMQ stops reading
   from the publisher, whose own high-water mark then drops.
 - Either way a drop is never silent: the subscriber sees the seq jump (or a
-  heartbeat whose last seq it has not seen) and counts a gap.
+  heartbeat whose last seq it has not seen) and counts a gap; the rule is
+  `common/transport/sequence.py`'s.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 import zmq
 
@@ -42,6 +42,7 @@ from common.transport.messages import (
     decode_heartbeat,
     encode,
 )
+from common.transport.sequence import Gap, Sequencer, StreamPositions
 from common.transport.streams import stream, tag
 
 HEARTBEAT = "heartbeat"
@@ -54,75 +55,6 @@ QUIET_BACKOFF = 8
 def presence_topic(deployment: str, publisher: str, subscriber: str) -> str:
     """A topic nothing is sent on: subscribing to it tells `publisher` who is listening."""
     return f"{deployment}/{publisher}/@{subscriber}"
-
-
-class Sequencer:
-    """Numbers frames per stream within one epoch, starting at 1."""
-
-    def __init__(self, epoch: int):
-        self.epoch = epoch
-        self.last_seqs: dict[str, int] = {}
-
-    def next(self, stream: str) -> int:
-        seq = self.last_seqs.get(stream, 0) + 1
-        self.last_seqs[stream] = seq
-        return seq
-
-
-@dataclass(frozen=True)
-class Gap:
-    """Frames `first..last` of (stream, epoch) never arrived."""
-
-    stream: str
-    epoch: int
-    first: int
-    last: int
-
-    @property
-    def count(self) -> int:
-        return self.last - self.first + 1
-
-
-class GapDetector:
-    """Tracks the last seq seen per stream and reports what went missing.
-
-    The first frame of a stream (or of a new epoch) is accepted as it comes: a
-    subscriber that joins late has not *lost* what was sent before it joined.
-    Recovering that history is the journal's job, not the bus's.
-    """
-
-    def __init__(self) -> None:
-        self.positions: dict[str, tuple[int, int]] = {}
-        self.gaps = 0
-        self.duplicates = 0
-
-    def observe(self, stream: str, epoch: int, seq: int) -> Gap | None | bool:
-        """Return a Gap if frames were skipped, False for a duplicate, else None."""
-        known = self.positions.get(stream)
-        self.positions[stream] = (epoch, seq)
-        if known is None or known[0] != epoch:
-            return None
-        last = known[1]
-        if seq <= last:
-            self.positions[stream] = known
-            self.duplicates += 1
-            return False
-        if seq > last + 1:
-            self.gaps += 1
-            return Gap(stream, epoch, last + 1, seq - 1)
-        return None
-
-    def observe_heartbeat(self, heartbeat: Heartbeat) -> list[Gap]:
-        """Gaps revealed by a heartbeat: streams whose last seq we have not seen."""
-        found = []
-        for name, last_sent in heartbeat.last_seqs.items():
-            known = self.positions.get(name)
-            if known is None or known[0] != heartbeat.epoch or known[1] >= last_sent:
-                continue
-            found.append(Gap(name, heartbeat.epoch, known[1] + 1, last_sent))
-            self.positions[name] = (heartbeat.epoch, last_sent)
-            self.gaps += 1
-        return found
 
 
 class Publisher:
@@ -236,7 +168,8 @@ class Subscriber:
         self.socket = self._context.socket(zmq.SUB)
         self.socket.setsockopt(zmq.RCVHWM, config.bus_hwm)
         self.socket.setsockopt(zmq.LINGER, 0)
-        self.detector = GapDetector()
+        #: Live frames taken as they come: a subscriber that joins late has lost nothing sent before it did.
+        self.positions = StreamPositions(late_join=True)
         self._connected: set[str] = set()
         self.heard: set[str] = set()
         self.finished: set[str] = set()
@@ -309,20 +242,22 @@ class Subscriber:
         return decode_envelope(payload)
 
     def admit(self, frame: Envelope | Heartbeat | None, lost: Callable[[Gap], None]) -> bool:
-        """True for an Envelope to process; reports every gap a frame reveals to `lost`.
-
-        A duplicate frame (a seq already seen) is not admitted; heartbeats never are.
-        """
+        """True for an Envelope to process; reports every gap a frame reveals to `lost`
+        (`common/transport/sequence.py` judges). A duplicate is not admitted; heartbeats never are."""
         if isinstance(frame, Heartbeat):
-            for gap in self.detector.observe_heartbeat(frame):
+            for gap in self.positions.behind(frame):
                 lost(gap)
+                self.positions.skip(gap)
             return False
         if frame is None:
             return False
-        gap = self.detector.observe(frame.stream, frame.epoch, frame.seq)
-        if gap:
+        verdict = self.positions.classify(frame)
+        if verdict == "had":
+            return False
+        if verdict == "ahead" and (gap := self.positions.gap(frame)):
             lost(gap)
-        return gap is not False
+        self.positions.take(frame)
+        return True
 
     def drain(self, accept: Callable[[Envelope | Heartbeat], None], quiet: float, limit: float) -> None:
         """On shutdown, take what upstream still sends before stopping.

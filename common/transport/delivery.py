@@ -1,10 +1,10 @@
-"""Exactly-once bookkeeping for a consumer of journaled streams (pure).
+"""Exactly-once delivery for a consumer of journaled streams: positions, journal catch-up, shared offsets.
 
-Positions start at what the database says was committed. A frame is then
-`had` (at or before the position: a replay or a duplicate, discard it),
-`next` (seq + 1 in the same epoch: take it), or `ahead` (something before
-it is missing: catch up from the journal first). ON CONFLICT alone is not
-exactly-once; this is.
+Positions start at what the database says was committed, and each frame is
+judged against them (`had`, `next` or `ahead`: `common/transport/sequence.py`).
+A frame `ahead` sends the consumer to its publisher's journal first, the
+Clone pattern's snapshot; only what neither the bus nor the journal has is
+reported lost. ON CONFLICT alone is not exactly-once; this is.
 """
 
 from __future__ import annotations
@@ -17,36 +17,11 @@ import msgspec
 
 from common.transport.journal import Cursor, read_envelopes
 from common.transport.messages import Envelope, Heartbeat, Position, Record
+from common.transport.sequence import Gap, StreamPositions
 from common.transport.streams import publisher_of
 
 #: How often a consumer tells publishers (through a file) what it has passed.
 SHARE_INTERVAL = 1.0
-
-
-class StreamPositions:
-    def __init__(self, committed: dict[str, Position]):
-        self.positions: dict[str, Position] = dict(committed)
-        #: Positions taken since the last commit: what the next commit records.
-        self.uncommitted: dict[str, Position] = {}
-
-    def classify(self, frame: Envelope) -> str:
-        known = self.positions.get(frame.stream)
-        here = (frame.epoch, frame.seq)
-        if known is not None and here <= known:
-            return "had"
-        if known is not None and known[0] == frame.epoch and frame.seq == known[1] + 1:
-            return "next"
-        if known is None and frame.seq == 1:
-            return "next"
-        return "ahead"
-
-    def take(self, frame: Envelope) -> None:
-        self.positions[frame.stream] = self.uncommitted[frame.stream] = (frame.epoch, frame.seq)
-
-    def committed(self) -> dict[str, Position]:
-        """Hand over what the commit records, and start a new batch."""
-        done, self.uncommitted = self.uncommitted, {}
-        return done
 
 
 class Follower:
@@ -63,7 +38,7 @@ class Follower:
         journal_dir: Callable[[str], Path],
         streams: tuple[str, ...],
         take: Callable[[Envelope], None],
-        lost: Callable[[str, Position, Position], None],
+        lost: Callable[[Gap], None],
         torn: Callable[[object], None],
     ):
         """`streams`: the journaled streams to follow (`common/transport/streams.py` names them)."""
@@ -117,30 +92,21 @@ class Follower:
 
     def accept(self, frame: Envelope | Heartbeat | None) -> None:
         if isinstance(frame, Heartbeat):
-            if frame.publisher in self.journaled and self._behind(frame):
-                self.catch_up(frame.publisher)
+            if frame.publisher in self.journaled and any(
+                    gap.stream.startswith(self.streams) for gap in self.positions.behind(frame)):
+                self.catch_up(frame.publisher)  # it sent frames, before going quiet, that we never got
             return
         if frame is None:
             return
-        publisher = publisher_of(frame.stream)
         verdict = self.positions.classify(frame)
-        if verdict == "ahead" and publisher in self.journaled:
-            self.catch_up(publisher)
+        if verdict == "ahead" and publisher_of(frame.stream) in self.journaled:
+            self.catch_up(publisher_of(frame.stream))
             verdict = self.positions.classify(frame)
         if verdict == "had":
             return
-        new_epoch = frame.seq == 1 and frame.stream in self.positions.positions
-        if verdict == "ahead" and not new_epoch:
-            self.lost(frame.stream, self.positions.positions.get(frame.stream, (frame.epoch, 0)), (frame.epoch, frame.seq))
+        if verdict == "ahead" and (gap := self.positions.gap(frame)):
+            self.lost(gap)
         self.take(frame)
-
-    def _behind(self, heartbeat: Heartbeat) -> bool:
-        """Did the publisher send frames, before going quiet, that we never got?"""
-        return any(
-            self.positions.positions.get(stream, (0, 0)) < (heartbeat.epoch, last)
-            for stream, last in heartbeat.last_seqs.items()
-            if stream.startswith(self.streams)
-        )
 
 
 def newest_sent(journal: Path, key: Callable[[Record], tuple[str, tuple] | None]) -> dict[str, tuple]:

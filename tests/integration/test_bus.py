@@ -1,4 +1,4 @@
-"""Envelope, seq and gap detection; then the same over real ZeroMQ sockets."""
+"""The envelope, then frames, heartbeats and gaps over real ZeroMQ sockets (the rule: tests/unit/test_sequence.py)."""
 
 import socket
 import time
@@ -7,9 +7,7 @@ import pytest
 
 from common.config import load
 from common.transport.bus import (
-    GapDetector,
     Publisher,
-    Sequencer,
     Subscriber,
     presence_topic,
 )
@@ -28,31 +26,6 @@ TRADE = EquityTrade("SPY", 1, 500.25, 100, 1000, 100, 500.24, 500.26, 7)
 def test_envelope_round_trips_with_its_records():
     envelope = Envelope("host/ingest/trade", 11, 3, 99, [TRADE, TRADE])
     assert decode_envelope(encode(envelope)) == envelope
-
-
-def test_sequencer_counts_each_stream_from_one():
-    sequencer = Sequencer(epoch=5)
-    assert [sequencer.next("a"), sequencer.next("a"), sequencer.next("b")] == [1, 2, 1]
-    assert sequencer.last_seqs == {"a": 2, "b": 1}
-
-
-def test_gap_detector_reports_missing_range_and_duplicates():
-    detector = GapDetector()
-    assert detector.observe("s", 1, 4) is None, "joining late is not a loss"
-    assert detector.observe("s", 1, 5) is None
-    gap = detector.observe("s", 1, 9)
-    assert (gap.first, gap.last, gap.count) == (6, 8, 3)
-    assert detector.observe("s", 1, 9) is False
-    assert detector.observe("s", 2, 1) is None, "a new epoch restarts the count"
-    assert (detector.gaps, detector.duplicates) == (1, 1)
-
-
-def test_heartbeat_reveals_frames_lost_before_a_quiet_period():
-    detector = GapDetector()
-    detector.observe("s", 1, 1)
-    gaps = detector.observe_heartbeat(Heartbeat("p", 1, 0, {"s": 3, "unseen": 8}))
-    assert [(g.stream, g.first, g.last) for g in gaps] == [("s", 2, 3)]
-    assert detector.observe_heartbeat(Heartbeat("p", 1, 0, {"s": 3})) == []
 
 
 @pytest.fixture

@@ -14,16 +14,11 @@ import time
 
 import msgspec
 
-from common.actor import Actor
+from common.actor import Actor, Work
 from common.analytics.indicators import IndicatorEngine
-from common.transport.delivery import newest_sent
+from common.transport.delivery import Follower, newest_sent
 from common.transport.messages import Envelope, IndicatorValue, Record
 from common.transport.streams import stream
-
-#: On shutdown: wait for ingest's final heartbeat, give up on a silent one after
-#: DRAIN_QUIET, and stop after DRAIN_LIMIT whatever happens (within stopwaitsecs).
-DRAIN_QUIET = 2.0
-DRAIN_LIMIT = 10.0
 
 
 def sent_key(record: Record) -> tuple[str, tuple] | None:
@@ -33,47 +28,46 @@ def sent_key(record: Record) -> tuple[str, tuple] | None:
     return None
 
 
-def main() -> None:
-    actor = Actor("indicator", journaled=True)
-    stats = actor.stats
-    engine = IndicatorEngine()
-    published = newest_sent(actor.config.journal_dir("indicator"), sent_key)
+class Indicators(Work):
+    """ingest's trades and bars in, one `indicator` frame of values never sent before out."""
 
-    def take(frame: Envelope) -> None:
-        started = time.perf_counter_ns()
-        result = engine.on_records(frame.records)
+    subscriptions = (("ingest", "trade"), ("ingest", "bar"))
+    consumers = ("writer",)
+
+    def __init__(self, actor: Actor):
+        self.actor = actor
+        self.engine = IndicatorEngine()
+        self.follows = tuple(stream(actor.config.deployment, publisher, kind) for publisher, kind in self.subscriptions)
+        #: Per symbol, the newest value its own journal says was sent: a restart rebuilds state, not output.
+        self.published = newest_sent(actor.config.journal_dir("indicator"), sent_key)
+
+    def start(self, follower: Follower | None) -> bool:
+        """Rebuild SMA9 and VWAP from what ingest journaled; values already sent are not sent again."""
+        super().start(follower)
+        self.actor.log.info("computing indicators", extra={"replayed": follower.replayed})
+        return True
+
+    def take(self, frame: Envelope) -> None:
+        stats, started = self.actor.stats, time.perf_counter_ns()
+        result = self.engine.on_records(frame.records)
         for record, reason in result.rejected:
             stats.errors += 1
-            actor.log.warning(
+            self.actor.log.warning(
                 "record rejected",
                 extra={"reason": reason, "stream": frame.stream, "record": msgspec.structs.asdict(record)},
             )
         fresh = [value for symbol, values in result.values.items() for value in values
-                 if (value.trade_time_ms, value.day_volume) > published.get(symbol, ())]
+                 if (value.trade_time_ms, value.day_volume) > self.published.get(symbol, ())]
         if fresh:
-            actor.publisher.send("indicator", fresh)
+            self.actor.publisher.send("indicator", fresh)
             stats.records_out += len(fresh)
         stats.records_in += len(frame.records)
         stats.batch(len(frame.records), started)
 
-    deployment = actor.config.deployment
-    follower = actor.follow((stream(deployment, "ingest", "trade"), stream(deployment, "ingest", "bar")), take)
-    actor.wait_for_consumers("writer")
-    subscriber = actor.subscriber()
-    subscriber.subscribe("ingest", "trade")
-    subscriber.subscribe("ingest", "bar")
-    # Rebuild SMA9 and VWAP from what ingest journaled; values already sent are not sent again.
-    follower.catch_up_all()
 
-    actor.log.info("computing indicators", extra={"replayed": follower.replayed})
-    stats.status = "running"
-    while not actor.shutdown.requested:
-        follower.accept(subscriber.recv(actor.wait()))
-        actor.tick(follower)
-
-    actor.drain(subscriber, follower, DRAIN_QUIET, DRAIN_LIMIT)
-    actor.stopped(replayed=follower.replayed)
-    subscriber.close()
+def main() -> None:
+    actor = Actor("indicator", journaled=True)
+    actor.run(Indicators(actor))
 
 
 if __name__ == "__main__":

@@ -16,14 +16,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from common.actor import Actor, wait_until
+from common.actor import Actor, Work
 from common.config import ACTORS
 from common.observe.exposition import Board
 from common.observe.rollup import LagTracker, MetricsRollup
 from common.observe.stats import IDLE_SAMPLES
 from common.observe.status_server import StatusServer
 from common.transport.delivery import shared_offsets
-from common.transport.messages import MetricSample, Position
+from common.transport.messages import Envelope, MetricSample, Position, StreamLag
 
 
 def writer_position(path: Path) -> tuple[dict[str, Position], tuple[str, ...]]:
@@ -46,60 +46,73 @@ def serve(actor: Actor, stale_after_ns: int) -> StatusServer | None:
     return server
 
 
-def main() -> None:
-    actor = Actor("metrics", journaled=True)
-    config, stats = actor.config, actor.stats
-    actor.wait_for_consumers("writer")
-    subscriber = actor.subscriber()
-    for name in ACTORS:
-        if name != "metrics":
-            subscriber.subscribe(name, "metric")
-    stale_after_ns = int(3 * config.stats_interval * 1e9)
-    rollup = MetricsRollup(stale_after_ns=stale_after_ns, source=config.stream_source, deployment=config.deployment)
-    lag = LagTracker()
-    board, lags = Board(), []
-    http = serve(actor, stale_after_ns)
-    next_rollup = time.monotonic() + config.metrics_interval
-    next_sample = time.monotonic()
-    heard = False  # any actor's counters since metrics last sampled its own
-    stats.status = "running"
-    while not actor.shutdown.requested:
-        frame = subscriber.recv(wait_until(next_rollup, next_sample, actor.publisher.heartbeat_due))
-        changed = False  # the HTTP snapshot is rebuilt once per STATS_INTERVAL, not per sample received
-        if subscriber.admit(frame, actor.lost):
-            for sample in frame.records:
-                if isinstance(sample, MetricSample):
-                    rollup.observe(sample)
-                    lag.observe(sample)
-                    board.observe(sample)
-            stats.records_in += len(frame.records)
-            heard = True
-        if time.monotonic() >= next_sample:
-            board.observe(stats.sample())
+class Rollups(Work):
+    """Every other actor's counters in; per METRICS_INTERVAL, `streaming_metric` and `stream_lag` rows out,
+    and the HTTP side's snapshot renewed once per STATS_INTERVAL, not per sample."""
+
+    subscriptions = tuple((name, "metric") for name in ACTORS if name != "metrics")
+    consumers = ("writer",)
+
+    def __init__(self, actor: Actor):
+        self.actor = actor
+        config = actor.config
+        stale_after_ns = int(3 * config.stats_interval * 1e9)
+        self.rollup = MetricsRollup(stale_after_ns=stale_after_ns, source=config.stream_source,
+                                    deployment=config.deployment)
+        self.lag = LagTracker()
+        self.board: Board = Board()
+        self.lags: list[StreamLag] = []
+        self.http = serve(actor, stale_after_ns)
+        self.next_rollup = time.monotonic() + config.metrics_interval
+        self.next_sample = time.monotonic()
+        self.heard = False  # any actor's counters since metrics last sampled its own
+
+    def take(self, frame: Envelope) -> None:
+        for sample in frame.records:
+            if isinstance(sample, MetricSample):
+                self.rollup.observe(sample)
+                self.lag.observe(sample)
+                self.board.observe(sample)
+        self.actor.stats.records_in += len(frame.records)
+        self.heard = True
+
+    def due(self) -> float:
+        return min(self.next_rollup, self.next_sample)
+
+    def duty(self, now: float) -> None:
+        config, stats, changed = self.actor.config, self.actor.stats, False
+        if now >= self.next_sample:
+            self.board.observe(stats.sample())
             # Like every actor's (common/observe/stats.py): while nobody reports, a fifth as often.
-            next_sample = time.monotonic() + config.stats_interval * (1 if heard else IDLE_SAMPLES)
-            heard, changed = False, True
-        if time.monotonic() >= next_rollup:
-            started = time.perf_counter_ns()
-            now = time.time_ns()
-            rollup.observe(stats.sample())
-            rows = rollup.rows(now)
-            if rows:
-                actor.publisher.send("streaming_metric", rows)
-            lags = lag.rows(now, *writer_position(config.offsets_file("writer")))
-            if lags:
-                actor.publisher.send("stream_lag", lags)
-            stats.records_out += len(rows) + len(lags)
-            stats.batch(len(rows) + len(lags), started)
-            next_rollup += config.metrics_interval
+            self.next_sample = now + config.stats_interval * (1 if self.heard else IDLE_SAMPLES)
+            self.heard, changed = False, True
+        if now >= self.next_rollup:
+            self.roll_up()
+            self.next_rollup += config.metrics_interval
             changed = True
-        if http is not None and changed:
-            http.snapshot = board.snapshot(lags)
-        actor.publisher.tick()
-    if http is not None:
-        http.close()
-    actor.stopped()
-    subscriber.close()
+        if self.http is not None and changed:
+            self.http.snapshot = self.board.snapshot(self.lags)
+
+    def roll_up(self) -> None:
+        stats, started, now = self.actor.stats, time.perf_counter_ns(), time.time_ns()
+        self.rollup.observe(stats.sample())
+        rows = self.rollup.rows(now)
+        if rows:
+            self.actor.publisher.send("streaming_metric", rows)
+        self.lags = self.lag.rows(now, *writer_position(self.actor.config.offsets_file("writer")))
+        if self.lags:
+            self.actor.publisher.send("stream_lag", self.lags)
+        stats.records_out += len(rows) + len(self.lags)
+        stats.batch(len(rows) + len(self.lags), started)
+
+    def close(self) -> None:
+        if self.http is not None:
+            self.http.close()
+
+
+def main() -> None:
+    actor = Actor("metrics", journaled=True, counters_on_bus=False)
+    actor.run(Rollups(actor))
 
 
 if __name__ == "__main__":

@@ -20,12 +20,16 @@ misses costs at most a later re-centring, never a row.
 from __future__ import annotations
 
 import datetime
+import logging
+import math
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import httpx
 from authlib.integrations.base_client.errors import OAuthError
 
-from common.actor import Actor
+from common.actor import Actor, Work
 from common.analytics.option_chain import (
     NEW_YORK,
     ChainError,
@@ -34,8 +38,11 @@ from common.analytics.option_chain import (
     off_centre,
     select_contracts,
 )
+from common.config import Config
 from common.feed.schwab_client import force_refresh, make_client
 from common.feed.streamer import Backoff
+from common.observe.stats import ActorStats
+from common.transport.delivery import Follower
 from common.transport.messages import Envelope, OptionQuote, OptionSubscription
 
 #: A chain that could not be read is tried again after 1 s, doubling up to CHAIN_RETRY (or the next refresh, if
@@ -43,91 +50,118 @@ from common.transport.messages import Envelope, OptionQuote, OptionSubscription
 CHAIN_RETRY_FIRST, CHAIN_RETRY = 1.0, 30.0
 
 
-def main() -> None:
-    actor = Actor("options")
-    config, stats, publisher = actor.config, actor.stats, actor.publisher
-    # Earlier versions followed ingest's option journal: their positions would keep it from being pruned.
-    config.offsets_file("options").unlink(missing_ok=True)
-    subscriber = actor.subscriber()
-    subscriber.subscribe("ingest", "option")
-    client = None if config.replays else make_client(config, asyncio=False)
-    wishes: dict[str, OptionSubscription] = {}
-    # Per ticker: the spot its band was chosen around, and the newest spot quoted since.
-    centres: dict[str, float] = {}
-    spots: dict[str, float] = {}
-    chain_due = {} if config.replays else dict.fromkeys(config.tickers, 0.0)
-    retries = {ticker: Backoff(CHAIN_RETRY_FIRST, min(CHAIN_RETRY, config.option_chain_refresh))
-               for ticker in config.tickers}
-    next_wish = 0.0
+def new_york_today() -> datetime.date:
+    return datetime.datetime.now(NEW_YORK).date()
 
-    def choose_contracts(ticker: str, now: float) -> OptionSubscription | None:
+
+class ContractPicker(Work):
+    """Per ticker: the band of contracts wished for, the spot it was chosen around, and when to read again.
+
+    `connect` makes the Schwab client (the real schwab-py one; a test may hand
+    in its own): once at the start, and again after Schwab refuses the token.
+    `send` publishes records of a kind on the bus. `today` is New York's date,
+    the day whose expiries are chosen.
+    """
+
+    subscriptions = (("ingest", "option"),)
+    #: A missed quote costs at most a later re-centring, never a row: the writer stores ingest's own.
+    reports_loss = False
+
+    def __init__(self, config: Config, connect: Callable[[], Any] | None, stats: ActorStats,
+                 log: logging.Logger, send: Callable[[str, Sequence[Any]], int],
+                 today: Callable[[], datetime.date] = new_york_today):
+        self.config, self.connect, self.stats, self.log, self.send, self.today = \
+            config, connect, stats, log, send, today
+        self.client = None if connect is None else connect()
+        self.wishes: dict[str, OptionSubscription] = {}
+        #: Per ticker: the spot its band was chosen around, and the newest spot quoted since.
+        self.centres: dict[str, float] = {}
+        self.spots: dict[str, float] = {}
+        #: When each ticker's chain is read next (none without a client: a replay has no one to ask).
+        self.chain_due = {} if connect is None else dict.fromkeys(config.tickers, 0.0)
+        self.retries = {ticker: Backoff(CHAIN_RETRY_FIRST, min(CHAIN_RETRY, config.option_chain_refresh))
+                        for ticker in config.tickers}
+        self.next_wish = 0.0
+
+    def start(self, follower: Follower | None) -> bool:
+        # Earlier versions followed ingest's option journal: their positions would keep it from being pruned.
+        self.config.offsets_file("options").unlink(missing_ok=True)
+        return True
+
+    def take(self, frame: Envelope) -> None:
+        """The newest underlying price each ticker's option quotes carry: what re-centring measures."""
+        self.spots.update((quote.underlying, quote.underlying_price) for quote in frame.records
+                          if isinstance(quote, OptionQuote) and quote.underlying_price)
+        self.stats.records_in += len(frame.records)
+
+    def duty(self, now: float) -> None:
+        self.read_due_chains(now)
+        self.recentre_moved(now)
+        if now >= self.next_wish:
+            if self.wishes:
+                self.publish(list(self.wishes.values()))
+            self.next_wish = now + self.config.option_refresh_interval
+
+    def due(self) -> float:
+        return min(self.next_wish, *self.chain_due.values(), math.inf)
+
+    def publish(self, wishes: list[OptionSubscription]) -> None:
+        """Tell ingest; repeated every OPTION_REFRESH_INTERVAL, so a restarted ingest converges."""
+        self.send("option_subscription", wishes)
+        self.stats.records_out += len(wishes)
+
+    def choose_contracts(self, ticker: str, now: float) -> OptionSubscription | None:
         """Read `ticker`'s chain and wish for its band; when it cannot be read, keep the old wish and retry soon."""
-        nonlocal client
-        today = datetime.datetime.now(NEW_YORK).date()
+        today = self.today()
         try:
-            response = client.get_option_chain(ticker, from_date=today, to_date=today + datetime.timedelta(days=10))
+            response = self.client.get_option_chain(ticker, from_date=today,
+                                                    to_date=today + datetime.timedelta(days=10))
             response.raise_for_status()
-            centre, contracts = select_contracts(decode_chain(response.content), config.option_strike_band, today)
+            centre, contracts = select_contracts(decode_chain(response.content), self.config.option_strike_band,
+                                                 today)
         except (ChainError, ValueError, httpx.HTTPError, OAuthError) as error:
-            stats.errors += 1
-            actor.log.error("no option contracts chosen", extra={"ticker": ticker, "reason": str(error) or repr(error)})
+            self.stats.errors += 1
+            self.log.error("no option contracts chosen", extra={"ticker": ticker,
+                                                                "reason": str(error) or repr(error)})
             if isinstance(error, OAuthError) or (isinstance(error, httpx.HTTPStatusError)
                                                  and error.response.status_code == 401):
                 # A refused token: retry with whatever the token file holds by then (`make login`, or
                 # ingest's refresh), refreshed first, rather than crash into supervisord's restarts.
-                client = make_client(config, asyncio=False)
-                force_refresh(client)
-            centres.pop(ticker, None)  # the retry, not every quote until then, reads the chain again
-            chain_due[ticker] = now + retries[ticker].next()
+                self.client = self.connect()
+                force_refresh(self.client)
+            self.centres.pop(ticker, None)  # the retry, not every quote until then, reads the chain again
+            self.chain_due[ticker] = now + self.retries[ticker].next()
             return None
-        retries[ticker].reset()
-        centres[ticker] = centre
-        spots.pop(ticker, None)  # a move is measured only by quotes newer than the band
-        chain_due[ticker] = now + config.option_chain_refresh
-        wishes[ticker] = OptionSubscription(ticker, contracts, time.time_ns())
-        return wishes[ticker]
+        self.retries[ticker].reset()
+        self.centres[ticker] = centre
+        self.spots.pop(ticker, None)  # a move is measured only by quotes newer than the band
+        self.chain_due[ticker] = now + self.config.option_chain_refresh
+        self.wishes[ticker] = OptionSubscription(ticker, contracts, time.time_ns())
+        return self.wishes[ticker]
 
-    def read_due_chains(now: float) -> None:
-        for ticker in [ticker for ticker, due in chain_due.items() if now >= due]:
-            if wish := choose_contracts(ticker, now):
-                actor.log.info("option contracts chosen",
-                               extra={"ticker": ticker, "spot": centres[ticker], "contracts": len(wish.contracts)})
+    def read_due_chains(self, now: float) -> None:
+        for ticker in [ticker for ticker, due in self.chain_due.items() if now >= due]:
+            if wish := self.choose_contracts(ticker, now):
+                self.log.info("option contracts chosen", extra={
+                    "ticker": ticker, "spot": self.centres[ticker], "contracts": len(wish.contracts)})
 
-    def recentre_moved(now: float) -> None:
+    def recentre_moved(self, now: float) -> None:
         """A band the underlying has moved away from is chosen again and sent at once, not at the next repeat."""
-        for ticker in off_centre(centres, spots, config.option_recenter_threshold):
-            old_centre, before = centres[ticker], wishes[ticker].contracts
-            if wish := choose_contracts(ticker, now):
+        for ticker in off_centre(self.centres, self.spots, self.config.option_recenter_threshold):
+            old_centre, before = self.centres[ticker], self.wishes[ticker].contracts
+            if wish := self.choose_contracts(ticker, now):
                 added, removed = band_changes(before, wish.contracts)
-                actor.log.info("option band re-centred",
-                               extra={"ticker": ticker, "old_centre": old_centre, "new_centre": centres[ticker],
-                                      "added": len(added), "removed": len(removed)})
-                publisher.send("option_subscription", [wish])
-                stats.records_out += 1
+                self.log.info("option band re-centred", extra={
+                    "ticker": ticker, "old_centre": old_centre, "new_centre": self.centres[ticker],
+                    "added": len(added), "removed": len(removed)})
+                self.publish([wish])
 
-    def watch_spots(frame: Envelope) -> None:
-        """The newest underlying price each ticker's option quotes carry: what re-centring measures."""
-        spots.update((quote.underlying, quote.underlying_price) for quote in frame.records
-                     if isinstance(quote, OptionQuote) and quote.underlying_price)
-        stats.records_in += len(frame.records)
 
-    stats.status = "running"
-    while not actor.shutdown.requested:
-        now = time.monotonic()
-        read_due_chains(now)
-        recentre_moved(now)
-        if now >= next_wish:
-            if wishes:
-                publisher.send("option_subscription", list(wishes.values()))
-                stats.records_out += len(wishes)
-            next_wish = now + config.option_refresh_interval
-        frame = subscriber.recv(actor.wait(next_wish, *chain_due.values()))
-        if isinstance(frame, Envelope):
-            watch_spots(frame)
-        actor.tick()
-
-    actor.stopped()
-    subscriber.close()
+def main() -> None:
+    actor = Actor("options")
+    config = actor.config
+    connect = None if config.replays else lambda: make_client(config, asyncio=False)
+    actor.run(ContractPicker(config, connect, actor.stats, actor.log, actor.publisher.send))
 
 
 if __name__ == "__main__":

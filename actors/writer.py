@@ -25,18 +25,15 @@ from typing import Any
 import msgspec
 import psycopg
 
-from common.actor import Actor
+from common.actor import Actor, Work
 from common.store import db
 from common.store.batching import Batcher
 from common.store.connection import reason
+from common.transport.delivery import Follower
 from common.transport.messages import Envelope
 from common.transport.streams import KINDS, followed
 
 CONSUMER = "writer"
-#: On shutdown: wait for every upstream's goodbye, give up on a silent one after
-#: DRAIN_QUIET, and stop after DRAIN_LIMIT whatever happens (within stopwaitsecs).
-DRAIN_QUIET = 2.0
-DRAIN_LIMIT = 30.0
 BACKOFF_FIRST, BACKOFF_CAP = 0.2, 10.0
 #: Errors a retry cannot fix: the row itself is wrong for its table.
 REJECTED = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
@@ -47,21 +44,26 @@ class DatabaseAway(Exception):
     still holds every frame of the batch, so nothing is lost (an ERROR line means something was)."""
 
 
-class Writer:
+class Writer(Work):
+    """Every stored stream in, batches COPYed out; a database that goes away is waited for and caught up."""
+
+    subscriptions = tuple((kind.publisher, kind.name) for kind in KINDS if kind.table)
+    #: A frame is done once committed: `flush` shares the positions, never the tick.
+    done_when_taken = False
+    recoverable = (DatabaseAway,)
+    #: Every upstream's goodbye is waited for longer: each may still be flushing its own.
+    drain_limit = 30.0
+
     def __init__(self, actor: Actor):
         self.actor = actor
         self.config = actor.config
         self.stats = actor.stats
         self.log = actor.log
-        self.subscriber = actor.subscriber()
-        for kind in KINDS:
-            if kind.table:
-                self.subscriber.subscribe(kind.publisher, kind.name)
+        self.follows = followed(self.config.deployment)
         #: Per stored record type: its table, and what makes a row of a record (the registry's `row`).
         self.rows = {kind.record: (kind.table, kind.row) for kind in KINDS if kind.table}
         self.batcher = Batcher(self.config.batch_size, self.config.batch_interval)
-        # Journaled streams exactly once; the metrics streams are taken as they come.
-        self.follower = actor.follow(followed(self.config.deployment), self.take)
+        self.follower: Follower | None = None
         self.connection: psycopg.Connection | None = None
         self.dead_letter = self.config.data_dir / "dead-letter" / "writer.jsonl"
         self.offsets_file = self.config.offsets_file(CONSUMER)
@@ -81,7 +83,8 @@ class Writer:
                 return True
             except psycopg.Error as error:
                 self.stats.status = "waiting_for_database"
-                self.log.warning("database unavailable; retrying", extra={"reason": reason(error, self.config.database_url), "retry_in_s": round(delay, 2)})
+                self.log.warning("database unavailable; retrying", extra={
+                    "reason": reason(error, self.config.database_url), "retry_in_s": round(delay, 2)})
                 time.sleep(delay)
                 delay = min(delay * 2, BACKOFF_CAP) * random.uniform(0.8, 1.2)
         return False
@@ -119,7 +122,8 @@ class Writer:
             raise DatabaseAway(reason(error, self.config.database_url)) from error
         total, size = sum(inserted.values()), sum(map(len, batches.values()))
         if total < size:
-            self.log.warning("rows already stored were skipped", extra={"duplicates": size - total, "inserted": inserted})
+            self.log.warning("rows already stored were skipped",
+                             extra={"duplicates": size - total, "inserted": inserted})
         return total
 
     def _quarantine(self, table: str, row: tuple, error: Exception) -> None:
@@ -128,7 +132,8 @@ class Writer:
         entry = {"table": table, "row": list(row), "reason": str(error).strip(), "at_ns": time.time_ns()}
         with self.dead_letter.open("a") as letters:
             letters.write(json.dumps(entry, default=repr) + "\n")
-        self.log.error("row rejected by the database, quarantined", extra={"table": table, "reason": entry["reason"], "dead_letter": str(self.dead_letter)})
+        self.log.error("row rejected by the database, quarantined",
+                       extra={"table": table, "reason": entry["reason"], "dead_letter": str(self.dead_letter)})
 
     # --- frames --------------------------------------------------------------
 
@@ -156,9 +161,18 @@ class Writer:
                 self._quarantine(table, msgspec.structs.astuple(record), error)
         return rows
 
-    # --- the loop ------------------------------------------------------------
+    # --- the loop (`Actor.run` turns it) -------------------------------------
 
-    def recover(self) -> bool:
+    def start(self, follower: Follower | None) -> bool:
+        self.follower = follower
+        if not self.reconnect():
+            return False
+        self.log.info("writing", extra={"batch_size": self.config.batch_size,
+                                        "batch_interval_s": self.config.batch_interval,
+                                        "replayed": self.follower.replayed})
+        return True
+
+    def reconnect(self) -> bool:
         """(Re)connect, then replay every journal from the committed offsets.
 
         What was batched but not committed is dropped: the journal has it.
@@ -178,41 +192,24 @@ class Writer:
             self.stats.status = "running"
             return True
 
-    def fill(self) -> None:
-        """Take frames into the batch. With none pending, wait for the first; with a batch pending, rest
-        until it is due and then take everything queued meanwhile: one wake per batch, not one per frame."""
-        deadline = self.batcher.deadline()
-        if deadline is None:
-            self.follower.accept(self.subscriber.recv(self.actor.wait()))
-            return
-        self.subscriber.rest(self.actor.wait(deadline))
-        while not self.batcher.full() and (frame := self.subscriber.recv_nowait()) is not None:
-            self.follower.accept(frame)
+    def recover(self, error: Exception) -> bool:
+        self.stats.errors += 1
+        self.log.warning("database write failed; reconnecting and replaying from the journal",
+                         extra={"reason": str(error)})
+        return self.reconnect()
 
-    def run(self) -> None:
-        if not self.recover():
-            return
-        self.log.info("writing", extra={"batch_size": self.config.batch_size, "batch_interval_s": self.config.batch_interval, "replayed": self.follower.replayed})
-        while not self.actor.shutdown.requested:
-            try:
-                self.fill()
-                self.stats.replayed = self.follower.replayed
-                if self.batcher.due(time.monotonic()):
-                    self.flush()
-            except DatabaseAway as error:
-                self.stats.errors += 1
-                self.log.warning("database write failed; reconnecting and replaying from the journal", extra={"reason": str(error)})
-                if not self.recover():
-                    return
-            self.actor.tick()
-        try:
-            self.actor.drain(self.subscriber, self.follower, DRAIN_QUIET, DRAIN_LIMIT)
+    def gathering(self) -> float | None:
+        """With a batch pending, rest until it is due and then take everything queued meanwhile."""
+        return self.batcher.deadline()
+
+    def duty(self, now: float) -> None:
+        if self.batcher.due(now):
             self.flush()
-        except DatabaseAway as error:
-            self.log.warning("could not flush on stop; the journal keeps it for the next start", extra={"reason": str(error)})
+
+    def stop(self) -> None:
+        self.flush()
 
     def close(self) -> None:
-        self.subscriber.close()
         if self.connection is not None:
             self.connection.close()
 
@@ -227,12 +224,7 @@ def by_table(rows: list[tuple[str, tuple]]) -> dict[str, list[tuple]]:
 
 def main() -> None:
     actor = Actor(CONSUMER)
-    writer = Writer(actor)
-    try:
-        writer.run()
-    finally:
-        actor.stopped(replayed=writer.follower.replayed)
-        writer.close()
+    actor.run(Writer(actor))
 
 
 if __name__ == "__main__":

@@ -16,20 +16,7 @@ from common.analytics.option_chain import (
     select_contracts,
 )
 from common.transport.messages import OptionQuote
-
-
-def contract(expiry: str, put_call: str, strike: float) -> dict:
-    yymmdd = expiry[2:4] + expiry[5:7] + expiry[8:10]
-    return {"putCall": put_call, "strikePrice": strike,
-            "symbol": f"SPY   {yymmdd}{put_call[0]}{int(strike * 1000):08d}"}
-
-
-def chain_json(spot: float, expiries: dict[str, list[float]]) -> dict:
-    maps = {"callExpDateMap": {}, "putExpDateMap": {}}
-    for expiry, strikes in expiries.items():
-        for side, put_call in (("callExpDateMap", "CALL"), ("putExpDateMap", "PUT")):
-            maps[side][f"{expiry}:0"] = {f"{s:.1f}": [contract(expiry, put_call, s)] for s in strikes}
-    return {"symbol": "SPY", "status": "SUCCESS", "underlyingPrice": spot, **maps}
+from tests.helpers.options import chain_json, contract
 
 
 def chain(spot: float, expiries: dict[str, list[float]]):

@@ -2,20 +2,22 @@
 
 schwab-py never reconnects by itself, waits forever for an answer that never
 comes, and its refresh token dies after 7 days. Ingest's connection loop
-(`actors/ingest.py`) is built from these pieces: why a connection ended
-(`cause_of`), how long to wait before the next one (`Backoff`), whether the
-token file can still work (`token_age`), and a JSON decoder that sees every
-frame first (`CheckedDecoder`), for the watchdog and for frames schwab-py
-would otherwise drop silently.
+(`common/feed/connection.py`) is built from these pieces: why a connection
+ended (`cause_of`), how long to wait before the next one (`Backoff`), an
+answer in time to every command (`within`), whether the token file can still
+work (`token_age`), and a JSON decoder that sees every frame first
+(`CheckedDecoder`), for the watchdog and for frames schwab-py would otherwise
+drop silently.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,14 @@ class Stalled(Exception):
 
 class CommandTimeout(Exception):
     """A command schwab-py sent got no answer in time: it would have waited forever."""
+
+
+async def within(timeout: float, what: str, command: Awaitable[Any]) -> Any:
+    """Every streamer command gets an answer in time, or the connection is given up."""
+    try:
+        return await asyncio.wait_for(command, timeout)
+    except TimeoutError:
+        raise CommandTimeout(f"no answer to {what} within {timeout:g} s") from None
 
 
 class StreamStopped(Exception):
@@ -177,17 +187,20 @@ class CheckedDecoder(StreamJsonDecoder):
     with its content and skipped. A notify carrying a non-zero code (Schwab's
     STOP_STREAMING) raises `StreamStopped`, which schwab-py lets through to
     the connection loop. Text that is not JSON raises json's error, which
-    schwab-py turns into `UnparsableMessage`.
+    schwab-py turns into `UnparsableMessage`. `clock` is the watchdog's
+    monotonic clock, so a test can stand in for it.
     """
 
-    def __init__(self, on_data: Callable[[msgspec.Raw | list[Any]], None], logger: logging.Logger, on_skip: Callable[[], None]):
+    def __init__(self, on_data: Callable[[msgspec.Raw | list[Any]], None], logger: logging.Logger,
+                 on_skip: Callable[[], None], clock: Callable[[], float] = time.monotonic):
         self.on_data = on_data
         self.logger = logger
         self.on_skip = on_skip
-        self.last_frame = time.monotonic()
+        self.clock = clock
+        self.last_frame = clock()
 
     def decode_json_string(self, raw: str | bytes) -> dict[str, Any]:
-        self.last_frame = time.monotonic()
+        self.last_frame = self.clock()
         try:
             parts = _message.decode(raw)
         except msgspec.ValidationError:

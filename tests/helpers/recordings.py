@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from actors.ingest import FramePublisher
+from common.feed.frames import FramePublisher
 from common.feed.replay import Played, Recorder, play
 from common.observe.stats import ActorStats
 

@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 from schwab.streaming import StreamClient
 
-from actors.ingest import OptionContracts, apply_option_changes
 from common import config as config_module
 from common.analytics.option_chain import (
     NEW_YORK,
@@ -31,6 +30,7 @@ from common.analytics.option_chain import (
     select_contracts,
 )
 from common.config import Config
+from common.feed.option_contracts import OptionContracts, apply_option_changes
 from common.feed.schwab_client import make_client, make_stream_client
 from common.transport.messages import OptionSubscription
 from tests.helpers.schwab_recorder import Recorder

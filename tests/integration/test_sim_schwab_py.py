@@ -16,10 +16,10 @@ import pytest
 from schwab.streaming import StreamClient, UnexpectedResponseCode
 from websockets.exceptions import ConnectionClosed
 
-from actors.ingest import Pacing
 from common import config as config_module
 from common.config import Config
 from common.feed.schwab_client import make_client, make_stream_client
+from common.feed.schwab_socket import Pacing
 from common.simulator import trade_log
 from tests.helpers.schwab_recorder import Recorder
 from tests.helpers.simulator_process import log_out, simulator

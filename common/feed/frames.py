@@ -1,0 +1,110 @@
+"""Schwab messages → bus frames: the records of one burst of reads share one frame per kind.
+
+Each message's `data` is decoded and checked at the edge (`common/feed/edge.py`)
+and merged per key (`common/feed/levelone.py`); its records wait in a frame
+per kind (trade, quote, bar, option) until the burst ends (`flush`) or they
+are COALESCE_RECORDS. A rejected item costs only itself: it is counted by
+reason and logged at most once a minute per symbol and reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import msgspec
+
+from common.feed import edge
+from common.feed.edge import LogLimiter, Rejection
+from common.feed.levelone import EquityBook, Incomplete, OptionBook, bar_record
+from common.feed.replay import Recorder
+from common.observe.stats import ActorStats
+from common.transport.bus import Publisher
+
+SERVICES = frozenset({edge.LEVELONE_EQUITIES, edge.CHART_EQUITY, edge.LEVELONE_OPTIONS})
+#: Records of one burst share a frame per kind until they are this many: a frame this large gains nothing by
+#: waiting (Schwab's throttled feed sends few large messages), and its ticks should not.
+COALESCE_RECORDS = 100
+
+
+class FramePublisher:
+    """Each message's data, decoded and checked at the edge and merged per key: one bus frame per kind.
+
+    The records of the messages between two `flush` calls (one burst of
+    reads) share their frames, until there are COALESCE_RECORDS of them;
+    call `flush` when a burst ends, before the books are reset and when the
+    connection ends.
+    A rejected item is counted by reason (`streaming_metrics`, `/metrics`)
+    and logged with an excerpt at most once a minute per symbol and reason;
+    it never costs the other items of its message, nor the connection. With
+    a `recorder`, each message's data is recorded as received, before it is
+    decoded.
+    """
+
+    def __init__(self, publisher: Publisher, stats: ActorStats, logger: logging.Logger,
+                 recorder: Recorder | None = None):
+        self.publisher = publisher
+        self.stats = stats
+        self.logger = logger
+        self.limiter = LogLimiter()
+        self.recorder = recorder
+        self.pending: dict[str, list[Any]] = {"trade": [], "quote": [], "bar": [], "option": []}
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every symbol's fields: a new connection starts from fresh snapshots, so nothing stale leaks."""
+        self.flush()
+        self.equities = EquityBook()
+        self.options = OptionBook()
+
+    def flush(self) -> int:
+        """Send what the last messages made, one frame per kind; how many records that was."""
+        sent = 0
+        for kind, records in self.pending.items():
+            if records:
+                self.publisher.send(kind, records)
+                sent += len(records)
+                self.pending[kind] = []
+        self.stats.records_out += sent
+        return sent
+
+    def on_data(self, data: msgspec.Raw | list[Any]) -> None:
+        started, received = time.perf_counter_ns(), time.time_ns()
+        if self.recorder is not None:
+            self.recorder.write(data)
+        decoded = edge.decode(data, SERVICES)
+        out = self.pending
+        items = len(decoded.rejections)
+        for entry in decoded.entries:
+            items += len(entry.updates)
+            for update in entry.updates:
+                try:
+                    self._merge(update, entry.frame_ms, received, out)
+                except Incomplete as error:
+                    self.reject(Rejection(entry.service, update.key, error.reason, str(error), ""))
+        for rejection in decoded.rejections:
+            self.reject(rejection)
+        if sum(map(len, out.values())) >= COALESCE_RECORDS:
+            self.flush()
+        self.stats.records_in += items
+        self.stats.batch(items, started)
+
+    def _merge(self, update: edge.Update, frame_ms: int, received: int, out: dict[str, list[Any]]) -> None:
+        if isinstance(update, edge.EquityUpdate):
+            trade, quote = self.equities.merge(update, frame_ms, received)
+            if trade:
+                out["trade"].append(trade)
+            if quote:
+                out["quote"].append(quote)
+        elif isinstance(update, edge.OptionUpdate):
+            out["option"].append(self.options.merge(update, frame_ms, received))
+        else:
+            out["bar"].append(bar_record(update, received))
+
+    def reject(self, rejection: Rejection) -> None:
+        self.stats.rejected(rejection.reason)
+        if self.limiter.allow(rejection.key, rejection.reason, time.monotonic()):
+            self.logger.error("content item rejected", extra={
+                "service": rejection.service, "key": rejection.key, "reason": rejection.reason,
+                "detail": rejection.detail[:300], "item": rejection.excerpt})

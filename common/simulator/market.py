@@ -35,7 +35,6 @@ from common.analytics.greeks import (
     MIN_YEARS,
     Greeks,
     black_scholes,
-    implied_volatility,
 )
 from common.feed import option_symbols
 from common.feed.option_symbols import OptionContract

@@ -1,48 +1,31 @@
 """The simulator process: Schwab's HTTP endpoints and its streamer, SIMULATED.
 
-HTTP (a stdlib server in a thread) answers what schwab-py asks over REST:
-user preferences, token refreshes, option chains and market hours, plus
-`/sim/report`. The streamer (websockets, on the event loop) speaks the
-protocol in `protocol.py`, fed by one ticker that steps `market.py`.
-
-The report counts a frame only once `await ws.send()` returned for it, so a
-consumer can compare what it received with what was really sent. It keeps
-counts only; the trades themselves go to a trade log on disk when one is
-asked for (`trade_log.py`), so a run of days costs no memory per trade.
-
-Faults (see `faults.py`) come from `--fault` or `POST /sim/fault`. OAuth is
-modelled far enough for schwab-py's own flows: `/v1/oauth/authorize` redirects
-to the callback with a code, `/v1/oauth/token` trades a code or a refresh
-token for tokens, and revoked tokens are refused as Schwab refuses them.
+HTTP (a stdlib server in a thread) answers what schwab-py asks over REST
+(`rest.py`), with the OAuth tokens of `tokens.py`. The streamer
+(websockets, on the event loop) speaks the protocol in `protocol.py`, fed by
+one ticker that steps `market.py`; what it sent is counted in `report.py`.
+Faults (see `faults.py`) come from `--fault` or `POST /sim/fault`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import itertools
 import json
 import logging
-import os
-import secrets
 import signal
 import threading
 import time
-from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from common.feed import option_symbols
-from common.simulator import faults, protocol
-from common.simulator.market import Market, SimulatedOption, new_york_date
+from common.simulator import faults, protocol, rest
+from common.simulator.market import Market, SimulatedOption
 from common.simulator.protocol import (
     CHART_EQUITY,
     LEVELONE_EQUITIES,
@@ -50,7 +33,8 @@ from common.simulator.protocol import (
     SentTrade,
     Session,
 )
-from common.simulator.trade_log import TradeLog
+from common.simulator.report import Report, now_ms
+from common.simulator.tokens import Tokens
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +50,6 @@ EXPIRED_OPTIONS_SWEEP = 3600.0
 SNAPSHOT_CHUNK = 100
 #: Characters of an injected frame its log line quotes.
 INJECT_EXCERPT = 200
-#: Seconds `POST /sim/inject` waits for the frame to be handed to every socket.
-INJECT_WAIT = 10.0
-ACCESS_TOKEN_SECONDS = 1800
-#: Tokens (or login codes) each set remembers: at one new access token per
-#: 30 minutes, over half a year's worth, in under 2 MB.
-TOKENS_KEPT = 10_000
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True)
@@ -91,160 +65,6 @@ class Settings:
     faults: tuple[faults.Fault, ...] = ()
     fault_after: float = 5.0
     trade_log: Path | None = None
-
-
-class Report:
-    """What was sent, counted after each send completed.
-
-    Only counts live in memory, whatever the run's length. Each counted trade
-    goes to the trade log when one is asked for (see `trade_log.py`), flushed
-    before the report is read, so the log holds every trade counted so far.
-    """
-
-    def __init__(self, seed: int, trade_log: Path | None = None):
-        self.seed = seed
-        self.started_ms = now_ms()
-        self.services: dict[str, dict[str, int]] = defaultdict(lambda: {"frames": 0, "items": 0})
-        self.counts: dict[str, int] = defaultdict(int, {
-            "quotes": 0, "trades": 0, "bars": 0, "option_items": 0, "heartbeats": 0, "responses": 0,
-            "connections": 0, "token_refreshes": 0, "logins": 0, "faults": 0, "injected": 0})
-        self.trade_log = TradeLog(trade_log) if trade_log else None
-        self._lock = threading.Lock()
-
-    def sent(self, service: str, items: list[dict], trades: list[SentTrade], connection: int = 0) -> None:
-        with self._lock:
-            self.services[service]["frames"] += 1
-            self.services[service]["items"] += len(items)
-            if service == LEVELONE_EQUITIES:
-                self.counts["trades"] += len(trades)
-                self.counts["quotes"] += len(items) - len(trades)
-            elif service == LEVELONE_OPTIONS:
-                self.counts["option_items"] += len(items)
-            elif service == CHART_EQUITY:
-                self.counts["bars"] += len(items)
-            if self.trade_log and trades:
-                self.trade_log.append(trades, connection)
-
-    def count(self, name: str) -> None:
-        with self._lock:
-            self.counts[name] += 1
-
-    def to_json(self) -> dict[str, Any]:
-        """The counts; every trade they count is in the trade log by the time this returns."""
-        with self._lock:
-            if self.trade_log:
-                self.trade_log.flush()
-            return {
-                "simulated": True,
-                "seed": self.seed,
-                "started_ms": self.started_ms,
-                "generated_ms": now_ms(),
-                "trade_log": str(self.trade_log.path) if self.trade_log else None,
-                "services": {service: dict(counts) for service, counts in self.services.items()},
-                "counts": dict(self.counts),
-            }
-
-    def write(self, path: Path) -> None:
-        """Atomically: a reader never sees half a report."""
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_json()))
-        os.replace(tmp, path)
-
-    def close(self) -> None:
-        with self._lock:
-            if self.trade_log:
-                self.trade_log.close()
-
-
-class RecentSet:
-    """A set that forgets its least recently added members beyond `limit`, so months of tokens stay small."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        self._members: OrderedDict[str, None] = OrderedDict()
-
-    def add(self, member: str) -> None:
-        self._members[member] = None
-        self._members.move_to_end(member)
-        if len(self._members) > self.limit:
-            self._members.popitem(last=False)
-
-    def update(self, members: Iterable[str]) -> None:
-        for member in list(members):
-            self.add(member)
-
-    def discard(self, member: str) -> None:
-        self._members.pop(member, None)
-
-    def __contains__(self, member: object) -> bool:
-        return member in self._members
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._members)
-
-    def __len__(self) -> int:
-        return len(self._members)
-
-
-class Tokens:
-    """Which access and refresh tokens the simulated Schwab still honours.
-
-    Tokens it never issued are honoured (a token file written by hand or by
-    `ensure_simulator_token`) until a fault revokes everything seen so far;
-    a token first seen after that, such as a fresh login's, is good again.
-    Each set remembers the `kept` tokens (or codes) added last: a client
-    refreshes every 30 minutes, so only a token revoked more than `kept`
-    tokens ago (months, at TOKENS_KEPT) could be honoured again.
-    """
-
-    def __init__(self, kept: int = TOKENS_KEPT) -> None:
-        self.seen_access = RecentSet(kept)
-        self.seen_refresh = RecentSet(kept)
-        self.revoked = RecentSet(kept)
-        self.codes = RecentSet(kept)
-        self._lock = threading.Lock()
-
-    def access_ok(self, token: str) -> bool:
-        with self._lock:
-            self.seen_access.add(token)
-            return bool(token) and token not in self.revoked
-
-    def refresh_ok(self, token: str) -> bool:
-        with self._lock:
-            self.seen_refresh.add(token)
-            return token not in self.revoked
-
-    def issue_code(self) -> str:
-        with self._lock:
-            code = f"SIM.code.{secrets.token_hex(8)}"
-            self.codes.add(code)
-            return code
-
-    def redeem_code(self, code: str) -> bool:
-        with self._lock:
-            if code in self.codes:
-                self.codes.discard(code)
-                return True
-            return False
-
-    def issue(self, refresh_token: str | None = None) -> dict[str, Any]:
-        """A token response, with a new refresh token unless one is being refreshed."""
-        access = f"SIM.{secrets.token_hex(16)}"
-        refresh = refresh_token or f"SIM.refresh.{secrets.token_hex(16)}"
-        with self._lock:
-            self.seen_access.add(access)
-            self.seen_refresh.add(refresh)
-        return {"expires_in": ACCESS_TOKEN_SECONDS, "token_type": "Bearer", "scope": "api",
-                "refresh_token": refresh, "access_token": access, "id_token": f"SIM.id.{secrets.token_hex(8)}"}
-
-    def revoke_access(self) -> None:
-        with self._lock:
-            self.revoked.update(self.seen_access)
-
-    def revoke_refresh(self) -> None:
-        with self._lock:
-            self.revoked.update(self.seen_access)
-            self.revoked.update(self.seen_refresh)
 
 
 class _Connection:
@@ -573,153 +393,6 @@ class Simulator:
         except ConnectionClosed:
             pass
 
-    # ---- HTTP -------------------------------------------------------------
-
-    def http_handler(self) -> type[BaseHTTPRequestHandler]:
-        sim = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                log.debug("http " + format % args)
-
-            def _reply(self, status: int, body: Any) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def _authorized(self) -> bool:
-                scheme, _, token = self.headers.get("Authorization", "").partition(" ")
-                if scheme == "Bearer" and sim.tokens.access_ok(token.strip()):
-                    return True
-                self._reply(401, {"errors": [{"status": 401, "title": "Unauthorized",
-                                              "detail": "Bearer access token missing, expired or revoked"}]})
-                return False
-
-            def _redirect_to_callback(self, params: dict[str, str]) -> None:
-                """schwab-py's login flows: the 'Allow' page, answered at once with a code for the callback."""
-                if not params.get("redirect_uri") or not params.get("client_id"):
-                    self._reply(400, {"error": "invalid_request", "error_description": "client_id and redirect_uri required"})
-                    return
-                query = {"code": sim.tokens.issue_code(), "session": secrets.token_hex(8)}
-                if params.get("state"):
-                    query["state"] = params["state"]
-                location = f"{params['redirect_uri']}?{urlencode(query)}"
-                self.send_response(302)
-                self.send_header("Location", location)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                params = {k: v[-1] for k, v in parse_qs(url.query).items()}
-                if url.path == "/sim/report":
-                    self._reply(200, sim.report.to_json())
-                elif url.path == "/v1/oauth/authorize":
-                    self._redirect_to_callback(params)
-                elif url.path not in ("/trader/v1/userPreference", "/marketdata/v1/chains", "/marketdata/v1/markets"):
-                    self._reply(404, {"errors": [{"status": 404, "title": "Not Found", "detail": url.path}]})
-                elif not self._authorized():
-                    return
-                elif url.path == "/trader/v1/userPreference":
-                    host = sim.settings.host
-                    if host in ("0.0.0.0", "::", ""):
-                        host = (self.headers.get("Host") or "127.0.0.1").rsplit(":", 1)[0]
-                    self._reply(200, protocol.user_preference(f"ws://{host}:{sim.settings.ws_port}/ws"))
-                elif url.path == "/marketdata/v1/chains":
-                    self._chain(params)
-                else:
-                    try:
-                        day = date.fromisoformat(params["date"]) if params.get("date") else new_york_date(now_ms())
-                    except ValueError as error:
-                        self._reply(400, {"errors": [{"status": 400, "title": "Bad Request", "detail": str(error)}]})
-                        return
-                    self._reply(200, protocol.market_hours(params.get("markets", "equity").split(","), day))
-
-            def _chain(self, params: dict[str, str]) -> None:
-                symbol = params.get("symbol", "").upper()
-                if not symbol:
-                    self._reply(400, {"errors": [{"status": 400, "title": "Bad Request", "detail": "symbol is required"}]})
-                    return
-                now = now_ms()
-                with sim.market_lock:
-                    spot = sim.market.quote(symbol, now).mark
-                    quotes = sim.market.chain(symbol, now)
-                try:
-                    body = protocol.option_chain(symbol, spot, quotes, new_york_date(now), params)
-                except ValueError as error:
-                    self._reply(400, {"errors": [{"status": 400, "title": "Bad Request", "detail": str(error)}]})
-                    return
-                self._reply(200, body)
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                path = urlsplit(self.path).path
-                if path == "/sim/inject":
-                    self._inject(raw)
-                    return
-                body = raw.decode(errors="replace")
-                if path == "/sim/fault":
-                    self._fault(body)
-                elif path != "/v1/oauth/token":
-                    self._reply(404, {"errors": [{"status": 404, "title": "Not Found", "detail": self.path}]})
-                else:
-                    self._token({k: v[-1] for k, v in parse_qs(body).items()})
-
-            def _inject(self, raw: bytes) -> None:
-                """`POST /sim/inject`: the body, as it is, to every logged-in streamer connection."""
-                if not raw:
-                    self._reply(400, {"error": "empty body: POST the text of the frame to send as the body"})
-                    return
-                try:
-                    raw.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    self._reply(400, {"error": f"body is not valid UTF-8 ({error.reason} at byte {error.start}):"
-                                               " a streamer frame is text"})
-                    return
-                sending = asyncio.run_coroutine_threadsafe(sim.inject(raw), sim.loop)
-                try:
-                    sent_to = sending.result(timeout=INJECT_WAIT)
-                except concurrent.futures.TimeoutError:
-                    self._reply(504, {"error": f"not sent within {INJECT_WAIT:g} s: a client is not reading;"
-                                               " it will be sent when the socket drains"})
-                    return
-                self._reply(200, {"sent_to": sent_to})
-
-            def _token(self, form: dict[str, str]) -> None:
-                grant = form.get("grant_type")
-                if grant == "authorization_code" and sim.tokens.redeem_code(form.get("code", "")):
-                    log.info("authorization code exchanged for tokens (SIMULATED)")
-                    self._reply(200, sim.tokens.issue())
-                elif grant == "authorization_code":
-                    self._reply(400, {"error": "invalid_grant", "error_description": "authorization code unknown or used"})
-                elif grant != "refresh_token" or not form.get("refresh_token"):
-                    self._reply(400, {"error": "invalid_client", "error_description": "refresh_token grant required"})
-                elif not sim.tokens.refresh_ok(form["refresh_token"]):
-                    log.warning("refresh token refused: expired (SIMULATED)")
-                    self._reply(400, {"error": "invalid_client",
-                                      "error_description": "refresh_token_authentication_error"})
-                else:
-                    sim.report.count("token_refreshes")
-                    log.info("access token refreshed (SIMULATED)")
-                    self._reply(200, sim.tokens.issue(form["refresh_token"]))
-
-            def _fault(self, body: str) -> None:
-                try:
-                    fault = faults.parse(json.loads(body or "{}").get("fault", ""))
-                except (faults.FaultError, ValueError, AttributeError) as error:
-                    self._reply(400, {"error": str(error)})
-                    return
-                asyncio.run_coroutine_threadsafe(sim.apply(fault), sim.loop).result(timeout=5)
-                self._reply(200, {"applied": str(fault)})
-
-        return Handler
-
 
 async def run(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT; then write the report and return, in well under two seconds."""
@@ -742,7 +415,7 @@ async def run(settings: Settings) -> None:
 
 async def _serve(sim: Simulator, settings: Settings, stop: asyncio.Event) -> None:
     """Run HTTP, the streamer and the ticker until `stop`; a task that fails takes the process down with it."""
-    httpd = ThreadingHTTPServer((settings.host, settings.port), sim.http_handler())
+    httpd = ThreadingHTTPServer((settings.host, settings.port), rest.http_handler(sim))
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
     tasks = [asyncio.create_task(work) for work in

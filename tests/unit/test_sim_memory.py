@@ -14,7 +14,8 @@ from common.feed import option_symbols
 from common.simulator import trade_log
 from common.simulator.market import Market, expirations, new_york_date
 from common.simulator.protocol import LEVELONE_EQUITIES, SentTrade
-from common.simulator.server import Report, Tokens
+from common.simulator.report import Report
+from common.simulator.tokens import Tokens
 
 TRADES = 50_000
 BATCH = 50

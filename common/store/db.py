@@ -6,8 +6,9 @@ COPYed into one TEMP staging table, `stage_rows`, as one line per table: the
 table's number and its rows as one JSON array of arrays (msgspec encodes it
 in C, with no Python object per value). One statement then takes the staged
 lines out and moves each table's rows with `INSERT ... SELECT ... ON
-CONFLICT DO NOTHING`, and advances the consumer's offsets (data-modifying
-CTEs): one transaction, so a crash leaves either all of it or none, and a
+CONFLICT DO NOTHING` (a table of revisions, the bars, replaces instead: the
+last row of a key in the batch wins), and advances the consumer's offsets
+(data-modifying CTEs): one transaction, so a crash leaves either all of it or none, and a
 row already stored (a replay after a restart) or repeated within the batch
 is skipped without costing the rest of the batch. The SELECT converts in SQL:
 epoch times to timestamptz, and float8 to numeric, which keeps the decimal a
@@ -78,22 +79,32 @@ class TableSpec:
     name: str
     target: tuple[tuple[str, str], ...]
     conflict: tuple[str, ...]
+    #: Columns a row with a stored key replaces, where a later row revises an earlier one (a bar Schwab sent
+    #: again with new values); the same values again change nothing. Empty: a stored key is a duplicate, skipped.
+    revised: tuple[str, ...] = ()
 
     @cached_property
     def fields(self) -> tuple[tuple[str, str], ...]:
         return row_columns(ROW_OF[self.name])
 
     def insert_sql(self, staged: str, number: int) -> str:
-        """INSERT of the rows staged as JSON arrays under `number` in CTE `staged`, duplicates skipped."""
-        fields = ", ".join(f"(r->>{i})::{kind} AS {field}" for i, (field, kind) in enumerate(self.fields))
+        """INSERT of the rows staged as JSON arrays under `number` in CTE `staged`: duplicates skipped, or, for a
+        table of revisions, the last row of each key in the batch replacing what is stored."""
+        fields = ", ".join(f"(r.value->>{i})::{kind} AS {field}" for i, (field, kind) in enumerate(self.fields))
         columns = ", ".join(column for column, _ in self.target)
         expressions = ", ".join(expression for _, expression in self.target)
-        return (
-            f"INSERT INTO public.{self.name} ({columns}) SELECT {expressions}"
-            f" FROM (SELECT {fields} FROM {staged}, jsonb_array_elements({staged}.rows) AS r"
-            f" WHERE {staged}.t = {number}) AS row"
-            f" ON CONFLICT ({', '.join(self.conflict)}) DO NOTHING"
-        )
+        rows = (f"(SELECT {fields}, r.n FROM {staged}, jsonb_array_elements({staged}.rows) WITH ORDINALITY"
+                f" AS r(value, n) WHERE {staged}.t = {number}) AS row")
+        if not self.revised:
+            return (f"INSERT INTO public.{self.name} ({columns}) SELECT {expressions} FROM {rows}"
+                    f" ON CONFLICT ({', '.join(self.conflict)}) DO NOTHING")
+        key = ", ".join(dict(self.target)[column] for column in self.conflict)
+        stored = ", ".join(f"{self.name}.{column}" for column in self.revised)
+        incoming = ", ".join(f"excluded.{column}" for column in self.revised)
+        return (f"INSERT INTO public.{self.name} ({columns}) SELECT DISTINCT ON ({key}) {expressions} FROM {rows}"
+                f" ORDER BY {key}, row.n DESC"
+                f" ON CONFLICT ({', '.join(self.conflict)}) DO UPDATE SET ({', '.join(self.revised)}, revised_at)"
+                f" = ({incoming}, clock_timestamp()) WHERE ({stored}) IS DISTINCT FROM ({incoming})")
 
 
 EQUITY_DATA = TableSpec(
@@ -193,9 +204,28 @@ STREAM_METRICS = TableSpec(
     conflict=("stream", "timestamp"),
 )
 
+EQUITY_BARS = TableSpec(
+    name="equity_bars",
+    target=(
+        ("ticker", "symbol"),
+        ("timestamp", _MS.format("start_ms")),
+        ("open", "open::numeric(18, 6)"),
+        ("high", "high::numeric(18, 6)"),
+        ("low", "low::numeric(18, 6)"),
+        ("close", "close::numeric(18, 6)"),
+        ("volume", "volume::numeric(20, 4)"),
+        ("sequence", "chart_sequence"),
+        ("source", "'stream'"),
+        ("received_at", _NS.format("received_ns")),
+    ),
+    conflict=("ticker", "timestamp"),
+    revised=("open", "high", "low", "close", "volume", "sequence", "received_at"),
+)
+
 _STAGE = "stage_rows"
 
-TABLES = {spec.name: spec for spec in (EQUITY_DATA, INDICATORS, OPTION_PRICES, STREAMING_METRICS, STREAM_METRICS)}
+TABLES = {spec.name: spec for spec in (EQUITY_DATA, INDICATORS, OPTION_PRICES, EQUITY_BARS, STREAMING_METRICS,
+                                       STREAM_METRICS)}
 
 
 def connect(

@@ -76,7 +76,7 @@ def tag(record: type[msgspec.Struct]) -> str:
 KINDS: tuple[Kind, ...] = (
     Kind(EquityTrade, "ingest", journaled=True, table="equity_data"),
     Kind(EquityQuote, "ingest"),
-    Kind(MinuteBar, "ingest", journaled=True),
+    Kind(MinuteBar, "ingest", journaled=True, table="equity_bars"),
     Kind(OptionQuote, "ingest", journaled=True, table="option_prices", row=option_row),
     Kind(IndicatorValue, "indicator", journaled=True, table="indicators"),
     Kind(OptionSubscription, "options"),

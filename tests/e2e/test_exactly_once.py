@@ -59,6 +59,23 @@ def pipeline(request):
         running.shutdown()
 
 
+def assert_bars_exactly_once(pipeline: Pipeline) -> None:
+    """Every bar the simulator sent is stored once, with the values of its last revision: compared with the
+    bars ingest received (its journal) and with the simulator's own count."""
+    received, bars = {}, 0
+    for bar in journaled(pipeline, stream("test", "ingest", "bar")):
+        bars += 1
+        received[(bar.symbol, bar.start_ms)] = (Decimal(str(bar.open)), Decimal(str(bar.high)),
+                                                Decimal(str(bar.low)), Decimal(str(bar.close)))
+    stored = pipeline.query("SELECT ticker, (extract(epoch FROM timestamp) * 1000)::bigint, open, high, low, close"
+                            " FROM equity_bars")
+    assert len(received) >= 5, "the simulator should have closed a few bars"
+    assert len(stored) == len({(ticker, start) for ticker, start, *_ in stored}) == len(received)
+    assert {(ticker, start): tuple(values) for ticker, start, *values in stored} == received
+    assert pipeline.report()["counts"]["bars"] == bars, "each bar the simulator sent was received"
+
+
+@pytest.mark.parametrize("pipeline", [{"SIM_BAR_SECONDS": "1"}], indirect=True)
 def test_writer_killed_mid_batch_again_and_again(pipeline):
     wait_for(lambda: pipeline.count("equity_data") > 20, 30, "ticks flowing")
     for _ in range(4):
@@ -72,6 +89,7 @@ def test_writer_killed_mid_batch_again_and_again(pipeline):
     wait_for(lambda: pipeline.count("equity_data") > after + 20, 30, "the restarted writer to catch up")
     pipeline.stop_and_reopen()
     assert_exactly_once(pipeline)
+    assert_bars_exactly_once(pipeline)
     assert_no_false_alarm(pipeline)
     assert '"replayed"' in pipeline.log("writer")
 

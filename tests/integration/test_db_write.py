@@ -13,6 +13,7 @@ from common.store import db
 from common.transport.messages import (
     EquityTrade,
     IndicatorValue,
+    MinuteBar,
     OptionRow,
     StreamingMetric,
     StreamLag,
@@ -22,7 +23,7 @@ from common.transport.messages import (
 #: and a module-level value would age while the tests before this one run).
 NOW_MS = int(time.time() * 1000)
 STRUCTS = {"equity_data": EquityTrade, "indicators": IndicatorValue, "option_prices": OptionRow,
-           "streaming_metrics": StreamingMetric}
+           "equity_bars": MinuteBar, "streaming_metrics": StreamingMetric}
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +52,12 @@ def option(ms: int | None = None, strike: float = 417.0, kind: str = "C", source
 
 def metric(ns: int | None = None, actor: str = "writer", errors: int = 0):
     return StreamingMetric(NOW_MS * 1_000_000 if ns is None else ns, actor, None, 500, 50, 12, errors, 0, "running")
+
+
+def bar(start_ms: int = 1_764_000_000_000, close: float = 417.25, volume: float = 12_345.0, sequence: int = 3,
+        symbol: str = "SPY") -> MinuteBar:
+    return MinuteBar(symbol, start_ms, 417.1, max(417.4, close), min(417.0, close), close, volume, sequence,
+                     start_ms * 1_000_000 + 60_500_000_000)
 
 
 def rows(*records: msgspec.Struct) -> list[tuple]:
@@ -97,6 +104,36 @@ def test_all_four_tables_are_stored(conn):
     assert fetch(conn, "SELECT actor, ticker, records_processed, service_status FROM streaming_metrics") == [
         ("writer", None, 500, "running")
     ]
+
+
+def test_a_bar_is_stored_once_per_minute_and_a_revised_bar_replaces_it(conn):
+    minute = 1_764_000_000_000
+    assert db.write_batches(conn, {"equity_bars": rows(bar(minute), bar(minute + 60_000, symbol="QQQ"))}) == {
+        "equity_bars": 2}
+    assert fetch(conn, "SELECT ticker, (extract(epoch FROM timestamp) * 1000)::bigint, open, high, low, close,"
+                       " volume, sequence, source, revised_at FROM equity_bars ORDER BY ticker DESC") == [
+        ("SPY", minute, Decimal("417.100000"), Decimal("417.400000"), Decimal("417.000000"), Decimal("417.250000"),
+         Decimal("12345.0000"), 3, "stream", None),
+        ("QQQ", minute + 60_000, Decimal("417.100000"), Decimal("417.400000"), Decimal("417.000000"),
+         Decimal("417.250000"), Decimal("12345.0000"), 3, "stream", None)]
+    assert db.write_batches(conn, {"equity_bars": rows(bar(minute))}) == {"equity_bars": 0}, "the same bar: no change"
+    assert fetch(conn, "SELECT count(*) FROM equity_bars WHERE revised_at IS NOT NULL") == [(0,)]
+
+    revised = [bar(minute, close=417.5, volume=13_000.0, sequence=4), bar(minute, close=417.6, volume=13_100.0,
+                                                                          sequence=5)]
+    assert db.write_batches(conn, {"equity_bars": rows(*revised)}) == {"equity_bars": 1}, \
+        "sent twice in one batch: the later revision wins, once"
+    assert fetch(conn, "SELECT close, high, volume, sequence, revised_at IS NOT NULL FROM equity_bars"
+                       " WHERE ticker = 'SPY'") == [(Decimal("417.600000"), Decimal("417.600000"),
+                                                      Decimal("13100.0000"), 5, True)]
+    assert fetch(conn, "SELECT count(*) FROM equity_bars") == [(2,)]
+
+
+def test_a_bar_no_market_has_is_refused_by_the_table(conn):
+    inconsistent = msgspec.structs.replace(bar(), low=418.0)
+    with pytest.raises(psycopg.errors.CheckViolation, match="equity_bars_prices_check"):
+        db.write_batches(conn, {"equity_bars": rows(inconsistent)})
+    assert db.write_batches(conn, {"equity_bars": rows(bar())}) == {"equity_bars": 1}, "the connection goes on"
 
 
 def test_sub_penny_and_four_decimal_prices_are_exact(conn):

@@ -27,6 +27,9 @@ ROWS = {
     " VALUES ('SPY', now() - interval '{age}', 'CALL', 417 + {n}, current_date)",
     "streaming_metrics": "INSERT INTO streaming_metrics (timestamp, actor, service_status)"
     " VALUES (now() - interval '{age}' + {n} * interval '1 ms', 'writer', 'running')",
+    "equity_bars": "INSERT INTO equity_bars (ticker, timestamp, open, high, low, close, volume)"
+    " VALUES ('SPY', date_trunc('minute', now() - interval '{age}') + {n} * interval '1 minute',"
+    " 417.1, 417.4, 417.0, 417.25, 1000)",
 }
 UPDATE = "UPDATE {table} SET timestamp = timestamp + interval '1 ms'"
 #: The service's own bookkeeping: service_role and the writer role only, whatever public read says.
@@ -184,12 +187,13 @@ def test_service_role_writes_everything(conn):
     conn.execute("INSERT INTO stream_metrics (timestamp, stream, epoch, published_seq, committed_seq, lag_records,"
                  " lag_seconds) VALUES (now() - interval '40 days', 'ingest/trade/SPY', 1, 5, 5, 0, 0)")
     deleted = dict(conn.execute("SELECT * FROM cleanup_old_equity_data(30)").fetchall())
-    assert deleted == {**dict.fromkeys(ROWS, 1), "stream_metrics": 1}
+    assert deleted == {**dict.fromkeys(set(ROWS) - {"equity_bars"}, 1), "stream_metrics": 1}
     assert count(conn, "stream_metrics") == 1
     assert count(conn, "stream_offsets") == 1, "retention never touches the writer's position"
+    assert count(conn, "equity_bars") == 2, "retention keeps the bars: the small, long history"
     conn.execute("SELECT refresh_equity_stats()")
     for table in ROWS:
-        assert conn.execute(f"DELETE FROM {table}").rowcount == 1, table
+        assert conn.execute(f"DELETE FROM {table}").rowcount == (2 if table == "equity_bars" else 1), table
 
 
 @pytest.mark.parametrize("role", ["anon", "authenticated"])

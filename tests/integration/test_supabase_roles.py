@@ -7,17 +7,19 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import msgspec
 import psycopg
 import pytest
 
 from common.config import load
-from common.store import migrate
+from common.store import db, migrate
 from common.store.localpg import SUPERUSER, LocalPostgres
 from common.transport.bus import Publisher
-from common.transport.messages import IndicatorValue
+from common.transport.messages import IndicatorValue, MinuteBar
 from tests.helpers.harness import wait_for
 from tests.helpers.writer_process import T0, await_writer, trade, writer_process
 
@@ -103,6 +105,23 @@ def test_the_writer_role_is_untouched_by_private_reads_and_the_public_read_switc
                 conn.execute(statement)
     with psycopg.connect(migrated_url, autocommit=True) as owner:
         assert owner.execute("SELECT public.public_read_enabled()").fetchone() == (True,)
+
+
+def test_the_writer_role_revises_a_bar_and_deletes_none(writer_url):
+    """Its one UPDATE: a bar Schwab sent again with new values replaces the stored one (017)."""
+    bar = MinuteBar("SPY", T0, 417.1, 417.4, 417.0, 417.25, 1000.0, 1, T0 * 1_000_000)
+    connection = db.connect(writer_url)
+    try:
+        assert db.write_batches(connection, {"equity_bars": [msgspec.structs.astuple(bar)]}) == {"equity_bars": 1}
+        revised = msgspec.structs.replace(bar, close=417.3, chart_sequence=2)
+        assert db.write_batches(connection, {"equity_bars": [msgspec.structs.astuple(revised)]}) == {
+            "equity_bars": 1}
+        assert connection.execute("SELECT close FROM equity_bars").fetchone()[0] == Decimal("417.300000")
+        for statement in ("DELETE FROM equity_bars", "TRUNCATE equity_bars", "UPDATE equity_data SET price = 1"):
+            with pytest.raises(DENIED):
+                connection.execute(statement)
+    finally:
+        connection.close()
 
 
 def install_pg_cron() -> None:

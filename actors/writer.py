@@ -1,7 +1,8 @@
 """writer: everything that is stored, exactly once, COPYed into Postgres.
 
 It subscribes to every stream `common/transport/streams.py` gives a table (trades,
-indicator values, option quotes made rows, streaming metrics and lags), batches them by
+minute bars, indicator values, option quotes made rows, streaming metrics and lags;
+level-one quotes with STORE_QUOTES), batches them by
 BATCH_SIZE and BATCH_INTERVAL and writes each batch, with the (stream,
 epoch, seq) it reaches, in one COPY and one statement (`common/store/db.py`).
 
@@ -31,7 +32,7 @@ from common.store.batching import Batcher
 from common.store.connection import reason
 from common.transport.delivery import Follower
 from common.transport.messages import Envelope
-from common.transport.streams import KINDS, followed
+from common.transport.streams import followed, stored
 
 CONSUMER = "writer"
 BACKOFF_FIRST, BACKOFF_CAP = 0.2, 10.0
@@ -47,7 +48,6 @@ class DatabaseAway(Exception):
 class Writer(Work):
     """Every stored stream in, batches COPYed out; a database that goes away is waited for and caught up."""
 
-    subscriptions = tuple((kind.publisher, kind.name) for kind in KINDS if kind.table)
     #: A frame is done once committed: `flush` shares the positions, never the tick.
     done_when_taken = False
     recoverable = (DatabaseAway,)
@@ -59,9 +59,11 @@ class Writer(Work):
         self.config = actor.config
         self.stats = actor.stats
         self.log = actor.log
-        self.follows = followed(self.config.deployment)
+        kinds = stored(self.config.opted_in)
+        self.subscriptions = tuple((kind.publisher, kind.name) for kind in kinds)
+        self.follows = followed(self.config.deployment, self.config.opted_in)
         #: Per stored record type: its table, and what makes a row of a record (the registry's `row`).
-        self.rows = {kind.record: (kind.table, kind.row) for kind in KINDS if kind.table}
+        self.rows = {kind.record: (kind.table, kind.row) for kind in kinds}
         self.batcher = Batcher(self.config.batch_size, self.config.batch_interval)
         self.follower: Follower | None = None
         self.connection: psycopg.Connection | None = None

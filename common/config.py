@@ -120,6 +120,15 @@ def choice(*options: str) -> Callable[[str], str]:
     return read
 
 
+def switch(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes", "on"):
+        return True
+    if value in ("false", "0", "no", "off", ""):
+        return False
+    raise Rejected("is not a switch; accepted: true or false")
+
+
 def text(raw: str) -> str:
     if any(ord(character) < 32 for character in raw):
         raise Rejected("holds a control character (a stray carriage return?); accepted: one line of text")
@@ -218,6 +227,8 @@ SETTINGS: tuple[Setting, ...] = (
             http_url),
     # Batching and metrics.
     Setting("BATCH_SIZE", "500", "rows per COPY at most", whole(1, 100_000)),
+    Setting("STORE_QUOTES", "false", "store every top-of-book change in equity_quotes, journaled and exactly once; "
+            "off by default: quotes are the largest stream (several rows per trade)", switch),
     Setting("BATCH_INTERVAL", "25ms", "longest a row waits for its batch, from when it was sent: tick-to-commit p99 "
             "under 50 ms at 1,000 updates/s; 50ms costs the writer a quarter less CPU and 25 ms more latency "
             "(a bare number is seconds, as in the seed)",
@@ -365,6 +376,7 @@ class Config:
     bus_hwm: int
     heartbeat_interval: float
     batch_size: int
+    store_quotes: bool
     batch_interval: float
     metrics_interval: float
     stats_interval: float
@@ -426,6 +438,11 @@ class Config:
     def offsets_file(self, consumer: str) -> Path:
         return self.offsets_dir / f"{consumer}.json"
 
+    @property
+    def opted_in(self) -> frozenset[str]:
+        """The settings that turned on a stream stored only when asked (`common/transport/streams.py`)."""
+        return frozenset({"STORE_QUOTES"} if self.store_quotes else ())
+
     def ensure_dirs(self) -> None:
         """Create the run directory private (0700): bus sockets live there."""
         for directory in (self.log_dir, self.data_dir):
@@ -480,6 +497,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         bus_hwm=read(env, "BUS_HWM"),
         heartbeat_interval=read(env, "HEARTBEAT_INTERVAL"),
         batch_size=read(env, "BATCH_SIZE"),
+        store_quotes=read(env, "STORE_QUOTES"),
         batch_interval=read(env, "BATCH_INTERVAL"),
         metrics_interval=read(env, "METRICS_INTERVAL"),
         stats_interval=read(env, "STATS_INTERVAL"),

@@ -78,6 +78,8 @@ class TableSpec:
 
     name: str
     target: tuple[tuple[str, str], ...]
+    #: The table's unique key, which a replayed row would repeat; empty for a table with none (the quotes),
+    #: whose rows only the offsets committed with them keep from being stored twice.
     conflict: tuple[str, ...]
     #: Columns a row with a stored key replaces, where a later row revises an earlier one (a bar Schwab sent
     #: again with new values); the same values again change nothing. Empty: a stored key is a duplicate, skipped.
@@ -95,6 +97,8 @@ class TableSpec:
         expressions = ", ".join(expression for _, expression in self.target)
         rows = (f"(SELECT {fields}, r.n FROM {staged}, jsonb_array_elements({staged}.rows) WITH ORDINALITY"
                 f" AS r(value, n) WHERE {staged}.t = {number}) AS row")
+        if not self.conflict:
+            return f"INSERT INTO public.{self.name} ({columns}) SELECT {expressions} FROM {rows}"
         if not self.revised:
             return (f"INSERT INTO public.{self.name} ({columns}) SELECT {expressions} FROM {rows}"
                     f" ON CONFLICT ({', '.join(self.conflict)}) DO NOTHING")
@@ -222,10 +226,24 @@ EQUITY_BARS = TableSpec(
     revised=("open", "high", "low", "close", "volume", "sequence", "received_at"),
 )
 
+EQUITY_QUOTES = TableSpec(
+    name="equity_quotes",
+    target=(
+        ("ticker", "symbol"),
+        ("timestamp", _MS.format("quote_time_ms")),
+        ("bid", "bid::numeric(18, 6)"),
+        ("ask", "ask::numeric(18, 6)"),
+        ("bid_size", "bid_size"),
+        ("ask_size", "ask_size"),
+        ("received_at", _NS.format("received_ns")),
+    ),
+    conflict=(),
+)
+
 _STAGE = "stage_rows"
 
-TABLES = {spec.name: spec for spec in (EQUITY_DATA, INDICATORS, OPTION_PRICES, EQUITY_BARS, STREAMING_METRICS,
-                                       STREAM_METRICS)}
+TABLES = {spec.name: spec for spec in (EQUITY_DATA, INDICATORS, OPTION_PRICES, EQUITY_BARS, EQUITY_QUOTES,
+                                       STREAMING_METRICS, STREAM_METRICS)}
 
 
 def connect(

@@ -17,6 +17,9 @@ journals of several deployments apart when they write into one database
 - `table`: the writer stores the stream's records there (`common/store/db.py`
   says how); the writer subscribes to exactly these streams and follows the
   journaled ones exactly once.
+- `opt_in`: the setting that turns storing on, for a stream too large to
+  store by default (level-one quotes: `STORE_QUOTES`). Off, the stream is
+  neither journaled nor stored; on, it is both, like any stored stream.
 - `row`: the pure function that makes a table row from one record, where the
   row is not the record itself. An option row is its quote completed (greeks
   Schwab left out, by Black-Scholes), so the writer stores ingest's journaled
@@ -57,6 +60,11 @@ class Kind:
     journaled: bool = False
     table: str | None = None
     row: Callable[[Any], msgspec.Struct] | None = None
+    opt_in: str | None = None
+
+    def active(self, opted_in: frozenset[str]) -> bool:
+        """Journaled and stored as declared: always, or when its `opt_in` setting is on (`opted_in` names those)."""
+        return self.opt_in is None or self.opt_in in opted_in
 
     @property
     def name(self) -> str:
@@ -75,7 +83,7 @@ def tag(record: type[msgspec.Struct]) -> str:
 
 KINDS: tuple[Kind, ...] = (
     Kind(EquityTrade, "ingest", journaled=True, table="equity_data"),
-    Kind(EquityQuote, "ingest"),
+    Kind(EquityQuote, "ingest", journaled=True, table="equity_quotes", opt_in="STORE_QUOTES"),
     Kind(MinuteBar, "ingest", journaled=True, table="equity_bars"),
     Kind(OptionQuote, "ingest", journaled=True, table="option_prices", row=option_row),
     Kind(IndicatorValue, "indicator", journaled=True, table="indicators"),
@@ -99,15 +107,20 @@ def publisher_of(name: str) -> str:
     return name.split("/", 2)[1]
 
 
-def stored(deployment: str) -> tuple[str, ...]:
-    """The streams the writer subscribes to and stores."""
-    return tuple(stream(deployment, kind.publisher, kind.name) for kind in KINDS if kind.table)
+def stored(opted_in: frozenset[str]) -> tuple[Kind, ...]:
+    """The kinds the writer subscribes to and stores."""
+    return tuple(kind for kind in KINDS if kind.table and kind.active(opted_in))
 
 
-def followed(deployment: str) -> tuple[str, ...]:
+def stored_streams(deployment: str, opted_in: frozenset[str]) -> tuple[str, ...]:
+    return tuple(stream(deployment, kind.publisher, kind.name) for kind in stored(opted_in))
+
+
+def followed(deployment: str, opted_in: frozenset[str]) -> tuple[str, ...]:
     """The stored streams whose publishers journal them: the writer takes each of their frames exactly once."""
-    return tuple(stream(deployment, kind.publisher, kind.name) for kind in KINDS if kind.table and kind.journaled)
+    return tuple(stream(deployment, kind.publisher, kind.name) for kind in stored(opted_in) if kind.journaled)
 
 
-def journaled(kind: str) -> bool:
-    return BY_NAME[kind].journaled
+def journaled(kind: str, opted_in: frozenset[str]) -> bool:
+    declared = BY_NAME[kind]
+    return declared.journaled and declared.active(opted_in)

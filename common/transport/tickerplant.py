@@ -56,7 +56,7 @@ class Tickerplant(Publisher):
     def send(self, kind: str, records: Sequence[Record]) -> int:
         """Journal the frame (if its kind is journaled), then send it; returns its seq."""
         name, seq, payload = self.frame(kind, records)
-        if journaled(kind):
+        if journaled(kind, self._config.opted_in):
             self._journal(payload)
         self.emit(name, payload, kind)
         return seq

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 
-from common.transport.streams import stored as stored_streams
+from common.transport.streams import stored_streams
 from tests.helpers.harness import Pipeline, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -39,17 +39,22 @@ def option_rows(pipeline: Pipeline, tickers: tuple[str, ...]) -> int:
     return pipeline.query("SELECT count(*) FROM option_prices WHERE ticker = ANY(%s)", (list(tickers),))[0][0]
 
 
+def bars(pipeline: Pipeline, tickers: tuple[str, ...]) -> int:
+    return pipeline.query("SELECT count(*) FROM equity_bars WHERE ticker = ANY(%s)", (list(tickers),))[0][0]
+
+
 def test_two_deployments_share_a_database_and_each_trade_is_stored_once():
     alpha = Pipeline(",".join(TICKERS["alpha"]), rate=60, seed=7, DEPLOYMENT="alpha",
-                     METRICS_HTTP_PORT=str(free_port())).start()
+                     METRICS_HTTP_PORT=str(free_port()), SIM_BAR_SECONDS="1").start()
     try:
         beta = Pipeline(",".join(TICKERS["beta"]), rate=60, seed=8, database_url=alpha.database_url,
-                        DEPLOYMENT="beta", METRICS_HTTP_PORT=str(free_port())).start()
+                        DEPLOYMENT="beta", METRICS_HTTP_PORT=str(free_port()), SIM_BAR_SECONDS="1").start()
         try:
             for pipeline, tickers in ((alpha, TICKERS["alpha"]), (beta, TICKERS["beta"])):
                 wait_for(lambda p=pipeline, t=tickers: len(stored(p, t)) > 20, 60, f"{tickers} stored")
                 # Every stored stream must carry data before its offsets can be asserted: options come last.
                 wait_for(lambda p=pipeline, t=tickers: option_rows(p, t) > 0, 60, f"{tickers}' option rows stored")
+                wait_for(lambda p=pipeline, t=tickers: bars(p, t) > 0, 30, f"{tickers}' bars stored")
 
             writer = beta.pid("writer")
             os.kill(writer, signal.SIGKILL)
@@ -70,7 +75,8 @@ def test_two_deployments_share_a_database_and_each_trade_is_stored_once():
             assert stored(alpha, tickers) == expected[deployment], f"{tickers}: every trade sent, stored once"
 
         offsets = alpha.query("SELECT stream FROM stream_offsets WHERE consumer = 'writer' ORDER BY 1")
-        assert [row[0] for row in offsets] == sorted(name for deployment in TICKERS for name in stored_streams(deployment))
+        assert [row[0] for row in offsets] == sorted(
+            name for deployment in TICKERS for name in stored_streams(deployment, frozenset()))
         deployments = alpha.query("SELECT DISTINCT deployment FROM streaming_metrics ORDER BY 1")
         assert deployments == [("alpha",), ("beta",)]
     finally:

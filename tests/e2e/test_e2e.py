@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 
+from common.transport.journal import read_envelopes
 from tests.helpers.harness import ACTOR_PROGRAMS, Pipeline, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -57,3 +58,7 @@ def test_rows_land_everywhere_and_stop_all_keeps_every_tick(pipeline):
     assert len(sent) > 20, "the simulator should have traded for a while"
     assert pipeline.report()["counts"]["trades"] == sum(map(len, sent_trades.values())), "the log holds every trade counted"
     assert [tuple(row) for row in stored] == sent
+    assert pipeline.count("equity_quotes") == 0, "quotes are stored only when asked (STORE_QUOTES)"
+    journaled_kinds = {frame.stream.rsplit("/", 1)[1]
+                       for frame in read_envelopes(pipeline.var / "data" / "journal" / "ingest")}
+    assert "quote" not in journaled_kinds and "trade" in journaled_kinds, "nor journaled, unasked"

@@ -75,7 +75,20 @@ def assert_bars_exactly_once(pipeline: Pipeline) -> None:
     assert pipeline.report()["counts"]["bars"] == bars, "each bar the simulator sent was received"
 
 
-@pytest.mark.parametrize("pipeline", [{"SIM_BAR_SECONDS": "1"}], indirect=True)
+def assert_quotes_exactly_once(pipeline: Pipeline) -> None:
+    """Every quote change ingest journaled (STORE_QUOTES on) is one row, in order per ticker."""
+    def price(value: float | None) -> Decimal | None:
+        return None if value is None else Decimal(str(value))
+
+    received = sorted((quote.symbol, quote.quote_time_ms, price(quote.bid), price(quote.ask), quote.bid_size,
+                       quote.ask_size) for quote in journaled(pipeline, stream("test", "ingest", "quote")))
+    stored = pipeline.query("SELECT ticker, (extract(epoch FROM timestamp) * 1000)::bigint, bid, ask, bid_size,"
+                            " ask_size FROM equity_quotes")
+    assert len(received) > 50, "quotes should have changed for a while"
+    assert sorted(tuple(row) for row in stored) == received
+
+
+@pytest.mark.parametrize("pipeline", [{"SIM_BAR_SECONDS": "1", "STORE_QUOTES": "true"}], indirect=True)
 def test_writer_killed_mid_batch_again_and_again(pipeline):
     wait_for(lambda: pipeline.count("equity_data") > 20, 30, "ticks flowing")
     for _ in range(4):
@@ -90,6 +103,7 @@ def test_writer_killed_mid_batch_again_and_again(pipeline):
     pipeline.stop_and_reopen()
     assert_exactly_once(pipeline)
     assert_bars_exactly_once(pipeline)
+    assert_quotes_exactly_once(pipeline)
     assert_no_false_alarm(pipeline)
     assert '"replayed"' in pipeline.log("writer")
 

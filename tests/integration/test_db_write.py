@@ -11,6 +11,7 @@ import pytest
 
 from common.store import db
 from common.transport.messages import (
+    EquityQuote,
     EquityTrade,
     IndicatorValue,
     MinuteBar,
@@ -23,7 +24,7 @@ from common.transport.messages import (
 #: and a module-level value would age while the tests before this one run).
 NOW_MS = int(time.time() * 1000)
 STRUCTS = {"equity_data": EquityTrade, "indicators": IndicatorValue, "option_prices": OptionRow,
-           "equity_bars": MinuteBar, "streaming_metrics": StreamingMetric}
+           "equity_bars": MinuteBar, "equity_quotes": EquityQuote, "streaming_metrics": StreamingMetric}
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +53,11 @@ def option(ms: int | None = None, strike: float = 417.0, kind: str = "C", source
 
 def metric(ns: int | None = None, actor: str = "writer", errors: int = 0):
     return StreamingMetric(NOW_MS * 1_000_000 if ns is None else ns, actor, None, 500, 50, 12, errors, 0, "running")
+
+
+def quote(ms: int | None = None, bid: float | None = 417.08, bid_size: int = 3) -> EquityQuote:
+    ms = NOW_MS if ms is None else ms
+    return EquityQuote("SPY", ms, bid, 417.1, bid_size, 4, ms * 1_000_000 + 3)
 
 
 def bar(start_ms: int = 1_764_000_000_000, close: float = 417.25, volume: float = 12_345.0, sequence: int = 3,
@@ -127,6 +133,17 @@ def test_a_bar_is_stored_once_per_minute_and_a_revised_bar_replaces_it(conn):
                        " WHERE ticker = 'SPY'") == [(Decimal("417.600000"), Decimal("417.600000"),
                                                       Decimal("13100.0000"), 5, True)]
     assert fetch(conn, "SELECT count(*) FROM equity_bars") == [(2,)]
+
+
+def test_quotes_are_stored_as_they_come_even_twice_in_one_millisecond(conn):
+    """No unique key: the writer's offsets keep a replay out, so two quote changes in one millisecond are two rows."""
+    assert db.write_batches(conn, {"equity_quotes": rows(quote(), quote(bid_size=5), quote(bid=None))}) == {
+        "equity_quotes": 3}
+    assert fetch(conn, "SELECT ticker, (extract(epoch FROM timestamp) * 1000)::bigint, bid, ask, bid_size, ask_size"
+                       " FROM equity_quotes ORDER BY id") == [
+        ("SPY", NOW_MS, Decimal("417.080000"), Decimal("417.100000"), 3, 4),
+        ("SPY", NOW_MS, Decimal("417.080000"), Decimal("417.100000"), 5, 4),
+        ("SPY", NOW_MS, None, Decimal("417.100000"), 3, 4)]
 
 
 def test_a_bar_no_market_has_is_refused_by_the_table(conn):
@@ -222,13 +239,14 @@ def test_cleanup_old_equity_data(conn):
         "equity_data": rows(trade(ms=old_ms), trade()),
         "indicators": rows(indicator(ms=old_ms), indicator()),
         "option_prices": rows(option(ms=old_ms), option()),
+        "equity_quotes": rows(quote(ms=old_ms), quote()),
         "streaming_metrics": rows(metric(ns=old_ns), metric()),
         "stream_metrics": rows(StreamLag(old_ns, "ingest/trade/SPY", 7, 5, 5, 0, 0.0),
                                StreamLag(NOW_MS * 1_000_000, "ingest/trade/SPY", 7, 9, 9, 0, 0.0)),
     })
     deleted = dict(fetch(conn, "SELECT * FROM cleanup_old_equity_data()"))
-    assert deleted == {"equity_data": 1, "indicators": 1, "option_prices": 1, "streaming_metrics": 1,
-                       "stream_metrics": 1}
+    assert deleted == {"equity_data": 1, "indicators": 1, "option_prices": 1, "equity_quotes": 1,
+                       "streaming_metrics": 1, "stream_metrics": 1}
     assert fetch(conn, "SELECT (SELECT count(*) FROM streaming_metrics), (SELECT count(*) FROM stream_metrics)") == [
         (1, 1)], "the recent rows stay"
     assert dict(fetch(conn, "SELECT * FROM cleanup_old_equity_data(30)")) == dict.fromkeys(deleted, 0)

@@ -27,6 +27,8 @@ ROWS = {
     " VALUES ('SPY', now() - interval '{age}', 'CALL', 417 + {n}, current_date)",
     "streaming_metrics": "INSERT INTO streaming_metrics (timestamp, actor, service_status)"
     " VALUES (now() - interval '{age}' + {n} * interval '1 ms', 'writer', 'running')",
+    "equity_quotes": "INSERT INTO equity_quotes (ticker, timestamp, bid, ask, bid_size, ask_size)"
+    " VALUES ('SPY', now() - interval '{age}', 417.08, 417.1, 3, {n})",
     "equity_bars": "INSERT INTO equity_bars (ticker, timestamp, open, high, low, close, volume)"
     " VALUES ('SPY', date_trunc('minute', now() - interval '{age}') + {n} * interval '1 minute',"
     " 417.1, 417.4, 417.0, 417.25, 1000)",

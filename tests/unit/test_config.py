@@ -65,6 +65,7 @@ BAD = [
     ("SIM_RATE=nan", "accepted: a number above 0"),
     ("SIM_HEARTBEAT=0", "accepted: a number above 0"),
     ("SIM_BAR_SECONDS=-1", "accepted: a number above 0"),
+    ("STORE_QUOTES=sometimes", "accepted: true or false"),
     ("SIM_SEED=4.2", "is not a whole number"),
     ("DEPLOYMENT=Desk/One", "is not a deployment name"),
     ("DEPLOYMENT=-desk", "is not a deployment name"),

@@ -10,7 +10,7 @@ ON_HOST := bash $(CURDIR)/deploy/host.sh
 ENV := $(PY) -m common.environment exec --
 RAW_ENV := $(PY) -m common.environment exec --no-check --
 
-.PHONY: help setup settings run stop status logs health migrate login deploy test test-fast bench lock clean
+.PHONY: help setup settings run stop status logs health storage migrate login deploy test test-fast bench lock clean
 
 help: ## list the targets
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +38,9 @@ logs: ## follow every actor's log (ACTOR=writer for one)
 
 health: setup ## database, freshness, errors, lag, each actor: OK, WARN or CRIT (JSON=1 for JSON)
 	@$(RAW_ENV) $(PY) -m common.observe.health $(if $(JSON),--json)
+
+storage: setup ## each table's size and rows per trading day; the days until BUDGET_MB (default 500) is full
+	@$(RAW_ENV) $(PY) -m common.store.storage $(if $(BUDGET_MB),--budget-mb $(BUDGET_MB)) $(if $(JSON),--json)
 
 migrate: setup ## apply sql/ to MIGRATE_DATABASE_URL, else DATABASE_URL (both read from .env)
 	@$(RAW_ENV) $(PY) -m common.store.migrate

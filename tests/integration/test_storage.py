@@ -1,0 +1,65 @@
+"""storage_report on a known data set: sizes as Postgres measures them, rows per trading day, days to the budget."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from common.store.storage import MB, main, read_report
+
+#: equity_data rows per New York day: two days inside the 7-day window, one (40 days back) outside it.
+DAYS = {"1 day": 300, "2 days": 100, "40 days": 50}
+
+
+@pytest.fixture
+def filled(migrated_url):
+    with psycopg.connect(migrated_url, autocommit=True) as conn:
+        for age, count in DAYS.items():
+            # Noon in New York `age` ago, one row a second: all on one New York date.
+            conn.execute("INSERT INTO equity_data (ticker, timestamp, price, volume, day_volume)"
+                         " SELECT 'SPY', date_trunc('day', (now() - %s::interval) AT TIME ZONE 'America/New_York')"
+                         "   AT TIME ZONE 'America/New_York' + interval '12 hours' + n * interval '1 second',"
+                         "   417.09, 100, n FROM generate_series(1, %s) AS n", (age, count))
+        yield migrated_url
+
+
+def test_each_table_is_measured_and_the_budget_is_counted_in_trading_days(filled):
+    rows = {row.table_name: row for row in read_report(filled, budget_mb=500, window_days=7)}
+    assert set(rows) == {"equity_data", "indicators", "option_prices", "equity_bars", "equity_quotes",
+                         "streaming_metrics", "stream_metrics", "total"}
+    with psycopg.connect(filled) as conn:
+        size, table, indexes, database = conn.execute(
+            "SELECT pg_total_relation_size('equity_data'), pg_table_size('equity_data'),"
+            " pg_indexes_size('equity_data'), pg_database_size(current_database())").fetchone()
+    trades = rows["equity_data"]
+    assert (trades.total_bytes, trades.table_bytes, trades.index_bytes) == (size, table, indexes)
+    assert trades.row_count == 450 and trades.trading_days == 2
+    assert trades.rows_per_day == Decimal("200.0"), "the window's 400 rows over its 2 trading days"
+    assert trades.bytes_per_row == round(Decimal(size) / 450, 1)
+    assert trades.bytes_per_day == round(200 * trades.bytes_per_row)
+    assert rows["indicators"].row_count == 0 and rows["indicators"].bytes_per_day == 0
+
+    total = rows["total"]
+    assert total.bytes_per_day == trades.bytes_per_day, "only the trades grow"
+    assert abs(total.total_bytes - database) < MB, "the whole database, what Supabase counts"
+    assert total.days_until_full == round((500 * MB - Decimal(total.total_bytes)) / total.bytes_per_day, 1)
+
+
+def test_a_budget_already_spent_leaves_no_days_and_a_bad_one_is_refused(filled):
+    total = read_report(filled, budget_mb=1, window_days=7)[-1]
+    assert total.days_until_full == 0, "a 1 MB budget is spent by the catalog alone"
+    with pytest.raises(psycopg.errors.RaiseException, match="budget_mb must be at least 1"):
+        read_report(filled, budget_mb=0, window_days=7)
+
+
+def test_make_storage_prints_the_table_and_the_days(filled, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", filled)
+    monkeypatch.setenv("STREAM_SOURCE", "simulator")
+    assert main(["--budget-mb", "500"]) == 0
+    printed = capsys.readouterr().out
+    assert "equity_data" in printed and "the 500 MB budget is full in" in printed
+    monkeypatch.setenv("DATABASE_URL", filled.replace("@", "x@", 1))
+    assert main([]) == 2
+    assert "storage:" in capsys.readouterr().err

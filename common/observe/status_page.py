@@ -1,10 +1,15 @@
 """The status page: one self-contained HTML file (no CDN, no internet).
 
-It polls /healthz for the actors' table and /api/series for the chart, each
-once a second after the previous answer (never two in flight), and draws
-price, SMA9 and VWAP as SVG polylines. The legend's elements carry the raw
-values (`data-value`, `data-ms`, `data-day-volume`) and the SVG how many
-points it drew (`data-points`), for a reader that is not a person.
+It polls /healthz for the actors' table and /api/series for the tick chart,
+each once a second after the previous answer (never two in flight), and
+draws price, SMA9 and VWAP as SVG polylines. Below it, the stored one-minute
+bars of a range a person chooses (15 minutes, an hour, the session;
+`?range=`), from /api/bars every few seconds, as candles with SMA9 and VWAP
+over them; a bar not from the stream (repaired or backfilled from price
+history) is drawn hollow and dashed. The legend's elements carry the raw
+values (`data-value`, `data-ms`, `data-day-volume`), each candle its bar
+(`data-ms`, `data-open` … `data-source`) and each SVG how many points or
+bars it drew, for a reader that is not a person.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ _PAGE = """<!doctype html>
   svg text { font-size: 11px; fill: #555; }
   #error { color: #b3261e; }
   #source[data-source="simulator"], #source[data-source="replay"] { background: #b3261e; color: #fff; padding: 0 .4em; }
+  .up { color: #17702b; } .down { color: #b3261e; }
+  .candle.repaired rect { fill: #fff; stroke-dasharray: 3 2; }
+  .repaired-key { border: 1px dashed #555; padding: 0 .3em; }
 </style>
 </head>
 <body>
@@ -56,19 +64,34 @@ _PAGE = """<!doctype html>
   <text id="y-max" x="4" y="14"></text><text id="y-min" x="4" y="314"></text>
   <text id="x-first" x="70" y="314"></text><text id="x-last" x="956" y="314" text-anchor="end"></text>
 </svg>
+<p>
+  <label>bars <select id="range">
+    <option value="15m">15 minutes</option><option value="1h">1 hour</option><option value="session">session</option>
+  </select></label>
+  <span class="sma9">SMA9</span> <span class="vwap">VWAP</span> <span class="repaired-key">repaired</span>
+  <span id="bars-span" class="v"></span>
+</p>
+<svg id="candles" viewBox="0 0 960 320" preserveAspectRatio="none" data-bars="0">
+  <g id="candle-bodies"></g>
+  <polyline id="bar-sma9" class="sma9" fill="none" stroke="currentColor" stroke-width="1.5"/>
+  <polyline id="bar-vwap" class="vwap" fill="none" stroke="currentColor" stroke-width="1.5"/>
+  <text id="c-y-max" x="4" y="14"></text><text id="c-y-min" x="4" y="314"></text>
+</svg>
 <script>
 "use strict";
 const TICKERS = __TICKERS__;
+const RANGES = ["15m", "1h", "session"], BARS_EVERY_MS = 5000, SVG = "http://www.w3.org/2000/svg";
 const W = 960, H = 320, PAD = 18, LIMIT = 300, EVERY_MS = 1000;
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 let ticker = TICKERS.includes(params.get("ticker")) ? params.get("ticker") : TICKERS[0];
+let range = RANGES.includes(params.get("range")) ? params.get("range") : "15m";
 
+const remember = () => history.replaceState(null, "", "?ticker=" + encodeURIComponent(ticker) + "&range=" + range);
 for (const t of TICKERS) $("ticker").add(new Option(t, t, false, t === ticker));
-$("ticker").onchange = (e) => {
-  ticker = e.target.value;
-  history.replaceState(null, "", "?ticker=" + encodeURIComponent(ticker));
-};
+$("ticker").onchange = (e) => { ticker = e.target.value; remember(); bars().catch(() => {}); };
+$("range").value = range;
+$("range").onchange = (e) => { range = e.target.value; remember(); bars().catch(() => {}); };
 
 const fixed = (v, digits) => v === null || v === undefined ? "\\u2014" : v.toFixed(digits);
 
@@ -112,6 +135,53 @@ async function series() {
   chart.dataset.ticker = asked;
 }
 
+function drawBars(rows) {
+  const values = rows.flatMap((b) => [b[2], b[3], b[7], b[8]]).filter((v) => v !== null);
+  let lo = Math.min(...values), hi = Math.max(...values);
+  if (hi - lo < 0.01) { lo -= 0.005; hi += 0.005; }
+  const step = (W - 2 * PAD) / rows.length, body = Math.max(step * 0.7, 1);
+  const x = (i) => PAD + (i + 0.5) * step;
+  const y = (v) => H - PAD - (v - lo) / (hi - lo) * (H - 2 * PAD);
+  const candles = rows.map((b, i) => {
+    const [ms, open, high, low, close, volume, source] = b;
+    const g = document.createElementNS(SVG, "g");
+    g.setAttribute("class", "candle " + (close >= open ? "up" : "down") + (source === "stream" ? "" : " repaired"));
+    Object.assign(g.dataset, {ms, open, high, low, close, volume, source});
+    const wick = document.createElementNS(SVG, "line");
+    [["x1", x(i)], ["x2", x(i)], ["y1", y(high)], ["y2", y(low)]]
+      .forEach(([k, v]) => wick.setAttribute(k, v.toFixed(1)));
+    wick.setAttribute("stroke", "currentColor");
+    const rect = document.createElementNS(SVG, "rect");
+    const top = y(Math.max(open, close)), height = Math.max(Math.abs(y(open) - y(close)), 1);
+    [["x", x(i) - body / 2], ["y", top], ["width", body], ["height", height]]
+      .forEach(([k, v]) => rect.setAttribute(k, v.toFixed(1)));
+    rect.setAttribute("fill", "currentColor");
+    rect.setAttribute("stroke", "currentColor");
+    g.append(wick, rect);
+    return g;
+  });
+  $("candle-bodies").replaceChildren(...candles);
+  [["bar-sma9", 7], ["bar-vwap", 8]].forEach(([id, k]) => {
+    $(id).setAttribute("points", rows.map((b, i) => b[k] === null ? null : x(i).toFixed(1) + "," + y(b[k]).toFixed(1))
+      .filter(Boolean).join(" "));
+  });
+  $("c-y-max").textContent = hi.toFixed(2);
+  $("c-y-min").textContent = lo.toFixed(2);
+}
+
+async function bars() {
+  const asked = ticker, span = range;
+  const answer = await fetch("/api/bars?ticker=" + encodeURIComponent(asked) + "&range=" + span);
+  const body = await answer.json();
+  if (!answer.ok) throw new Error(body.error || answer.statusText);
+  if (asked !== ticker || span !== range) return;
+  const rows = body.bars, chart = $("candles");
+  if (rows.length) drawBars(rows); else $("candle-bodies").replaceChildren();
+  $("bars-span").textContent = rows.length ? rows.length + " bars, " + new Date(rows[0][0]).toISOString().slice(11, 16)
+    + "\\u2013" + new Date(rows[rows.length - 1][0]).toISOString().slice(11, 16) + " UTC" : "no bars yet";
+  Object.assign(chart.dataset, {bars: rows.length, ticker: asked, range: span});
+}
+
 async function actors() {
   const answer = await fetch("/healthz");
   const body = await answer.json();
@@ -135,7 +205,7 @@ async function actors() {
   document.querySelector("#actors tbody").replaceChildren(...rows);
 }
 
-async function poll(what, errors) {
+async function poll(what, errors, every) {
   try {
     await what();
     errors.delete(what.name);
@@ -143,12 +213,13 @@ async function poll(what, errors) {
     errors.set(what.name, what.name + ": " + error.message);
   }
   $("error").textContent = [...errors.values()].join("; ");
-  setTimeout(() => poll(what, errors), EVERY_MS);
+  setTimeout(() => poll(what, errors, every), every);
 }
 
 const errors = new Map();
-poll(actors, errors);
-poll(series, errors);
+poll(actors, errors, EVERY_MS);
+poll(series, errors, EVERY_MS);
+poll(bars, errors, BARS_EVERY_MS);
 </script>
 </body>
 </html>

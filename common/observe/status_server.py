@@ -1,5 +1,11 @@
 """The metrics actor's HTTP side: /metrics, /healthz, the status page and its data.
 
+The page's data: `/api/series?ticker=&limit=` (the latest trades with their
+SMA9 and VWAP) and `/api/bars?ticker=&range=` (the stored one-minute bars of
+the last 15 minutes, hour or session before a ticker's newest bar, each with
+SMA9 and VWAP as of its close, and where it came from). Every parameter is
+checked, and a bad one answered 400 naming what is accepted.
+
 It serves from a background thread. The actor loop stays the owner of the
 state: it replaces `StatusServer.snapshot` with a new immutable `Snapshot`
 (one reference assignment), which request threads only read.
@@ -51,8 +57,43 @@ LIMIT %s
 """
 
 
-class SeriesReader:
-    """The latest trades of a ticker with their SMA9 and VWAP, over one connection kept open.
+#: The bars' ranges the page offers: an interval before the ticker's newest bar, or its whole New York day.
+BAR_RANGES = {"15m": "15 minutes", "1h": "1 hour", "session": None}
+BARS_LIMIT = 1500
+# Each bar with the indicator values of the last trade inside it: a bar runs to the next stored bar's
+# start (the last one as long as the one before it, or a minute).
+BARS_SQL = """
+WITH newest AS (SELECT max(timestamp) AS at FROM public.equity_bars WHERE ticker = %(ticker)s),
+since AS (
+    SELECT CASE WHEN %(span)s::interval IS NULL
+                THEN date_trunc('day', newest.at AT TIME ZONE 'America/New_York') AT TIME ZONE 'America/New_York'
+                ELSE newest.at - %(span)s::interval END AS at
+    FROM newest
+), bars AS (
+    SELECT b.timestamp AS start, b.open, b.high, b.low, b.close, b.volume, b.source,
+           lead(b.timestamp) OVER w AS next_start, b.timestamp - lag(b.timestamp) OVER w AS length
+    FROM public.equity_bars b, since
+    WHERE b.ticker = %(ticker)s AND b.timestamp > since.at
+    WINDOW w AS (ORDER BY b.timestamp)
+    ORDER BY b.timestamp DESC
+    LIMIT %(limit)s
+)
+SELECT (extract(epoch FROM bars.start) * 1000)::bigint, bars.open::float8, bars.high::float8, bars.low::float8,
+       bars.close::float8, bars.volume::float8, bars.source, i.sma9::float8, i.vwap::float8
+FROM bars
+LEFT JOIN LATERAL (
+    SELECT sma9, vwap FROM public.indicators
+    WHERE ticker = %(ticker)s AND timestamp >= bars.start
+      AND timestamp < coalesce(bars.next_start, bars.start + coalesce(bars.length, interval '1 minute'))
+    ORDER BY timestamp DESC, day_volume DESC
+    LIMIT 1
+) i ON true
+ORDER BY bars.start
+"""
+
+
+class DatabaseReader:
+    """The page's queries, over one connection kept open.
 
     After any database error the connection is dropped and the next request
     connects again; short timeouts keep an absent database from holding
@@ -66,15 +107,14 @@ class SeriesReader:
         self._connection: psycopg.Connection | None = None
         self._failing = False
 
-    def read(self, ticker: str, limit: int) -> list[tuple]:
-        """(time ms, day volume, price, sma9, vwap) rows, oldest first."""
+    def read(self, sql: str, params: tuple | dict) -> list[tuple]:
         with self._lock:
             try:
                 if self._connection is None or self._connection.closed:
                     self._connection = open_connection(self.url, "streaming-status",
                                                        statement_timeout_ms=DB_TIMEOUT_S * 1000,
                                                        connect_timeout_s=DB_TIMEOUT_S)
-                rows = self._connection.execute(SERIES_SQL, (ticker, limit)).fetchall()
+                rows = self._connection.execute(sql, params).fetchall()
             except psycopg.Error as error:
                 self._drop()
                 if not self._failing:
@@ -84,7 +124,7 @@ class SeriesReader:
             if self._failing:
                 log.info("status page reads the database again")
             self._failing = False
-            return rows[::-1]
+            return rows
 
     def close(self) -> None:
         with self._lock:
@@ -106,7 +146,7 @@ class StatusServer(ThreadingHTTPServer):
         self.stale_after_ns = stale_after_ns
         self.source = config.stream_source
         self.page = status_page.render(config.tickers, self.source)
-        self.reader = SeriesReader(config.database_url)
+        self.reader = DatabaseReader(config.database_url)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(SnapshotCollector(lambda: self.snapshot, stale_after_ns, time.time_ns, self.source))
         self._slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
@@ -146,17 +186,39 @@ class StatusServer(ThreadingHTTPServer):
         return (200 if body["status"] == "ok" else 503), body
 
     def series(self, query: dict[str, list[str]]) -> tuple[int, dict]:
-        ticker = query.get("ticker", [self.tickers[0]])[0].upper()
-        if ticker not in self.tickers:
-            return 404, {"error": f"{ticker} is not streamed (configured: {', '.join(self.tickers)})"}
+        """The latest trades of a ticker with their SMA9 and VWAP: (time ms, day volume, price, sma9, vwap),
+        oldest first."""
+        ticker, refused = self._ticker(query)
+        if refused:
+            return refused
         raw = query.get("limit", ["300"])[0]
         if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= SERIES_LIMIT):
             return 400, {"error": f"limit must be a whole number from 1 to {SERIES_LIMIT}"}
         try:
-            rows = self.reader.read(ticker, int(raw))
+            rows = self.reader.read(SERIES_SQL, (ticker, int(raw)))
         except psycopg.Error:
             return 503, {"error": "database unavailable"}
-        return 200, {"ticker": ticker, "points": rows}
+        return 200, {"ticker": ticker, "points": rows[::-1]}
+
+    def bars(self, query: dict[str, list[str]]) -> tuple[int, dict]:
+        """A ticker's stored bars over a range: (start ms, open, high, low, close, volume, source, sma9, vwap)."""
+        ticker, refused = self._ticker(query)
+        if refused:
+            return refused
+        chosen = query.get("range", ["15m"])[0]
+        if chosen not in BAR_RANGES:
+            return 400, {"error": f"range must be one of {', '.join(BAR_RANGES)}"}
+        try:
+            rows = self.reader.read(BARS_SQL, {"ticker": ticker, "span": BAR_RANGES[chosen], "limit": BARS_LIMIT})
+        except psycopg.Error:
+            return 503, {"error": "database unavailable"}
+        return 200, {"ticker": ticker, "range": chosen, "bars": rows}
+
+    def _ticker(self, query: dict[str, list[str]]) -> tuple[str, tuple[int, dict] | None]:
+        ticker = query.get("ticker", [self.tickers[0]])[0].upper()
+        if ticker not in self.tickers:
+            return ticker, (404, {"error": f"{ticker} is not streamed (configured: {', '.join(self.tickers)})"})
+        return ticker, None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -181,6 +243,8 @@ class Handler(BaseHTTPRequestHandler):
             status, body = self.server.health()
         elif path == "/api/series":
             status, body = self.server.series(parse_qs(query))
+        elif path == "/api/bars":
+            status, body = self.server.bars(parse_qs(query))
         else:
             status, body = 404, {"error": "not found"}
         return status, _JSON, msgspec.json.encode(body)

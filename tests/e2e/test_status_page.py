@@ -158,3 +158,49 @@ def test_status_page_draws_the_chart_and_shows_what_the_database_holds(pipeline,
         assert latest_ms - page["ms"] < 5000, "the values shown are the latest"
 
         wait_for(lambda: read_page(browser)["ms"] > page["ms"], 10, "the chart to move on without a reload")
+
+
+#: Every candle the page drew, as its data attributes say, and the range it drew.
+READ_CANDLES = """(() => {
+  const chart = document.getElementById("candles");
+  return {
+    bars: Number(chart.dataset.bars), range: chart.dataset.range ?? null, ticker: chart.dataset.ticker ?? null,
+    sma9: (document.getElementById("bar-sma9").getAttribute("points") || "").split(" ").filter(Boolean).length,
+    candles: [...document.querySelectorAll("#candle-bodies g.candle")].map((g) => ({
+      ms: Number(g.dataset.ms), open: Number(g.dataset.open), high: Number(g.dataset.high),
+      low: Number(g.dataset.low), close: Number(g.dataset.close), source: g.dataset.source,
+      repaired: g.classList.contains("repaired")})),
+  };
+})()"""
+
+
+def test_the_bar_chart_draws_the_stored_bars_of_the_chosen_range(pipeline, browser_binary):
+    healthy(pipeline)
+    wait_for(lambda: pipeline.count("equity_bars") >= 20, 30, "bars stored")
+    # A bar from price history, a second before the stream's first: drawn, and marked as not the stream's.
+    pipeline.query("INSERT INTO equity_bars (ticker, timestamp, open, high, low, close, volume, source)"
+                   " SELECT 'SPY', min(timestamp) - interval '1 second', 100, 101, 99, 100.5, 10, 'repaired'"
+                   " FROM equity_bars WHERE ticker = 'SPY' RETURNING 1")
+    with chromium.Browser(browser_binary) as browser:
+        browser.open(url(pipeline, "/?ticker=SPY&range=1h"))
+        drawn_bars = wait_for(lambda: (c := browser.evaluate(READ_CANDLES))["bars"] >= 8 and c, 30,
+                              "the candles to draw", interval=0.25)
+        assert (drawn_bars["ticker"], drawn_bars["range"]) == ("SPY", "1h")
+        assert len(drawn_bars["candles"]) == drawn_bars["bars"] and drawn_bars["sma9"] > 0, drawn_bars
+        stored = {ms: (float(o), float(h), float(low), float(c), source) for ms, o, h, low, c, source in pipeline.query(
+            "SELECT (extract(epoch FROM timestamp) * 1000)::bigint, open, high, low, close, source FROM equity_bars"
+            " WHERE ticker = 'SPY'")}
+        for candle in drawn_bars["candles"]:
+            assert stored[candle["ms"]] == (candle["open"], candle["high"], candle["low"], candle["close"],
+                                            candle["source"]), candle
+            assert candle["repaired"] == (candle["source"] == "repaired"), candle
+        starts = sorted(stored)
+        shown = [candle["ms"] for candle in drawn_bars["candles"]]
+        assert shown == starts[starts.index(shown[0]):starts.index(shown[0]) + len(shown)], "consecutive, oldest first"
+        assert shown[0] == starts[0], "an hour reaches back past the first bar of this run"
+        assert [candle["repaired"] for candle in drawn_bars["candles"][:2]] == [True, False]
+
+        browser.evaluate('(() => { const r = document.getElementById("range"); r.value = "15m";'
+                         ' r.dispatchEvent(new Event("change")); })()')
+        wait_for(lambda: browser.evaluate(READ_CANDLES)["range"] == "15m", 10, "the chosen range to draw")
+        assert browser.evaluate("location.search") == "?ticker=SPY&range=15m"

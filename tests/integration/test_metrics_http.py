@@ -171,6 +171,37 @@ def test_series_joins_prices_and_indicators_oldest_first(server, migrated_url):
     assert get(server, "/api/series?ticker=SPY&limit=%C2%B2")[0] == 400, "a digit, but not a number"
 
 
+#: Minute bars of SPY up to 15:59 New York on 2025-11-24 (20:59 UTC), one at 09:31 that day, one the day before.
+CLOSE_MS = 1_764_017_940_000
+MINUTE = 60_000
+
+
+def test_bars_over_a_range_carry_the_indicators_as_of_their_close_and_where_they_came_from(server, migrated_url):
+    starts = [CLOSE_MS - k * MINUTE for k in (30, 20, 14, 1, 0)] + [CLOSE_MS - 388 * MINUTE,
+                                                                    CLOSE_MS - 1440 * MINUTE]
+    with psycopg.connect(migrated_url, autocommit=True) as conn:
+        for n, start in enumerate(starts):
+            conn.execute("INSERT INTO equity_bars (ticker, timestamp, open, high, low, close, volume, source)"
+                         " VALUES ('SPY', to_timestamp(%s / 1000.0), 417, 418, 416, 417.5, 100, %s)",
+                         (start, "repaired" if n == 3 else "stream"))
+        for ms, volume, sma9, vwap in ((CLOSE_MS - MINUTE + 10_000, 10, 417.2, 417.1),
+                                       (CLOSE_MS - MINUTE + 50_000, 20, 417.3, 417.15),  # the bar's last trade
+                                       (CLOSE_MS + 5_000, 30, 417.4, 417.2)):
+            conn.execute("INSERT INTO indicators (ticker, timestamp, price, sma9, vwap, day_volume)"
+                         " VALUES ('SPY', to_timestamp(%s / 1000.0), 417.5, %s, %s, %s)", (ms, sma9, vwap, volume))
+    status, _, body = get(server, "/api/bars?ticker=spy&range=15m")
+    answer = json.loads(body)
+    assert (status, answer["range"]) == (200, "15m")
+    assert [bar[0] for bar in answer["bars"]] == [CLOSE_MS - 14 * MINUTE, CLOSE_MS - MINUTE, CLOSE_MS]
+    assert answer["bars"][1] == [CLOSE_MS - MINUTE, 417.0, 418.0, 416.0, 417.5, 100.0, "repaired", 417.3, 417.15]
+    assert answer["bars"][2][7:] == [417.4, 417.2] and answer["bars"][0][7:] == [None, None]
+    assert len(json.loads(get(server, "/api/bars?range=1h")[2])["bars"]) == 5
+    assert len(json.loads(get(server, "/api/bars?range=session")[2])["bars"]) == 6, "09:31 on, not the day before"
+    assert json.loads(get(server, "/api/bars?ticker=QQQ")[2])["bars"] == []
+    assert get(server, "/api/bars?range=week")[0] == 400
+    assert get(server, "/api/bars?ticker=IBM")[0] == 404
+
+
 def test_series_survives_the_database_going_away(server, migrated_url):
     assert get(server, "/api/series?ticker=SPY")[0] == 200
     with psycopg.connect(migrated_url, autocommit=True) as conn:

@@ -416,6 +416,12 @@ class Market:
         newer.reverse()
         return newer
 
+    def bars_between(self, symbol: str, start_ms: int, end_ms: int, now_ms: int) -> list[Bar]:
+        """Completed bars of `symbol` that started within start_ms..end_ms (of the last BARS_KEPT), oldest first."""
+        equity = self._equity(symbol, now_ms)
+        equity.close_bar(now_ms)
+        return [bar for bar in equity.bars if start_ms <= bar.start_ms <= end_ms]
+
     def _option(self, symbol: str, now_ms: int) -> _Option:
         option = self._options.get(symbol)
         if option is None:

@@ -614,6 +614,33 @@ def market_hours(markets: list[str], day: date) -> dict:
     return body
 
 
+def price_history_window(params: dict[str, str]) -> tuple[str, int, int]:
+    """`GET /marketdata/v1/pricehistory`'s symbol and startDate..endDate (epoch ms, both required here: the
+    service always asks for a window); a missing or malformed one is a ValueError naming it."""
+    symbol = params.get("symbol", "").upper()
+    if not symbol:
+        raise ValueError("symbol is required")
+    if params.get("frequencyType", "minute") != "minute" or params.get("frequency", "1") != "1":
+        raise ValueError("the simulator serves minute candles only (frequencyType=minute, frequency=1)")
+    window = []
+    for name in ("startDate", "endDate"):
+        raw = params.get(name, "")
+        if not (raw.isascii() and raw.isdigit()):
+            raise ValueError(f"{name} must be epoch milliseconds, not {raw[:40]!r}")
+        window.append(int(raw))
+    if window[0] > window[1]:
+        raise ValueError("startDate is after endDate")
+    return symbol, window[0], window[1]
+
+
+def price_history(symbol: str, bars: list[Bar]) -> dict:
+    """`GET /marketdata/v1/pricehistory`: the market's own completed bars as Schwab's candles (the same bars
+    CHART_EQUITY streamed); the simulator's market is always open, so extended hours change nothing."""
+    candles = [{"open": bar.open, "high": bar.high, "low": bar.low, "close": bar.close, "volume": bar.volume,
+                "datetime": bar.start_ms} for bar in bars]
+    return {"candles": candles, "symbol": symbol, "empty": not candles}
+
+
 def user_preference(socket_url: str) -> dict:
     """`GET /trader/v1/userPreference`: the streamer's address and the ids LOGIN echoes."""
     return {

@@ -1,7 +1,9 @@
 """The simulator's HTTP side: what schwab-py asks of Schwab over REST, and the simulator's own controls.
 
 Schwab's: `/trader/v1/userPreference` (where the streamer is),
-`/marketdata/v1/chains`, `/marketdata/v1/markets`, and OAuth's
+`/marketdata/v1/chains`, `/marketdata/v1/markets`,
+`/marketdata/v1/pricehistory` (minute candles: the very bars CHART_EQUITY
+streamed, of the last BARS_KEPT per symbol), and OAuth's
 `/v1/oauth/authorize` (answered at once with a code for the callback) and
 `/v1/oauth/token` (a code or a refresh token traded for tokens,
 `tokens.py`). Market data needs a Bearer access token the simulator still
@@ -82,7 +84,8 @@ def http_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 self._reply(200, sim.report.to_json())
             elif url.path == "/v1/oauth/authorize":
                 self._redirect_to_callback(params)
-            elif url.path not in ("/trader/v1/userPreference", "/marketdata/v1/chains", "/marketdata/v1/markets"):
+            elif url.path not in ("/trader/v1/userPreference", "/marketdata/v1/chains", "/marketdata/v1/markets",
+                                  "/marketdata/v1/pricehistory"):
                 self._reply(404, {"errors": [{"status": 404, "title": "Not Found", "detail": url.path}]})
             elif not self._authorized():
                 return
@@ -93,6 +96,8 @@ def http_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 self._reply(200, protocol.user_preference(f"ws://{host}:{sim.settings.ws_port}/ws"))
             elif url.path == "/marketdata/v1/chains":
                 self._chain(params)
+            elif url.path == "/marketdata/v1/pricehistory":
+                self._price_history(params)
             else:
                 try:
                     day = date.fromisoformat(params["date"]) if params.get("date") else new_york_date(now_ms())
@@ -116,6 +121,16 @@ def http_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 self._reply(400, {"errors": [{"status": 400, "title": "Bad Request", "detail": str(error)}]})
                 return
             self._reply(200, body)
+
+        def _price_history(self, params: dict[str, str]) -> None:
+            try:
+                symbol, start_ms, end_ms = protocol.price_history_window(params)
+            except ValueError as error:
+                self._reply(400, {"errors": [{"status": 400, "title": "Bad Request", "detail": str(error)}]})
+                return
+            with sim.market_lock:
+                bars = sim.market.bars_between(symbol, start_ms, end_ms, now_ms())
+            self._reply(200, protocol.price_history(symbol, bars))
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

@@ -84,6 +84,10 @@ class TableSpec:
     #: Columns a row with a stored key replaces, where a later row revises an earlier one (a bar Schwab sent
     #: again with new values); the same values again change nothing. Empty: a stored key is a duplicate, skipped.
     revised: tuple[str, ...] = ()
+    #: Columns replaced along with a revision, but not compared (when the row was received, say).
+    refreshed: tuple[str, ...] = ()
+    #: Which stored rows a revision may replace (SQL over the table's row and `excluded`).
+    revise_when: str = "true"
 
     @cached_property
     def fields(self) -> tuple[tuple[str, str], ...]:
@@ -105,10 +109,12 @@ class TableSpec:
         key = ", ".join(dict(self.target)[column] for column in self.conflict)
         stored = ", ".join(f"{self.name}.{column}" for column in self.revised)
         incoming = ", ".join(f"excluded.{column}" for column in self.revised)
+        replaced = (*self.revised, *self.refreshed)
         return (f"INSERT INTO public.{self.name} ({columns}) SELECT DISTINCT ON ({key}) {expressions} FROM {rows}"
                 f" ORDER BY {key}, row.n DESC"
-                f" ON CONFLICT ({', '.join(self.conflict)}) DO UPDATE SET ({', '.join(self.revised)}, revised_at)"
-                f" = ({incoming}, clock_timestamp()) WHERE ({stored}) IS DISTINCT FROM ({incoming})")
+                f" ON CONFLICT ({', '.join(self.conflict)}) DO UPDATE SET ({', '.join(replaced)}, revised_at)"
+                f" = ({', '.join(f'excluded.{column}' for column in replaced)}, clock_timestamp())"
+                f" WHERE ({self.revise_when}) AND ({stored}) IS DISTINCT FROM ({incoming})")
 
 
 EQUITY_DATA = TableSpec(
@@ -218,12 +224,15 @@ EQUITY_BARS = TableSpec(
         ("low", "low::numeric(18, 6)"),
         ("close", "close::numeric(18, 6)"),
         ("volume", "volume::numeric(20, 4)"),
-        ("sequence", "chart_sequence"),
-        ("source", "'stream'"),
+        ("sequence", "nullif(chart_sequence, -1)"),
+        ("source", "source"),
         ("received_at", _NS.format("received_ns")),
     ),
     conflict=("ticker", "timestamp"),
-    revised=("open", "high", "low", "close", "volume", "sequence", "received_at"),
+    revised=("open", "high", "low", "close", "volume", "source"),
+    refreshed=("sequence", "received_at"),
+    # A bar from price history never replaces one the stream delivered; the stream's replaces any.
+    revise_when="excluded.source = 'stream' OR equity_bars.source <> 'stream'",
 )
 
 EQUITY_QUOTES = TableSpec(

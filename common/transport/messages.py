@@ -49,7 +49,13 @@ class EquityQuote(msgspec.Struct, tag="quote", array_like=True, frozen=True):
 
 
 class MinuteBar(msgspec.Struct, tag="bar", array_like=True, frozen=True):
-    """A completed one-minute CHART_EQUITY bar; `volume` is the bar's own volume."""
+    """A completed one-minute bar; `volume` is the bar's own volume.
+
+    `source` is where it came from: `stream` (CHART_EQUITY, with Schwab's
+    `chart_sequence`), or `repaired` / `backfill` (minute price history, which
+    has no sequence: -1, stored as NULL). Last and defaulted, so journals
+    written before it existed read unchanged.
+    """
 
     symbol: str
     start_ms: int
@@ -60,6 +66,7 @@ class MinuteBar(msgspec.Struct, tag="bar", array_like=True, frozen=True):
     volume: float
     chart_sequence: int
     received_ns: int
+    source: str = "stream"
 
 
 class OptionQuote(msgspec.Struct, tag="option", array_like=True, frozen=True):

@@ -146,6 +146,21 @@ def test_quotes_are_stored_as_they_come_even_twice_in_one_millisecond(conn):
         ("SPY", NOW_MS, None, Decimal("417.100000"), 3, 4)]
 
 
+def test_a_bar_from_price_history_never_replaces_the_streams_and_the_streams_replaces_any(conn):
+    minute = 1_764_000_000_000
+    history = [msgspec.structs.replace(bar(minute + k * 60_000, close=417.3), chart_sequence=-1, source="backfill")
+               for k in range(2)]
+    db.write_batches(conn, {"equity_bars": rows(bar(minute))})
+    assert db.write_batches(conn, {"equity_bars": rows(*history)}) == {"equity_bars": 1}, "only the missing minute"
+    assert fetch(conn, "SELECT close, source, sequence FROM equity_bars ORDER BY timestamp") == [
+        (Decimal("417.250000"), "stream", 3), (Decimal("417.300000"), "backfill", None)]
+    assert db.write_batches(conn, {"equity_bars": rows(*history)}) == {"equity_bars": 0}, "loaded twice: once"
+    late = bar(minute + 60_000, close=417.35, sequence=9)
+    assert db.write_batches(conn, {"equity_bars": rows(late)}) == {"equity_bars": 1}, "the stream's own bar wins"
+    assert fetch(conn, "SELECT close, source, sequence FROM equity_bars ORDER BY timestamp")[1] == (
+        Decimal("417.350000"), "stream", 9)
+
+
 def test_a_bar_no_market_has_is_refused_by_the_table(conn):
     inconsistent = msgspec.structs.replace(bar(), low=418.0)
     with pytest.raises(psycopg.errors.CheckViolation, match="equity_bars_prices_check"):

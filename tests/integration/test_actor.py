@@ -52,6 +52,7 @@ def test_frames_as_they_come_a_gap_reported_and_a_sigterm_ends_in_stop_close_and
     work = Recording(until=3, subscriptions=(("ingest", "quote"),))
     listener = Subscriber(actor.config, "writer")
     listener.subscribe("indicator", "indicator")
+    assert actor.publisher.wait_for_subscribers(["writer"], 10) == [], "PUB/SUB sends nothing to a late subscriber"
 
     def send(publisher: Publisher) -> None:
         publisher.send("quote", [QUOTE])

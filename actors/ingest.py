@@ -11,7 +11,8 @@ This module only wires the pieces to the actor: the connection's state
 machine (`common/feed/connection.py`) keeps the connection up for months,
 logged in only during the configured market sessions, reconnecting after
 every kind of failure, and waiting quietly for a new token file when the
-refresh token has expired.
+refresh token has expired; beside it, the minutes the stream missed while it
+was down are filled from price history (`common/feed/bar_repair.py`).
 
 With `STREAM_RECORD` it also records every `data` payload it decodes; with
 `STREAM_SOURCE=replay` it logs in nowhere and `replay` feeds such a recording
@@ -23,10 +24,12 @@ from __future__ import annotations
 import asyncio
 
 from common.actor import Actor
+from common.feed.bar_repair import BarGaps, BarRepair, newest_stream_bars
 from common.feed.connection import Connection, SchwabClients
 from common.feed.frames import FramePublisher
 from common.feed.market_hours import clock_from_spec
 from common.feed.replay import Recorder, play
+from common.feed.schwab_client import make_client
 from common.feed.waiting import IDLE_TICK, Idle
 from common.transport.bus import Subscriber
 
@@ -74,13 +77,18 @@ async def run(actor: Actor) -> None:
         if config.stream_record else None
     control = actor.subscriber()
     control.subscribe("options", "option_subscription")
-    frames = FramePublisher(actor.publisher, actor.stats, actor.log, recorder=recorder)
+    repair = None if config.replays else bar_repair(actor)
+    frames = FramePublisher(actor.publisher, actor.stats, actor.log, recorder=recorder,
+                            on_bar=None if repair is None else repair.seen)
+    repairing = None if repair is None else asyncio.create_task(repair.run(lambda: actor.shutdown.requested))
     try:
         if config.replays:
             await replay(actor, frames, control)
         else:
             await connection(actor, frames, control).run()
     finally:
+        if repairing is not None:
+            repairing.cancel()
         control.close()
         if recorder is not None:
             recorder.close()
@@ -93,6 +101,15 @@ def connection(actor: Actor, frames: FramePublisher, control: Subscriber) -> Con
                 clock=clock_from_spec(actor.config.market_clock))
     return Connection(actor.config, frames, control.recv_nowait, SchwabClients(actor.config), idle, actor.stats,
                       actor.log, lambda: actor.stats.maybe_publish(actor.publisher, force=True))
+
+
+def bar_repair(actor: Actor) -> BarRepair:
+    """The repair of minutes the stream missed, knowing the newest bar per ticker ingest's journal holds."""
+    config = actor.config
+    gaps = BarGaps(config.bar_ms, newest_stream_bars(config.journal_dir("ingest")))
+    extended = any(session != "regular" for session in config.market_sessions)
+    return BarRepair(gaps, lambda: make_client(config, asyncio=True), actor.publisher.send, actor.stats, actor.log,
+                     extended)
 
 
 def recording_failed(actor: Actor, error: OSError) -> None:

@@ -396,6 +396,8 @@ class Config:
     option_chain_refresh: float
     market_hours: str
     market_sessions: tuple[str, ...]
+    #: The length of a CHART_EQUITY bar: a minute from Schwab, SIM_BAR_SECONDS from the simulator.
+    bar_ms: int
     market_lead: float
     market_clock: str
     stream_watchdog: float
@@ -518,6 +520,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         # The simulator's market never closes unless asked, so `make run` streams at any hour.
         market_hours=read(env, "MARKET_HOURS", default="always" if source == "simulator" else "exchange"),
         market_sessions=read(env, "MARKET_SESSIONS"),
+        bar_ms=round(read(env, "SIM_BAR_SECONDS") * 1000) if source == "simulator" else 60_000,
         market_lead=read(env, "MARKET_LEAD"),
         market_clock=read(env, "MARKET_CLOCK") or "",
         stream_watchdog=read(env, "STREAM_WATCHDOG"),

@@ -127,7 +127,10 @@ class IndicatorEngine:
         return state
 
     def on_bar(self, bar: MinuteBar) -> None:
-        """Take a completed bar's close into SMA9; a bar not newer than the last is ignored."""
+        """Take a completed bar's close into SMA9; a bar not newer than the last is ignored, and so is a bar
+        not from the stream (repaired from price history, late and out of order: `common/feed/bar_repair.py`)."""
+        if bar.source != "stream":
+            return
         if not math.isfinite(bar.close):
             raise RejectedRecord(f"bar close is {bar.close}")
         self._state(bar.symbol).push_close(bar.start_ms, bar.close)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -21,6 +22,7 @@ from common.feed.levelone import EquityBook, Incomplete, OptionBook, bar_record
 from common.feed.replay import Recorder
 from common.observe.stats import ActorStats
 from common.transport.bus import Publisher
+from common.transport.messages import MinuteBar
 
 SERVICES = frozenset({edge.LEVELONE_EQUITIES, edge.CHART_EQUITY, edge.LEVELONE_OPTIONS})
 #: Records of one burst share a frame per kind until they are this many: a frame this large gains nothing by
@@ -39,16 +41,18 @@ class FramePublisher:
     and logged with an excerpt at most once a minute per symbol and reason;
     it never costs the other items of its message, nor the connection. With
     a `recorder`, each message's data is recorded as received, before it is
-    decoded.
+    decoded; with `on_bar`, every bar is shown to it as it is made (the
+    repair of missed minutes: `common/feed/bar_repair.py`).
     """
 
     def __init__(self, publisher: Publisher, stats: ActorStats, logger: logging.Logger,
-                 recorder: Recorder | None = None):
+                 recorder: Recorder | None = None, on_bar: Callable[[MinuteBar], None] | None = None):
         self.publisher = publisher
         self.stats = stats
         self.logger = logger
         self.limiter = LogLimiter()
         self.recorder = recorder
+        self.on_bar = on_bar
         self.pending: dict[str, list[Any]] = {"trade": [], "quote": [], "bar": [], "option": []}
         self.reset()
 
@@ -100,7 +104,10 @@ class FramePublisher:
         elif isinstance(update, edge.OptionUpdate):
             out["option"].append(self.options.merge(update, frame_ms, received))
         else:
-            out["bar"].append(bar_record(update, received))
+            bar = bar_record(update, received)
+            out["bar"].append(bar)
+            if self.on_bar is not None:
+                self.on_bar(bar)
 
     def reject(self, rejection: Rejection) -> None:
         self.stats.rejected(rejection.reason)

@@ -68,6 +68,8 @@ class MetricsRollup:
                     rejected_count=rejected_count,
                     rejected_reasons=rejected_reasons,
                     deployment=self.deployment,
+                    bars_missing=sample.bars_missing - (before.bars_missing if before else 0),
+                    bars_repaired=sample.bars_repaired - (before.bars_repaired if before else 0),
                 )
             )
             self._reported[actor] = sample

@@ -34,6 +34,9 @@ class ActorStats:
         self.errors = 0
         self.gaps = 0
         self.replayed = 0
+        #: Minute bars the stream missed while ingest was away, and those filled from price history.
+        self.bars_missing = 0
+        self.bars_repaired = 0
         self.reconnects: dict[str, int] = {}
         #: Items refused where data enters, by reason (common/feed/edge.py, common/feed/levelone.py).
         self.rejections: dict[str, int] = {}
@@ -72,6 +75,8 @@ class ActorStats:
             replayed=self.replayed,
             reconnects=dict(self.reconnects),
             rejected=dict(self.rejections),
+            bars_missing=self.bars_missing,
+            bars_repaired=self.bars_repaired,
             rss_bytes=self._process.memory_info().rss,  # one read of /proc/self/statm
         )
 
@@ -86,7 +91,7 @@ class ActorStats:
 
     def _activity(self, publisher: Publisher) -> tuple:
         return (self.status, self.records_in, self.records_out, self.errors, self.gaps, self.replayed,
-                publisher.journal_errors, dict(publisher.sequencer.last_seqs))
+                self.bars_missing, self.bars_repaired, publisher.journal_errors, dict(publisher.sequencer.last_seqs))
 
     def maybe_publish(self, publisher: Publisher, force: bool = False) -> None:
         """Send a sample every interval while anything changes, every IDLE_SAMPLES intervals while nothing does

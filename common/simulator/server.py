@@ -98,6 +98,8 @@ class Simulator:
         self._options_at = 0.0
         self._active_for: tuple = ()
         self._active_keys: tuple[list[str], list[str]] = ([], [])
+        #: Every symbol whose chart was ever streamed: its market goes on without a listener (see `_active`).
+        self._charted: dict[str, None] = {}
         self.faults = faults.Faults()
         self.tokens = Tokens()
         self.logged_in = asyncio.Event()
@@ -318,7 +320,10 @@ class Simulator:
     def _active(self, streaming: list[_Connection]) -> tuple[list[str], list[str]]:
         """(symbols to step: equities, charts and option underlyings; valid option keys).
 
-        Worked out again only when a connection comes, goes or changes its subscriptions.
+        A symbol whose chart was once streamed keeps trading while nobody
+        listens, as a market does: a client that was away finds the bars it
+        missed in the price history. Worked out again only when a connection
+        comes, goes or changes its subscriptions.
         """
         state = tuple((conn.session.connection, conn.session.version) for conn in streaming)
         if state == self._active_for:
@@ -327,13 +332,14 @@ class Simulator:
         options: dict[str, None] = {}
         for conn in streaming:
             symbols.update(dict.fromkeys(conn.session.subscribed(LEVELONE_EQUITIES)))
-            symbols.update(dict.fromkeys(conn.session.subscribed(CHART_EQUITY)))
+            self._charted.update(dict.fromkeys(conn.session.subscribed(CHART_EQUITY)))
             for key in conn.session.subscribed(LEVELONE_OPTIONS):
                 try:
                     symbols[option_symbols.parse(key).underlying] = None
                 except ValueError:
                     continue
                 options[key] = None
+        symbols.update(self._charted)
         self._active_for, self._active_keys = state, (list(symbols), list(options))
         return self._active_keys
 

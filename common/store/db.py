@@ -196,6 +196,8 @@ STREAMING_METRICS = TableSpec(
         ("rejected_count", "rejected_count"),
         ("rejected_reasons", "rejected_reasons"),
         ("deployment", "deployment"),
+        ("bars_missing", "bars_missing"),
+        ("bars_repaired", "bars_repaired"),
     ),
     conflict=("deployment", "actor", "timestamp"),
 )

@@ -177,6 +177,8 @@ class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
     reconnects: dict[str, int] = msgspec.field(default_factory=dict)
     rss_bytes: int = 0
     rejected: dict[str, int] = msgspec.field(default_factory=dict)
+    bars_missing: int = 0
+    bars_repaired: int = 0
     next_within_ns: int = 0
 
 
@@ -187,7 +189,10 @@ class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, f
     "simulator", so simulated rows are recognisable in the database.
     `rejected_count` / `rejected_reasons` are the interval's items refused
     where data enters ('price_not_finite=2,key_implausible=1'); `deployment`
-    which deployment the row is from (several can share a database).
+    which deployment the row is from (several can share a database);
+    `bars_missing` / `bars_repaired` the minute bars the stream missed while
+    ingest was not streaming, and those filled from price history
+    (`common/feed/bar_repair.py`).
     """
 
     ts_ns: int
@@ -208,6 +213,8 @@ class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, f
     rejected_count: int = 0
     rejected_reasons: str = ""
     deployment: str | None = None
+    bars_missing: int = 0
+    bars_repaired: int = 0
 
 
 class StreamLag(msgspec.Struct, tag="stream_lag", array_like=True, frozen=True):

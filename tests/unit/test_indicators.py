@@ -97,6 +97,19 @@ def test_duplicate_bars_are_ignored_and_sma_needs_eight():
     assert value.sma9 == pytest.approx((36 + 9) / 9)
 
 
+def test_a_repaired_bar_moves_nothing_the_stream_computed():
+    """Bars filled in from price history arrive late and out of order: SMA9 stays the stream's own."""
+    streamed, with_repairs = IndicatorEngine(), IndicatorEngine()
+    start = utc_ms(2024, 3, 11, 14, 0)
+    for i in range(10):
+        bar = MinuteBar("SPY", start + i * MINUTE_MS, 0, 0, 0, float(i + 1), 1.0, i, 0)
+        streamed.on_bar(bar)
+        with_repairs.on_bar(bar)
+    with_repairs.on_bar(MinuteBar("SPY", start + 10 * MINUTE_MS, 0, 0, 0, 500.0, 1.0, -1, 0, "repaired"))
+    trade = EquityTrade("SPY", start + 11 * MINUTE_MS, 9.0, 1, 1, 1, None, None, 0)
+    assert with_repairs.on_trade(trade) == streamed.on_trade(trade)
+
+
 def test_on_records_groups_by_symbol_and_reports_rejects():
     engine = IndicatorEngine()
     t = utc_ms(2024, 3, 11, 14, 0)

@@ -1,0 +1,175 @@
+"""Minutes the stream missed, found and filled from Schwab's minute price history.
+
+The rule: ingest keeps, per ticker, the start of the newest bar the stream
+delivered (seeded at start from its own journal, so a restart is covered
+too). A stream bar that starts more than one bar after it shows that ingest
+was not streaming in between (a restart, a reconnect, an outage, a token
+wait): the bars that started strictly between the two are missing
+(`BarGap`). Once streaming again, `BarRepair` asks the price history for
+exactly that window and publishes what it gets as bars marked `repaired`
+on the bar stream, journaled and stored exactly once like the stream's.
+
+What follows from it, said here once:
+- the table never lets a repaired bar replace one the stream delivered
+  (`common/store/db.py`), and the indicator takes no repaired bar: SMA9 and
+  VWAP stay the stream's own, in its order, so a repaired gap is not
+  recomputed and VWAP leaves out the gap's volume;
+- a window with no candles (no trades, or outside the sessions streamed)
+  stores nothing; a candle no market has is refused at the edge
+  (`common/feed/price_history.py`) and counted as rejected;
+- a fetch that fails is tried again with backoff; a window older than
+  MAX_AGE is not asked for (Schwab keeps about 48 days of minutes; older
+  history is `make backfill`'s);
+- `bars_missing` and `bars_repaired` count it all in `streaming_metrics`.
+
+Overflow policy: gaps wait in an unbounded queue, one per ticker per
+outage (a few hundred at most), and are fetched one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from authlib.integrations.base_client.errors import OAuthError
+
+from common.feed.price_history import PriceHistoryError, decode_history, history_bars
+from common.feed.streamer import Backoff
+from common.observe.stats import ActorStats
+from common.transport.delivery import newest_sent
+from common.transport.messages import MinuteBar, Record
+
+#: Windows starting longer ago than this are left to `make backfill`.
+MAX_AGE_MS = 40 * 86_400_000
+#: A fetch that failed is tried again after 1 s, doubling up to a minute.
+RETRY_FIRST, RETRY_MAX = 1.0, 60.0
+#: How often the queue is looked at while it is empty.
+IDLE = 1.0
+
+
+@dataclass(frozen=True)
+class BarGap:
+    """`symbol`'s bars that started strictly between `after_ms` and `before_ms` never came from the stream."""
+
+    symbol: str
+    after_ms: int
+    before_ms: int
+
+    def missing(self, bar_ms: int) -> int:
+        return max((self.before_ms - self.after_ms) // bar_ms - 1, 0)
+
+
+class BarGaps:
+    """Per ticker, the newest stream bar; a stream bar more than one `bar_ms` after it opens a gap."""
+
+    def __init__(self, bar_ms: int, newest: dict[str, int] | None = None):
+        self.bar_ms = bar_ms
+        self.newest: dict[str, int] = dict(newest or {})
+
+    def seen(self, bar: MinuteBar) -> BarGap | None:
+        if bar.source != "stream":
+            return None
+        last = self.newest.get(bar.symbol)
+        if last is not None and bar.start_ms <= last:
+            return None  # a revision or a replay of a bar already seen
+        self.newest[bar.symbol] = bar.start_ms
+        if last is None or bar.start_ms - last <= self.bar_ms:
+            return None
+        return BarGap(bar.symbol, last, bar.start_ms)
+
+
+def newest_stream_bars(journal: Path) -> dict[str, int]:
+    """Per ticker, the start of the newest stream bar ingest's own journal holds."""
+    def key(record: Record) -> tuple[str, tuple] | None:
+        if isinstance(record, MinuteBar) and record.source == "stream":
+            return record.symbol, (record.start_ms,)
+        return None
+
+    return {symbol: start for symbol, (start,) in newest_sent(journal, key).items()}
+
+
+def utc(ms: int) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
+
+
+class BarRepair:
+    """Fetches each gap's window from the price history and publishes the bars found, one gap at a time.
+
+    `connect` makes the Schwab REST client (schwab-py's AsyncClient), when
+    first needed; `send` publishes records of a kind (the tickerplant's:
+    journaled, then sent); `now_ms` is the wall clock, for MAX_AGE.
+    """
+
+    def __init__(self, gaps: BarGaps, connect: Callable[[], Any], send: Callable[[str, list], int],
+                 stats: ActorStats, logger: logging.Logger, extended: bool,
+                 now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000):
+        self.gaps = gaps
+        self.connect = connect
+        self.send = send
+        self.stats = stats
+        self.log = logger
+        self.extended = extended
+        self.now_ms = now_ms
+        self.client: Any = None
+        self.pending: deque[BarGap] = deque()
+        self.backoff = Backoff(RETRY_FIRST, RETRY_MAX)
+        self.retry_at = 0.0
+
+    def seen(self, bar: MinuteBar) -> None:
+        """Every bar ingest publishes passes here; a gap it shows is queued."""
+        gap = self.gaps.seen(bar)
+        if gap is None:
+            return
+        missing = gap.missing(self.gaps.bar_ms)
+        self.stats.bars_missing += missing
+        if gap.after_ms < self.now_ms() - MAX_AGE_MS:
+            self.log.warning("bars missing from too long ago to repair; `make backfill` loads them",
+                             extra={"ticker": gap.symbol, "after": utc(gap.after_ms).isoformat(),
+                                    "before": utc(gap.before_ms).isoformat(), "missing": missing})
+            return
+        self.pending.append(gap)
+
+    async def run(self, stopping: Callable[[], bool]) -> None:
+        while not stopping():
+            if not self.pending or time.monotonic() < self.retry_at:
+                await asyncio.sleep(IDLE)
+                continue
+            gap = self.pending[0]
+            try:
+                await self.repair(gap)
+            except (httpx.HTTPError, OAuthError, PriceHistoryError, OSError) as error:
+                delay = self.backoff.next()
+                self.retry_at = time.monotonic() + delay
+                self.client = None  # a refused token or a broken session: the next try starts afresh
+                self.log.warning("bar repair failed; trying again", extra={
+                    "ticker": gap.symbol, "reason": str(error)[:300] or repr(error), "retry_in_s": round(delay, 2)})
+                continue
+            self.pending.popleft()
+            self.backoff.reset()
+
+    async def repair(self, gap: BarGap) -> None:
+        """One gap's window asked of the price history; its good candles published as repaired bars."""
+        if self.client is None:
+            self.client = self.connect()
+        start, end = gap.after_ms + 1, gap.before_ms - 1
+        response = await self.client.get_price_history_every_minute(
+            gap.symbol, start_datetime=utc(start), end_datetime=utc(end), need_extended_hours_data=self.extended)
+        response.raise_for_status()
+        found = history_bars(decode_history(response.content), gap.symbol, start, end, "repaired", time.time_ns())
+        for _, reason in found.rejected:
+            self.stats.rejected(reason)
+        if found.bars:
+            self.send("bar", found.bars)
+            self.stats.records_out += len(found.bars)
+            self.stats.bars_repaired += len(found.bars)
+        self.log.info("bars repaired", extra={
+            "ticker": gap.symbol, "after": utc(gap.after_ms).isoformat(), "before": utc(gap.before_ms).isoformat(),
+            "missing": gap.missing(self.gaps.bar_ms), "repaired": len(found.bars), "rejected": len(found.rejected)})

@@ -1,0 +1,10 @@
+-- The minutes the stream missed, in streaming_metrics: per actor and
+-- interval, `bars_missing` (bars that started while ingest was not
+-- streaming: a restart, a reconnect, an outage, a token wait) and
+-- `bars_repaired` (those then filled from Schwab's minute price history and
+-- stored in equity_bars as source 'repaired'; common/feed/bar_repair.py).
+-- Rows from before this migration read 0.
+-- Idempotent; runs unchanged on Supabase and on plain PostgreSQL 15+.
+ALTER TABLE public.streaming_metrics
+    ADD COLUMN IF NOT EXISTS bars_missing  bigint NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS bars_repaired bigint NOT NULL DEFAULT 0;

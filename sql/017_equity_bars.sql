@@ -74,7 +74,18 @@ BEGIN
     END IF;
 END $$;
 
--- The public-read switch (010) covers the bars too; the rest of it is unchanged.
+-- The market data tables, said once: what the public-read switch (010) opens
+-- and closes, the bars now among them; the rest of the switch is unchanged.
+CREATE OR REPLACE FUNCTION public.market_data_tables()
+RETURNS text[]
+LANGUAGE sql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ARRAY['equity_data', 'indicators', 'option_prices', 'streaming_metrics', 'equity_bars']
+$$;
+REVOKE ALL ON FUNCTION public.market_data_tables() FROM PUBLIC, anon, authenticated, service_role;
+
 CREATE OR REPLACE FUNCTION public.set_public_read(enabled boolean)
 RETURNS void
 LANGUAGE plpgsql
@@ -86,7 +97,7 @@ BEGIN
     IF enabled IS NULL THEN
         RAISE EXCEPTION 'set_public_read takes true or false, not NULL';
     END IF;
-    FOREACH t IN ARRAY ARRAY['equity_data', 'indicators', 'option_prices', 'streaming_metrics', 'equity_bars'] LOOP
+    FOREACH t IN ARRAY public.market_data_tables() LOOP
         IF enabled THEN
             EXECUTE format('GRANT SELECT ON TABLE public.%I TO anon', t);
             IF NOT EXISTS (SELECT FROM pg_catalog.pg_policies

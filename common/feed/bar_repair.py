@@ -51,8 +51,6 @@ from common.transport.messages import MinuteBar, Record
 MAX_AGE_MS = 40 * 86_400_000
 #: A fetch that failed is tried again after 1 s, doubling up to a minute.
 RETRY_FIRST, RETRY_MAX = 1.0, 60.0
-#: How often the queue is looked at while it is empty.
-IDLE = 1.0
 
 
 @dataclass(frozen=True)
@@ -120,6 +118,8 @@ class BarRepair:
         self.now_ms = now_ms
         self.client: Any = None
         self.pending: deque[BarGap] = deque()
+        #: Set when a gap is queued, so the loop sleeps without waking while there is nothing to repair.
+        self.queued = asyncio.Event()
         self.backoff = Backoff(RETRY_FIRST, RETRY_MAX)
         self.retry_at = 0.0
 
@@ -136,11 +136,18 @@ class BarRepair:
                                     "before": utc(gap.before_ms).isoformat(), "missing": missing})
             return
         self.pending.append(gap)
+        self.queued.set()
 
     async def run(self, stopping: Callable[[], bool]) -> None:
+        """Repair queued gaps until `stopping`; with none queued it waits for one (the caller cancels it
+        on stop), after a failure for the backoff."""
         while not stopping():
-            if not self.pending or time.monotonic() < self.retry_at:
-                await asyncio.sleep(IDLE)
+            if not self.pending:
+                self.queued.clear()
+                await self.queued.wait()
+                continue
+            if (wait := self.retry_at - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
                 continue
             gap = self.pending[0]
             try:

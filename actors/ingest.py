@@ -106,7 +106,7 @@ def connection(actor: Actor, frames: FramePublisher, control: Subscriber) -> Con
 def bar_repair(actor: Actor) -> BarRepair:
     """The repair of minutes the stream missed, knowing the newest bar per ticker ingest's journal holds."""
     config = actor.config
-    gaps = BarGaps(config.bar_ms, newest_stream_bars(config.journal_dir("ingest")))
+    gaps = BarGaps(config.bar_ms, newest_stream_bars(config.journal_dir("ingest"), config.deployment))
     extended = any(session != "regular" for session in config.market_sessions)
     return BarRepair(gaps, lambda: make_client(config, asyncio=True), actor.publisher.send, actor.stats, actor.log,
                      extended)

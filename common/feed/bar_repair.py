@@ -44,11 +44,14 @@ from authlib.integrations.base_client.errors import OAuthError
 from common.feed.price_history import PriceHistoryError, decode_history, history_bars
 from common.feed.streamer import Backoff
 from common.observe.stats import ActorStats
-from common.transport.delivery import newest_sent
-from common.transport.messages import MinuteBar, Record
+from common.transport.journal import read_envelopes
+from common.transport.messages import MinuteBar
+from common.transport.streams import KINDS, stream, tag
 
 #: Windows starting longer ago than this are left to `make backfill`.
 MAX_AGE_MS = 40 * 86_400_000
+#: A position after every frame a stream will ever have: what `read_envelopes` then passes over unread.
+PASSED = (1 << 63, 0)
 #: A fetch that failed is tried again after 1 s, doubling up to a minute.
 RETRY_FIRST, RETRY_MAX = 1.0, 60.0
 
@@ -84,14 +87,24 @@ class BarGaps:
         return BarGap(bar.symbol, last, bar.start_ms)
 
 
-def newest_stream_bars(journal: Path) -> dict[str, int]:
-    """Per ticker, the start of the newest stream bar ingest's own journal holds."""
-    def key(record: Record) -> tuple[str, tuple] | None:
-        if isinstance(record, MinuteBar) and record.source == "stream":
-            return record.symbol, (record.start_ms,)
-        return None
+def newest_stream_bars(journal: Path, deployment: str) -> dict[str, int]:
+    """Per ticker, the start of the newest stream bar ingest's own journal holds.
 
-    return {symbol: start for symbol, (start,) in newest_sent(journal, key).items()}
+    Read at every start, over up to a day of journal: the other streams' frames
+    are passed over on their leading fields, undecoded (`read_envelopes`).
+    """
+    bars = stream(deployment, "ingest", tag(MinuteBar))
+    others = {stream(deployment, kind.publisher, kind.name): PASSED for kind in KINDS
+              if kind.publisher == "ingest" and kind.record is not MinuteBar}
+    newest: dict[str, int] = {}
+    if journal.exists():
+        for frame in read_envelopes(journal, after=others):
+            if frame.stream != bars:
+                continue
+            for bar in frame.records:
+                if isinstance(bar, MinuteBar) and bar.source == "stream" and bar.start_ms > newest.get(bar.symbol, 0):
+                    newest[bar.symbol] = bar.start_ms
+    return newest
 
 
 def utc(ms: int) -> datetime.datetime:

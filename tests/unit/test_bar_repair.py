@@ -33,8 +33,10 @@ def test_the_newest_stream_bar_per_ticker_is_read_from_ingests_journal(tmp_path)
     writer = JournalWriter(tmp_path, "ingest", 1)
     for seq, records in enumerate(([bar(1), bar(2, "QQQ")], [bar(3)], [bar(9, source="repaired")]), start=1):
         writer.append(encode(Envelope("d/ingest/bar", 1, seq, 0, records)))
+    writer.append(encode(Envelope("d/ingest/trade", 1, 1, 0, [])))
+    writer.append(encode(Envelope("other/ingest/bar", 1, 1, 0, [bar(20)])))
     writer.close()
-    assert newest_stream_bars(tmp_path) == {"SPY": T + 3 * MINUTE, "QQQ": T + 2 * MINUTE}
+    assert newest_stream_bars(tmp_path, "d") == {"SPY": T + 3 * MINUTE, "QQQ": T + 2 * MINUTE}
 
 
 class History:

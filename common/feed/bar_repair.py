@@ -20,7 +20,10 @@ What follows from it, said here once:
 - a fetch that fails is tried again with backoff; a window older than
   MAX_AGE is not asked for (Schwab keeps about 48 days of minutes; older
   history is `make backfill`'s);
-- `bars_missing` and `bars_repaired` count it all in `streaming_metrics`.
+- `bars_missing` counts the bars the market had in a window (the price
+  history's candles) that the stream did not deliver, and `bars_repaired`
+  those stored; a window of no trading (overnight, a weekend, a quiet
+  minute) misses nothing. Both reach `streaming_metrics`.
 
 Overflow policy: gaps wait in an unbounded queue, one per ticker per
 outage (a few hundred at most), and are fetched one at a time.
@@ -64,7 +67,8 @@ class BarGap:
     after_ms: int
     before_ms: int
 
-    def missing(self, bar_ms: int) -> int:
+    def minutes(self, bar_ms: int) -> int:
+        """How many bars could have started in the window; how many did, only the price history says."""
         return max((self.before_ms - self.after_ms) // bar_ms - 1, 0)
 
 
@@ -141,12 +145,11 @@ class BarRepair:
         gap = self.gaps.seen(bar)
         if gap is None:
             return
-        missing = gap.missing(self.gaps.bar_ms)
-        self.stats.bars_missing += missing
         if gap.after_ms < self.now_ms() - MAX_AGE_MS:
             self.log.warning("bars missing from too long ago to repair; `make backfill` loads them",
                              extra={"ticker": gap.symbol, "after": utc(gap.after_ms).isoformat(),
-                                    "before": utc(gap.before_ms).isoformat(), "missing": missing})
+                                    "before": utc(gap.before_ms).isoformat(),
+                                    "minutes": gap.minutes(self.gaps.bar_ms)})
             return
         self.pending.append(gap)
         self.queued.set()
@@ -186,10 +189,12 @@ class BarRepair:
         found = history_bars(decode_history(response.content), gap.symbol, start, end, "repaired", time.time_ns())
         for _, reason in found.rejected:
             self.stats.rejected(reason)
+        self.stats.bars_missing += len(found.bars) + len(found.rejected)
         if found.bars:
             self.send("bar", found.bars)
             self.stats.records_out += len(found.bars)
             self.stats.bars_repaired += len(found.bars)
         self.log.info("bars repaired", extra={
             "ticker": gap.symbol, "after": utc(gap.after_ms).isoformat(), "before": utc(gap.before_ms).isoformat(),
-            "missing": gap.missing(self.gaps.bar_ms), "repaired": len(found.bars), "rejected": len(found.rejected)})
+            "minutes": gap.minutes(self.gaps.bar_ms), "missing": len(found.bars) + len(found.rejected),
+            "repaired": len(found.bars), "rejected": len(found.rejected)})

@@ -23,7 +23,7 @@ def test_a_stream_bar_more_than_a_bar_after_the_last_opens_a_gap_of_the_minutes_
     assert gaps.seen(bar(1)) is None, "the next minute: nothing missed"
     assert gaps.seen(bar(1)) is None and gaps.seen(bar(0)) is None, "a revision or replay of a bar seen"
     gap = gaps.seen(bar(5))
-    assert gap == BarGap("SPY", T + MINUTE, T + 5 * MINUTE) and gap.missing(MINUTE) == 3
+    assert gap == BarGap("SPY", T + MINUTE, T + 5 * MINUTE) and gap.minutes(MINUTE) == 3
     assert gaps.seen(bar(9, source="repaired")) is None and gaps.newest["SPY"] == T + 5 * MINUTE, \
         "a repaired bar is not the stream's"
     assert gaps.seen(bar(7, symbol="QQQ")) is None, "a ticker's first bar since start: nothing known before it"
@@ -84,8 +84,8 @@ def test_the_window_is_asked_of_the_price_history_and_its_bars_published_as_repa
     ((kind, bars),) = sent
     assert kind == "bar" and [b.start_ms for b in bars] == [T + MINUTE * k for k in (1, 2, 3)]
     assert {b.source for b in bars} == {"repaired"} and {b.chart_sequence for b in bars} == {-1}
-    assert (repair.stats.bars_missing, repair.stats.bars_repaired, len(repair.pending)) == (4, 3, 0), \
-        "minutes 1-4 missing; the history has no minute 4 (nothing traded), and nothing is made up for it"
+    assert (repair.stats.bars_missing, repair.stats.bars_repaired, len(repair.pending)) == (3, 3, 0), \
+        "minutes 1-4 in the window; the history has no minute 4 (nothing traded): it missed nothing, nothing is made up"
 
 
 def test_candles_no_market_has_are_refused_and_counted_never_published():
@@ -93,6 +93,7 @@ def test_candles_no_market_has_are_refused_and_counted_never_published():
     repair.seen(bar(3))
     once(repair)
     assert sent == [] and repair.stats.rejections == {"price_invalid": 2} and not repair.pending
+    assert (repair.stats.bars_missing, repair.stats.bars_repaired) == (2, 0), "missed, and refused"
 
 
 def test_a_failed_fetch_keeps_the_gap_and_is_tried_again_with_a_fresh_client():
@@ -110,4 +111,4 @@ def test_a_failed_fetch_keeps_the_gap_and_is_tried_again_with_a_fresh_client():
 def test_a_gap_older_than_schwab_keeps_minutes_is_left_to_backfill():
     repair, _ = repairer(History(), now_ms=T + MAX_AGE_MS + 10 * MINUTE)
     repair.seen(bar(3))
-    assert not repair.pending and repair.stats.bars_missing == 2
+    assert not repair.pending and repair.stats.bars_missing == 0, "how many it missed, only a fetch could say"

@@ -28,7 +28,7 @@ from common.transport.bus import Publisher
 from common.transport.delivery import passed_by_all
 from common.transport.journal import JournalFull, JournalWriter, Spans, prune
 from common.transport.messages import Record
-from common.transport.streams import journaled
+from common.transport.streams import KINDS, journaled
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ class Tickerplant(Publisher):
             fsync_interval=config.journal_fsync_interval,
         )
         self.journal_errors = 0
+        #: The kinds journaled here, worked out once from the registry and the settings: not per frame sent.
+        self._journaled = frozenset(kind.name for kind in KINDS if journaled(kind.name, config.opted_in))
         self._next_prune = time.monotonic() + PRUNE_INTERVAL
         self._spans: Spans = {}
 
@@ -56,7 +58,7 @@ class Tickerplant(Publisher):
     def send(self, kind: str, records: Sequence[Record]) -> int:
         """Journal the frame (if its kind is journaled), then send it; returns its seq."""
         name, seq, payload = self.frame(kind, records)
-        if journaled(kind, self._config.opted_in):
+        if kind in self._journaled:
             self._journal(payload)
         self.emit(name, payload, kind)
         return seq

@@ -29,7 +29,7 @@ import psycopg
 from common.config import ConfigError, Rejected, load, parse_tickers
 from common.feed.market_hours import NEW_YORK
 from common.feed.price_history import PriceHistoryError, decode_history, history_bars
-from common.feed.schwab_client import make_client
+from common.feed.schwab_client import TokenError, make_client
 from common.store import db
 from common.store.connection import reason
 
@@ -100,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, Rejected, ValueError) as error:
         sys.stderr.write(f"backfill: {error}\n")
         return 2
-    client = make_client(config, asyncio=False)
+    try:
+        client = make_client(config, asyncio=False)
+    except TokenError as error:
+        sys.stderr.write(f"backfill: {error}\n")
+        return 2
     try:
         conn = db.connect(config.database_url, application_name="streaming-backfill")
     except psycopg.Error as error:

@@ -21,7 +21,7 @@ from common.store.localpg import SUPERUSER, LocalPostgres
 #: The folders of the tiers, each its marker's name.
 TIERS = ("unit", "integration", "e2e")
 #: What a unit test may not ask for: a database server.
-SERVERS = {"pg", "db_url", "migrated_url"}
+SERVERS = {"pg", "db_url", "migrated_url", "migrated_template"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -50,16 +50,15 @@ def pg() -> Iterator[LocalPostgres]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture
-def db_url(pg: LocalPostgres) -> Iterator[str]:
-    """A new empty database owned by `postgres`, dropped after the test.
+def _database(pg: LocalPostgres, template: str = "template1") -> Iterator[str]:
+    """A new database owned by `postgres`, a copy of `template`, dropped after the test.
 
     The cluster's superuser drops it: WITH (FORCE) must end an autovacuum worker
     busy in it too, which `postgres` may not.
     """
     name = f"test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg.url(SUPERUSER, "postgres"), autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name} OWNER postgres")
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE {template} OWNER postgres")
     try:
         yield pg.url(dbname=name)
     finally:
@@ -68,8 +67,26 @@ def db_url(pg: LocalPostgres) -> Iterator[str]:
 
 
 @pytest.fixture
-def migrated_url(db_url: str) -> str:
-    """`db_url` with every migration in sql/ applied."""
-    with migrate.connect(db_url) as conn:
+def db_url(pg: LocalPostgres) -> Iterator[str]:
+    """A new empty database owned by `postgres`, dropped after the test."""
+    yield from _database(pg)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg: LocalPostgres) -> str:
+    """A database with every migration in sql/ applied, once per session, that nobody may connect to: each
+    `migrated_url` is a copy of it (a tenth of the time the migrations take, now that they make partitions)."""
+    name = "migrated_template"
+    with psycopg.connect(pg.url(SUPERUSER, "postgres"), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name} OWNER postgres")
+    with migrate.connect(pg.url(dbname=name)) as conn:
         migrate.migrate(conn)
-    return db_url
+    with psycopg.connect(pg.url(SUPERUSER, "postgres"), autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+    return name
+
+
+@pytest.fixture
+def migrated_url(pg: LocalPostgres, migrated_template: str) -> Iterator[str]:
+    """A new database with every migration in sql/ applied (a copy of `migrated_template`), dropped after."""
+    yield from _database(pg, migrated_template)

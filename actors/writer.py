@@ -11,8 +11,9 @@ snapshot: on start, after a database outage and whenever a live frame
 shows that something is missing, the writer reloads its committed offsets
 and replays the publishers' journals after them; live frames it already has
 are discarded. Rows the table will never accept go to a dead-letter file
-with the reason, so one bad row never blocks the stream. On SIGTERM it
-drains the bus, flushes, and exits.
+with the reason, so one bad row never blocks the stream. It keeps the
+tables' daily partitions (sql/022) a week ahead, on connecting and hourly.
+On SIGTERM it drains the bus, flushes, and exits.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import json
 import random
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 import psycopg
 
 from common.actor import Actor, Work
+from common.feed.market_hours import NEW_YORK
 from common.store import db
 from common.store.batching import Batcher
 from common.store.connection import reason
@@ -38,6 +41,8 @@ CONSUMER = "writer"
 BACKOFF_FIRST, BACKOFF_CAP = 0.2, 10.0
 #: Errors a retry cannot fix: the row itself is wrong for its table.
 REJECTED = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
+#: Partitions are kept from yesterday to this many New York days ahead, checked this often (seconds).
+PARTITION_DAYS_AHEAD, PARTITION_CHECK_EVERY = 7, 3600.0
 
 
 class DatabaseAway(Exception):
@@ -69,6 +74,7 @@ class Writer(Work):
         self.connection: psycopg.Connection | None = None
         self.dead_letter = self.config.data_dir / "dead-letter" / "writer.jsonl"
         self.offsets_file = self.config.offsets_file(CONSUMER)
+        self.partitions_due = 0.0
 
     # --- the database ------------------------------------------------------
 
@@ -82,6 +88,7 @@ class Writer(Work):
             try:
                 self.connection = db.connect(self.config.database_url)
                 self.follower.restart(db.load_offsets(self.connection, CONSUMER))
+                self._partitions_ahead()
                 return True
             except psycopg.Error as error:
                 self.stats.status = "waiting_for_database"
@@ -102,6 +109,23 @@ class Writer(Work):
         self.stats.records_out += inserted
         self.stats.batch(size, started)
         self._share_offsets()
+
+    def _partitions_ahead(self) -> None:
+        """Yesterday's to a week ahead's partitions, made where missing: a day's first batch finds its own
+        (a batch for a day without one is mended in `db.write_batches`, at the cost of a retry)."""
+        today = datetime.now(NEW_YORK).date()
+        last = today + timedelta(days=PARTITION_DAYS_AHEAD)
+        try:
+            made = db.create_partitions(self.connection, today - timedelta(days=1), last)
+        except psycopg.errors.LockNotAvailable as error:
+            # A reader's transaction held a table past the function's lock_timeout; a week ahead leaves time.
+            self.partitions_due = time.monotonic() + PARTITION_CHECK_EVERY / 12
+            self.log.warning("daily partitions not made yet: a table was locked; trying again in 5 minutes",
+                             extra={"reason": reason(error, self.config.database_url)})
+            return
+        self.partitions_due = time.monotonic() + PARTITION_CHECK_EVERY
+        if made:
+            self.log.info("daily partitions made ahead", extra={"partitions": made, "through": last.isoformat()})
 
     def _share_offsets(self) -> None:
         """Only committed positions are shared: with nothing uncommitted, that is all of them."""
@@ -207,6 +231,11 @@ class Writer(Work):
     def duty(self, now: float) -> None:
         if self.batcher.due(now):
             self.flush()
+        if now >= self.partitions_due:
+            try:
+                self._partitions_ahead()
+            except psycopg.Error as error:
+                raise DatabaseAway(reason(error, self.config.database_url)) from error
 
     def stop(self) -> None:
         self.flush()

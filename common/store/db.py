@@ -24,6 +24,13 @@ INSERTs in one transaction cost 770-1,090 µs and 3.0-4.2 ms; this path
 380-535 µs against this path's 250-560: it has to make every timestamp and
 decimal in Python, and one duplicate aborts its whole batch.
 
+The tables are partitioned by New York day (sql/022). A batch with a row
+for a day that has no partition yet (a replay of an old journal, a backfill
+of last year) is refused whole by PostgreSQL; the days its rows need are
+then read from the same staged lines, their partitions made, and the batch
+written again. That costs nothing on the usual path: the writer keeps a
+week's partitions ahead (`create_partitions`).
+
 The staging table is session-local and the statement is prepared after a few
 runs, so this needs a direct connection or Supabase's session pooler, not the
 transaction pooler.
@@ -31,6 +38,7 @@ transaction pooler.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import typing
 from dataclasses import dataclass
@@ -93,14 +101,23 @@ class TableSpec:
     def fields(self) -> tuple[tuple[str, str], ...]:
         return row_columns(ROW_OF[self.name])
 
+    def _rows(self, staged: str, number: int) -> str:
+        """The rows staged as JSON arrays under `number` in CTE `staged`, as a relation of the struct's fields."""
+        fields = ", ".join(f"(r.value->>{i})::{kind} AS {field}" for i, (field, kind) in enumerate(self.fields))
+        return (f"(SELECT {fields}, r.n FROM {staged}, jsonb_array_elements({staged}.rows) WITH ORDINALITY"
+                f" AS r(value, n) WHERE {staged}.t = {number}) AS row")
+
+    def days_sql(self, staged: str, number: int) -> str:
+        """The New York days (the partitions, sql/022) the rows staged under `number` fall on, with the table."""
+        return (f"SELECT DISTINCT '{self.name}' AS name, ({dict(self.target)['timestamp']}"
+                f" AT TIME ZONE 'America/New_York')::date AS day FROM {self._rows(staged, number)}")
+
     def insert_sql(self, staged: str, number: int) -> str:
         """INSERT of the rows staged as JSON arrays under `number` in CTE `staged`: duplicates skipped, or, for a
         table of revisions, the last row of each key in the batch replacing what is stored."""
-        fields = ", ".join(f"(r.value->>{i})::{kind} AS {field}" for i, (field, kind) in enumerate(self.fields))
         columns = ", ".join(column for column, _ in self.target)
         expressions = ", ".join(expression for _, expression in self.target)
-        rows = (f"(SELECT {fields}, r.n FROM {staged}, jsonb_array_elements({staged}.rows) WITH ORDINALITY"
-                f" AS r(value, n) WHERE {staged}.t = {number}) AS row")
+        rows = self._rows(staged, number)
         if not self.conflict:
             return f"INSERT INTO public.{self.name} ({columns}) SELECT {expressions} FROM {rows}"
         if not self.revised:
@@ -290,6 +307,25 @@ def store_sql(tables: tuple[str, ...], with_offsets: bool) -> str:
     return f"WITH {', '.join(steps)} SELECT {counts}"
 
 
+@functools.cache
+def partitions_sql(tables: tuple[str, ...]) -> str:
+    """One statement that empties the staging table and makes the partitions its rows need; returns how many."""
+    days = " UNION ".join(TABLES[table].days_sql("staged", i) for i, table in enumerate(tables))
+    return (f"WITH staged AS (DELETE FROM {_STAGE} RETURNING t, rows)"
+            f" SELECT coalesce(sum(public.create_partitions(d.day, d.day, d.name)), 0)::int FROM ({days}) AS d")
+
+
+def create_partitions(conn: psycopg.Connection, first_day: datetime.date, last_day: datetime.date) -> int:
+    """Every table's partitions for the New York days first_day..last_day that are missing; how many were made."""
+    return conn.execute("SELECT public.create_partitions(%s, %s)", (first_day, last_day)).fetchone()[0]
+
+
+def _lacks_partition(error: psycopg.Error) -> bool:
+    """PostgreSQL's refusal of a row for a day with no partition (a check violation, by its message)."""
+    return (isinstance(error, psycopg.errors.CheckViolation)
+            and (error.diag.message_primary or "").startswith("no partition of relation"))
+
+
 def load_offsets(conn: psycopg.Connection, consumer: str) -> dict[str, tuple[int, int]]:
     """The last (epoch, seq) `consumer` committed, per stream."""
     rows = conn.execute("SELECT stream, epoch, seq FROM public.stream_offsets WHERE consumer = %s", (consumer,))
@@ -316,27 +352,41 @@ def write_batches(
 
     Returns rows inserted per table; rows whose key is already stored are
     skipped (len(rows) - inserted of them). Because the offsets commit with
-    the rows, a crash leaves either both or neither. A statement that fails
-    leaves its lines staged: they are cleared before the error goes up, so
-    the caller's retry (or a smaller batch) starts clean.
+    the rows, a crash leaves either both or neither. A batch refused for a
+    day with no partition is written again once its days' partitions are
+    made; any other failure goes up, with the staging table clean for the
+    caller's retry (or a smaller batch).
     """
     tables = tuple(table for table, rows in batches.items() if rows)
     inserted = dict.fromkeys(batches, 0)
     if not tables and not offsets:
         return inserted
     streams = list(offsets or ())
+    lines = staged_lines(tables, batches)
+    parameters = {"consumer": consumer, "streams": streams,
+                  "epochs": [offsets[name][0] for name in streams], "seqs": [offsets[name][1] for name in streams]}
+    try:
+        counts = _stage_and_run(conn, tables, lines, store_sql(tables, bool(offsets)), parameters)
+    except psycopg.Error as error:
+        if not _lacks_partition(error):
+            raise
+        _stage_and_run(conn, tables, lines, partitions_sql(tables), None)
+        counts = _stage_and_run(conn, tables, lines, store_sql(tables, bool(offsets)), parameters)
+    inserted.update(zip(tables, counts))
+    return inserted
+
+
+def _stage_and_run(conn: psycopg.Connection, tables: tuple[str, ...], lines: bytes, statement: str,
+                   parameters: dict | None) -> tuple:
+    """COPY `lines` into the staging table and run `statement`, which empties it. A statement that fails leaves
+    its lines staged: they are cleared before the error goes up."""
     with conn.cursor() as cursor:
         if tables:
             with cursor.copy(f"COPY {_STAGE} (t, rows) FROM STDIN") as copy:
-                copy.write(staged_lines(tables, batches))
+                copy.write(lines)
         try:
-            counts = cursor.execute(store_sql(tables, bool(offsets)), {
-                "consumer": consumer, "streams": streams,
-                "epochs": [offsets[name][0] for name in streams], "seqs": [offsets[name][1] for name in streams],
-            }).fetchone()
+            return cursor.execute(statement, parameters).fetchone()
         except psycopg.Error:
             if tables and not conn.broken:
                 conn.execute(f"TRUNCATE {_STAGE}")
             raise
-    inserted.update(zip(tables, counts))
-    return inserted

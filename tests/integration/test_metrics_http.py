@@ -153,6 +153,7 @@ def test_server_answers_metrics_and_health_from_the_current_snapshot(server):
 
 def test_series_joins_prices_and_indicators_oldest_first(server, migrated_url):
     with psycopg.connect(migrated_url, autocommit=True) as conn:
+        conn.execute("SELECT create_partitions('1969-12-31', '1969-12-31')")  # 1970 in New York
         for ms, volume, price, sma9, vwap in ((1000, 10, 417.09, None, 417.0), (2000, 20, 417.1, 417.05, 417.02),
                                               (2000, 25, 417.11, 417.06, 417.03)):
             conn.execute("INSERT INTO equity_data (ticker, timestamp, price, volume, day_volume)"
@@ -180,6 +181,7 @@ def test_bars_over_a_range_carry_the_indicators_as_of_their_close_and_where_they
     starts = [CLOSE_MS - k * MINUTE for k in (30, 20, 14, 1, 0)] + [CLOSE_MS - 388 * MINUTE,
                                                                     CLOSE_MS - 1440 * MINUTE]
     with psycopg.connect(migrated_url, autocommit=True) as conn:
+        conn.execute("SELECT create_partitions('2025-11-23', '2025-11-24')")
         for n, start in enumerate(starts):
             conn.execute("INSERT INTO equity_bars (ticker, timestamp, open, high, low, close, volume, source)"
                          " VALUES ('SPY', to_timestamp(%s / 1000.0), 417, 418, 416, 417.5, 100, %s)",

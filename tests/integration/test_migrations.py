@@ -135,9 +135,11 @@ def test_the_later_migrations_applied_twice_change_nothing(migrated_url):
         for migration in later:
             conn.execute(migration.sql)
         assert state(conn) == before
-        for migration in later:  # and each alone, right after itself
+        for migration in later:  # and each alone, right after itself (an older one may replace a later function)
             conn.execute(migration.sql)
-            assert state(conn) == before, migration.path.name
+            once = state(conn)
+            conn.execute(migration.sql)
+            assert state(conn) == once, migration.path.name
 
 
 def test_the_health_function_runs_as_its_owner_with_a_pinned_path(migrated_url):

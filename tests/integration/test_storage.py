@@ -16,6 +16,7 @@ DAYS = {"1 day": 300, "2 days": 100, "40 days": 50}
 @pytest.fixture
 def filled(migrated_url):
     with psycopg.connect(migrated_url, autocommit=True) as conn:
+        conn.execute("SELECT create_partitions(current_date - 41, current_date)")
         for age, count in DAYS.items():
             # Noon in New York `age` ago, one row a second: all on one New York date.
             conn.execute("INSERT INTO equity_data (ticker, timestamp, price, volume, day_volume)"
@@ -31,8 +32,8 @@ def test_each_table_is_measured_and_the_budget_is_counted_in_trading_days(filled
                          "streaming_metrics", "stream_metrics", "total"}
     with psycopg.connect(filled) as conn:
         size, table, indexes, database = conn.execute(
-            "SELECT pg_total_relation_size('equity_data'), pg_table_size('equity_data'),"
-            " pg_indexes_size('equity_data'), pg_database_size(current_database())").fetchone()
+            "SELECT sum(pg_total_relation_size(relid)), sum(pg_table_size(relid)), sum(pg_indexes_size(relid)),"
+            " pg_database_size(current_database()) FROM pg_partition_tree('equity_data') WHERE isleaf").fetchone()
     trades = rows["equity_data"]
     assert (trades.total_bytes, trades.table_bytes, trades.index_bytes) == (size, table, indexes)
     assert trades.row_count == 450 and trades.trading_days == 2

@@ -48,8 +48,15 @@ def test_the_writer_runs_as_the_writer_role(writer_url, migrated_url, tmp_path):
         config = load(env)
         config.ensure_dirs()
         ingest, indicator = Publisher(config, "ingest"), Publisher(config, "indicator")
+        week = "to_char((now() AT TIME ZONE 'America/New_York')::date + 7, 'YYYYMMDD')"
+        with psycopg.connect(migrated_url, autocommit=True) as owner:  # the migration's week ahead, taken away
+            owner.execute(f"DO $$ BEGIN EXECUTE 'DROP TABLE IF EXISTS streaming_partitions.equity_data_' || {week};"
+                          " END $$")
         with writer_process(env, var) as writer:
             await_writer(ingest, indicator)
+            with psycopg.connect(migrated_url, autocommit=True) as owner:
+                wait_for(lambda: owner.execute(f"SELECT to_regclass('streaming_partitions.equity_data_' || {week})"
+                                               ).fetchone()[0] is not None, 30, "the partitions a week ahead")
             ingest.send("trade", [trade(i, T0 + i) for i in range(10)])
             indicator.send("indicator", [IndicatorValue("SPY", T0, 1000, 500.0, None, 500.0, 1)])
             with psycopg.connect(migrated_url) as conn:
@@ -80,7 +87,11 @@ def test_the_writer_role_can_only_insert_and_read_its_tables(writer_url):
                           "SELECT * FROM cleanup_old_equity_data(1)", "SELECT refresh_equity_stats()",
                           "INSERT INTO stream_offsets (consumer, stream, epoch, seq) VALUES ('indicator', 'y', 1, 1)"
                           " ON CONFLICT (consumer, stream) DO UPDATE SET seq = 9",
-                          "CREATE TABLE public.mine (id int)"):
+                          "CREATE TABLE public.mine (id int)",
+                          # A day's partition directly: neither read nor dropped, not even today's (sql/022).
+                          "DO $$ BEGIN EXECUTE 'SELECT count(*) FROM streaming_partitions.equity_data_'"
+                          " || to_char((now() AT TIME ZONE 'America/New_York')::date, 'YYYYMMDD'); END $$",
+                          "DROP TABLE streaming_partitions.equity_data_20261101"):
             with pytest.raises((DENIED, psycopg.errors.InvalidAuthorizationSpecification)):
                 conn.execute(statement)
         assert conn.execute("SELECT price FROM equity_data").fetchone()[0] == 500
@@ -163,14 +174,24 @@ def cron_cluster():
 def test_with_pg_cron_the_refresh_and_the_cleanup_are_scheduled_once(cron_cluster):
     with migrate.connect(cron_cluster.url()) as conn:
         migrate.migrate(conn)
-    schedule = Path(__file__).resolve().parents[2] / "sql" / "008_pg_cron.sql"
+    sql = Path(__file__).resolve().parents[2] / "sql"
     with psycopg.connect(cron_cluster.url(), autocommit=True) as conn:
-        conn.execute(schedule.read_text())  # applied again: still one job each
+        for schedule in ("008_pg_cron.sql", "022_daily_partitions.sql"):
+            conn.execute((sql / schedule).read_text())  # applied again: still one job each
         jobs = conn.execute("SELECT jobname, schedule, command, username FROM cron.job ORDER BY jobname").fetchall()
+        for *_, command, _ in jobs:
+            conn.execute(command)  # each runs as written
+        ahead = conn.execute("SELECT max(relname) FROM pg_class WHERE relkind = 'r'"
+                             " AND relnamespace = 'streaming_partitions'::regnamespace AND relname LIKE 'equity_data%'"
+                             ).fetchone()[0]
+        week = conn.execute("SELECT to_char(current_date + 7, 'YYYYMMDD')").fetchone()[0]
     assert jobs == [
+        ("streaming-create-partitions", "15 3 * * *",
+         "SELECT public.create_partitions(current_date - 1, current_date + 7)", "postgres"),
         ("streaming-refresh-equity-stats", "*/5 * * * *", "SELECT public.refresh_equity_stats()", "postgres"),
         ("streaming-retention-cleanup", "30 3 * * *", "SELECT public.cleanup_old_equity_data(30)", "postgres"),
     ]
+    assert ahead == f"equity_data_{week}", "the partitions a week ahead"
 
 
 def test_without_pg_cron_the_migration_changes_nothing(migrated_url):

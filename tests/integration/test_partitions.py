@@ -1,0 +1,239 @@
+"""Daily partitions (sql/022): where rows land, what retention drops, the upgrade of a populated database, the
+plans of a user's queries, and who may touch a partition."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import msgspec
+import psycopg
+import pytest
+
+from common.feed.market_hours import NEW_YORK
+from common.store import db, migrate
+from common.transport.messages import (
+    EquityQuote,
+    EquityTrade,
+    IndicatorValue,
+    MinuteBar,
+    OptionRow,
+    StreamingMetric,
+    StreamLag,
+)
+
+TABLES = ("equity_data", "indicators", "option_prices", "equity_bars", "equity_quotes", "streaming_metrics",
+          "stream_metrics")
+#: Instants around New York midnights: the last millisecond of 2026-10-31 (EDT, 04:00 UTC) and the first of
+#: 2026-11-01, the day the clocks go back (25 hours: it ends at 05:00 UTC), then 2026-11-02, a plain day.
+EDGES_MS = {
+    "20261031": 1_793_505_599_999,
+    "20261101": 1_793_505_600_000,
+    "20261101 late": 1_793_595_599_999,
+    "20261102": 1_793_595_600_000,
+}
+#: Partition of a row: its table's, for its New York date.
+IN_ITS_PARTITION = ("SELECT count(*) FILTER (WHERE tableoid::regclass::text = 'streaming_partitions.{table}_'"
+                    " || to_char((timestamp AT TIME ZONE 'America/New_York')::date, 'YYYYMMDD')), count(*)"
+                    " FROM public.{table}")
+
+
+def partitions(conn: psycopg.Connection, table: str) -> list[str]:
+    return [name for (name,) in conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = %s::regclass ORDER BY 1", (f"public.{table}",))]
+
+
+def records(ms: int, n: int) -> dict[str, list[tuple]]:
+    """One row of every stored table at `ms` (n tells rows of one instant apart)."""
+    made = {
+        "equity_data": EquityTrade("SPY", ms, 417.09, 100, 1_000 + n, 100, 417.08, 417.1, ms * 1_000_000),
+        "indicators": IndicatorValue("SPY", ms, 1_000 + n, 417.09, 417.05, 416.98, ms * 1_000_000),
+        "option_prices": OptionRow("SPY", "SPY   261124C00417000", ms, "C", 417.0 + n, "2026-11-24", 1.23, 1.2,
+                                   1.25, 1.22, 10, 100, 0.5, 0.04, -0.1, 0.07, 0.01, 0.18, 417.09, "schwab",
+                                   ms * 1_000_000),
+        "equity_bars": MinuteBar("SPY", ms - ms % 60_000, 417.1, 417.4, 417.0, 417.25, 1_000.0, n,
+                                 ms * 1_000_000),
+        "equity_quotes": EquityQuote("SPY", ms, 417.08, 417.1, 3, n, ms * 1_000_000),
+        "streaming_metrics": StreamingMetric(ms * 1_000_000 + n, "writer", None, 5, 5, 1, 0, 0, "running"),
+        "stream_metrics": StreamLag(ms * 1_000_000 + n, "test/ingest/trade", 1, 5, 5, 0, 0.0),
+    }
+    return {table: [msgspec.structs.astuple(record)] for table, record in made.items()}
+
+
+def write(conn: psycopg.Connection, *instants: int) -> None:
+    batches: dict[str, list[tuple]] = {table: [] for table in TABLES}
+    for n, ms in enumerate(instants):
+        for table, rows in records(ms, n).items():
+            batches[table] += rows
+    assert db.write_batches(conn, batches) == dict.fromkeys(TABLES, len(instants))
+
+
+def test_rows_land_in_their_new_york_days_partition_made_when_a_batch_needs_it(migrated_url):
+    conn = db.connect(migrated_url)
+    try:
+        assert not any("20261101" in name for name in partitions(conn, "equity_data")), "none that far back yet"
+        write(conn, *EDGES_MS.values())
+        for table in TABLES:
+            assert conn.execute(IN_ITS_PARTITION.format(table=table)).fetchone() == (4, 4), table
+            days = {name[-8:] for name in partitions(conn, table)}
+            assert {"20261031", "20261101", "20261102"} <= days, table
+        bounds = conn.execute("SELECT pg_get_expr(relpartbound, oid) FROM pg_class"
+                              " WHERE relname = 'equity_data_20261101'").fetchone()[0]
+        assert bounds == "FOR VALUES FROM ('2026-11-01 04:00:00+00') TO ('2026-11-02 05:00:00+00')", "25 hours"
+        # A batch for one table makes that table's partitions only.
+        db.write_batches(conn, {"equity_data": records(1_700_000_000_000, 0)["equity_data"]})
+        assert "equity_data_20231114" in partitions(conn, "equity_data")
+        assert "indicators_20231114" not in partitions(conn, "indicators")
+    finally:
+        conn.close()
+
+
+def test_create_partitions_refuses_what_it_cannot_mean(migrated_url):
+    with psycopg.connect(migrated_url, autocommit=True) as conn:
+        assert conn.execute("SELECT create_partitions('2026-01-05', '2026-01-06')").fetchone() == (14,)
+        assert conn.execute("SELECT create_partitions('2026-01-05', '2026-01-06')").fetchone() == (0,), "once"
+        for call, reason in (("'2026-01-05', '2027-01-07'", "at most 366 days apart"),
+                             ("'2026-01-06', '2026-01-05'", "at most 366 days apart"),
+                             ("NULL, '2026-01-05'", "at most 366 days apart"),
+                             ("'2026-01-05', '2026-01-05', 'stream_offsets'", "not a partitioned table")):
+            with pytest.raises(psycopg.errors.RaiseException, match=reason):
+                conn.execute(f"SELECT create_partitions({call})")
+
+
+def test_retention_drops_the_days_past_it_and_nothing_else(migrated_url):
+    now = datetime.now(NEW_YORK)
+    ages = (45, 31, 29, 0)  # days back, at New York noon
+    instants = [int((now - timedelta(days=age)).replace(hour=12, minute=0, second=0, microsecond=0).timestamp()
+                    * 1000) for age in ages]
+    conn = db.connect(migrated_url)
+    try:
+        write(conn, *instants)
+        conn.execute("INSERT INTO stream_offsets (consumer, stream, epoch, seq) VALUES ('writer', 'x', 1, 1)")
+        before = {table: partitions(conn, table) for table in TABLES}
+        deleted = dict(conn.execute("SELECT * FROM cleanup_old_equity_data(30)").fetchall())
+        assert deleted == dict.fromkeys(set(TABLES) - {"equity_bars"}, 2), "the 45 and 31 days old rows"
+        gone = {(now - timedelta(days=age)).strftime("%Y%m%d") for age in (45, 31)}
+        for table in TABLES:
+            after = partitions(conn, table)
+            expected = before[table] if table == "equity_bars" else [
+                name for name in before[table] if name[-8:] not in gone]
+            assert after == expected, table
+            left = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            assert left == (4 if table == "equity_bars" else 2), table
+        assert conn.execute("SELECT count(*) FROM stream_offsets").fetchone() == (1,)
+        assert dict(conn.execute("SELECT * FROM cleanup_old_equity_data(30)").fetchall()) == dict.fromkeys(
+            deleted, 0), "twice is once"
+    finally:
+        conn.close()
+
+
+def snapshot(conn: psycopg.Connection) -> dict[str, object]:
+    """Every row of every table (ids included), the statistics view, and who may do what on each table."""
+    state: dict[str, object] = {}
+    for table in (*TABLES, "stream_offsets", "equity_data_stats"):
+        order = {"equity_data_stats": "ticker, trade_date", "stream_offsets": "consumer, stream"}.get(table, "id")
+        state[table] = conn.execute(
+            f"SELECT count(*), md5(coalesce(string_agg(r::text, '|' ORDER BY r.{order.replace(', ', ', r.')}), ''))"
+            f" FROM public.{table} AS r").fetchone()
+        state[f"{table} grants"] = conn.execute(
+            "SELECT array_agg(format('%%s %%s', a.grantee::regrole, a.privilege_type)"
+            "                 ORDER BY a.grantee::regrole::text, a.privilege_type)"
+            " FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = %s::regclass", (f"public.{table}",)).fetchone()
+    state["policies"] = conn.execute(
+        "SELECT json_agg(p ORDER BY p.tablename, p.policyname) FROM pg_policies p WHERE p.schemaname = 'public'"
+    ).fetchone()
+    state["public read"] = conn.execute("SELECT public_read_enabled()").fetchone()
+    return state
+
+
+def test_a_database_filled_under_the_old_schema_keeps_every_row_through_make_migrate(db_url, tmp_path: Path):
+    old_sql = tmp_path / "sql"
+    old_sql.mkdir()
+    for path in migrate.SQL_DIR.glob("*.sql"):
+        if path.name < "022":
+            shutil.copy(path, old_sql)
+    with migrate.connect(db_url) as owner:
+        migrate.migrate(owner, old_sql)
+    conn = db.connect(db_url)
+    try:
+        write(conn, *EDGES_MS.values(), *(EDGES_MS["20261102"] + k * 3_600_000 for k in range(1, 30)))
+        conn.execute("INSERT INTO equity_data (ticker, timestamp, price, volume)"  # the seed's hand insert
+                     " VALUES ('QQQ', '2026-11-02 15:00:00+00', 510.5, 7)")
+        conn.execute("INSERT INTO stream_offsets (consumer, stream, epoch, seq) VALUES ('writer', 'x', 1, 9)")
+        conn.execute("SELECT refresh_equity_stats()")
+        conn.execute("SELECT set_public_read(true)")
+        assert conn.execute("SELECT count(*) FROM pg_partitioned_table").fetchone() == (0,), "the old schema"
+        before = snapshot(conn)
+        last_id = conn.execute("SELECT max(id) FROM equity_data").fetchone()[0]
+    finally:
+        conn.close()
+
+    with migrate.connect(db_url) as owner:
+        applied = [m.version for m, done in migrate.migrate(owner) if done]
+    assert applied[0] == "022"
+    conn = db.connect(db_url)
+    try:
+        assert snapshot(conn) == before, "every row, id, grant and policy as it was"
+        for table in TABLES:
+            assert conn.execute("SELECT relkind FROM pg_class WHERE oid = %s::regclass",
+                                (f"public.{table}",)).fetchone() == ("p",), table
+            stored, total = conn.execute(IN_ITS_PARTITION.format(table=table)).fetchone()
+            assert stored == total > 0, table
+        write(conn, EDGES_MS["20261102"] + 31 * 3_600_000)
+        assert conn.execute("SELECT max(id) FROM equity_data").fetchone()[0] == last_id + 1, "ids go on"
+        assert conn.execute("SELECT to_regclass('public.equity_data_unpartitioned')").fetchone() == (None,)
+    finally:
+        conn.close()
+
+
+def plan(conn: psycopg.Connection, query: str) -> list[dict]:
+    """Every node of the plan of `query`, flattened."""
+    nodes, pending = [], [json.loads(json.dumps(conn.execute(f"EXPLAIN (FORMAT JSON) {query}").fetchone()[0]))[0]
+                          ["Plan"]]
+    while pending:
+        node = pending.pop()
+        nodes.append(node)
+        pending += node.get("Plans", [])
+    return nodes
+
+
+def test_a_ticker_and_time_range_is_read_by_index_from_the_days_it_touches(migrated_url):
+    with psycopg.connect(migrated_url, autocommit=True) as conn:
+        conn.execute("SELECT create_partitions('2026-11-16', '2026-11-18')")
+        # Three sessions of 40 tickers, a trade a second for an hour and a half each: 648,000 rows.
+        conn.execute("INSERT INTO equity_data (ticker, timestamp, price, volume, day_volume)"
+                     " SELECT 'T' || t, d + interval '14 hours 30 minutes' + s * interval '1 second', 100 + t, 1, s"
+                     " FROM generate_series(timestamptz '2026-11-16', '2026-11-18', '1 day') AS d,"
+                     "      generate_series(1, 40) AS t, generate_series(1, 5400) AS s")
+        conn.execute("ANALYZE equity_data")
+        one_day = plan(conn, "SELECT * FROM equity_data WHERE ticker = 'T7'"
+                             " AND timestamp >= '2026-11-17 15:00+00' AND timestamp < '2026-11-17 15:30+00'")
+        two_days = plan(conn, "SELECT * FROM equity_data WHERE ticker = 'T7'"
+                              " AND timestamp >= '2026-11-17 15:00+00' AND timestamp < '2026-11-18 15:30+00'")
+    for nodes, days in ((one_day, {"20261117"}), (two_days, {"20261117", "20261118"})):
+        scans = [node for node in nodes if "Relation Name" in node]
+        assert {node["Relation Name"][-8:] for node in scans} == days, "only the partitions the range touches"
+        assert {node["Node Type"] for node in scans} <= {"Index Scan", "Bitmap Heap Scan", "Index Only Scan"}
+        indexes = {node["Index Name"] for node in nodes if "Index Name" in node}
+        assert indexes and all("ticker_timestamp" in name for name in indexes), indexes
+
+
+@pytest.mark.parametrize("role", ["anon", "authenticated", "service_role"])
+def test_no_api_role_touches_a_partition_directly(migrated_url, role):
+    """Not even with public read on, nor service_role (BYPASSRLS on Supabase); the writer's role:
+    test_supabase_roles."""
+    with psycopg.connect(migrated_url, autocommit=True) as conn:
+        conn.execute("SELECT set_public_read(true)")
+        day = conn.execute("SELECT max(relname) FROM pg_class WHERE relkind = 'r'"
+                           " AND relnamespace = 'streaming_partitions'::regnamespace"
+                           " AND relname LIKE 'equity_data%'").fetchone()[0]
+        conn.execute(f"SET ROLE {role}")
+        conn.execute("SELECT count(*) FROM public.equity_data")  # through the parent, as its grants say
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f"SELECT * FROM streaming_partitions.{day}")
+        if role in ("anon", "authenticated"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT create_partitions(current_date, current_date)")

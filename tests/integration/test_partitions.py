@@ -165,6 +165,8 @@ def test_a_database_filled_under_the_old_schema_keeps_every_row_through_make_mig
         conn.execute("INSERT INTO stream_offsets (consumer, stream, epoch, seq) VALUES ('writer', 'x', 1, 9)")
         conn.execute("SELECT refresh_equity_stats()")
         conn.execute("SELECT set_public_read(true)")
+        conn.execute("CREATE PUBLICATION supabase_realtime")
+        conn.execute("SELECT set_realtime(true)")
         assert conn.execute("SELECT count(*) FROM pg_partitioned_table").fetchone() == (0,), "the old schema"
         before = snapshot(conn)
         last_id = conn.execute("SELECT max(id) FROM equity_data").fetchone()[0]
@@ -185,6 +187,10 @@ def test_a_database_filled_under_the_old_schema_keeps_every_row_through_make_mig
         write(conn, EDGES_MS["20261102"] + 31 * 3_600_000)
         assert conn.execute("SELECT max(id) FROM equity_data").fetchone()[0] == last_id + 1, "ids go on"
         assert conn.execute("SELECT to_regclass('public.equity_data_unpartitioned')").fetchone() == (None,)
+        assert conn.execute("SELECT array_agg(tablename::text ORDER BY tablename), bool_and(pubviaroot)"
+                            " FROM pg_publication_tables JOIN pg_publication USING (pubname)"
+                            " WHERE pubname = 'supabase_realtime'").fetchone() == (["equity_bars", "indicators"],
+                                                                                   True), "Realtime kept"
     finally:
         conn.close()
 

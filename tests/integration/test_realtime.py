@@ -18,6 +18,8 @@ def test_the_switch_adds_the_low_volume_tables_once_and_takes_them_out(migrated_
         published = conn.execute("SELECT tablename FROM pg_publication_tables WHERE pubname = 'supabase_realtime'"
                                  " ORDER BY 1").fetchall()
         assert published == [(table,) for table in LOW_VOLUME], "never the trades, quotes or option prices"
+        assert conn.execute("SELECT pubviaroot FROM pg_publication WHERE pubname = 'supabase_realtime'"
+                            ).fetchone() == (True,), "a day's partition's changes under its table's name"
         assert conn.execute("SELECT public.set_realtime(false)").fetchone() == ([],)
 
 

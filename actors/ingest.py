@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 
 from common.actor import Actor
-from common.feed.bar_repair import BarGaps, BarRepair, newest_stream_bars
+from common.feed.bar_repair import BarGaps, BarRepair, PendingGaps, newest_stream_bars
 from common.feed.connection import Connection, SchwabClients
 from common.feed.frames import FramePublisher
 from common.feed.market_hours import clock_from_spec
@@ -109,7 +109,7 @@ def bar_repair(actor: Actor) -> BarRepair:
     gaps = BarGaps(config.bar_ms, newest_stream_bars(config.journal_dir("ingest"), config.deployment))
     extended = any(session != "regular" for session in config.market_sessions)
     return BarRepair(gaps, lambda: make_client(config, asyncio=True), actor.publisher.send, actor.stats, actor.log,
-                     extended)
+                     extended, kept=PendingGaps(config.data_dir / "bar_gaps.json", actor.log))
 
 
 def recording_failed(actor: Actor, error: OSError) -> None:

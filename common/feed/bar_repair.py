@@ -27,6 +27,11 @@ What follows from it, said here once:
 
 Overflow policy: gaps wait in an unbounded queue, one per ticker per
 outage (a few hundred at most), and are fetched one at a time.
+
+The queue outlives a restart: it is kept in a file (`PendingGaps`), so a gap
+found but not yet fetched when ingest stops (a fetch backing off, say) is
+repaired by the next run; the journal alone could not tell it, as the stream
+bars after it are newer.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -42,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 from authlib.integrations.base_client.errors import OAuthError
 
 from common.feed.price_history import PriceHistoryError, decode_history, history_bars
@@ -111,6 +118,43 @@ def newest_stream_bars(journal: Path, deployment: str) -> dict[str, int]:
     return newest
 
 
+class PendingGaps:
+    """The gaps waiting for repair, kept in `path` across restarts.
+
+    The file is one JSON array of gaps, `[{"symbol": "SPY", "after_ms": …,
+    "before_ms": …}, …]`, in the order they will be fetched, written whole to
+    a temporary file and renamed into place, so a reader sees the old list or
+    the new one. It is written when a gap is queued and when one is done: a
+    few times per outage. A file that cannot be read is set aside as
+    `*.unreadable` and said so in an ERROR line (the gaps it held are lost to
+    repair, not to `make backfill`).
+    """
+
+    _decode = msgspec.json.Decoder(list[BarGap])
+
+    def __init__(self, path: Path, logger: logging.Logger):
+        self.path = path
+        self.log = logger
+
+    def load(self) -> list[BarGap]:
+        try:
+            return self._decode.decode(self.path.read_bytes())
+        except FileNotFoundError:
+            return []
+        except msgspec.DecodeError as error:
+            aside = self.path.with_name(self.path.name + ".unreadable")
+            self.log.error("gaps waiting for repair unreadable; set aside, their minutes are not repaired",
+                           extra={"path": str(self.path), "aside": str(aside), "reason": str(error)})
+            self.path.replace(aside)
+            return []
+
+    def save(self, gaps: deque[BarGap]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        written = self.path.with_name(self.path.name + ".tmp")
+        written.write_bytes(msgspec.json.encode(list(gaps)))
+        os.replace(written, self.path)
+
+
 def utc(ms: int) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
 
@@ -120,12 +164,13 @@ class BarRepair:
 
     `connect` makes the Schwab REST client (schwab-py's AsyncClient), when
     first needed; `send` publishes records of a kind (the tickerplant's:
-    journaled, then sent); `now_ms` is the wall clock, for MAX_AGE.
+    journaled, then sent); `now_ms` is the wall clock, for MAX_AGE; `kept`
+    holds the queue across restarts (None: in memory only).
     """
 
     def __init__(self, gaps: BarGaps, connect: Callable[[], Any], send: Callable[[str, list], int],
                  stats: ActorStats, logger: logging.Logger, extended: bool,
-                 now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000):
+                 now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000, kept: PendingGaps | None = None):
         self.gaps = gaps
         self.connect = connect
         self.send = send
@@ -134,17 +179,24 @@ class BarRepair:
         self.extended = extended
         self.now_ms = now_ms
         self.client: Any = None
+        self.kept = kept
         self.pending: deque[BarGap] = deque()
         #: Set when a gap is queued, so the loop sleeps without waking while there is nothing to repair.
         self.queued = asyncio.Event()
         self.backoff = Backoff(RETRY_FIRST, RETRY_MAX)
         self.retry_at = 0.0
+        for gap in kept.load() if kept is not None else ():
+            self.queue(gap)
+        if self.pending:
+            self.log.info("gaps an earlier run found, queued for repair", extra={"gaps": len(self.pending)})
 
     def seen(self, bar: MinuteBar) -> None:
         """Every bar ingest publishes passes here; a gap it shows is queued."""
         gap = self.gaps.seen(bar)
-        if gap is None:
-            return
+        if gap is not None:
+            self.queue(gap)
+
+    def queue(self, gap: BarGap) -> None:
         if gap.after_ms < self.now_ms() - MAX_AGE_MS:
             self.log.warning("bars missing from too long ago to repair; `make backfill` loads them",
                              extra={"ticker": gap.symbol, "after": utc(gap.after_ms).isoformat(),
@@ -152,7 +204,12 @@ class BarRepair:
                                     "minutes": gap.minutes(self.gaps.bar_ms)})
             return
         self.pending.append(gap)
+        self._keep()
         self.queued.set()
+
+    def _keep(self) -> None:
+        if self.kept is not None:
+            self.kept.save(self.pending)
 
     async def run(self, stopping: Callable[[], bool]) -> None:
         """Repair queued gaps until `stopping`; with none queued it waits for one (the caller cancels it
@@ -176,6 +233,7 @@ class BarRepair:
                     "ticker": gap.symbol, "reason": str(error)[:300] or repr(error), "retry_in_s": round(delay, 2)})
                 continue
             self.pending.popleft()
+            self._keep()
             self.backoff.reset()
 
     async def repair(self, gap: BarGap) -> None:

@@ -6,7 +6,7 @@ import logging
 import httpx
 import msgspec
 
-from common.feed.bar_repair import MAX_AGE_MS, BarGap, BarGaps, BarRepair, newest_stream_bars
+from common.feed.bar_repair import MAX_AGE_MS, BarGap, BarGaps, BarRepair, PendingGaps, newest_stream_bars
 from common.observe.stats import ActorStats
 from common.transport.journal import JournalWriter
 from common.transport.messages import Envelope, MinuteBar, encode
@@ -61,11 +61,12 @@ def history(*minutes: int, **changes) -> httpx.Response:
                           request=httpx.Request("GET", "https://api.schwabapi.com/marketdata/v1/pricehistory"))
 
 
-def repairer(client: History, now_ms: int = T + 10 * MINUTE) -> tuple[BarRepair, list]:
+def repairer(client: History, now_ms: int = T + 10 * MINUTE, kept: PendingGaps | None = None
+             ) -> tuple[BarRepair, list]:
     sent: list = []
     repair = BarRepair(BarGaps(MINUTE, {"SPY": T}), lambda: client, lambda kind, records: sent.append((kind, records)),
                        ActorStats("ingest", 1.0), logging.getLogger("repair-test"), extended=False,
-                       now_ms=lambda: now_ms)
+                       now_ms=lambda: now_ms, kept=kept)
     return repair, sent
 
 
@@ -112,3 +113,26 @@ def test_a_gap_older_than_schwab_keeps_minutes_is_left_to_backfill():
     repair, _ = repairer(History(), now_ms=T + MAX_AGE_MS + 10 * MINUTE)
     repair.seen(bar(3))
     assert not repair.pending and repair.stats.bars_missing == 0, "how many it missed, only a fetch could say"
+
+
+def test_a_gap_not_yet_fetched_when_ingest_stops_is_repaired_by_the_next_run(tmp_path):
+    kept = PendingGaps(tmp_path / "bar_gaps.json", logging.getLogger("repair-test"))
+    first, _ = repairer(History(httpx.ConnectError("refused")), kept=kept)
+    first.seen(bar(3))
+    once(first)
+    assert len(first.pending) == 1, "backing off when ingest stops"
+    client = History(history(1, 2))
+    second, sent = repairer(client, kept=kept)
+    assert list(second.pending) == [BarGap("SPY", T, T + 3 * MINUTE)], "read back"
+    once(second)
+    assert [b.start_ms for _, bars in sent for b in bars] == [T + MINUTE, T + 2 * MINUTE]
+    assert kept.load() == [] and not (tmp_path / "bar_gaps.json.tmp").exists(), "done, and said so"
+
+
+def test_an_unreadable_file_of_gaps_is_set_aside_and_said(tmp_path, caplog):
+    path = tmp_path / "bar_gaps.json"
+    path.write_text('[{"symbol": "SPY", "after_ms": "soon"}]')
+    with caplog.at_level(logging.ERROR):
+        assert PendingGaps(path, logging.getLogger("repair-test")).load() == []
+    assert not path.exists() and (tmp_path / "bar_gaps.json.unreadable").exists()
+    assert "unreadable" in caplog.text

@@ -54,7 +54,7 @@ from authlib.integrations.base_client.errors import OAuthError
 from common.feed.price_history import PriceHistoryError, decode_history, history_bars
 from common.feed.streamer import Backoff
 from common.observe.stats import ActorStats
-from common.transport.journal import read_envelopes
+from common.transport.delivery import newest_sent
 from common.transport.messages import MinuteBar
 from common.transport.streams import KINDS, stream, tag
 
@@ -102,20 +102,18 @@ def newest_stream_bars(journal: Path, deployment: str) -> dict[str, int]:
     """Per ticker, the start of the newest stream bar ingest's own journal holds.
 
     Read at every start, over up to a day of journal: the other streams' frames
-    are passed over on their leading fields, undecoded (`read_envelopes`).
+    are passed over on their leading fields, undecoded.
     """
-    bars = stream(deployment, "ingest", tag(MinuteBar))
     others = {stream(deployment, kind.publisher, kind.name): PASSED for kind in KINDS
               if kind.publisher == "ingest" and kind.record is not MinuteBar}
-    newest: dict[str, int] = {}
-    if journal.exists():
-        for frame in read_envelopes(journal, after=others):
-            if frame.stream != bars:
-                continue
-            for bar in frame.records:
-                if isinstance(bar, MinuteBar) and bar.source == "stream" and bar.start_ms > newest.get(bar.symbol, 0):
-                    newest[bar.symbol] = bar.start_ms
-    return newest
+
+    def stream_bar(record: object) -> tuple[str, tuple] | None:
+        if isinstance(record, MinuteBar) and record.source == "stream":
+            return record.symbol, (record.start_ms,)
+        return None
+
+    bars = newest_sent(journal, stream_bar, only=stream(deployment, "ingest", tag(MinuteBar)), after=others)
+    return {symbol: start for symbol, (start,) in bars.items()}
 
 
 class PendingGaps:

@@ -109,16 +109,21 @@ class Follower:
         self.take(frame)
 
 
-def newest_sent(journal: Path, key: Callable[[Record], tuple[str, tuple] | None]) -> dict[str, tuple]:
+def newest_sent(journal: Path, key: Callable[[Record], tuple[str, tuple] | None], only: str | None = None,
+                after: dict[str, Position] | None = None) -> dict[str, tuple]:
     """Per key, the newest version of what a publisher's own journal says it sent.
 
     A derived actor that rebuilds from its input's journal after a restart
     sends only what is newer than this, so nothing reaches the tables twice.
-    `key` maps a record to (name, ordering), or None to skip it.
+    `key` maps a record to (name, ordering), or None to skip it; with `only`,
+    only that stream's records count, and frames at or before `after`'s
+    position of their stream are passed over undecoded.
     """
     newest: dict[str, tuple] = {}
     if journal.exists():
-        for frame in read_envelopes(journal):
+        for frame in read_envelopes(journal, after=after):
+            if only is not None and frame.stream != only:
+                continue
             for record in frame.records:
                 keyed = key(record)
                 if keyed is not None and keyed[1] > newest.get(keyed[0], ()):

@@ -41,8 +41,8 @@
 -- its own definition. Needs free space for one more copy of the largest
 -- table while it runs (on a nearly full free tier, run the retention first),
 -- and holds the tables locked: run it when the market is closed. A view of
--- your own on one of these tables stops it with PostgreSQL's "other objects
--- depend on it" and changes nothing: drop the view, migrate, make it again.
+-- your own on one of these tables stops it before it changes anything, with
+-- an error naming the views: drop them, migrate, make them again.
 --
 -- Idempotent (a table already partitioned is left alone); runs unchanged on
 -- Supabase and on plain PostgreSQL 15+.
@@ -139,7 +139,24 @@ DECLARE
     id_called boolean;
     statement text;
     day date;
+    views text;
 BEGIN
+    -- A view of the user's on a table to convert would stop the DROP below half-way through: say which, first.
+    SELECT string_agg(DISTINCT format('%s (on %s)', v.oid::regclass, d.refobjid::regclass), ', ')
+    INTO views
+    FROM pg_catalog.pg_depend d
+    JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+    JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
+    WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
+      AND d.refobjid IN (SELECT to_regclass(format('public.%I', name))
+                         FROM unnest(public.partitioned_tables()) AS name)
+      AND NOT EXISTS (SELECT FROM pg_catalog.pg_partitioned_table WHERE partrelid = d.refobjid)
+      AND v.oid <> d.refobjid AND v.oid IS DISTINCT FROM to_regclass('public.equity_data_stats');
+    IF views IS NOT NULL THEN
+        RAISE EXCEPTION 'views of your own read the tables this migration partitions: %', views
+            USING HINT = 'Save their definitions (pg_get_viewdef), drop them, migrate again, and create them again.';
+    END IF;
+
     -- The statistics view reads equity_data: kept aside while its table is rebuilt.
     IF to_regclass('public.equity_data_stats') IS NOT NULL
        AND NOT EXISTS (SELECT FROM pg_catalog.pg_partitioned_table WHERE partrelid = 'public.equity_data'::regclass) THEN

@@ -195,6 +195,21 @@ def test_a_database_filled_under_the_old_schema_keeps_every_row_through_make_mig
         conn.close()
 
 
+def test_a_view_of_the_users_stops_the_upgrade_before_it_changes_anything(db_url, tmp_path: Path):
+    old_sql = tmp_path / "sql"
+    old_sql.mkdir()
+    for path in migrate.SQL_DIR.glob("*.sql"):
+        if path.name < "022":
+            shutil.copy(path, old_sql)
+    with migrate.connect(db_url) as owner:
+        migrate.migrate(owner, old_sql)
+        owner.execute("CREATE VIEW my_spy AS SELECT * FROM equity_data WHERE ticker = 'SPY'")
+        with pytest.raises(psycopg.errors.RaiseException, match=r"my_spy \(on equity_data\)"):
+            migrate.migrate(owner)
+        assert owner.execute("SELECT count(*) FROM pg_partitioned_table").fetchone() == (0,), "nothing changed"
+        assert owner.execute("SELECT max(version) FROM schema_migrations").fetchone() == ("021",)
+
+
 def plan(conn: psycopg.Connection, query: str) -> list[dict]:
     """Every node of the plan of `query`, flattened."""
     nodes, pending = [], [json.loads(json.dumps(conn.execute(f"EXPLAIN (FORMAT JSON) {query}").fetchone()[0]))[0]

@@ -149,7 +149,9 @@ def snapshot(conn: psycopg.Connection) -> dict[str, object]:
     return state
 
 
-def test_a_database_filled_under_the_old_schema_keeps_every_row_through_make_migrate(db_url, tmp_path: Path):
+@pytest.fixture
+def old_schema_url(db_url: str, tmp_path: Path) -> str:
+    """A database migrated as it was before the partitions: 001-021."""
     old_sql = tmp_path / "sql"
     old_sql.mkdir()
     for path in migrate.SQL_DIR.glob("*.sql"):
@@ -157,7 +159,11 @@ def test_a_database_filled_under_the_old_schema_keeps_every_row_through_make_mig
             shutil.copy(path, old_sql)
     with migrate.connect(db_url) as owner:
         migrate.migrate(owner, old_sql)
-    conn = db.connect(db_url)
+    return db_url
+
+
+def test_a_database_filled_under_the_old_schema_keeps_every_row_through_make_migrate(old_schema_url):
+    conn = db.connect(old_schema_url)
     try:
         write(conn, *EDGES_MS.values(), *(EDGES_MS["20261102"] + k * 3_600_000 for k in range(1, 30)))
         conn.execute("INSERT INTO equity_data (ticker, timestamp, price, volume)"  # the seed's hand insert
@@ -173,10 +179,10 @@ def test_a_database_filled_under_the_old_schema_keeps_every_row_through_make_mig
     finally:
         conn.close()
 
-    with migrate.connect(db_url) as owner:
+    with migrate.connect(old_schema_url) as owner:
         applied = [m.version for m, done in migrate.migrate(owner) if done]
     assert applied[0] == "022"
-    conn = db.connect(db_url)
+    conn = db.connect(old_schema_url)
     try:
         assert snapshot(conn) == before, "every row, id, grant and policy as it was"
         for table in TABLES:
@@ -195,14 +201,8 @@ def test_a_database_filled_under_the_old_schema_keeps_every_row_through_make_mig
         conn.close()
 
 
-def test_a_view_of_the_users_stops_the_upgrade_before_it_changes_anything(db_url, tmp_path: Path):
-    old_sql = tmp_path / "sql"
-    old_sql.mkdir()
-    for path in migrate.SQL_DIR.glob("*.sql"):
-        if path.name < "022":
-            shutil.copy(path, old_sql)
-    with migrate.connect(db_url) as owner:
-        migrate.migrate(owner, old_sql)
+def test_a_view_of_the_users_stops_the_upgrade_before_it_changes_anything(old_schema_url):
+    with migrate.connect(old_schema_url) as owner:
         owner.execute("CREATE VIEW my_spy AS SELECT * FROM equity_data WHERE ticker = 'SPY'")
         with pytest.raises(psycopg.errors.RaiseException, match=r"my_spy \(on equity_data\)"):
             migrate.migrate(owner)

@@ -206,8 +206,13 @@ class BarRepair:
         self.queued.set()
 
     def _keep(self) -> None:
-        if self.kept is not None:
+        if self.kept is None:
+            return
+        try:
             self.kept.save(self.pending)
+        except OSError as error:  # a full disk, say: the queue still holds them, only a restart would forget
+            self.log.warning("gaps waiting for repair not saved; a restart now would forget them",
+                             extra={"path": str(self.kept.path), "gaps": len(self.pending), "reason": str(error)})
 
     async def run(self, stopping: Callable[[], bool]) -> None:
         """Repair queued gaps until `stopping`; with none queued it waits for one (the caller cancels it

@@ -136,3 +136,11 @@ def test_an_unreadable_file_of_gaps_is_set_aside_and_said(tmp_path, caplog):
         assert PendingGaps(path, logging.getLogger("repair-test")).load() == []
     assert not path.exists() and (tmp_path / "bar_gaps.json.unreadable").exists()
     assert "unreadable" in caplog.text
+
+
+def test_gaps_that_cannot_be_saved_stay_queued(tmp_path, caplog):
+    repair, _ = repairer(History(), kept=PendingGaps(tmp_path / "full" / "bar_gaps.json", logging.getLogger("t")))
+    (tmp_path / "full").write_text("a file where the folder should be")
+    with caplog.at_level(logging.WARNING):
+        repair.seen(bar(3))
+    assert len(repair.pending) == 1 and "not saved" in caplog.text

@@ -321,9 +321,11 @@ def create_partitions(conn: psycopg.Connection, first_day: datetime.date, last_d
 
 
 def _lacks_partition(error: psycopg.Error) -> bool:
-    """PostgreSQL's refusal of a row for a day with no partition (a check violation, by its message)."""
-    return (isinstance(error, psycopg.errors.CheckViolation)
-            and (error.diag.message_primary or "").startswith("no partition of relation"))
+    """PostgreSQL's refusal of a row for a day with no partition: a check violation that names one of our tables
+    and no constraint (a CHECK names its own). Read off the error's fields, not its message, which the server's
+    lc_messages may translate."""
+    return (isinstance(error, psycopg.errors.CheckViolation) and error.diag.constraint_name is None
+            and error.diag.schema_name == "public" and error.diag.table_name in TABLES)
 
 
 def load_offsets(conn: psycopg.Connection, consumer: str) -> dict[str, tuple[int, int]]:

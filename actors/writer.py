@@ -10,7 +10,10 @@ Exactly-once is the ZeroMQ guide's Clone pattern with the journal as the
 snapshot: on start, after a database outage and whenever a live frame
 shows that something is missing, the writer reloads its committed offsets
 and replays the publishers' journals after them; live frames it already has
-are discarded. Rows the table will never accept go to a dead-letter file
+are discarded. A sampled stream (option quotes, `OPTION_STORE_INTERVAL`) is
+stored as snapshots (`common/store/snapshots.py`): its offset commits where
+the open interval can be rebuilt from, so a restart stores the same
+snapshots. Rows the table will never accept go to a dead-letter file
 with the reason, so one bad row never blocks the stream. It keeps the
 tables' daily partitions (sql/022) a week ahead, on connecting and hourly.
 On SIGTERM it drains the bus, flushes, and exits.
@@ -33,9 +36,10 @@ from common.feed.market_hours import NEW_YORK
 from common.store import db
 from common.store.batching import Batcher
 from common.store.connection import reason
+from common.store.snapshots import Snapshots
 from common.transport.delivery import Follower
 from common.transport.messages import Envelope
-from common.transport.streams import followed, stored
+from common.transport.streams import followed, stored, stream
 
 CONSUMER = "writer"
 BACKOFF_FIRST, BACKOFF_CAP = 0.2, 10.0
@@ -69,6 +73,11 @@ class Writer(Work):
         self.follows = followed(self.config.deployment, self.config.opted_in)
         #: Per stored record type: its table, and what makes a row of a record (the registry's `row`).
         self.rows = {kind.record: (kind.table, kind.row) for kind in kinds}
+        #: Per sampled stream: its snapshot interval in ns, its table and row (a setting of 0: every record stored).
+        self.sampled = {stream(self.config.deployment, kind.publisher, kind.name):
+                        (round(self.config.sampling[kind.sampled] * 1e9), kind.table, kind.row)
+                        for kind in kinds if kind.sampled and self.config.sampling[kind.sampled]}
+        self.snapshots: dict[str, Snapshots] = {}
         self.batcher = Batcher(self.config.batch_size, self.config.batch_interval)
         self.follower: Follower | None = None
         self.connection: psycopg.Connection | None = None
@@ -87,7 +96,10 @@ class Writer(Work):
         while not self.actor.shutdown.requested:
             try:
                 self.connection = db.connect(self.config.database_url)
-                self.follower.restart(db.load_offsets(self.connection, CONSUMER))
+                committed = db.load_offsets(self.connection, CONSUMER)
+                self.follower.restart(committed)
+                self.snapshots = {name: Snapshots(interval, committed.get(name))
+                                  for name, (interval, _, _) in self.sampled.items()}
                 self._partitions_ahead()
                 return True
             except psycopg.Error as error:
@@ -103,7 +115,7 @@ class Writer(Work):
             return
         started = time.perf_counter_ns()
         batch = self.batcher.take()
-        offsets = self.follower.positions.committed()
+        offsets = self._held(self.follower.positions.committed())
         size = sum(map(len, batch.values()))
         inserted = self._write(batch, offsets)
         self.stats.records_out += inserted
@@ -127,10 +139,20 @@ class Writer(Work):
         if made:
             self.log.info("daily partitions made ahead", extra={"partitions": made, "through": last.isoformat()})
 
+    def _held(self, offsets: dict) -> dict:
+        """The offsets to commit: a sampled stream's is where its open interval would be rebuilt from."""
+        for name, snapshots in self.snapshots.items():
+            if snapshots.resume_after is None:
+                offsets.pop(name, None)
+            else:
+                offsets[name] = snapshots.resume_after
+        return offsets
+
     def _share_offsets(self) -> None:
-        """Only committed positions are shared: with nothing uncommitted, that is all of them."""
+        """Only committed positions are shared: with nothing uncommitted, that is all of them. What a sampled
+        stream's open interval holds is shared as held: the journal keeps it for a replay."""
         if not self.follower.positions.uncommitted:
-            self.follower.share(self.offsets_file)
+            self.follower.share(self.offsets_file, held=self._held({}))
 
     def _write(self, batches: dict[str, list[tuple]], offsets: dict) -> int:
         """Write rows (by table) and offsets; bisect out rows the table rejects. Rows inserted."""
@@ -167,14 +189,20 @@ class Writer(Work):
         """A frame holds records of one kind: one table, its rows added whole."""
         if not frame.records:
             return
-        since = self.batcher.waiting_since(time.monotonic(), (time.time_ns() - frame.sent_ns) / 1e9)
         table, row = self.rows[type(frame.records[0])]
-        self.batcher.add(table, self._rows(table, row, frame.records), since)
         self.stats.records_in += len(frame.records)
+        snapshots = self.snapshots.get(frame.stream)
+        if snapshots is None:
+            rows = self._rows(table, row, frame.records)
+        else:
+            rows = self._snapshot_rows(table, row, snapshots.add(frame.records, (frame.epoch, frame.seq)))
+        if rows:
+            self.batcher.add(table, rows, self.batcher.waiting_since(time.monotonic(),
+                                                                     (time.time_ns() - frame.sent_ns) / 1e9))
         if self.batcher.full():
             self.flush()
 
-    def _rows(self, table: str, row: Callable[[Any], msgspec.Struct] | None, records: list) -> list[tuple]:
+    def _rows(self, table: str, row: Callable[..., msgspec.Struct] | None, records: list) -> list[tuple]:
         """The table rows of a frame's records; a record its row cannot be made of is quarantined, never retried
         (a replay would fail on it again and stop the writer for good)."""
         if row is None:
@@ -186,6 +214,24 @@ class Writer(Work):
             except (ValueError, ArithmeticError) as error:
                 self._quarantine(table, msgspec.structs.astuple(record), error)
         return rows
+
+    def _snapshot_rows(self, table: str, row: Callable[..., msgspec.Struct], closed: list) -> list[tuple]:
+        """The rows of closed snapshots, each stamped with its interval's start (in ms, as Schwab's times)."""
+        rows = []
+        for start_ns, record in closed:
+            try:
+                rows.append(msgspec.structs.astuple(row(record, start_ns // 1_000_000)))
+            except (ValueError, ArithmeticError) as error:
+                self._quarantine(table, msgspec.structs.astuple(record), error)
+        return rows
+
+    def _close_quiet_intervals(self) -> None:
+        """A quiet stream's open interval, closed by the clock (the session over, the feed away)."""
+        now_ns = time.time_ns()
+        for name, snapshots in self.snapshots.items():
+            if closed := snapshots.close_quiet(now_ns):
+                _, table, row = self.sampled[name]
+                self.batcher.add(table, self._snapshot_rows(table, row, closed), time.monotonic())
 
     # --- the loop (`Actor.run` turns it) -------------------------------------
 
@@ -229,6 +275,7 @@ class Writer(Work):
         return self.batcher.deadline()
 
     def duty(self, now: float) -> None:
+        self._close_quiet_intervals()
         if self.batcher.due(now):
             self.flush()
         if now >= self.partitions_due:

@@ -123,7 +123,10 @@ def expiry_ms(expiration: str) -> int:
     return int(close.timestamp() * 1000)
 
 
-def option_row(quote: OptionQuote) -> OptionRow:
+def option_row(quote: OptionQuote, stamp_ms: int | None = None) -> OptionRow:
+    """The `option_prices` row of a quote: greeks Schwab left out computed by Black-Scholes (from the quote's
+    own time), stamped `stamp_ms` where given (a snapshot's interval, `common/store/snapshots.py`), else with
+    the quote's time."""
     greeks = (quote.delta, quote.gamma, quote.theta, quote.vega, quote.rho)
     source = "schwab"
     iv = quote.volatility / 100.0 if quote.volatility else None
@@ -135,7 +138,7 @@ def option_row(quote: OptionQuote) -> OptionRow:
     return OptionRow(
         ticker=quote.underlying,
         option_symbol=quote.symbol,
-        quote_time_ms=quote.quote_time_ms,
+        quote_time_ms=quote.quote_time_ms if stamp_ms is None else stamp_ms,
         option_type=quote.contract_type,
         strike_price=quote.strike,
         expiration_date=quote.expiration,

@@ -51,7 +51,7 @@ class Follower:
         self.positions = StreamPositions({})
         self.replayed = 0
         self._next_share = 0.0
-        self._shared: dict[str, Position] | None = None
+        self._shared: tuple[dict[str, Position], dict[str, Position]] | None = None
         self._cursors: dict[str, Cursor] = {}
 
     def restart(self, committed: dict[str, Position]) -> None:
@@ -63,15 +63,17 @@ class Follower:
         self.positions.take(frame)
         self.take_frame(frame)
 
-    def share(self, path: Path) -> None:
-        """At most once a second, and only when they moved, share the positions passed, so publishers may prune."""
+    def share(self, path: Path, held: dict[str, Position] | None = None) -> None:
+        """At most once a second, and only when they moved, share the positions passed, so publishers may prune;
+        `held`: per stream, an earlier position a replay would start from, whose frames must be kept."""
         now = time.monotonic()
         if now < self._next_share:
             return
         self._next_share = now + SHARE_INTERVAL
-        if self.positions.positions != self._shared:
-            self._shared = dict(self.positions.positions)
-            share_offsets(path, self.streams, self._shared)
+        held = held or {}
+        if (self.positions.positions, held) != self._shared:
+            self._shared = (dict(self.positions.positions), held)
+            share_offsets(path, self.streams, *self._shared)
 
     def catch_up_all(self) -> None:
         """Replay every followed journal: on start, and once more after the shutdown drain,
@@ -132,22 +134,30 @@ def newest_sent(journal: Path, key: Callable[[Record], tuple[str, tuple] | None]
 
 
 class SharedOffsets(msgspec.Struct, frozen=True):
-    """A consumer's offsets file, `{offsets_dir}/{consumer}.json`: the stream prefixes it follows and the
-    position it has passed per stream. Written whole and renamed into place, so a reader sees one or the
+    """A consumer's offsets file, `{offsets_dir}/{consumer}.json`: the stream prefixes it follows, the
+    position it has passed per stream, and per stream it holds back (the writer's sampled streams) the
+    position a replay would start from. Written whole and renamed into place, so a reader sees one or the
     other; read by the journaling publishers (what they may prune) and by metrics (the writer's lag)."""
 
     follows: tuple[str, ...]
     positions: dict[str, Position]
+    held: dict[str, Position] = msgspec.field(default_factory=dict)
+
+    def kept_from(self, stream: str) -> Position | None:
+        """What of `stream` this consumer no longer needs: the position passed, or the one held if earlier."""
+        passed, held = self.positions.get(stream), self.held.get(stream)
+        return passed if held is None or passed is None else min(passed, held)
 
 
 _offsets_json = msgspec.json.Decoder(SharedOffsets)
 
 
-def share_offsets(path: Path, follows: tuple[str, ...], positions: dict[str, Position]) -> None:
-    """Leave, for the journaling publishers, what this consumer follows and has passed."""
+def share_offsets(path: Path, follows: tuple[str, ...], positions: dict[str, Position],
+                  held: dict[str, Position] | None = None) -> None:
+    """Leave, for the journaling publishers, what this consumer follows, has passed and holds back."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_suffix(".tmp")
-    staging.write_bytes(msgspec.json.encode(SharedOffsets(follows, positions)))
+    staging.write_bytes(msgspec.json.encode(SharedOffsets(follows, positions, held or {})))
     staging.replace(path)
 
 
@@ -170,7 +180,7 @@ def passed_by_all(offsets_dir: Path) -> tuple[tuple[str, ...], dict[str, Positio
     streams = {stream for consumer in consumers for stream in consumer.positions}
     passed: dict[str, Position] = {}
     for stream in streams:
-        positions = [consumer.positions.get(stream) for consumer in consumers if stream.startswith(consumer.follows)]
+        positions = [consumer.kept_from(stream) for consumer in consumers if stream.startswith(consumer.follows)]
         if positions and None not in positions:
             passed[stream] = min(positions)
     return follows, passed

@@ -25,6 +25,10 @@ journals of several deployments apart when they write into one database
   Schwab left out, by Black-Scholes), so the writer stores ingest's journaled
   option quotes through `option_row`: nothing derivable is journaled twice,
   and no actor forwards every quote just to reshape it.
+- `sampled`: the setting whose interval turns the stream into snapshots
+  before it is stored: per symbol, its last record in each interval,
+  stamped with the interval (`common/store/snapshots.py` states the rule);
+  0 stores every record. Option quotes: `OPTION_STORE_INTERVAL`.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class Kind:
     table: str | None = None
     row: Callable[[Any], msgspec.Struct] | None = None
     opt_in: str | None = None
+    sampled: str | None = None
 
     def active(self, opted_in: frozenset[str]) -> bool:
         """Journaled and stored as declared: always, or when its `opt_in` setting is on (`opted_in` names those)."""
@@ -85,7 +90,7 @@ KINDS: tuple[Kind, ...] = (
     Kind(EquityTrade, "ingest", journaled=True, table="equity_data"),
     Kind(EquityQuote, "ingest", journaled=True, table="equity_quotes", opt_in="STORE_QUOTES"),
     Kind(MinuteBar, "ingest", journaled=True, table="equity_bars"),
-    Kind(OptionQuote, "ingest", journaled=True, table="option_prices", row=option_row),
+    Kind(OptionQuote, "ingest", journaled=True, table="option_prices", row=option_row, sampled="OPTION_STORE_INTERVAL"),
     Kind(IndicatorValue, "indicator", journaled=True, table="indicators"),
     Kind(OptionSubscription, "options"),
     Kind(StreamingMetric, "metrics", journaled=True, table="streaming_metrics"),

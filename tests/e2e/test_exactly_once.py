@@ -12,6 +12,7 @@ from common.analytics.indicators import IndicatorEngine
 from common.transport.journal import read_envelopes
 from common.transport.streams import stream
 from tests.helpers.harness import Pipeline, wait_for
+from tests.helpers.snapshots import expected_snapshots
 
 pytestmark = pytest.mark.e2e
 TICKERS = ("SPY", "QQQ")
@@ -75,6 +76,28 @@ def assert_bars_exactly_once(pipeline: Pipeline) -> None:
     assert pipeline.report()["counts"]["bars"] == bars, "each bar the simulator sent was received"
 
 
+def assert_option_snapshots_exactly_once(pipeline: Pipeline) -> None:
+    """One row per contract and second (the harness's OPTION_STORE_INTERVAL), its last quote of the second, as
+    the plain recomputation from ingest's journal says; the second open when the pipeline stopped may or may
+    not have been closed by the clock before the writer stopped, never anything else."""
+    quotes = [(record, (frame.epoch, frame.seq)) for frame in read_envelopes(pipeline.var / "data" / "journal" / "ingest")
+              if frame.stream == stream("test", "ingest", "option") for record in frame.records]
+    second = 1_000_000_000
+    closed = expected_snapshots(quotes, second)
+    every = expected_snapshots(quotes, second, closed_before_ns=2**62)
+    row = {(quote.symbol, start): (Decimal(str(round(quote.bid, 6))), quote.received_ns // 1000)
+           for start, quote in every}
+    stored = pipeline.query("SELECT option_symbol, (extract(epoch FROM timestamp) * 1e9)::int8, bid,"
+                            " (extract(epoch FROM received_at) * 1e6)::int8 FROM option_prices")
+    keys = [(symbol, start) for symbol, start, *_ in stored]
+    assert len(closed) > 20, "options streamed for a while"
+    assert len(set(keys)) == len(keys), "no contract twice in one second"
+    assert {(quote.symbol, start) for start, quote in closed} <= set(keys) <= set(row), \
+        "every closed second is stored, and nothing but its snapshots"
+    assert all(row[(symbol, start)] == (bid, received) for symbol, start, bid, received in stored), \
+        "each row is its contract's last quote of that second"
+
+
 def assert_quotes_exactly_once(pipeline: Pipeline) -> None:
     """Every quote change ingest journaled (STORE_QUOTES on) is one row, in order per ticker."""
     def price(value: float | None) -> Decimal | None:
@@ -104,6 +127,7 @@ def test_writer_killed_mid_batch_again_and_again(pipeline):
     assert_exactly_once(pipeline)
     assert_bars_exactly_once(pipeline)
     assert_quotes_exactly_once(pipeline)
+    assert_option_snapshots_exactly_once(pipeline)
     assert_no_false_alarm(pipeline)
     assert '"replayed"' in pipeline.log("writer")
 
@@ -172,6 +196,7 @@ def test_chaos_every_actor_killed_twice_and_the_database_away_nothing_lost_and_n
     wait_for(lambda: pipeline.count("streaming_metrics") > metrics_before, 30, "metrics rows after the chaos")
     pipeline.stop_and_reopen()
     assert_exactly_once_since_each_connection(pipeline)
+    assert_option_snapshots_exactly_once(pipeline)
     assert_no_false_alarm(pipeline)
 
 
@@ -239,6 +264,19 @@ def test_indicator_and_options_killed_lose_and_double_nothing(pipeline):
         assert float(vwap) == pytest.approx(want_vwap, abs=1e-6)
         assert (sma9 is None) == (want_sma9 is None) and (sma9 is None or float(sma9) == pytest.approx(want_sma9, abs=1e-6))
 
+    assert_option_snapshots_exactly_once(pipeline)
+
+
+@pytest.mark.parametrize("pipeline", [{"OPTION_STORE_INTERVAL": "0"}], indirect=True)
+def test_with_option_snapshots_off_every_option_quote_is_a_row_through_a_writer_kill(pipeline):
+    wait_for(lambda: pipeline.count("option_prices") > 20, 30, "option quotes flowing")
+    writer = pipeline.pid("writer")
+    os.kill(writer, signal.SIGKILL)
+    wait_for(lambda: pipeline.states().get("writer") == "RUNNING" and pipeline.pid("writer") != writer,
+             30, "supervisord to restart the writer")
+    after = pipeline.count("option_prices")
+    wait_for(lambda: pipeline.count("option_prices") > after + 20, 30, "the restarted writer to store quotes")
+    pipeline.stop_and_reopen()
     quotes = {(quote.symbol, quote.quote_time_ms) for quote in journaled(pipeline, stream("test", "ingest", "option"))}
     assert quotes, "options streamed"
     assert pipeline.query("SELECT count(*) FROM option_prices")[0][0] == len(quotes), \

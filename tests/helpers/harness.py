@@ -100,6 +100,8 @@ class Pipeline:
             "STATS_INTERVAL": "0.5s",
             "METRICS_INTERVAL": "1s",
             "HEARTBEAT_INTERVAL": "0.5s",
+            # Option snapshots every second: a test of a minute sees dozens of intervals closed.
+            "OPTION_STORE_INTERVAL": "1s",
             **settings,
         }
 

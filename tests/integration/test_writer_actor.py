@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -13,7 +14,9 @@ import pytest
 from common.config import load
 from common.transport.bus import Publisher
 from common.transport.messages import IndicatorValue, OptionQuote
+from common.transport.tickerplant import Tickerplant
 from tests.helpers.harness import wait_for
+from tests.helpers.snapshots import expected_snapshots
 from tests.helpers.writer_process import T0, await_writer, trade, writer_process
 
 
@@ -63,7 +66,7 @@ def option(strike: float, expiration: str = "2026-11-24", delta: float | None = 
 
 def test_a_row_the_table_rejects_is_quarantined_and_the_rest_stored(migrated_url, var):
     env = {**os.environ, "STREAMING_VAR": str(var), "DATABASE_URL": migrated_url, "STREAM_SOURCE": "simulator",
-           "HEARTBEAT_INTERVAL": "0.2s", "DEPLOYMENT": "test"}
+           "HEARTBEAT_INTERVAL": "0.2s", "DEPLOYMENT": "test", "OPTION_STORE_INTERVAL": "0"}
     config = load(env)
     config.ensure_dirs()
     ingest = Publisher(config, "ingest")
@@ -87,3 +90,60 @@ def test_a_row_the_table_rejects_is_quarantined_and_the_rest_stored(migrated_url
     assert reasons.keys() == {1e15, 515.0} and len(letters) == 2
     assert "numeric field overflow" in reasons[1e15], "the table refused it"
     assert "'soon'" in reasons[515.0], "no row could be made of it"
+
+
+def contract_quote(symbol: str, strike: float, received_ns: int, bid: float) -> OptionQuote:
+    return OptionQuote(symbol, "SPY", received_ns // 1_000_000, "C", strike, "2026-11-24", bid, bid, bid + 0.1,
+                       bid + 0.05, 10, 100, 20.0, 0.5, 0.01, -0.1, 0.05, 0.01, 500.0, received_ns)
+
+
+def stored_snapshots(url: str) -> list[tuple]:
+    with psycopg.connect(url) as connection:
+        return sorted(connection.execute(
+            "SELECT option_symbol, (extract(epoch FROM timestamp) * 1e9)::int8, bid::float8,"
+            " (extract(epoch FROM received_at) * 1e9)::int8 FROM option_prices").fetchall())
+
+
+def test_option_snapshots_survive_a_sigkill_exactly_once(migrated_url, var):
+    """Quotes over six minutes, the writer SIGKILLed mid-minute and started again while more are sent: one row
+    per contract and minute, its last quote of the minute, as the plain recomputation says. The quotes are
+    stamped an hour ahead, so that only the stream's own time closes a minute, never the clock."""
+    env = {**os.environ, "STREAMING_VAR": str(var), "DATABASE_URL": migrated_url, "STREAM_SOURCE": "simulator",
+           "HEARTBEAT_INTERVAL": "0.2s", "DEPLOYMENT": "test", "OPTION_STORE_INTERVAL": "1m", "BATCH_INTERVAL": "10ms"}
+    config = load(env)
+    config.ensure_dirs()
+    ingest = Tickerplant(config, "ingest")
+    minute = 60_000_000_000
+    start = (time.time_ns() // minute + 60) * minute
+    contracts = [(f"SPY   261124C00{strike}000", float(strike)) for strike in (495, 500, 505)]
+    frames = [[contract_quote(symbol, strike, start + second * 1_000_000_000 + i, 1.0 + second / 100)
+               for i, (symbol, strike) in enumerate(contracts) if (second + i) % 4]
+              for second in range(0, 6 * 60, 7)]
+    sent: list[tuple[OptionQuote, tuple[int, int]]] = []
+
+    def send(batch):
+        for records in batch:
+            seq = ingest.send("option", records)
+            sent.extend((record, (ingest.epoch, seq)) for record in records)
+
+    def expected() -> list[tuple]:
+        return sorted((quote.symbol, interval, round(quote.bid, 6), quote.received_ns // 1000 * 1000)
+                      for interval, quote in expected_snapshots(sent, minute))
+
+    mid_minute = next(i for i, records in enumerate(frames) if records[0].received_ns >= start + 3 * minute + 20e9)
+    with writer_process(env, var) as writer:
+        await_writer(ingest)
+        send(frames[:mid_minute])
+        wait_for(lambda: len(stored_snapshots(migrated_url)) == len(expected()), 20, "three minutes of snapshots")
+        assert stored_snapshots(migrated_url) == expected(), "minute 4 is open: not stored yet"
+        writer.kill()
+        writer.wait()
+    send(frames[mid_minute:])  # journaled while the writer is away
+    with writer_process(env, var) as writer:
+        await_writer(ingest)
+        wait_for(lambda: len(stored_snapshots(migrated_url)) == len(expected()), 20, "every closed minute")
+        ingest.close()
+        writer.send_signal(signal.SIGTERM)
+        assert writer.wait(timeout=20) == 0
+    assert stored_snapshots(migrated_url) == expected(), "minute 4 rebuilt from the journal; minute 6 still open"
+    assert {interval for _, interval, _, _ in expected()} == {start + m * minute for m in range(5)}

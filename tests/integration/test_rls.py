@@ -34,6 +34,9 @@ ROWS = {
     " 417.1, 417.4, 417.0, 417.25, 1000)",
 }
 UPDATE = "UPDATE {table} SET timestamp = timestamp + interval '1 ms'"
+#: Market data the database derives from the rows above (024: the bar rollups, kept up by triggers on equity_bars):
+#: read like the data, public read included; written by service_role and the triggers only.
+DERIVED = ("equity_bar_rollups",)
 #: The service's own bookkeeping: service_role and the writer role only, whatever public read says.
 INTERNAL = ("stream_offsets", "stream_metrics", "schema_migrations")
 
@@ -55,7 +58,8 @@ def count(conn: psycopg.Connection, table: str) -> int:
     return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
-def assert_reads_nothing(conn: psycopg.Connection, relations=(*ROWS, "equity_data_stats", *INTERNAL)) -> None:
+def assert_reads_nothing(conn: psycopg.Connection, relations=(*ROWS, *DERIVED, "equity_data_stats", *INTERNAL)
+                         ) -> None:
     for relation in relations:
         with pytest.raises(DENIED):
             conn.execute(f"SELECT * FROM {relation}")
@@ -64,6 +68,8 @@ def assert_reads_nothing(conn: psycopg.Connection, relations=(*ROWS, "equity_dat
 def assert_reads_the_data(conn: psycopg.Connection) -> None:
     for table in ROWS:
         assert count(conn, table) == 1, table
+    for table in DERIVED:
+        assert count(conn, table) >= 3, table  # the bar's 5m, 15m and 1h (and 1d in the regular session)
     conn.execute("SELECT * FROM equity_data_stats").fetchall()
     assert conn.execute("SELECT status FROM get_streaming_health('SPY')").fetchone() == ("healthy",)
 
@@ -74,6 +80,11 @@ def test_api_roles_write_nothing(conn, role):
     for table, insert in ROWS.items():
         for statement in (insert.format(age="2 minutes", n=2), UPDATE.format(table=table), f"DELETE FROM {table}",
                           f"TRUNCATE {table}"):
+            with pytest.raises(DENIED):
+                conn.execute(statement)
+    for table in DERIVED:
+        for statement in (f"INSERT INTO {table} SELECT * FROM {table}", f"UPDATE {table} SET bar_count = 0",
+                          f"DELETE FROM {table}", f"TRUNCATE {table}"):
             with pytest.raises(DENIED):
                 conn.execute(statement)
     conn.execute("RESET ROLE")
@@ -121,12 +132,13 @@ def test_public_read_is_the_grant_and_the_policy(conn):
     privileges = ("SELECT count(*) FROM unnest(%s::text[]) AS t (name)"
                   " WHERE has_table_privilege('anon', 'public.' || name, 'SELECT')")
     conn.execute("SELECT public.set_public_read(true)")
-    assert conn.execute(policies).fetchone() == (len(ROWS),)
-    assert conn.execute(privileges, ([*ROWS, "equity_data_stats"],)).fetchone() == (len(ROWS) + 1,)
+    assert conn.execute(policies).fetchone() == (len(ROWS) + len(DERIVED),)
+    assert conn.execute(privileges, ([*ROWS, *DERIVED, "equity_data_stats"],)).fetchone() == (
+        len(ROWS) + len(DERIVED) + 1,)
     assert conn.execute(privileges, (list(INTERNAL),)).fetchone() == (0,)
     conn.execute("SELECT public.set_public_read(false)")
     assert conn.execute(policies).fetchone() == (0,)
-    assert conn.execute(privileges, ([*ROWS, "equity_data_stats", *INTERNAL],)).fetchone() == (0,)
+    assert conn.execute(privileges, ([*ROWS, *DERIVED, "equity_data_stats", *INTERNAL],)).fetchone() == (0,)
     with pytest.raises(psycopg.errors.RaiseException, match="not NULL"):
         conn.execute("SELECT public.set_public_read(NULL)")
 

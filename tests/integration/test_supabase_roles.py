@@ -88,6 +88,9 @@ def test_the_writer_role_can_only_insert_and_read_its_tables(writer_url):
                           "INSERT INTO stream_offsets (consumer, stream, epoch, seq) VALUES ('indicator', 'y', 1, 1)"
                           " ON CONFLICT (consumer, stream) DO UPDATE SET seq = 9",
                           "CREATE TABLE public.mine (id int)",
+                          # The bar rollups are the triggers' business (sql/024), not the writer's.
+                          "SELECT * FROM equity_bar_rollups", "DELETE FROM equity_bar_rollups",
+                          "SELECT equity_bar_rollups_rebuild()",
                           # A day's partition directly: neither read nor dropped, not even today's (sql/022).
                           "DO $$ BEGIN EXECUTE 'SELECT count(*) FROM streaming_partitions.equity_data_'"
                           " || to_char((now() AT TIME ZONE 'America/New_York')::date, 'YYYYMMDD'); END $$",
@@ -118,7 +121,7 @@ def test_the_writer_role_is_untouched_by_private_reads_and_the_public_read_switc
         assert owner.execute("SELECT public.public_read_enabled()").fetchone() == (True,)
 
 
-def test_the_writer_role_revises_a_bar_and_deletes_none(writer_url):
+def test_the_writer_role_revises_a_bar_and_deletes_none(writer_url, migrated_url):
     """Its one UPDATE: a bar Schwab sent again with new values replaces the stored one (017)."""
     bar = MinuteBar("SPY", T0, 417.1, 417.4, 417.0, 417.25, 1000.0, 1, T0 * 1_000_000)
     connection = db.connect(writer_url)
@@ -128,6 +131,9 @@ def test_the_writer_role_revises_a_bar_and_deletes_none(writer_url):
         assert db.write_batches(connection, {"equity_bars": [msgspec.structs.astuple(revised)]}) == {
             "equity_bars": 1}
         assert connection.execute("SELECT close FROM equity_bars").fetchone()[0] == Decimal("417.300000")
+        with psycopg.connect(migrated_url) as owner:  # and its rollups with it, through the triggers (sql/024)
+            assert owner.execute("SELECT DISTINCT close FROM equity_bar_rollups").fetchall() == [
+                (Decimal("417.300000"),)]
         for statement in ("DELETE FROM equity_bars", "TRUNCATE equity_bars", "UPDATE equity_data SET price = 1"):
             with pytest.raises(DENIED):
                 connection.execute(statement)

@@ -10,7 +10,7 @@ ON_HOST := bash $(CURDIR)/deploy/host.sh
 ENV := $(PY) -m common.environment exec --
 RAW_ENV := $(PY) -m common.environment exec --no-check --
 
-.PHONY: help setup settings run stop status logs health storage backfill migrate login deploy test test-fast bench lock clean
+.PHONY: help setup settings run stop status logs health storage archive restore backfill migrate login deploy test test-fast bench lock clean
 
 help: ## list the targets
 	@awk -F ':.*## ' '/^[a-z-]+:.*## / {printf "make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +41,12 @@ health: setup ## database, freshness, errors, lag, each actor: OK, WARN or CRIT 
 
 storage: setup ## each table's size and rows per trading day; the days until BUDGET_MB (default 500) is full
 	@$(RAW_ENV) $(PY) -m common.store.storage $(if $(BUDGET_MB),--budget-mb $(BUDGET_MB)) $(if $(JSON),--json)
+
+archive: setup ## [DAY=YYYY-MM-DD] [TABLE=...]: complete New York days to verified Parquet (ARCHIVE_DIR or ARCHIVE_S3_URL)
+	@$(RAW_ENV) $(PY) -m common.store.archive archive $(if $(DAY),--day "$(DAY)") $(if $(TABLE),--table "$(TABLE)")
+
+restore: setup ## TABLE=... DAY=...: load an archived day back into its partition (twice is once)
+	@$(RAW_ENV) $(PY) -m common.store.archive restore --table "$(TABLE)" --day "$(DAY)"
 
 backfill: setup ## TICKERS=SPY,QQQ FROM=YYYY-MM-DD [TO=YYYY-MM-DD]: minute bars from price history into equity_bars (twice is once)
 	@$(RAW_ENV) $(PY) -m common.feed.backfill --from "$(FROM)" $(if $(TO),--to "$(TO)") $(if $(TICKERS),--tickers "$(TICKERS)")

@@ -15,17 +15,21 @@ stored as snapshots (`common/store/snapshots.py`): its offset commits where
 the open interval can be rebuilt from, so a restart stores the same
 snapshots. Rows the table will never accept go to a dead-letter file
 with the reason, so one bad row never blocks the stream. It keeps the
-tables' daily partitions (sql/022) a week ahead, on connecting and hourly.
-On SIGTERM it drains the bus, flushes, and exits.
+tables' daily partitions (sql/022) a week ahead, on connecting and hourly,
+and the storage budget (`common/store/budget.py`): it measures the database
+every minute and, when days must go, starts the command that archives and
+drops them. On SIGTERM it drains the bus, flushes, and exits.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
@@ -33,12 +37,12 @@ import psycopg
 
 from common.actor import Actor, Work
 from common.feed.market_hours import NEW_YORK
-from common.store import db
+from common.store import budget, db
 from common.store.batching import Batcher
 from common.store.connection import reason
 from common.store.snapshots import Snapshots
 from common.transport.delivery import Follower
-from common.transport.messages import Envelope
+from common.transport.messages import Envelope, StorageBudget
 from common.transport.streams import followed, stored, stream
 
 CONSUMER = "writer"
@@ -47,6 +51,9 @@ BACKOFF_FIRST, BACKOFF_CAP = 0.2, 10.0
 REJECTED = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
 #: Partitions are kept from yesterday to this many New York days ahead, checked this often (seconds).
 PARTITION_DAYS_AHEAD, PARTITION_CHECK_EVERY = 7, 3600.0
+#: The storage budget is measured this often (seconds): two catalog reads and one row written. The keeper, which
+#: archives and drops, is started at most this often (seconds): a day it could not archive is not retried each minute.
+BUDGET_CHECK_EVERY, KEEPER_EVERY = 60.0, 300.0
 
 
 class DatabaseAway(Exception):
@@ -84,6 +91,10 @@ class Writer(Work):
         self.dead_letter = self.config.data_dir / "dead-letter" / "writer.jsonl"
         self.offsets_file = self.config.offsets_file(CONSUMER)
         self.partitions_due = 0.0
+        self.budget_due = 0.0
+        #: The running archive-and-drop command (`python -m common.store.budget`), if any, and when it may next start.
+        self.keeper: subprocess.Popen | None = None
+        self.keeper_due = 0.0
 
     # --- the database ------------------------------------------------------
 
@@ -147,6 +158,37 @@ class Writer(Work):
             else:
                 offsets[name] = snapshots.resume_after
         return offsets
+
+    def _keep_budget(self) -> None:
+        """Measure the storage budget (health reads the row it leaves), and start the keeper when days must go.
+        A failure here is a warning: storing goes on, and the next check tries again."""
+        self.budget_due = time.monotonic() + BUDGET_CHECK_EVERY
+        budget_bytes, now = self.config.storage_budget_mb * budget.MB, datetime.now(timezone.utc)
+        try:
+            verdict, size, days = budget.measure(self.connection, self.config.deployment, budget_bytes, now)
+        except psycopg.Error as error:
+            self.log.warning("the storage budget could not be measured; trying again in a minute",
+                             extra={"reason": reason(error, self.config.database_url)})
+            return
+        before = self.stats.storage
+        self.stats.storage = StorageBudget(size, budget_bytes, verdict.bytes_per_day or 0,
+                                           -1.0 if verdict.days_left is None else verdict.days_left, verdict.level)
+        if verdict.level != "ok" and (before is None or before.level != verdict.level):
+            self.log.warning("storage budget " + verdict.level, extra={"detail": verdict.detail})
+        if self.keeper is not None:
+            if self.keeper.poll() is None:
+                return
+            if self.keeper.returncode:
+                self.log.warning("the archive-and-drop command failed; it runs again at the next check",
+                                 extra={"exit_code": self.keeper.returncode})
+            self.keeper = None
+        due = budget.choose(days, size, budget_bytes, now.astimezone(NEW_YORK).date(), self.config.retention_days,
+                            self.config.metrics_retention_days, verdict.bytes_per_day)
+        if due and time.monotonic() >= self.keeper_due:
+            self.log.info("archiving and dropping past days", extra={
+                "partitions": len(due), "bytes": sum(day.bytes for day in due), "detail": verdict.detail})
+            self.keeper = subprocess.Popen([sys.executable, "-m", "common.store.budget"], stdin=subprocess.DEVNULL)
+            self.keeper_due = time.monotonic() + KEEPER_EVERY
 
     def _share_offsets(self) -> None:
         """Only committed positions are shared: with nothing uncommitted, that is all of them. What a sampled
@@ -283,11 +325,16 @@ class Writer(Work):
                 self._partitions_ahead()
             except psycopg.Error as error:
                 raise DatabaseAway(reason(error, self.config.database_url)) from error
+        if now >= self.budget_due:
+            self._keep_budget()
 
     def stop(self) -> None:
         self.flush()
 
     def close(self) -> None:
+        if self.keeper is not None and self.keeper.poll() is None:
+            self.keeper.terminate()  # what it has not dropped stays, and is tried again next time
+            self.keeper.wait()
         if self.connection is not None:
             self.connection.close()
 

@@ -151,6 +151,34 @@ def path(raw: str) -> Path:
     return Path(text(raw)).expanduser()
 
 
+_BUCKET = re.compile(r"(?!xn--)(?!.*-s3alias$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def s3_url(raw: str) -> str:
+    """s3://bucket[/prefix]: a bucket name S3 accepts (3-63 of a-z 0-9 . -, no '..', not an IP address)."""
+    value = text(raw)
+    parts = urlsplit(value)
+    bucket = parts.netloc
+    if (parts.scheme != "s3" or parts.query or parts.fragment or not _BUCKET.fullmatch(bucket) or ".." in bucket
+            or re.fullmatch(r"[0-9.]+", bucket)):
+        raise Rejected("is not an S3 URL; accepted: s3://bucket or s3://bucket/prefix (bucket: 3-63 of a-z 0-9 . -)")
+    return f"s3://{bucket}/{parts.path.strip('/')}".rstrip("/")
+
+
+def archive_settings(env: Mapping[str, str], data_dir: Path) -> dict[str, Any]:
+    """The archive's `Config` fields; its S3 key id and secret come both or not at all."""
+    key, secret = read(env, "ARCHIVE_S3_ACCESS_KEY_ID"), read(env, "ARCHIVE_S3_SECRET_ACCESS_KEY")
+    if bool(key) != bool(secret):
+        present, missing = (("ARCHIVE_S3_ACCESS_KEY_ID", "ARCHIVE_S3_SECRET_ACCESS_KEY") if key
+                            else ("ARCHIVE_S3_SECRET_ACCESS_KEY", "ARCHIVE_S3_ACCESS_KEY_ID"))
+        raise ConfigError(f"{present} is set but {missing} is not: S3 needs both, or neither (the default AWS "
+                          "credentials)")
+    return {"archive_dir": read(env, "ARCHIVE_DIR") or data_dir / "archive",
+            "archive_s3_url": read(env, "ARCHIVE_S3_URL"), "archive_s3_endpoint": read(env, "ARCHIVE_S3_ENDPOINT"),
+            "archive_s3_region": read(env, "ARCHIVE_S3_REGION"), "archive_s3_access_key_id": key,
+            "archive_s3_secret_access_key": secret}
+
+
 _DEPLOYMENT = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 
 
@@ -201,6 +229,22 @@ class Setting:
 
 PORT = whole(1, 65535)
 
+
+def store_interval(raw: str) -> float:
+    """OPTION_STORE_INTERVAL: 0, or a duration from 1 s to 1 h that divides an hour, so that every interval
+    starts on the New York clock (New York is a whole number of hours from UTC)."""
+    accepted = "0 (every quote) or a duration from 1s to 1h that divides an hour (1s, 5s, 15s, 30s, 1m, 5m, 15m, 1h)"
+    match = _DURATION.fullmatch(raw)
+    if not match:
+        raise Rejected(f"is not a duration; accepted: {accepted}")
+    value = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if value == 0:
+        return 0.0
+    milliseconds = round(value * 1000)
+    if abs(value * 1000 - milliseconds) > 1e-6 or not 1000 <= milliseconds <= 3_600_000 or 3_600_000 % milliseconds:
+        raise Rejected(f"is not accepted; accepted: {accepted}")
+    return value
+
 SETTINGS: tuple[Setting, ...] = (
     # The seed's five first.
     Setting("STREAM_TICKERS", "SPY", "comma-separated symbols to stream (STREAM_TICKER, the seed's name, still works)",
@@ -233,7 +277,15 @@ SETTINGS: tuple[Setting, ...] = (
             "under 50 ms at 1,000 updates/s; 50ms costs the writer a quarter less CPU and 25 ms more latency "
             "(a bare number is seconds, as in the seed)",
             duration(0, 3600, above=True)),
-    Setting("METRICS_INTERVAL", "10s", "how often streaming_metrics gets a row per actor", duration(1, 3600)),
+    Setting("STORAGE_BUDGET_MB", "500", "the database size (pg_database_size, as Supabase counts a plan) the service "
+            "keeps under: past 95 % it archives and drops the oldest days down to 90 %; 0: no budget",
+            whole(0, 10_000_000)),
+    Setting("RETENTION_DAYS", "0", "also archive and drop market data older than this many days; 0: only the "
+            "budget decides", whole(0, 36_500)),
+    Setting("METRICS_RETENTION_DAYS", "3", "archive and drop streaming_metrics and stream_metrics older than this "
+            "many days; 0: only the budget decides", whole(0, 36_500)),
+    Setting("METRICS_INTERVAL", "1m", "how often streaming_metrics gets a row per actor (and stream_metrics one per "
+            "stored stream): 1m costs the database about 2 MB a day, 10s six times that", duration(1, 3600)),
     Setting("STATS_INTERVAL", "1s", "how often each actor reports its counters to metrics (a fifth as often while "
             "nothing changes)", duration(0.1, 60)),
     Setting("METRICS_HTTP_HOST", "127.0.0.1", "where /metrics, /healthz and the status page are served"),
@@ -246,6 +298,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OPTION_CHAIN_REFRESH", "15m", "how often each ticker's option chain is read again", duration(1, 86400)),
     Setting("OPTION_REFRESH_INTERVAL", "5s", "how often the wanted contract set is sent to ingest",
             duration(0.1, 3600)),
+    Setting("OPTION_STORE_INTERVAL", "1m", "store each option contract's latest quote once per this interval "
+            "(option_prices.timestamp is the interval's start); 0: every quote, as Schwab sends them",
+            store_interval),
     # The bus and the journal.
     Setting("BUS_TRANSPORT", "ipc", "ipc (sockets in STREAMING_VAR/run) or tcp (BUS_HOST from BUS_BASE_PORT)",
             choice("ipc", "tcp")),
@@ -284,6 +339,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATA_DIR", "", "journals, offsets, dead letters, the token; unset: STREAMING_VAR/data", path),
     Setting("LOG_DIR", "", "one log file per actor; unset: STREAMING_VAR/log", path),
     Setting("RUN_DIR", "", "sockets and pid files (0700); unset: STREAMING_VAR/run", path),
+    # The archive.
+    Setting("ARCHIVE_DIR", "", "make archive's Parquet files (or, with ARCHIVE_S3_URL, their staging); unset: "
+            "DATA_DIR/archive", path),
+    Setting("ARCHIVE_S3_URL", "", "archive to this S3-compatible bucket, s3://bucket[/prefix]; unset: ARCHIVE_DIR "
+            "only", s3_url),
+    Setting("ARCHIVE_S3_ENDPOINT", "", "the bucket's S3 endpoint (Supabase Storage: https://<ref>.supabase.co/"
+            "storage/v1/s3, Cloudflare R2, MinIO); unset: AWS", http_url),
+    Setting("ARCHIVE_S3_REGION", "us-east-1", "the bucket's region"),
+    Setting("ARCHIVE_S3_ACCESS_KEY_ID", "", "the bucket's access key id; set it with its secret; unset: boto3's own "
+            "(AWS_* variables, ~/.aws)"),
+    Setting("ARCHIVE_S3_SECRET_ACCESS_KEY", "", "the bucket's secret access key; set it with its id", secret=True),
     # The simulator.
     Setting("SIMULATOR_URL", "http://127.0.0.1:8765", "where the actors reach the simulator's HTTP side", http_url),
     Setting("SIM_HOST", "127.0.0.1", "the simulator's listening address"),
@@ -394,6 +460,12 @@ class Config:
     journal_max_bytes: int
     option_recenter_threshold: float
     option_chain_refresh: float
+    #: Seconds between stored option snapshots (OPTION_STORE_INTERVAL); 0: every quote is stored.
+    option_store_interval: float
+    #: STORAGE_BUDGET_MB (0: none), RETENTION_DAYS and METRICS_RETENTION_DAYS (0: by the budget alone).
+    storage_budget_mb: int
+    retention_days: int
+    metrics_retention_days: int
     market_hours: str
     market_sessions: tuple[str, ...]
     #: The length of a CHART_EQUITY bar: a minute from Schwab, SIM_BAR_SECONDS from the simulator.
@@ -411,6 +483,13 @@ class Config:
     metrics_http_port: int
     stream_record: Path | None = None
     stream_replay: Path | None = None
+    #: The archive (common/store/archive.py): its directory, and the S3-compatible bucket if one is set.
+    archive_dir: Path = Path("var/data/archive")
+    archive_s3_url: str | None = None
+    archive_s3_endpoint: str | None = None
+    archive_s3_region: str = "us-east-1"
+    archive_s3_access_key_id: str | None = None
+    archive_s3_secret_access_key: str | None = None
 
     @property
     def uses_simulator(self) -> bool:
@@ -444,6 +523,12 @@ class Config:
     def opted_in(self) -> frozenset[str]:
         """The settings that turned on a stream stored only when asked (`common/transport/streams.py`)."""
         return frozenset({"STORE_QUOTES"} if self.store_quotes else ())
+
+    @property
+    def sampling(self) -> dict[str, float]:
+        """Each setting that samples a stored stream into snapshots, and its interval in seconds (0: every
+        record; `common/transport/streams.py`)."""
+        return {"OPTION_STORE_INTERVAL": self.option_store_interval}
 
     def ensure_dirs(self) -> None:
         """Create the run directory private (0700): bus sockets live there."""
@@ -517,6 +602,10 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         journal_max_bytes=journal_max_bytes,
         option_recenter_threshold=read(env, "OPTION_RECENTER_THRESHOLD", default=repr(band / 2)),
         option_chain_refresh=read(env, "OPTION_CHAIN_REFRESH"),
+        option_store_interval=read(env, "OPTION_STORE_INTERVAL"),
+        storage_budget_mb=read(env, "STORAGE_BUDGET_MB"),
+        retention_days=read(env, "RETENTION_DAYS"),
+        metrics_retention_days=read(env, "METRICS_RETENTION_DAYS"),
         # The simulator's market never closes unless asked, so `make run` streams at any hour.
         market_hours=read(env, "MARKET_HOURS", default="always" if source == "simulator" else "exchange"),
         market_sessions=read(env, "MARKET_SESSIONS"),
@@ -534,4 +623,5 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         metrics_http_port=read(env, "METRICS_HTTP_PORT"),
         stream_record=record,
         stream_replay=replay,
+        **archive_settings(env, data_dir),
     )

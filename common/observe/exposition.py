@@ -114,10 +114,14 @@ def health(snapshot: Snapshot, expected: Iterable[str], now_ns: int, stale_after
             "rss_bytes": sample.rss_bytes,
         }
     ok = all(entry["status"] == "running" for entry in actors.values())
+    storage = next((seen.sample.storage for seen in snapshot.actors if seen.sample.storage), None)
     return {
-        "status": "ok" if ok else "degraded",
+        "status": "ok" if ok and (storage is None or storage.level == "ok") else "degraded",
         "source": source,
         "actors": actors,
+        "storage": None if storage is None else {
+            "level": storage.level, "database_bytes": storage.database_bytes, "budget_bytes": storage.budget_bytes,
+            "bytes_per_day": storage.bytes_per_day, "days_left": None if storage.days_left < 0 else storage.days_left},
         "streams": {lag.stream: {"lag_records": lag.lag_records, "lag_seconds": lag.lag_seconds}
                     for lag in snapshot.lags},
     }
@@ -191,7 +195,26 @@ def families(snapshot: Snapshot, now_ns: int, stale_after_ns: int, source: str |
         lag_records.add_metric([lag.stream], lag.lag_records)
         lag_seconds.add_metric([lag.stream], lag.lag_seconds)
     return [sources, records, per_second, reconnects, rejected, status, up, age, *counters, *gauges, lag_records,
-            lag_seconds]
+            lag_seconds, *storage_families(snapshot)]
+
+
+def storage_families(snapshot: Snapshot) -> list[Metric]:
+    """The storage budget as the writer last measured it (common/store/budget.py)."""
+    size = GaugeMetricFamily("streaming_database_bytes", "The database's size, as Supabase counts it "
+                             "(pg_database_size).")
+    budget = GaugeMetricFamily("streaming_storage_budget_bytes", "STORAGE_BUDGET_MB in bytes (0: no budget).")
+    days = GaugeMetricFamily("streaming_storage_budget_days_left", "Days the budget lasts at the measured rate, "
+                             "past days archived and dropped.")
+    level = GaugeMetricFamily("streaming_storage_budget_level", "1 for the budget's level: ok, warn or crit.",
+                              labels=["level"])
+    storage = next((seen.sample.storage for seen in snapshot.actors if seen.sample.storage), None)
+    if storage is not None:
+        size.add_metric([], storage.database_bytes)
+        budget.add_metric([], storage.budget_bytes)
+        if storage.days_left >= 0:
+            days.add_metric([], storage.days_left)
+        level.add_metric([storage.level], 1)
+    return [size, budget, days, level]
 
 
 class SnapshotCollector:

@@ -90,6 +90,8 @@ class DatabaseFacts:
     ingest_status: str | None
     #: stream -> (lag_records, lag_seconds) of its latest row within WINDOW
     lags: Mapping[str, tuple[int, float]]
+    #: the writer's worst storage-budget judgement (level, detail, seconds since), None before its first
+    storage: tuple[str, str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -142,13 +144,14 @@ def check_database(error: str) -> Check:
     return Check("database", Level.CRIT, error) if error else Check("database", Level.OK, "connected")
 
 
-def check_freshness(table: str, age_s: float | None, open_for_s: float | None) -> Check:
-    """Stale is measured from the later of the newest row and the session's open, so an open is not an alarm."""
+def check_freshness(table: str, age_s: float | None, open_for_s: float | None, slack_s: float = 0.0) -> Check:
+    """Stale is measured from the later of the newest row and the session's open, so an open is not an alarm;
+    `slack_s` is how much later than its data a table's rows come by design (option snapshots: an interval)."""
     name, value = f"freshness:{table}", None if age_s is None else round(age_s, 3)
     newest = "no rows" if age_s is None else f"newest row {_span(age_s)} old"
     if open_for_s is None:
         return Check(name, Level.OK, f"market closed ({newest})", value)
-    warn, crit = FRESHNESS[table]
+    warn, crit = (limit + slack_s for limit in FRESHNESS[table])
     stale = open_for_s if age_s is None else min(age_s, open_for_s)
     level = Level.CRIT if stale > crit else Level.WARN if stale > warn else Level.OK
     detail = newest
@@ -192,6 +195,20 @@ def check_lag(lags: Mapping[str, tuple[int, float]]) -> Check:
     return Check("journal_lag", level, f"{stream} {records:,} records, {_span(seconds)} behind", seconds)
 
 
+#: The writer measures the budget every minute: a judgement older than this is not current.
+STORAGE_STALE_S = 600.0
+
+
+def check_storage(storage: tuple[str, str, float] | None) -> Check:
+    """The storage budget as the writer last judged it (common/store/budget.py): its level, and why."""
+    if storage is None:
+        return Check("storage_budget", Level.OK, "not measured yet (the writer measures it every minute)")
+    level, detail, age_s = storage
+    if age_s > STORAGE_STALE_S:
+        return Check("storage_budget", Level.WARN, f"last measured {_span(age_s)} ago: {detail}", level)
+    return Check("storage_budget", {"ok": Level.OK, "warn": Level.WARN}.get(level, Level.CRIT), detail, level)
+
+
 def check_actors(actors: Mapping[str, tuple[str, str]] | None, error: str) -> list[Check]:
     checks = []
     for actor in ACTORS:
@@ -207,13 +224,18 @@ def check_actors(actors: Mapping[str, tuple[str, str]] | None, error: str) -> li
     return checks
 
 
-def evaluate(facts: Facts, now: datetime, schedules: Mapping[str, MarketSchedule | None]) -> list[Check]:
-    """Every check, in the order the table shows them."""
+def evaluate(facts: Facts, now: datetime, schedules: Mapping[str, MarketSchedule | None],
+             option_store_interval: float = 0.0) -> list[Check]:
+    """Every check, in the order the table shows them. Option snapshots (OPTION_STORE_INTERVAL) are stored an
+    interval after their quotes: their table's freshness allows for it."""
     checks = [check_database(facts.database_error)]
     if facts.database is not None:
         db = facts.database
-        checks += [check_freshness(table, db.ages.get(table), open_for(schedules[table], now)) for table in FRESHNESS]
-        checks += [check_error_rate(db.activity), check_ingest(db.ingest_status), check_lag(db.lags)]
+        slack = {"option_prices": option_store_interval}
+        checks += [check_freshness(table, db.ages.get(table), open_for(schedules[table], now), slack.get(table, 0.0))
+                   for table in FRESHNESS]
+        checks += [check_error_rate(db.activity), check_ingest(db.ingest_status), check_lag(db.lags),
+                   check_storage(db.storage)]
     return checks + check_actors(facts.actors, facts.supervisor_error)
 
 
@@ -251,11 +273,15 @@ def read_database(url: str) -> DatabaseFacts:
         lags = conn.execute(
             "SELECT DISTINCT ON (stream) stream, lag_records, lag_seconds FROM public.stream_metrics"
             " WHERE timestamp > now() - %s ORDER BY stream, timestamp DESC", (WINDOW,)).fetchall()
+        storage = conn.execute(
+            "SELECT level, detail, extract(epoch FROM clock_timestamp() - checked_at)::float8 FROM public.storage_budget"
+            " ORDER BY array_position(ARRAY['crit', 'warn', 'ok'], level), checked_at DESC LIMIT 1").fetchone()
     return DatabaseFacts(
         ages=dict(zip(FRESHNESS, ages)),
         activity={actor: (records, errors) for actor, records, errors in activity},
         ingest_status=status[0] if status else None,
         lags={stream: (records, seconds) for stream, records, seconds in lags},
+        storage=tuple(storage) if storage else None,
     )
 
 
@@ -297,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         facts = gather(config.database_url, config.run_dir / "supervisor.sock")
         schedules = schedules_for(config.market_sessions, config.market_hours == "always")
-        checks = evaluate(facts, datetime.now(timezone.utc), schedules)
+        checks = evaluate(facts, datetime.now(timezone.utc), schedules, config.option_store_interval)
     print(render_json(checks) if args.json else render_table(checks))
     return int(overall(checks))
 

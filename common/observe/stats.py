@@ -14,7 +14,7 @@ import msgspec
 import psutil
 
 from common.transport.bus import Publisher
-from common.transport.messages import MetricSample
+from common.transport.messages import MetricSample, StorageBudget
 
 #: While nothing changes, a sample goes out every this many STATS_INTERVALs.
 IDLE_SAMPLES = 5
@@ -40,6 +40,8 @@ class ActorStats:
         self.reconnects: dict[str, int] = {}
         #: Items refused where data enters, by reason (common/feed/edge.py, common/feed/levelone.py).
         self.rejections: dict[str, int] = {}
+        #: The writer's: the storage budget as last measured.
+        self.storage: StorageBudget | None = None
         self._next_publish = 0.0
         self._published_at = 0.0
         self._published: tuple = ()
@@ -77,6 +79,7 @@ class ActorStats:
             rejected=dict(self.rejections),
             bars_missing=self.bars_missing,
             bars_repaired=self.bars_repaired,
+            storage=self.storage,
             rss_bytes=self._process.memory_info().rss,  # one read of /proc/self/statm
         )
 
@@ -91,7 +94,8 @@ class ActorStats:
 
     def _activity(self, publisher: Publisher) -> tuple:
         return (self.status, self.records_in, self.records_out, self.errors, self.gaps, self.replayed,
-                self.bars_missing, self.bars_repaired, publisher.journal_errors, dict(publisher.sequencer.last_seqs))
+                self.bars_missing, self.bars_repaired, self.storage, publisher.journal_errors,
+                dict(publisher.sequencer.last_seqs))
 
     def maybe_publish(self, publisher: Publisher, force: bool = False) -> None:
         """Send a sample every interval while anything changes, every IDLE_SAMPLES intervals while nothing does

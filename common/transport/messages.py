@@ -146,6 +146,17 @@ class IndicatorValue(msgspec.Struct, tag="indicator", array_like=True, frozen=Tr
     received_ns: int
 
 
+class StorageBudget(msgspec.Struct, array_like=True, frozen=True):
+    """The storage budget as the writer last measured it: the database's size (pg_database_size), the budget
+    (0: none), the bytes a day adds and the days left at that rate (-1: not measured yet), and the level."""
+
+    database_bytes: int
+    budget_bytes: int
+    bytes_per_day: int
+    days_left: float
+    level: str
+
+
 class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
     """One actor's counters since its start, sent periodically to metrics.
 
@@ -156,6 +167,8 @@ class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
     sender older than the field); `rejected` counts the items refused where
     data enters, by reason. `next_within_ns` is the sender's word on when its
     next sample comes (longer while nothing changes; 0: STATS_INTERVAL).
+    `storage` is the writer's last judgement of the storage budget
+    (`common/store/budget.py`), None from every other actor.
     """
 
     actor: str
@@ -180,6 +193,7 @@ class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
     bars_missing: int = 0
     bars_repaired: int = 0
     next_within_ns: int = 0
+    storage: StorageBudget | None = None
 
 
 class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, frozen=True):

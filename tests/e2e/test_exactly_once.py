@@ -269,25 +269,15 @@ def test_indicator_and_options_killed_lose_and_double_nothing(pipeline):
 
 
 @pytest.mark.parametrize("pipeline", [{"OPTION_STORE_INTERVAL": "0"}], indirect=True)
-def test_with_option_snapshots_off_every_option_quote_is_a_row_through_a_writer_kill(pipeline):
-    wait_for(lambda: pipeline.count("option_prices") > 20, 30, "option quotes flowing")
-    writer = pipeline.pid("writer")
-    os.kill(writer, signal.SIGKILL)
-    wait_for(lambda: pipeline.states().get("writer") == "RUNNING" and pipeline.pid("writer") != writer,
-             30, "supervisord to restart the writer")
-    after = pipeline.count("option_prices")
-    wait_for(lambda: pipeline.count("option_prices") > after + 20, 30, "the restarted writer to store quotes")
+def test_ingest_killed_loses_nothing_it_had_received(pipeline):
+    """With option snapshots off (OPTION_STORE_INTERVAL=0), every option quote ingest journaled is a row too."""
+    wait_for(lambda: pipeline.count("equity_data") > 20, 30, "ticks flowing")
+    kill_and_await_restart(pipeline, "ingest")
     pipeline.stop_and_reopen()
     quotes = {(quote.symbol, quote.quote_time_ms) for quote in journaled(pipeline, stream("test", "ingest", "option"))}
     assert quotes, "options streamed"
     assert pipeline.query("SELECT count(*) FROM option_prices")[0][0] == len(quotes), \
-        "every option quote ingest journaled is one row, restart or not"
-
-
-def test_ingest_killed_loses_nothing_it_had_received(pipeline):
-    wait_for(lambda: pipeline.count("equity_data") > 20, 30, "ticks flowing")
-    kill_and_await_restart(pipeline, "ingest")
-    pipeline.stop_and_reopen()
+        "every option quote ingest journaled is one row, a restart of ingest or not"
     stored = set(pipeline.stored_trades())
     assert len(stored) == pipeline.count("equity_data"), "none twice"
     sent_trades = pipeline.sent_trades()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import msgspec
 import psycopg
 import pytest
 
+from common.feed.market_hours import NEW_YORK
 from common.store import db
 from common.transport.messages import (
     EquityQuote,
@@ -19,6 +21,7 @@ from common.transport.messages import (
     StreamingMetric,
     StreamLag,
 )
+from tests.helpers.archive import archive_days_before
 
 #: The test's "now", in ms: set when each test starts (the SQL functions judge recency by the server's clock,
 #: and a module-level value would age while the tests before this one run).
@@ -248,7 +251,7 @@ def test_refresh_equity_stats(conn):
                       round(vwap, 6))]
 
 
-def test_cleanup_old_equity_data(conn):
+def test_cleanup_old_equity_data_drops_the_archived_old_days(conn, tmp_path):
     old_ms, old_ns = NOW_MS - 40 * 86_400_000, (NOW_MS - 40 * 86_400_000) * 1_000_000
     db.write_batches(conn, {
         "equity_data": rows(trade(ms=old_ms), trade()),
@@ -259,6 +262,7 @@ def test_cleanup_old_equity_data(conn):
         "stream_metrics": rows(StreamLag(old_ns, "ingest/trade/SPY", 7, 5, 5, 0, 0.0),
                                StreamLag(NOW_MS * 1_000_000, "ingest/trade/SPY", 7, 9, 9, 0, 0.0)),
     })
+    archive_days_before(conn, datetime.now(NEW_YORK).date() - timedelta(days=30), tmp_path)
     deleted = dict(fetch(conn, "SELECT * FROM cleanup_old_equity_data()"))
     assert deleted == {"equity_data": 1, "indicators": 1, "option_prices": 1, "equity_quotes": 1,
                        "streaming_metrics": 1, "stream_metrics": 1}

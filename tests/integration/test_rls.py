@@ -11,10 +11,14 @@ tables, to anon.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import psycopg
 import pytest
 
+from common.feed.market_hours import NEW_YORK
 from common.store.migrate import SQL_DIR
+from tests.helpers.archive import archive_days_before
 
 DENIED = (psycopg.errors.InsufficientPrivilege,)
 
@@ -192,7 +196,7 @@ def test_api_roles_cannot_see_the_migration_log(conn, role):
         conn.execute("SELECT * FROM schema_migrations")
 
 
-def test_service_role_writes_everything(conn):
+def test_service_role_writes_everything(conn, tmp_path):
     conn.execute("SET ROLE service_role")
     # A day far back has no partitions yet (sql/022): service_role may make them, as a hand insert needs.
     conn.execute("SELECT create_partitions(day, day) FROM"
@@ -203,6 +207,9 @@ def test_service_role_writes_everything(conn):
         assert conn.execute(UPDATE.format(table=table)).rowcount == 2, table
     conn.execute("INSERT INTO stream_metrics (timestamp, stream, epoch, published_seq, committed_seq, lag_records,"
                  " lag_seconds) VALUES (now() - interval '40 days', 'ingest/trade/SPY', 1, 5, 5, 0, 0)")
+    conn.execute("RESET ROLE")  # the writer archives (its role records archives; service_role may only read them)
+    archive_days_before(conn, datetime.now(NEW_YORK).date() - timedelta(days=30), tmp_path)
+    conn.execute("SET ROLE service_role")
     deleted = dict(conn.execute("SELECT * FROM cleanup_old_equity_data(30)").fetchall())
     assert deleted == {**dict.fromkeys(set(ROWS) - {"equity_bars"}, 1), "stream_metrics": 1}
     assert count(conn, "stream_metrics") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import psycopg
@@ -28,7 +29,7 @@ def filled(migrated_url):
 
 def test_each_table_is_measured_and_the_budget_is_counted_in_trading_days(filled):
     rows = {row.table_name: row for row in read_report(filled, budget_mb=500, window_days=7)}
-    assert set(rows) == {"equity_data", "indicators", "option_prices", "equity_bars", "equity_quotes",
+    assert set(rows) == {"equity_data", "indicators", "option_prices", "equity_bars", "equity_quotes", "equity_bar_rollups",
                          "streaming_metrics", "stream_metrics", "total"}
     with psycopg.connect(filled) as conn:
         size, table, indexes, database = conn.execute(
@@ -64,3 +65,26 @@ def test_make_storage_prints_the_table_and_the_days(filled, monkeypatch, capsys)
     monkeypatch.setenv("DATABASE_URL", filled.replace("@", "x@", 1))
     assert main([]) == 2
     assert "storage:" in capsys.readouterr().err
+
+
+def test_a_part_day_is_projected_to_a_whole_session_and_said_to_be_rough_in_its_first_hour(migrated_url, monkeypatch,
+                                                                                           capsys):
+    """Half an hour into a session with one trade a second: 1,800 rows are 23,400 a day, not 1,800."""
+    with psycopg.connect(migrated_url, autocommit=True) as conn:
+        conn.execute("SELECT create_partitions('2026-11-18', '2026-11-18')")
+        conn.execute("INSERT INTO equity_data (ticker, timestamp, price, volume, day_volume)"
+                     " SELECT 'SPY', '2026-11-18 09:30:00-05'::timestamptz + n * interval '1 second', 417.09, 100, n"
+                     " FROM generate_series(0, 1799) AS n")
+    half_hour_in = datetime.fromisoformat("2026-11-18T10:00:00-05:00")
+    trades = next(row for row in read_report(migrated_url, 500, 7, half_hour_in) if row.table_name == "equity_data")
+    assert trades.trading_days == 0 and trades.rows_per_day == Decimal("23400.0")
+    after_the_close = datetime.fromisoformat("2026-11-19T12:00:00-05:00")
+    trades = next(row for row in read_report(migrated_url, 500, 7, after_the_close) if row.table_name == "equity_data")
+    assert trades.trading_days == 1 and trades.rows_per_day == Decimal("1800.0"), "a complete day counts as it was"
+
+    monkeypatch.setenv("DATABASE_URL", migrated_url)
+    monkeypatch.setenv("STREAM_SOURCE", "simulator")
+    assert main(["--as-of", half_hour_in.isoformat()]) == 0
+    printed = capsys.readouterr().out
+    assert "projected to a whole day from 30 min of the session" in printed and "rough" in printed
+    assert "Postgres holds the newest" in printed and "trading days of every table" in printed

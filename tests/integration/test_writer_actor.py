@@ -6,12 +6,14 @@ import shutil
 import signal
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from common.config import load
+from common.feed.market_hours import NEW_YORK
 from common.transport.bus import Publisher
 from common.transport.messages import IndicatorValue, OptionQuote
 from common.transport.tickerplant import Tickerplant
@@ -147,3 +149,28 @@ def test_option_snapshots_survive_a_sigkill_exactly_once(migrated_url, var):
         assert writer.wait(timeout=20) == 0
     assert stored_snapshots(migrated_url) == expected(), "minute 4 rebuilt from the journal; minute 6 still open"
     assert {interval for _, interval, _, _ in expected()} == {start + m * minute for m in range(5)}
+
+
+def test_the_writer_measures_the_budget_and_starts_the_keeper_when_days_must_go(migrated_url, var):
+    """A 1 MB budget and a past day of trades: within the writer's first check the day is archived and dropped,
+    and the budget is recorded as health reads it."""
+    day = (datetime.now(NEW_YORK) - timedelta(days=3)).replace(hour=12, minute=0, second=0, microsecond=0)
+    with psycopg.connect(migrated_url, autocommit=True) as connection:
+        connection.execute("SELECT create_partitions(%s, %s)", (day.date(), day.date()))
+        connection.execute("INSERT INTO equity_data (ticker, timestamp, price, volume, day_volume)"
+                           " SELECT 'SPY', %s + n * interval '1 second', 417.09, 100, n FROM generate_series(1, 300) n",
+                           (day,))
+    env = {**os.environ, "STREAMING_VAR": str(var), "DATABASE_URL": migrated_url, "STREAM_SOURCE": "simulator",
+           "HEARTBEAT_INTERVAL": "0.2s", "DEPLOYMENT": "test", "STORAGE_BUDGET_MB": "1",
+           "ARCHIVE_DIR": str(var / "archive")}
+    with writer_process(env, var) as writer, psycopg.connect(migrated_url, autocommit=True) as connection:
+        wait_for(lambda: connection.execute("SELECT count(*) FROM archive_log WHERE table_name = 'equity_data'"
+                                            " AND row_count = 300").fetchone()[0] == 1, 60, "the day archived")
+        wait_for(lambda: connection.execute("SELECT count(*) FROM equity_data").fetchone()[0] == 0, 30,
+                 "the archived day dropped")
+        level, budget_bytes = connection.execute("SELECT level, budget_bytes FROM storage_budget").fetchone()
+        writer.send_signal(signal.SIGTERM)
+        assert writer.wait(timeout=20) == 0
+    assert (level, budget_bytes) == ("crit", 1 << 20), "the catalog alone passes a 1 MB budget"
+    log = (var / "writer.log").read_text()
+    assert "archiving and dropping past days" in log and '"msg":"archived and dropped"' in log

@@ -66,6 +66,17 @@ BAD = [
     ("SIM_HEARTBEAT=0", "accepted: a number above 0"),
     ("SIM_BAR_SECONDS=-1", "accepted: a number above 0"),
     ("STORE_QUOTES=sometimes", "accepted: true or false"),
+    ("OPTION_STORE_INTERVAL=7s", "a duration from 1s to 1h that divides an hour"),
+    ("OPTION_STORE_INTERVAL=2h", "a duration from 1s to 1h that divides an hour"),
+    ("OPTION_STORE_INTERVAL=500ms", "a duration from 1s to 1h that divides an hour"),
+    ("OPTION_STORE_INTERVAL=soon", "is not a duration"),
+    ("STORAGE_BUDGET_MB=-1", "is out of range"),
+    ("ARCHIVE_S3_URL=https://bucket.example/prefix", "is not an S3 URL"),
+    ("ARCHIVE_S3_URL=s3://Not_A_Bucket", "is not an S3 URL"),
+    ("ARCHIVE_S3_ENDPOINT=ftp://storage.example", "is not an http(s) URL"),
+    ("ARCHIVE_S3_ACCESS_KEY_ID=key", "ARCHIVE_S3_ACCESS_KEY_ID is set but ARCHIVE_S3_SECRET_ACCESS_KEY is not"),
+    ("RETENTION_DAYS=1.5", "is not a whole number"),
+    ("METRICS_RETENTION_DAYS=-7", "is out of range"),
     ("SIM_SEED=4.2", "is not a whole number"),
     ("DEPLOYMENT=Desk/One", "is not a deployment name"),
     ("DEPLOYMENT=-desk", "is not a deployment name"),
@@ -160,3 +171,8 @@ def test_market_hours_follow_the_exchange_for_schwab_and_never_close_for_the_sim
     assert load({}).market_hours == "always"
     schwab = load({"SCHWAB_APP_KEY": "k", "SCHWAB_APP_SECRET": "s", "MARKET_SESSIONS": "post, pre"})
     assert schwab.market_hours == "exchange" and schwab.market_sessions == ("post", "pre")
+
+
+@pytest.mark.parametrize("raw, seconds", [("0", 0.0), ("1s", 1.0), ("1m", 60.0), ("15m", 900.0), ("1h", 3600.0)])
+def test_option_snapshots_come_every_interval_that_divides_an_hour_or_every_quote(tmp_path, raw, seconds):
+    assert check(tmp_path, f"OPTION_STORE_INTERVAL={raw}").option_store_interval == seconds

@@ -11,7 +11,7 @@ import pytest
 from common.config import ACTORS
 from common.feed.market_hours import NEW_YORK, MarketSchedule
 from common.observe import health
-from common.observe.health import Check, DatabaseFacts, Facts, Level
+from common.observe.health import Check, DatabaseFacts, Facts, Level, check_storage
 
 REGULAR = health.schedules_for(("regular",), always_open=False)
 EXTENDED = health.schedules_for(("pre", "regular", "post"), always_open=False)
@@ -175,7 +175,7 @@ def test_a_healthy_service_is_ok_on_any_day():
         checks = health.evaluate(Facts(healthy(), actors=RUNNING), now, schedules)
         assert health.overall(checks) is Level.OK, checks
         assert [c.name for c in checks] == ["database", *(f"freshness:{t}" for t in health.FRESHNESS), "error_rate",
-                                            "ingest_status", "journal_lag", *(f"actor:{a}" for a in ACTORS)]
+                                            "ingest_status", "journal_lag", "storage_budget", *(f"actor:{a}" for a in ACTORS)]
 
 
 def test_the_worst_check_decides_the_exit_status():
@@ -231,3 +231,18 @@ def test_a_bad_setting_is_a_critical_check(monkeypatch, capsys):
     monkeypatch.setenv("BUS_TRANSPORT", "carrier-pigeon")
     assert health.main([]) == 2
     assert "BUS_TRANSPORT" in capsys.readouterr().out
+
+
+def test_the_storage_budget_shows_as_the_writer_judged_it_and_an_old_judgement_warns():
+    assert check_storage(None).level == Level.OK
+    assert check_storage(("ok", "12.0 of 500 MB (2%)", 30.0)).level == Level.OK
+    warn = check_storage(("warn", "480.0 of 500 MB (96%)", 30.0))
+    assert warn.level == Level.WARN and "480.0 of 500 MB" in warn.detail
+    assert check_storage(("crit", "a day no longer fits", 5.0)).level == Level.CRIT
+    stale = check_storage(("ok", "12.0 of 500 MB (2%)", 3_600.0))
+    assert stale.level == Level.WARN and "last measured" in stale.detail
+
+
+def test_option_snapshots_an_interval_apart_are_not_stale():
+    assert health.check_freshness("option_prices", 900.0, 7_200.0, slack_s=900.0).level == Level.OK
+    assert health.check_freshness("option_prices", 900.0, 7_200.0).level == Level.WARN

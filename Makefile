@@ -39,7 +39,7 @@ logs: ## follow every actor's log (ACTOR=writer for one)
 health: setup ## database, freshness, errors, lag, each actor: OK, WARN or CRIT (JSON=1 for JSON)
 	@$(RAW_ENV) $(PY) -m common.observe.health $(if $(JSON),--json)
 
-storage: setup ## each table's size and rows per trading day; the days until BUDGET_MB (default 500) is full
+storage: setup ## each table's size and rows per trading day; the days until BUDGET_MB (default STORAGE_BUDGET_MB) is full
 	@$(RAW_ENV) $(PY) -m common.store.storage $(if $(BUDGET_MB),--budget-mb $(BUDGET_MB)) $(if $(JSON),--json)
 
 archive: setup ## [DAY=YYYY-MM-DD] [TABLE=...]: complete New York days to verified Parquet (ARCHIVE_DIR or ARCHIVE_S3_URL)

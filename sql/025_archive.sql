@@ -138,51 +138,41 @@ REVOKE ALL ON FUNCTION public.drop_archived_day(text, date) FROM PUBLIC, anon, a
 GRANT EXECUTE ON FUNCTION public.drop_archived_day(text, date) TO service_role, streaming_writer;
 
 -- Retention (022) under the archive's rule: same signature and result (one
--- row per table: table_name, rows_deleted); a partition past the cutoff goes
--- only if it is empty or equals an archive_log row, checked under a lock
--- against writes; each one kept is named in a NOTICE.
+-- row per table: table_name, rows_deleted); each partition past the cutoff
+-- goes through drop_archived_day, the rule said once, and each one that
+-- refuses is kept and named in a NOTICE with the reason.
 CREATE OR REPLACE FUNCTION public.cleanup_old_equity_data(retention_days integer DEFAULT 30)
 RETURNS TABLE (table_name text, rows_deleted bigint)
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-SET DateStyle = 'ISO'
 SET lock_timeout = '10s'
 AS $$
 DECLARE
-    cutoff timestamptz;
-    part regclass;
+    last_day date;
     part_day date;
-    held bigint;
-    total text;
 BEGIN
     IF retention_days IS NULL OR retention_days < 1 THEN
         RAISE EXCEPTION 'retention_days must be at least 1, not %', retention_days;
     END IF;
-    cutoff := now() - make_interval(days => retention_days);
+    -- The last New York day that ends at or before now() - retention_days.
+    last_day := ((now() - make_interval(days => retention_days)) AT TIME ZONE 'America/New_York')::date - 1;
     FOREACH table_name IN ARRAY public.partitioned_tables() LOOP
         CONTINUE WHEN table_name = 'equity_bars';  -- the small, long history (017)
         rows_deleted := 0;
-        FOR part, part_day IN
-            SELECT c.oid::regclass,
-                   ((regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''([^'']+)''\)'))[1]::timestamptz
-                    AT TIME ZONE 'America/New_York')::date
+        FOR part_day IN
+            SELECT to_date(right(c.relname, 8), 'YYYYMMDD')
             FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-            WHERE i.inhparent = format('public.%I', table_name)::regclass
-              AND (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz <= cutoff
-            ORDER BY 2
+            WHERE i.inhparent = format('public.%I', table_name)::regclass AND c.relname ~ '_[0-9]{8}$'
+              AND to_date(right(c.relname, 8), 'YYYYMMDD') <= last_day
+            ORDER BY 1
         LOOP
-            EXECUTE format('LOCK TABLE %s IN SHARE MODE', part);
-            SELECT s.row_count, s.checksum INTO held, total FROM public.partition_checksum(table_name, part_day) AS s;
-            IF held > 0 AND NOT EXISTS (SELECT FROM public.archive_log a
-                                        WHERE a.table_name = cleanup_old_equity_data.table_name AND a.day = part_day
-                                          AND a.row_count = held AND a.checksum = total) THEN
-                RAISE NOTICE 'cleanup_old_equity_data kept %: % rows with no matching archive (make archive)',
-                    part, held;
-                CONTINUE;
-            END IF;
-            EXECUTE format('DROP TABLE %s', part);
-            rows_deleted := rows_deleted + held;
+            BEGIN
+                rows_deleted := rows_deleted + public.drop_archived_day(table_name, part_day);
+            EXCEPTION WHEN raise_exception THEN
+                RAISE NOTICE 'cleanup_old_equity_data kept %: %', table_name || '_' || to_char(part_day, 'YYYYMMDD'),
+                    SQLERRM;
+            END;
         END LOOP;
         RETURN NEXT;
     END LOOP;

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import boto3
 import pandas
@@ -17,6 +16,7 @@ from common.store import archive
 from common.store.archive import (ArchiveFailed, LocalDestination, RestoreRefused, S3Destination, archive_day,
                                   restore_day, s3_client)
 from tests.helpers.archive import fill_equity_day, fill_option_day, rows_of
+from tests.helpers.roles import as_user
 from tests.helpers.s3_server import KEY_ID, SECRET, s3_server
 
 DENIED = psycopg.errors.InsufficientPrivilege
@@ -129,8 +129,8 @@ def test_retention_drops_archived_old_days_and_keeps_the_others_saying_so(conn, 
     assert partition(conn, "equity_data", archived_day) is None
     assert rows_of(conn, "equity_data", kept_day) == kept
     assert [n for n in notices if "equity_data" in n] == [
-        f"cleanup_old_equity_data kept streaming_partitions.equity_data_{kept_day:%Y%m%d}: 200 rows with no matching"
-        " archive (make archive)"]
+        f"cleanup_old_equity_data kept equity_data_{kept_day:%Y%m%d}: drop_archived_day: equity_data of {kept_day}"
+        " (200 rows) was never archived: kept; archive it first"]
     # Empty old days hold nothing to keep: gone.
     assert partition(conn, "indicators", TODAY - timedelta(days=45)) is None
 
@@ -174,10 +174,6 @@ def test_a_failing_bucket_raises_writes_no_log_row_and_keeps_the_partition(conn,
     assert not [p for p in tmp_path.rglob("*.parquet")]
     with pytest.raises(REFUSED, match="never archived"):
         conn.execute("SELECT public.drop_archived_day('equity_data', %s)", (DAY,))
-
-
-def as_user(url: str, user: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(netloc=f"{user}@"))
 
 
 def test_the_writer_role_archives_and_drops_and_the_api_roles_may_not(conn, migrated_url, tmp_path):

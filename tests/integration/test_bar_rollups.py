@@ -4,13 +4,13 @@ the same minute bars, written through the writer's own write path."""
 from __future__ import annotations
 
 import datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
 from common.store import db
 from common.store.migrate import SQL_DIR
+from tests.helpers.roles import writer_login
 from tests.helpers.rollups import (
     bar,
     differences,
@@ -34,10 +34,6 @@ ORDER BY timestamp;
 """
 
 
-def as_user(url: str, user: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(netloc=f"{user}@"))
-
-
 @pytest.fixture
 def writer(migrated_url):
     """The writer's connection, as the writer makes it (the tables' owner, as with the local Postgres)."""
@@ -50,11 +46,7 @@ def writer(migrated_url):
 
 @pytest.fixture
 def writer_role_url(migrated_url: str) -> str:
-    """A login role that is only a member of streaming_writer (tests/integration/test_supabase_roles.py)."""
-    with psycopg.connect(migrated_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'streaming_ingest'").fetchone():
-            conn.execute("CREATE ROLE streaming_ingest LOGIN IN ROLE streaming_writer")
-    return as_user(migrated_url, "streaming_ingest")
+    return writer_login(migrated_url)
 
 
 def assert_rollups_of(conn: psycopg.Connection, bars) -> None:

@@ -9,7 +9,6 @@ import subprocess
 import tempfile
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import psycopg
@@ -21,23 +20,15 @@ from common.store.localpg import SUPERUSER, LocalPostgres
 from common.transport.bus import Publisher
 from common.transport.messages import IndicatorValue, MinuteBar
 from tests.helpers.harness import wait_for
+from tests.helpers.roles import writer_login
 from tests.helpers.writer_process import T0, await_writer, trade, writer_process
 
 DENIED = psycopg.errors.InsufficientPrivilege
 
 
-def as_user(url: str, user: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=f"{user}@"))
-
-
 @pytest.fixture
 def writer_url(migrated_url: str) -> str:
-    """A login role that is only a member of streaming_writer, as the README tells a Supabase user to make."""
-    with psycopg.connect(migrated_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'streaming_ingest'").fetchone():
-            conn.execute("CREATE ROLE streaming_ingest LOGIN IN ROLE streaming_writer")
-    return as_user(migrated_url, "streaming_ingest")
+    return writer_login(migrated_url)
 
 
 def test_the_writer_runs_as_the_writer_role(writer_url, migrated_url, tmp_path):

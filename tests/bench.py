@@ -7,8 +7,8 @@ second across them), one after the other:
 
 1. **pipeline**: the shipped supervisord.conf (`tests/helpers/harness.py`: embedded
    Postgres, the simulator, the five actors) with the shipped STATS_INTERVAL,
-   METRICS_INTERVAL and HEARTBEAT_INTERVAL (the harness's faster test values
-   are put back). Once the options actor's contracts stream and after
+   METRICS_INTERVAL, HEARTBEAT_INTERVAL and OPTION_STORE_INTERVAL (the
+   harness's faster test values are put back). Once the options actor's contracts stream and after
    BENCH_WARMUP seconds, a window of BENCH_SECONDS is measured.
 2. **script**: `tests/bench_script.py`, the same work in one plain process
    (the real schwab-py client, ingest's login and fields, the same option
@@ -28,7 +28,9 @@ The JSON object:
     Postgres and the simulator are not counted.
   - `simulator_cpu_percent_of_core`: the simulator's own CPU, to show it is not the ceiling
   - `ticks_per_second_stored`, and `rows_per_second_stored` per table
-    (equity_data, indicators, option_prices: the same work in both)
+    (equity_data, indicators: the same work in both; option_prices: the
+    pipeline stores a snapshot per contract per OPTION_STORE_INTERVAL, the
+    script every quote, as the pipeline did before snapshots)
   - `latency_ms_p50` / `_p99`: tick-to-commit, from reading the tick
     (received_at) to its row's commit (inserted_at), over the ticks committed in the window
   - `pss_mb`: proportional set size per process at the end of the window
@@ -101,7 +103,8 @@ from tests.helpers.harness import (
 )
 
 #: The harness speeds these up for tests; the bench measures what ships.
-SHIPPED = {name: BY_NAME[name].default for name in ("STATS_INTERVAL", "METRICS_INTERVAL", "HEARTBEAT_INTERVAL")}
+SHIPPED = {name: BY_NAME[name].default
+           for name in ("STATS_INTERVAL", "METRICS_INTERVAL", "HEARTBEAT_INTERVAL", "OPTION_STORE_INTERVAL")}
 TABLES = ("equity_data", "indicators", "option_prices")
 FIRST_TICKERS = "SPY,QQQ,AAPL,MSFT"
 #: Reading 200 option chains from the simulator takes a minute or more on a busy small machine.

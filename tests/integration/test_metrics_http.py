@@ -15,7 +15,7 @@ from common import config as configuration
 from common.config import ACTORS
 from common.observe.exposition import Board, Snapshot, SnapshotCollector, health
 from common.observe.status_server import StatusServer
-from common.transport.messages import MetricSample, StreamLag
+from common.transport.messages import MetricSample, StorageBudget, StreamLag
 from tests.helpers.harness import free_port
 
 S = 1_000_000_000
@@ -217,3 +217,18 @@ def test_status_page_knows_the_tickers(server):
     status, kind, body = get(server, "/")
     assert (status, kind) == (200, "text/html; charset=utf-8")
     assert b'const TICKERS = ["SPY", "QQQ"];' in body
+
+
+def test_the_storage_budget_the_writer_measured_is_a_gauge_and_degrades_health_past_ok():
+    board = running_board()
+    board.observe(sample("writer", ts=11 * S, storage=StorageBudget(480 << 20, 500 << 20, 18 << 20, 4.5, "warn")))
+    got = exposition(board.snapshot(()), now_ns=11 * S)
+    assert got["streaming_database_bytes", ()] == 480 << 20
+    assert got["streaming_storage_budget_bytes", ()] == 500 << 20
+    assert got["streaming_storage_budget_days_left", ()] == 4.5
+    assert got["streaming_storage_budget_level", (("level", "warn"),)] == 1
+    body = health(board.snapshot(()), ACTORS, now_ns=11 * S, stale_after_ns=STALE)
+    assert body["status"] == "degraded" and body["storage"] == {
+        "level": "warn", "database_bytes": 480 << 20, "budget_bytes": 500 << 20, "bytes_per_day": 18 << 20,
+        "days_left": 4.5}
+    assert health(running_board().snapshot(()), ACTORS, now_ns=11 * S, stale_after_ns=STALE)["storage"] is None

@@ -42,8 +42,8 @@ from common.store.batching import Batcher
 from common.store.connection import reason
 from common.store.snapshots import Snapshots
 from common.transport.delivery import Follower
-from common.transport.messages import Envelope, StorageBudget
-from common.transport.streams import followed, stored, stream
+from common.transport.messages import Envelope, Heartbeat, StorageBudget
+from common.transport.streams import followed, publisher_of, stored, stream
 
 CONSUMER = "writer"
 BACKOFF_FIRST, BACKOFF_CAP = 0.2, 10.0
@@ -237,10 +237,17 @@ class Writer(Work):
         if snapshots is None:
             rows = self._rows(table, row, frame.records)
         else:
-            rows = self._snapshot_rows(table, row, snapshots.add(frame.records, (frame.epoch, frame.seq)))
+            rows = self._snapshot_rows(table, row,
+                                       snapshots.add(frame.records, (frame.epoch, frame.seq), frame.sent_ns))
         if rows:
             self.batcher.add(table, rows, self.batcher.waiting_since(time.monotonic(),
                                                                      (time.time_ns() - frame.sent_ns) / 1e9))
+        self._close_quiet(publisher_of(frame.stream), frame.sent_ns)
+        if self.batcher.full():
+            self.flush()
+
+    def heard(self, beat: Heartbeat) -> None:
+        self._close_quiet(beat.publisher, beat.sent_ns)
         if self.batcher.full():
             self.flush()
 
@@ -267,11 +274,11 @@ class Writer(Work):
                 self._quarantine(table, msgspec.structs.astuple(record), error)
         return rows
 
-    def _close_quiet_intervals(self) -> None:
-        """A quiet stream's open interval, closed by the clock (the session over, the feed away)."""
-        now_ns = time.time_ns()
+    def _close_quiet(self, publisher: str, sent_ns: int) -> None:
+        """A quiet sampled stream's open interval, closed once its publisher's later frames or heartbeats (sent at
+        `sent_ns`) show it is past (the session over, the feed away; `Snapshots.close_quiet`)."""
         for name, snapshots in self.snapshots.items():
-            if closed := snapshots.close_quiet(now_ns):
+            if publisher_of(name) == publisher and (closed := snapshots.close_quiet(sent_ns)):
                 _, table, row = self.sampled[name]
                 self.batcher.add(table, self._snapshot_rows(table, row, closed), time.monotonic())
 
@@ -317,7 +324,6 @@ class Writer(Work):
         return self.batcher.deadline()
 
     def duty(self, now: float) -> None:
-        self._close_quiet_intervals()
         if self.batcher.due(now):
             self.flush()
         if now >= self.partitions_due:

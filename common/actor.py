@@ -79,6 +79,9 @@ class Work:
     def take(self, frame: Envelope) -> None:
         """A frame of its subscriptions, in order per stream."""
 
+    def heard(self, beat: Heartbeat) -> None:
+        """A heartbeat of a followed publisher, after the frames it showed missing were taken from the journal."""
+
     def duty(self, now: float) -> None:
         """Its own work, every turn (`now` is time.monotonic()); cheap when nothing is due."""
 
@@ -139,9 +142,10 @@ class Actor:
         self.log.error("frames lost", extra={"stream": gap.stream, "after": gap.after, "through": gap.through,
                                              "count": gap.count})
 
-    def follow(self, streams: tuple[str, ...], take: Callable[[Envelope], None]) -> Follower:
+    def follow(self, streams: tuple[str, ...], take: Callable[[Envelope], None],
+               heard: Callable[[Heartbeat], None] | None = None) -> Follower:
         """Follow journaled `streams` exactly once; losses and torn journal tails are reported here."""
-        return Follower(self.config.journal_dir, streams, take, self.lost, self._torn)
+        return Follower(self.config.journal_dir, streams, take, self.lost, self._torn, heard)
 
     def _torn(self, tail: object) -> None:
         self.log.warning("journal ends in a torn record (a crash mid-write); read up to it", extra={"tail": repr(tail)})
@@ -153,7 +157,7 @@ class Actor:
         subscriber = self.subscriber()
         for publisher, kind in work.subscriptions:
             subscriber.subscribe(publisher, kind)
-        follower = self.follow(work.follows, work.take) if work.follows else None
+        follower = self.follow(work.follows, work.take, work.heard) if work.follows else None
         try:
             if work.start(follower) and self._turns(work, subscriber, follower):
                 self._finish(work, subscriber, follower)

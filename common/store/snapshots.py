@@ -16,8 +16,13 @@ backtest or a greeks study reads. The rule, implemented once here:
   quote in an interval gets no row for it: nothing is invented.
 - **An interval closes** when the stream's time reaches its end (any later
   quote, of any contract on the stream), or, when the stream is quiet (the
-  session over, the feed away), once the clock passes its end by
-  `CLOSE_GRACE_NS`; stopping the writer closes nothing.
+  session over, the feed away), once its publisher's own word shows it past
+  the end by `CLOSE_GRACE_NS` with no frame of the stream for as long: the
+  send time of its later frames of other kinds (trades go on after the
+  options' close) or of its heartbeats (`close_quiet`). Never the writer's
+  clock: a writer that is behind never closes an interval whose quotes are
+  still on their way, and a replayed recording closes by its own time.
+  Stopping the writer closes nothing.
 
 So the rows are a pure function of the journaled quotes, whatever happens
 to the writer. What an open interval holds is not stored yet; the position
@@ -36,8 +41,8 @@ from typing import Protocol
 
 from common.transport.messages import Position
 
-#: A quiet stream's open interval is closed by the clock this long after it ends: time for a quote ingest
-#: stamped just before the end to cross the bus and the writer's batching.
+#: A quiet stream's open interval is closed once its publisher has sent for this long past its end, and nothing of
+#: the stream for as long: far more than ingest takes from stamping a quote to sending its frame.
 CLOSE_GRACE_NS = 5_000_000_000
 
 
@@ -55,15 +60,18 @@ class Snapshots:
         if interval_ns <= 0:
             raise ValueError(f"a snapshot interval is positive, not {interval_ns} ns")
         self.interval_ns = interval_ns
-        #: The stream's time: the latest record time seen (or closed through by the clock).
+        #: The stream's time: the latest record time seen (or closed through by `close_quiet`).
         self.time_ns = 0
         self.open: int | None = None
         self.pending: dict[str, Sampled] = {}
         self.last_position = committed
         self._pending_after = committed
+        #: When the publisher sent the stream's last frame (its clock, ns).
+        self.last_sent_ns = 0
 
-    def add(self, records: Iterable[Sampled], position: Position) -> list[tuple[int, Sampled]]:
-        """Take one frame's records (taken at `position`); returns the snapshots closed, as (start ns, record)."""
+    def add(self, records: Iterable[Sampled], position: Position, sent_ns: int = 0) -> list[tuple[int, Sampled]]:
+        """Take one frame's records (taken at `position`, sent at `sent_ns`); returns the snapshots closed, as
+        (start ns, record)."""
         closed: list[tuple[int, Sampled]] = []
         for record in records:
             self.time_ns = max(self.time_ns, record.received_ns)
@@ -75,11 +83,14 @@ class Snapshots:
             self.open = interval
             self.pending[record.symbol] = record
         self.last_position = position
+        self.last_sent_ns = max(self.last_sent_ns, sent_ns)
         return closed
 
-    def close_quiet(self, now_ns: int) -> list[tuple[int, Sampled]]:
-        """Close the open interval if the clock (`now_ns`, time.time_ns()) is past its end by CLOSE_GRACE_NS."""
-        if self.open is None or now_ns < (self.open + 1) * self.interval_ns + CLOSE_GRACE_NS:
+    def close_quiet(self, heard_ns: int) -> list[tuple[int, Sampled]]:
+        """Close the open interval if the publisher, by a frame or heartbeat it sent at `heard_ns`, is past its end
+        and past the stream's last frame by CLOSE_GRACE_NS."""
+        if (self.open is None or heard_ns < (self.open + 1) * self.interval_ns + CLOSE_GRACE_NS
+                or heard_ns < self.last_sent_ns + CLOSE_GRACE_NS):
             return []
         self.time_ns = max(self.time_ns, (self.open + 1) * self.interval_ns)
         return self._close()

@@ -40,14 +40,17 @@ class Follower:
         take: Callable[[Envelope], None],
         lost: Callable[[Gap], None],
         torn: Callable[[object], None],
+        heard: Callable[[Heartbeat], None] | None = None,
     ):
-        """`streams`: the journaled streams to follow (`common/transport/streams.py` names them)."""
+        """`streams`: the journaled streams to follow (`common/transport/streams.py` names them); `heard`: told
+        each heartbeat once what it reveals has been caught up."""
         self.journal_dir = journal_dir
         self.streams = streams
         self.journaled = {publisher_of(name) for name in streams}
         self.take_frame = take
         self.lost = lost
         self.torn = torn
+        self.heard = heard
         self.positions = StreamPositions({})
         self.replayed = 0
         self._next_share = 0.0
@@ -97,6 +100,8 @@ class Follower:
             if frame.publisher in self.journaled and any(
                     gap.stream.startswith(self.streams) for gap in self.positions.behind(frame)):
                 self.catch_up(frame.publisher)  # it sent frames, before going quiet, that we never got
+            if self.heard is not None:
+                self.heard(frame)
             return
         if frame is None:
             return

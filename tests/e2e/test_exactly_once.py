@@ -79,7 +79,7 @@ def assert_bars_exactly_once(pipeline: Pipeline) -> None:
 def assert_option_snapshots_exactly_once(pipeline: Pipeline) -> None:
     """One row per contract and second (the harness's OPTION_STORE_INTERVAL), its last quote of the second, as
     the plain recomputation from ingest's journal says; the second open when the pipeline stopped may or may
-    not have been closed by the clock before the writer stopped, never anything else."""
+    not have been closed by ingest's later frames or heartbeats before the writer stopped, never anything else."""
     quotes = [(record, (frame.epoch, frame.seq)) for frame in read_envelopes(pipeline.var / "data" / "journal" / "ingest")
               if frame.stream == stream("test", "ingest", "option") for record in frame.records]
     second = 1_000_000_000

@@ -174,3 +174,29 @@ def test_the_writer_measures_the_budget_and_starts_the_keeper_when_days_must_go(
     assert (level, budget_bytes) == ("crit", 1 << 20), "the catalog alone passes a 1 MB budget"
     log = (var / "writer.log").read_text()
     assert "archiving and dropping past days" in log and '"msg":"archived and dropped"' in log
+
+
+def test_the_last_minute_of_a_quiet_option_stream_is_closed_by_ingests_heartbeats(migrated_url, var):
+    """Quotes of two past minutes, then nothing: the second minute closes once ingest's heartbeats, sent more than
+    CLOSE_GRACE_NS after its last option frame, show it is over; the writer's own clock closes nothing."""
+    env = {**os.environ, "STREAMING_VAR": str(var), "DATABASE_URL": migrated_url, "STREAM_SOURCE": "simulator",
+           "HEARTBEAT_INTERVAL": "0.2s", "DEPLOYMENT": "test", "OPTION_STORE_INTERVAL": "1m", "BATCH_INTERVAL": "10ms"}
+    config = load(env)
+    config.ensure_dirs()
+    ingest = Tickerplant(config, "ingest")
+    minute = 60_000_000_000
+    start = (time.time_ns() // minute - 3) * minute
+    quotes = [contract_quote("SPY   261124C00500000", 500.0, start + second * 1_000_000_000, 1.0 + second / 100)
+              for second in (5, 50, 65, 110)]
+    with writer_process(env, var) as writer:
+        await_writer(ingest)
+        for quote in quotes:
+            ingest.send("option", [quote])
+        wait_for(lambda: len(stored_snapshots(migrated_url)) == 1, 20, "the first minute, closed by the second's quote")
+        wait_for(lambda: ingest.tick() is not None and len(stored_snapshots(migrated_url)) == 2, 30,
+                 "the second minute, closed by ingest's heartbeats")
+        ingest.close()
+        writer.send_signal(signal.SIGTERM)
+        assert writer.wait(timeout=20) == 0
+    assert [(stamp, bid) for _, stamp, bid, _ in stored_snapshots(migrated_url)] == [
+        (start, round(quotes[1].bid, 6)), (start + minute, round(quotes[3].bid, 6))]

@@ -46,15 +46,28 @@ def test_a_quote_stamped_before_the_streams_time_joins_the_open_interval_never_a
     assert {symbol: quote.received_ns // S for symbol, quote in snapshots.pending.items()} == {"B": 65, "A": 50}
 
 
-def test_a_quiet_stream_is_closed_by_the_clock_after_the_grace_and_not_before():
+def test_a_quiet_stream_is_closed_by_its_publishers_later_word_after_the_grace_and_not_before():
     snapshots = Snapshots(MINUTE)
-    snapshots.add([Quote("A", 10 * S)], (1, 1))
+    snapshots.add([Quote("A", 10 * S)], (1, 1), sent_ns=10 * S)
     assert snapshots.close_quiet(MINUTE + CLOSE_GRACE_NS - 1) == []
     assert [quote.symbol for _, quote in snapshots.close_quiet(MINUTE + CLOSE_GRACE_NS)] == ["A"]
     assert snapshots.resume_after == (1, 1), "nothing is open: everything taken is stored"
     # A late quote stamped inside the closed minute goes to the next one, never back.
-    snapshots.add([Quote("A", 59 * S)], (1, 2))
+    snapshots.add([Quote("A", 59 * S)], (1, 2), sent_ns=MINUTE + CLOSE_GRACE_NS + 1)
     assert snapshots.open == 1
+
+
+def test_a_stream_still_sending_is_not_closed_by_word_alone_as_when_a_recording_is_replayed():
+    """A replay sends quotes stamped long ago: its publisher's send times are far past their minutes, but the
+    stream keeps sending, so only its own time closes them (and each quote stays in its own minute)."""
+    snapshots = Snapshots(MINUTE)
+    replayed_at = 10_000 * MINUTE
+    closed = []
+    for n, seconds in enumerate((10, 20, 50, 70)):
+        sent = replayed_at + n * S
+        closed += snapshots.add([Quote("A", seconds * S)], (1, n + 1), sent_ns=sent)
+        closed += snapshots.close_quiet(sent)
+    assert [(start // S, quote.received_ns // S) for start, quote in closed] == [(0, 50)]
 
 
 def test_a_frame_that_straddles_two_intervals_is_read_again_on_replay_and_gives_the_same_rows():

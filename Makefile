@@ -36,7 +36,7 @@ status: ## supervisorctl status
 logs: ## follow every actor's log (ACTOR=writer for one)
 	@$(RAW_ENV) bash -c 'tail -n 20 -F "$$STREAMING_VAR"/log/$(if $(ACTOR),$(ACTOR),*).log'
 
-health: setup ## database, freshness, errors, lag, each actor: OK, WARN or CRIT (JSON=1 for JSON)
+health: setup ## database, freshness, errors, lag, storage budget, archive disk, each actor: OK, WARN or CRIT (JSON=1 for JSON)
 	@$(RAW_ENV) $(PY) -m common.observe.health $(if $(JSON),--json)
 
 storage: setup ## each table's size and rows per trading day; the days until BUDGET_MB (default STORAGE_BUDGET_MB) is full

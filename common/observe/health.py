@@ -17,6 +17,7 @@ import http.client
 import json
 import logging
 import math
+import shutil
 import socket
 import sys
 import xmlrpc.client
@@ -95,12 +96,25 @@ class DatabaseFacts:
 
 
 @dataclass(frozen=True)
+class ArchiveFacts:
+    """The local archive (or, with a bucket, its staging directory): where, its bytes and files, and the free
+    space on its disk."""
+
+    where: str
+    bytes: int
+    files: int
+    free_bytes: int
+    bucket: str | None = None
+
+
+@dataclass(frozen=True)
 class Facts:
     database: DatabaseFacts | None
     database_error: str = ""
     #: actor -> (supervisord state name, its description); None when supervisord could not be asked
     actors: Mapping[str, tuple[str, str]] | None = None
     supervisor_error: str = ""
+    archive: ArchiveFacts | None = None
 
 
 # ---- the pure core ------------------------------------------------------------------------------------------
@@ -209,6 +223,24 @@ def check_storage(storage: tuple[str, str, float] | None) -> Check:
     return Check("storage_budget", {"ok": Level.OK, "warn": Level.WARN}.get(level, Level.CRIT), detail, level)
 
 
+#: The archive's disk: WARN below this much free space, CRIT below the second (bytes). A local archive is the
+#: kept copy of every dropped day, so the service never deletes it: it can only say when the disk runs short.
+ARCHIVE_FREE_WARN, ARCHIVE_FREE_CRIT = 1 << 30, 256 << 20
+
+
+def check_archive(archive: ArchiveFacts) -> Check:
+    """The archive's size, and the free space left on its disk."""
+    held = f"{archive.files:,} files, {archive.bytes / (1 << 20):,.1f} MB in {archive.where}"
+    if archive.bucket:
+        held = f"in {archive.bucket}; staging: {held}"
+    detail = f"{held}; {archive.free_bytes / (1 << 30):,.1f} GB free on its disk"
+    if archive.free_bytes < ARCHIVE_FREE_WARN:
+        level = Level.CRIT if archive.free_bytes < ARCHIVE_FREE_CRIT else Level.WARN
+        return Check("archive", level, detail + ("" if archive.bucket else ": free space, or set ARCHIVE_S3_URL"),
+                     archive.free_bytes)
+    return Check("archive", Level.OK, detail, archive.bytes)
+
+
 def check_actors(actors: Mapping[str, tuple[str, str]] | None, error: str) -> list[Check]:
     checks = []
     for actor in ACTORS:
@@ -236,6 +268,8 @@ def evaluate(facts: Facts, now: datetime, schedules: Mapping[str, MarketSchedule
                    for table in FRESHNESS]
         checks += [check_error_rate(db.activity), check_ingest(db.ingest_status), check_lag(db.lags),
                    check_storage(db.storage)]
+    if facts.archive is not None:
+        checks.append(check_archive(facts.archive))
     return checks + check_actors(facts.actors, facts.supervisor_error)
 
 
@@ -299,16 +333,27 @@ def read_supervisor(socket_path: Path) -> dict[str, tuple[str, str]]:
     return {info["name"]: (info["statename"], info["description"]) for info in infos}
 
 
-def gather(database_url: str, socket_path: Path) -> Facts:
+def read_archive(directory: Path, bucket: str | None) -> ArchiveFacts:
+    """The archive directory's files and bytes (none yet: zero), and the free space of the disk it is on."""
+    files = [path for path in directory.rglob("*") if path.is_file()] if directory.is_dir() else []
+    disk = directory
+    while not disk.exists() and disk != disk.parent:
+        disk = disk.parent
+    return ArchiveFacts(str(directory), sum(path.stat().st_size for path in files), len(files),
+                        shutil.disk_usage(disk).free, bucket)
+
+
+def gather(database_url: str, socket_path: Path, archive: ArchiveFacts | None = None) -> Facts:
     database, database_error = None, ""
     try:
         database = read_database(database_url)
     except psycopg.Error as error:
         database_error = reason(error, database_url, limit=None)
     try:
-        return Facts(database, database_error, read_supervisor(socket_path))
+        return Facts(database, database_error, read_supervisor(socket_path), archive=archive)
     except (OSError, http.client.HTTPException, xmlrpc.client.Error) as error:
-        return Facts(database, database_error, None, f"supervisord not reachable at {socket_path}: {error}")
+        return Facts(database, database_error, None, f"supervisord not reachable at {socket_path}: {error}",
+                     archive=archive)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -321,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         checks = [Check("config", Level.CRIT, str(error))]
     else:
-        facts = gather(config.database_url, config.run_dir / "supervisor.sock")
+        facts = gather(config.database_url, config.run_dir / "supervisor.sock",
+                       read_archive(config.archive_dir, config.archive_s3_url))
         schedules = schedules_for(config.market_sessions, config.market_hours == "always")
         checks = evaluate(facts, datetime.now(timezone.utc), schedules, config.option_store_interval)
     print(render_json(checks) if args.json else render_table(checks))

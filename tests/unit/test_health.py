@@ -246,3 +246,19 @@ def test_the_storage_budget_shows_as_the_writer_judged_it_and_an_old_judgement_w
 def test_option_snapshots_an_interval_apart_are_not_stale():
     assert health.check_freshness("option_prices", 900.0, 7_200.0, slack_s=900.0).level == Level.OK
     assert health.check_freshness("option_prices", 900.0, 7_200.0).level == Level.WARN
+
+
+def test_the_archive_says_its_size_and_warns_then_fails_as_its_disk_runs_short(tmp_path):
+    roomy = health.ArchiveFacts("/var/archive", 3 << 20, 12, 20 << 30)
+    assert health.check_archive(roomy).level == Level.OK
+    assert health.check_archive(roomy).detail == "12 files, 3.0 MB in /var/archive; 20.0 GB free on its disk"
+    short = health.check_archive(health.ArchiveFacts("/var/archive", 3 << 20, 12, 512 << 20))
+    assert short.level == Level.WARN and "or set ARCHIVE_S3_URL" in short.detail
+    assert health.check_archive(health.ArchiveFacts("/var/archive", 3 << 20, 12, 100 << 20)).level == Level.CRIT
+    staged = health.check_archive(health.ArchiveFacts("/var/archive", 0, 0, 20 << 30, "s3://market-archive"))
+    assert staged.detail.startswith("in s3://market-archive; staging: 0 files")
+    (tmp_path / "table=equity_data" / "day=2026-12-04").mkdir(parents=True)
+    (tmp_path / "table=equity_data" / "day=2026-12-04" / "part-0.parquet").write_bytes(b"x" * 1000)
+    read = health.read_archive(tmp_path, None)
+    assert (read.bytes, read.files) == (1000, 1) and read.free_bytes > 0
+    assert health.read_archive(tmp_path / "not" / "yet", None).files == 0, "an archive not made yet is empty"

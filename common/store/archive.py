@@ -63,7 +63,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time as clock, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
-from zoneinfo import ZoneInfo
 
 import msgspec
 import psycopg
@@ -71,11 +70,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.config import Config, ConfigError, load
+from common.feed.market_hours import NEW_YORK
 from common.store.connection import open_connection, reason
 
 log = logging.getLogger("archive")
 
-NEW_YORK = ZoneInfo("America/New_York")
 FILE_NAME = "part-0.parquet"
 #: Values (rows x columns) per fetch: ~10 MB of Python objects (4,300 rows of option_prices, 9,000 of equity_data).
 FETCH_VALUES = 100_000

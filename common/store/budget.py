@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     from common.store.connection import open_connection, reason
 
     logs.setup("archive")
+    archive.keep_pandas_out()
     try:
         config = load()
     except ConfigError as error:

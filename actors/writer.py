@@ -80,9 +80,10 @@ class Writer(Work):
         self.follows = followed(self.config.deployment, self.config.opted_in)
         #: Per stored record type: its table, and what makes a row of a record (the registry's `row`).
         self.rows = {kind.record: (kind.table, kind.row) for kind in kinds}
-        #: Per sampled stream: its snapshot interval in ns, its table and row (a setting of 0: every record stored).
+        #: Per sampled stream: its snapshot interval in ns, its publisher, its table and row (a setting of 0: every
+        #: record stored, not sampled).
         self.sampled = {stream(self.config.deployment, kind.publisher, kind.name):
-                        (round(self.config.sampling[kind.sampled] * 1e9), kind.table, kind.row)
+                        (round(self.config.sampling[kind.sampled] * 1e9), kind.publisher, kind.table, kind.row)
                         for kind in kinds if kind.sampled and self.config.sampling[kind.sampled]}
         self.snapshots: dict[str, Snapshots] = {}
         self.batcher = Batcher(self.config.batch_size, self.config.batch_interval)
@@ -110,7 +111,7 @@ class Writer(Work):
                 committed = db.load_offsets(self.connection, CONSUMER)
                 self.follower.restart(committed)
                 self.snapshots = {name: Snapshots(interval, committed.get(name))
-                                  for name, (interval, _, _) in self.sampled.items()}
+                                  for name, (interval, *_) in self.sampled.items()}
                 self._partitions_ahead()
                 return True
             except psycopg.Error as error:
@@ -278,9 +279,10 @@ class Writer(Work):
         """A quiet sampled stream's open interval, closed once its publisher's later frames or heartbeats (sent at
         `sent_ns`) show it is past (the session over, the feed away; `Snapshots.close_quiet`)."""
         for name, snapshots in self.snapshots.items():
-            if publisher_of(name) == publisher and (closed := snapshots.close_quiet(sent_ns)):
-                _, table, row = self.sampled[name]
-                self.batcher.add(table, self._snapshot_rows(table, row, closed), time.monotonic())
+            _, sampled_by, table, row = self.sampled[name]
+            if sampled_by == publisher and (closed := snapshots.close_quiet(sent_ns)):
+                if rows := self._snapshot_rows(table, row, closed):
+                    self.batcher.add(table, rows, time.monotonic())
 
     # --- the loop (`Actor.run` turns it) -------------------------------------
 

@@ -272,6 +272,8 @@ def test_indicator_and_options_killed_lose_and_double_nothing(pipeline):
 def test_ingest_killed_loses_nothing_it_had_received(pipeline):
     """With option snapshots off (OPTION_STORE_INTERVAL=0), every option quote ingest journaled is a row too."""
     wait_for(lambda: pipeline.count("equity_data") > 20, 30, "ticks flowing")
+    # The band is subscribed once the chain is read, which can come after the first trades.
+    wait_for(lambda: pipeline.count("option_prices") > 0, 30, "option quotes flowing")
     kill_and_await_restart(pipeline, "ingest")
     pipeline.stop_and_reopen()
     quotes = {(quote.symbol, quote.quote_time_ms) for quote in journaled(pipeline, stream("test", "ingest", "option"))}

@@ -96,6 +96,8 @@ class Writer(Work):
         #: The running archive-and-drop command (`python -m common.store.budget`), if any, and when it may next start.
         self.keeper: subprocess.Popen | None = None
         self.keeper_due = 0.0
+        #: The instant the last keeper started was to trim today before: it is started again for the next hour.
+        self.trimmed_before: datetime | None = None
 
     # --- the database ------------------------------------------------------
 
@@ -182,14 +184,20 @@ class Writer(Work):
             if self.keeper.returncode:
                 self.log.warning("the archive-and-drop command failed; it runs again at the next check",
                                  extra={"exit_code": self.keeper.returncode})
+                self.trimmed_before = None
             self.keeper = None
-        due = budget.choose(days, size, budget_bytes, now.astimezone(NEW_YORK).date(), self.config.retention_days,
+        today = now.astimezone(NEW_YORK).date()
+        due = budget.choose(days, size, budget_bytes, today, self.config.retention_days,
                             self.config.metrics_retention_days, verdict.bytes_per_day)
-        if due and time.monotonic() >= self.keeper_due:
-            self.log.info("archiving and dropping past days", extra={
-                "partitions": len(due), "bytes": sum(day.bytes for day in due), "detail": verdict.detail})
+        cut = budget.trim_before(now) if budget.must_trim(days, size, budget_bytes, today) else None
+        trim = cut is not None and (self.trimmed_before is None or cut > self.trimmed_before)
+        if (due or trim) and time.monotonic() >= self.keeper_due:
+            self.log.info("archiving and dropping past days" if due else "archiving and trimming today's older hours",
+                          extra={"partitions": len(due), "bytes": sum(day.bytes for day in due),
+                                 "before": cut and cut.isoformat(), "detail": verdict.detail})
             self.keeper = subprocess.Popen([sys.executable, "-m", "common.store.budget"], stdin=subprocess.DEVNULL)
             self.keeper_due = time.monotonic() + KEEPER_EVERY
+            self.trimmed_before = cut
 
     def _share_offsets(self) -> None:
         """Only committed positions are shared: with nothing uncommitted, that is all of them. What a sampled

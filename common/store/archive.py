@@ -9,6 +9,14 @@ after the file was read back from where it is kept and found equal.
 Layout (hive style, read as is by DuckDB, polars, pandas and pyarrow):
 
     {root}/table={table}/day={YYYY-MM-DD}/part-0.parquet
+    {root}/table={table}/day={YYYY-MM-DD}/part-before-{YYYYMMDDTHHMMSSZ}.parquet
+
+A day's archive is every file in its folder; they never share a row. Most
+days are one piece, `part-0`: the whole partition as it was. A day that
+alone is more than the storage budget is trimmed as it goes (`trim_day`,
+common/store/budget.py): its rows before an instant are a `part-before-`
+piece, deleted from Postgres once verified, and what remains is the day's
+`part-0` when it is past. Reading `table=…/day=…/*.parquet` gives the day.
 
 `root` is ARCHIVE_DIR (default DATA_DIR/archive) or, with ARCHIVE_S3_URL,
 s3://bucket/prefix (the local directory is then only the staging, emptied
@@ -36,11 +44,15 @@ and row count summed again from it; only when both agree is the
 failure raises an `ArchiveError` naming what failed, leaves no
 `archive_log` row, and deletes nothing from Postgres.
 
-Restore makes the day's partition, loads the file into it in one
-transaction (every column, ids included) and commits only if the
-partition's `partition_checksum` then equals the one in the file's footer:
-the rows are the archived ones exactly. A partition that already equals the
-archive is left as it is (twice is once); one holding other rows is refused.
+Restore makes the day's partition, loads every piece of the day into it in
+one transaction (every column, ids included) and commits only if the
+partition's `partition_checksum` then equals the sum of the pieces' footers
+(the checksum is a sum over rows): the rows are the archived ones exactly. A
+partition that already equals the archive is left as it is (twice is once);
+one holding other rows is refused. A day restored from several pieces is
+recorded in `archive_log` as one archive, its folder, so that it may be
+dropped again as it is; if it is written to after that, archiving it again
+is refused (a whole piece would overlap the others) and says what to do.
 
 Functional core (layout, types, encodings, checksums, what to archive),
 imperative shell (`archive_day`, `restore_day`, `main`); the connection, the
@@ -154,9 +166,18 @@ class RestoredDay:
     loaded: bool
 
 
-def object_key(table: str, day: date) -> str:
-    """The file's path under the archive's root."""
-    return f"table={table}/day={day.isoformat()}/{FILE_NAME}"
+def day_prefix(table: str, day: date) -> str:
+    """The folder of a table's day under the archive's root: every piece of that day is a file in it."""
+    return f"table={table}/day={day.isoformat()}/"
+
+
+def object_key(table: str, day: date, before: datetime | None = None) -> str:
+    """A piece's path under the archive's root: the whole partition as it was (`part-0`), or the rows trimmed off
+    the day before the instant `before` (`part-before-YYYYMMDDTHHMMSSZ`, in UTC: unique within a day, even the
+    one whose clocks go back)."""
+    if before is None:
+        return day_prefix(table, day) + FILE_NAME
+    return day_prefix(table, day) + f"part-before-{before.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}.parquet"
 
 
 def parse_day(text: str) -> date:
@@ -321,19 +342,22 @@ def days_to_archive(partitions: Iterable[tuple[str, date, int, str]], archived: 
 
 
 class Destination(Protocol):
-    """Where archives are kept: `put` a finished local file there, `fetch` one back to read."""
+    """Where archives are kept, each piece under its `object_key`: `put` a finished local file there, `fetch` one
+    back to read, `pieces` lists a day's."""
 
-    def location(self, table: str, day: date) -> str: ...
+    def location(self, key: str) -> str: ...
 
-    def staging(self, table: str, day: date) -> Path: ...
+    def staging(self, key: str) -> Path: ...
 
-    def put(self, staged: Path, table: str, day: date) -> str: ...
+    def put(self, staged: Path, key: str) -> str: ...
 
-    def fetch(self, table: str, day: date, work: Path) -> Path: ...
+    def fetch(self, key: str, work: Path) -> Path: ...
 
     def finished(self, staged: Path, fetched: Path) -> None: ...
 
-    def discard(self, table: str, day: date) -> None: ...
+    def discard(self, key: str) -> None: ...
+
+    def pieces(self, table: str, day: date) -> list[str]: ...
 
     def check(self) -> None: ...
 
@@ -345,32 +369,36 @@ class LocalDestination:
 
     root: Path
 
-    def location(self, table: str, day: date) -> str:
-        return str(self.root / object_key(table, day))
+    def location(self, key: str) -> str:
+        return str(self.root / key)
 
-    def staging(self, table: str, day: date) -> Path:
-        final = Path(self.location(table, day))
+    def staging(self, key: str) -> Path:
+        final = Path(self.location(key))
         final.parent.mkdir(parents=True, exist_ok=True)
-        return final.with_name(f".{FILE_NAME}.{os.getpid()}.tmp")
+        return final.with_name(f".{final.name}.{os.getpid()}.tmp")
 
-    def put(self, staged: Path, table: str, day: date) -> str:
-        final = Path(self.location(table, day))
+    def put(self, staged: Path, key: str) -> str:
+        final = Path(self.location(key))
         with open(staged, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(staged, final)
         return str(final)
 
-    def fetch(self, table: str, day: date, work: Path) -> Path:
-        final = Path(self.location(table, day))
+    def fetch(self, key: str, work: Path) -> Path:
+        final = Path(self.location(key))
         if not final.is_file():
-            raise ArchiveFailed(f"no archive of {table} {day} at {final}")
+            raise ArchiveFailed(f"no archive at {final}")
         return final
 
     def finished(self, staged: Path, fetched: Path) -> None:
         staged.unlink(missing_ok=True)
 
-    def discard(self, table: str, day: date) -> None:
-        Path(self.location(table, day)).unlink(missing_ok=True)
+    def discard(self, key: str) -> None:
+        Path(self.location(key)).unlink(missing_ok=True)
+
+    def pieces(self, table: str, day: date) -> list[str]:
+        folder = self.root / day_prefix(table, day)
+        return sorted(day_prefix(table, day) + path.name for path in folder.glob("part-*.parquet"))
 
     def check(self) -> None:
         try:
@@ -390,44 +418,54 @@ class S3Destination:
     client: Any  # a boto3 S3 client
     staging_root: Path
 
-    def key(self, table: str, day: date) -> str:
-        return f"{self.prefix}/{object_key(table, day)}" if self.prefix else object_key(table, day)
+    def object_name(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
 
-    def location(self, table: str, day: date) -> str:
-        return f"s3://{self.bucket}/{self.key(table, day)}"
+    def location(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.object_name(key)}"
 
-    def staging(self, table: str, day: date) -> Path:
+    def staging(self, key: str) -> Path:
         directory = self.staging_root / ".staging"
         directory.mkdir(parents=True, exist_ok=True)
-        return directory / f"{table}-{day.isoformat()}-{os.getpid()}.parquet"
+        return directory / f"{key.replace('/', '-')}-{os.getpid()}"
 
-    def put(self, staged: Path, table: str, day: date) -> str:
+    def put(self, staged: Path, key: str) -> str:
         try:
-            self.client.upload_file(str(staged), self.bucket, self.key(table, day), Config=_transfer())
+            self.client.upload_file(str(staged), self.bucket, self.object_name(key), Config=_transfer())
         except Exception as error:
-            raise ArchiveFailed(f"upload of {table} {day} to {self.location(table, day)} failed: "
-                                f"{_one_line(error)}") from error
-        return self.location(table, day)
+            raise ArchiveFailed(f"upload to {self.location(key)} failed: {_one_line(error)}") from error
+        return self.location(key)
 
-    def fetch(self, table: str, day: date, work: Path) -> Path:
-        target = work / f"{table}-{day.isoformat()}-{os.getpid()}.fetched.parquet"
+    def fetch(self, key: str, work: Path) -> Path:
+        target = work / f"{key.replace('/', '-')}-{os.getpid()}.fetched"
         try:
-            self.client.download_file(self.bucket, self.key(table, day), str(target), Config=_transfer())
+            self.client.download_file(self.bucket, self.object_name(key), str(target), Config=_transfer())
         except Exception as error:
             target.unlink(missing_ok=True)
-            raise ArchiveFailed(f"download of {self.location(table, day)} failed: {_one_line(error)}") from error
+            raise ArchiveFailed(f"download of {self.location(key)} failed: {_one_line(error)}") from error
         return target
 
     def finished(self, staged: Path, fetched: Path) -> None:
         staged.unlink(missing_ok=True)
         fetched.unlink(missing_ok=True)
 
-    def discard(self, table: str, day: date) -> None:
+    def discard(self, key: str) -> None:
         try:
-            self.client.delete_object(Bucket=self.bucket, Key=self.key(table, day))
+            self.client.delete_object(Bucket=self.bucket, Key=self.object_name(key))
         except Exception as error:  # the archive_log row is what counts: a stray object is only a stray object
             log.warning("could not remove a failed upload",
-                        extra={"location": self.location(table, day), "error": _one_line(error)})
+                        extra={"location": self.location(key), "error": _one_line(error)})
+
+    def pieces(self, table: str, day: date) -> list[str]:
+        folder = self.object_name(day_prefix(table, day))
+        names: list[str] = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=folder):
+                names += [item["Key"] for item in page.get("Contents", ())]
+        except Exception as error:
+            raise ArchiveFailed(f"listing s3://{self.bucket}/{folder} failed: {_one_line(error)}") from error
+        return sorted(day_prefix(table, day) + name.rpartition("/")[2] for name in names
+                      if name.rpartition("/")[2].startswith("part-") and name.endswith(".parquet"))
 
     def check(self) -> None:
         try:
@@ -493,15 +531,18 @@ def partitioned_tables(conn: psycopg.Connection) -> list[str]:
         " ORDER BY 1").fetchall()]
 
 
-def partition_checksum(conn: psycopg.Connection, table: str, day: date) -> tuple[int, str]:
-    rows, checksum = conn.execute("SELECT row_count, checksum FROM public.partition_checksum(%s, %s)",
-                                  (table, day)).fetchone()
+def partition_checksum(conn: psycopg.Connection, table: str, day: date,
+                       before: datetime | None = None) -> tuple[int, str]:
+    """The rows and SQL checksum of the day's partition (of its rows before `before`, if given)."""
+    rows, checksum = conn.execute("SELECT row_count, checksum FROM public.partition_checksum(%s, %s, %s)",
+                                  (table, day, before)).fetchone()
     return rows, checksum
 
 
 def matching_archive(conn: psycopg.Connection, table: str, day: date, rows: int, checksum: str) -> ArchivedDay | None:
     found = conn.execute("SELECT location, file_bytes FROM public.archive_log WHERE table_name = %s AND day = %s"
-                         " AND row_count = %s AND checksum = %s ORDER BY archived_at DESC LIMIT 1",
+                         " AND row_count = %s AND checksum = %s AND trimmed_before IS NULL"
+                         " ORDER BY archived_at DESC LIMIT 1",
                          (table, day, rows, checksum)).fetchone()
     return None if found is None else ArchivedDay(table, day, rows, checksum, found[0], found[1], written=False)
 
@@ -518,8 +559,9 @@ def _select(table: str, columns: Sequence[Column]) -> str:
 
 
 def export_day(conn: psycopg.Connection, table: str, day: date, target: Path,
-               fetch_values: int = FETCH_VALUES) -> tuple[int, str, Tally]:
-    """The day's rows into the Parquet file `target`, from one snapshot: (SQL rows, SQL checksum, client tally)."""
+               fetch_values: int = FETCH_VALUES, before: datetime | None = None) -> tuple[int, str, Tally]:
+    """The day's rows (those before `before`, if given) into the Parquet file `target`, from one snapshot:
+    (SQL rows, SQL checksum, client tally)."""
     columns = table_columns(conn, table)
     schema = arrow_schema(columns)
     dictionary, encoding = encodings(schema)
@@ -527,12 +569,15 @@ def export_day(conn: psycopg.Connection, table: str, day: date, target: Path,
     group_rows = max(fetch, ROW_GROUP_VALUES // len(columns))
     tally = Tally()
     start, end = day_bounds(day)
+    if before is not None:
+        end = min(end, before)
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         conn.execute("SET LOCAL TimeZone = 'UTC'")
-        rows, checksum = partition_checksum(conn, table, day)
+        rows, checksum = partition_checksum(conn, table, day, before)
         schema = schema.with_metadata({f"{META}table": table, f"{META}day": day.isoformat(),
-                                       f"{META}rows": str(rows), f"{META}checksum": checksum})
+                                       f"{META}rows": str(rows), f"{META}checksum": checksum}
+                                      | ({} if before is None else {f"{META}before": before.isoformat()}))
         with pq.ParquetWriter(target, schema, compression="zstd", compression_level=COMPRESSION_LEVEL,
                               use_dictionary=dictionary, column_encoding=encoding, store_decimal_as_integer=True,
                               write_statistics=True) as writer, conn.cursor(name=f"archive_{table}") as cursor:
@@ -561,6 +606,42 @@ def export_day(conn: psycopg.Connection, table: str, day: date, target: Path,
     return rows, checksum, tally
 
 
+def _export_verified(conn: psycopg.Connection, table: str, day: date, dest: Destination, key: str,
+                     before: datetime | None, fetch_values: int) -> tuple[int, str, str, int]:
+    """Export a piece, put it at `key` and read it back: (rows, SQL checksum, location, bytes) once the file in
+    its place equals the rows exported. On any failure the piece is removed from the destination and the error
+    raised; the caller records the piece only after this returns, and removes it if recording fails."""
+    staged = dest.staging(key)
+    placed = False
+    what = f"{table} {day}" + ("" if before is None else f" before {before.isoformat()}")
+    try:
+        try:
+            rows, checksum, tally = export_day(conn, table, day, staged, fetch_values, before)
+        except psycopg.Error as error:
+            raise ArchiveFailed(f"{what}: reading the rows failed: {reason(error, limit=None)}") from error
+        except (OSError, pa.ArrowException) as error:
+            raise ArchiveFailed(f"{what}: writing {staged} failed: {_one_line(error)}") from error
+        location = dest.put(staged, key)
+        placed = True
+        with tempfile.TemporaryDirectory(prefix="archive", dir=staged.parent) as work:
+            fetched = dest.fetch(key, Path(work))
+            size = fetched.stat().st_size
+            try:
+                again, meta = file_tally(fetched)
+            except (OSError, pa.ArrowException) as error:
+                raise ArchiveMismatch(f"{what}: {location} cannot be read back: {_one_line(error)}") from error
+            if (again.rows, again.checksum) != (tally.rows, tally.checksum) or meta.get("checksum") != checksum:
+                raise ArchiveMismatch(f"{what}: {location} read back holds {again.rows} rows (checksum "
+                                      f"{again.checksum}) but {tally.rows} were exported (checksum {tally.checksum})")
+            dest.finished(staged, fetched)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        if placed:
+            dest.discard(key)
+        raise
+    return rows, checksum, location, size
+
+
 def archive_day(conn: psycopg.Connection, table: str, day: date, dest: Destination,
                 fetch_values: int = FETCH_VALUES) -> ArchivedDay:
     """Archive one table's New York day to `dest`, verified, and record it in archive_log (see the docstring).
@@ -570,89 +651,142 @@ def archive_day(conn: psycopg.Connection, table: str, day: date, dest: Destinati
         rows, checksum = partition_checksum(conn, table, day)
         if (done := matching_archive(conn, table, day, rows, checksum)) is not None:
             return done
+        restored = conn.execute("SELECT location FROM public.archive_log WHERE table_name = %s AND day = %s"
+                                " AND trimmed_before IS NULL AND location LIKE '%%/' LIMIT 1", (table, day)).fetchone()
     except psycopg.Error as error:
         raise ArchiveFailed(f"{table} {day}: {reason(error, limit=None)}") from error
-    staged = dest.staging(table, day)
-    fetched: Path | None = None
-    placed = False
+    if restored:
+        raise ArchiveFailed(f"{table} {day} was restored from pieces at {restored[0]} and has changed since: a whole "
+                            "piece would overlap them; move that folder aside and archive the day again")
+    key = object_key(table, day)
+    rows, checksum, location, size = _export_verified(conn, table, day, dest, key, None, fetch_values)
     try:
-        try:
-            rows, checksum, tally = export_day(conn, table, day, staged, fetch_values)
-        except psycopg.Error as error:
-            raise ArchiveFailed(f"{table} {day}: reading the day failed: {reason(error, limit=None)}") from error
-        except (OSError, pa.ArrowException) as error:
-            raise ArchiveFailed(f"{table} {day}: writing {staged} failed: {_one_line(error)}") from error
-        location = dest.put(staged, table, day)
-        placed = True
-        with tempfile.TemporaryDirectory(prefix="archive", dir=staged.parent) as work:
-            fetched = dest.fetch(table, day, Path(work))
-            size = fetched.stat().st_size
-            try:
-                again, meta = file_tally(fetched)
-            except (OSError, pa.ArrowException) as error:
-                raise ArchiveMismatch(f"{table} {day}: {location} cannot be read back: {_one_line(error)}") from error
-            if (again.rows, again.checksum) != (tally.rows, tally.checksum) or meta.get("checksum") != checksum:
-                raise ArchiveMismatch(f"{table} {day}: {location} read back holds {again.rows} rows (checksum "
-                                      f"{again.checksum}) but {tally.rows} were exported (checksum {tally.checksum})")
-            dest.finished(staged, fetched)
-        try:
-            conn.execute("INSERT INTO public.archive_log (table_name, day, row_count, checksum, location, file_bytes)"
-                         " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                         (table, day, rows, checksum, location, size))
-        except psycopg.Error as error:
-            raise ArchiveFailed(f"{table} {day}: recording the archive failed: {reason(error, limit=None)}") from error
-    except BaseException:
-        staged.unlink(missing_ok=True)
-        if placed:
-            dest.discard(table, day)
-        raise
+        conn.execute("INSERT INTO public.archive_log (table_name, day, row_count, checksum, location, file_bytes)"
+                     " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                     (table, day, rows, checksum, location, size))
+    except psycopg.Error as error:
+        dest.discard(key)
+        raise ArchiveFailed(f"{table} {day}: recording the archive failed: {reason(error, limit=None)}") from error
     done = ArchivedDay(table, day, rows, checksum, location, size, time.process_time() - cpu)
     log.info("archived", extra={"table": table, "day": day.isoformat(), "rows": rows, "location": location,
                                 "bytes": size, "cpu_s": round(done.cpu_seconds, 3)})
     return done
 
 
+def trim_day(conn: psycopg.Connection, table: str, day: date, before: datetime, dest: Destination,
+             fetch_values: int = FETCH_VALUES) -> ArchivedDay | None:
+    """Archive the rows of a day's partition before `before` as a piece of the day, verified, then delete exactly
+    them (`trim_archived_rows` checks the rows it deletes against the piece and records it, in one statement) and
+    VACUUM the partition so that the day's later rows reuse their room. None when there were no such rows.
+
+    For a day that alone is more than the storage budget: see common/store/budget.py. A row that arrives later
+    with an earlier time stays in the partition and goes with the day's whole-partition piece."""
+    cpu = time.process_time()
+    try:
+        rows, _ = partition_checksum(conn, table, day, before)
+    except psycopg.Error as error:
+        raise ArchiveFailed(f"{table} {day}: {reason(error, limit=None)}") from error
+    if not rows:
+        return None
+    key = object_key(table, day, before)
+    rows, checksum, location, size = _export_verified(conn, table, day, dest, key, before, fetch_values)
+    try:
+        conn.execute("SELECT public.trim_archived_rows(%s, %s, %s, %s, %s, %s, %s)",
+                     (table, day, before, rows, checksum, location, size))
+    except psycopg.Error as error:
+        dest.discard(key)
+        raise ArchiveFailed(f"{table} {day}: the rows before {before.isoformat()} were not deleted: "
+                            f"{reason(error, limit=None)}") from error
+    vacuum(conn, table, day)
+    done = ArchivedDay(table, day, rows, checksum, location, size, time.process_time() - cpu)
+    log.info("trimmed", extra={"table": table, "day": day.isoformat(), "before": before.isoformat(), "rows": rows,
+                               "location": location, "bytes": size, "cpu_s": round(done.cpu_seconds, 3)})
+    return done
+
+
+def vacuum(conn: psycopg.Connection, table: str, day: date) -> None:
+    """Make a trimmed partition's room reusable now, its indexes' too. A B-tree page that VACUUM empties is
+    reused only once every transaction that might still read it is gone (it must be older than the next
+    transaction id at the time), which the first VACUUM cannot see: a transaction id is taken in between, and
+    the second VACUUM hands the pages back. Without it an index's emptied pages wait for the next trim, an hour
+    of the index's growth more than the budget needs.
+
+    Only the table's owner may vacuum it (the local Postgres of `make run`); a writer login that is not gets
+    Postgres's warning, and autovacuum does it, as on Supabase. Never fatal: the rows are archived and deleted."""
+    name = f'streaming_partitions."{table}_{day:%Y%m%d}"'
+    try:
+        conn.execute(f"VACUUM {name}")
+        conn.execute("SELECT pg_current_xact_id()")
+        conn.execute(f"VACUUM {name}")
+    except psycopg.Error as error:
+        log.warning("the trimmed partition was not vacuumed; autovacuum will",
+                    extra={"table": table, "day": day.isoformat(), "reason": reason(error, limit=None)})
+
+
 def restore_day(conn: psycopg.Connection, table: str, day: date, source: Destination,
                 work: Path | None = None) -> RestoredDay:
-    """Load one archived day back into its partition, exactly (ids too), in one transaction; see the docstring."""
+    """Load one archived day, every piece of it, back into its partition, exactly (ids too), in one transaction;
+    see the docstring."""
+    keys = source.pieces(table, day)
+    if not keys:
+        raise ArchiveFailed(f"no archive of {table} {day} at {source.location(day_prefix(table, day))}")
     with tempfile.TemporaryDirectory(prefix="restore", dir=work) as scratch:
-        path = source.fetch(table, day, Path(scratch))
-        try:
-            parquet = pq.ParquetFile(path)
-            meta = footer(parquet)
-        except (OSError, pa.ArrowException) as error:
-            raise ArchiveFailed(f"{table} {day}: the archive cannot be read: {_one_line(error)}") from error
-        if (meta.get("table"), meta.get("day")) != (table, day.isoformat()):
-            raise ArchiveMismatch(f"{table} {day}: the archive's footer says {meta.get('table')} "
-                                  f"{meta.get('day')}")
-        rows, checksum = int(meta["rows"]), meta["checksum"]
-        names = parquet.schema_arrow.names
+        files: list[pq.ParquetFile] = []
+        rows, checksum = 0, 0
+        for key in keys:
+            path = source.fetch(key, Path(scratch))
+            try:
+                parquet = pq.ParquetFile(path)
+                meta = footer(parquet)
+            except (OSError, pa.ArrowException) as error:
+                raise ArchiveFailed(f"{table} {day}: {source.location(key)} cannot be read: "
+                                    f"{_one_line(error)}") from error
+            if (meta.get("table"), meta.get("day")) != (table, day.isoformat()):
+                raise ArchiveMismatch(f"{table} {day}: the footer of {source.location(key)} says "
+                                      f"{meta.get('table')} {meta.get('day')}")
+            files.append(parquet)
+            # partition_checksum is a sum over rows: the day's is the sum of its pieces'.
+            rows, checksum = rows + int(meta["rows"]), checksum + int(meta["checksum"])
+        total = str(checksum)
         try:
             with conn.transaction():
                 conn.execute("SELECT public.create_partitions(%s, %s, %s)", (day, day, table))
                 held, now = partition_checksum(conn, table, day)
                 if held:
-                    if (held, now) == (rows, checksum):
+                    if (held, now) == (rows, total):
                         return RestoredDay(table, day, rows, loaded=False)
                     raise RestoreRefused(f"{table} {day} already holds {held} rows that are not the archive's "
-                                         f"({rows} rows): nothing restored; drop or empty the partition first")
+                                         f"({rows} rows in {len(keys)} pieces): nothing restored; drop or empty "
+                                         "the partition first")
                 conn.execute(f'CREATE TEMP TABLE archive_restore (LIKE public."{table}") ON COMMIT DROP')
-                for batch in parquet.iter_batches(batch_size=ROW_GROUP_VALUES // len(names) // 4):
-                    with conn.cursor().copy(f"COPY archive_restore ({_quoted(names)}) FROM STDIN") as copy:
-                        for chunk in _slices(batch, read_rows(parquet)):
-                            for row in chunk:
-                                copy.write_row(row)
-                    conn.execute(f'INSERT INTO public."{table}" ({_quoted(names)})'
-                                 f' SELECT {_quoted(names)} FROM archive_restore')
-                    conn.execute("TRUNCATE archive_restore")
+                for parquet in files:
+                    _load(conn, table, parquet)
                 held, now = partition_checksum(conn, table, day)
-                if (held, now) != (rows, checksum):
+                if (held, now) != (rows, total):
                     raise ArchiveMismatch(f"{table} {day}: the restored partition has {held} rows (checksum {now}) "
-                                          f"but the archive {rows} (checksum {checksum}): rolled back")
+                                          f"but the archive {rows} (checksum {total}): rolled back")
+                if len(keys) > 1:
+                    # The partition now stands for all the day's pieces: recorded as one archive of it (its
+                    # folder), so that it may be dropped again without a whole-day piece overlapping them.
+                    conn.execute("INSERT INTO public.archive_log (table_name, day, row_count, checksum, location,"
+                                 " file_bytes) VALUES (%s, %s, %s, %s, %s, 0) ON CONFLICT DO NOTHING",
+                                 (table, day, rows, total, source.location(day_prefix(table, day)).rstrip("/") + "/"))
         except psycopg.Error as error:
             raise ArchiveFailed(f"{table} {day}: restoring failed: {reason(error, limit=None)}") from error
-    log.info("restored", extra={"table": table, "day": day.isoformat(), "rows": rows})
+    log.info("restored", extra={"table": table, "day": day.isoformat(), "rows": rows, "pieces": len(keys)})
     return RestoredDay(table, day, rows, loaded=True)
+
+
+def _load(conn: psycopg.Connection, table: str, parquet: pq.ParquetFile) -> None:
+    """One piece's rows into the table through the session's archive_restore, a row group's share at a time."""
+    names = parquet.schema_arrow.names
+    for batch in parquet.iter_batches(batch_size=ROW_GROUP_VALUES // len(names) // 4):
+        with conn.cursor().copy(f"COPY archive_restore ({_quoted(names)}) FROM STDIN") as copy:
+            for chunk in _slices(batch, read_rows(parquet)):
+                for row in chunk:
+                    copy.write_row(row)
+        conn.execute(f'INSERT INTO public."{table}" ({_quoted(names)}) SELECT {_quoted(names)} FROM archive_restore')
+        conn.execute("TRUNCATE archive_restore")
 
 
 def partitions(conn: psycopg.Connection, tables: Sequence[str], today: date) -> Iterator[tuple[str, date, int, str]]:
@@ -673,7 +807,7 @@ def partitions(conn: psycopg.Connection, tables: Sequence[str], today: date) -> 
 
 def archived(conn: psycopg.Connection) -> set[tuple[str, date, int, str]]:
     return {tuple(row) for row in conn.execute(
-        "SELECT table_name, day, row_count, checksum FROM public.archive_log").fetchall()}
+        "SELECT table_name, day, row_count, checksum FROM public.archive_log WHERE trimmed_before IS NULL").fetchall()}
 
 
 def _line(done: ArchivedDay) -> str:

@@ -14,7 +14,7 @@ import pytest
 
 from common.store import archive
 from common.store.archive import (ArchiveFailed, LocalDestination, RestoreRefused, S3Destination, archive_day,
-                                  restore_day, s3_client)
+                                  restore_day, s3_client, trim_day)
 from tests.helpers.archive import fill_equity_day, fill_option_day, rows_of
 from tests.helpers.roles import as_user
 from tests.helpers.s3_server import KEY_ID, SECRET, s3_server
@@ -116,6 +116,72 @@ def test_drop_archived_day_refuses_today_a_day_never_archived_and_a_day_changed_
     assert conn.execute("SELECT public.drop_archived_day('equity_data', %s)", (DAY,)).fetchone() == (3601,)
 
 
+OPEN = archive.day_bounds(DAY)[0] + timedelta(hours=9, minutes=30)
+
+
+def test_a_day_trimmed_in_pieces_holds_every_row_once_and_restores_whole(conn, tmp_path):
+    equity = filled(conn)  # 4 tickers, 15 minutes from 09:30
+    dest = LocalDestination(tmp_path)
+    first = trim_day(conn, "equity_data", DAY, OPEN + timedelta(minutes=5), dest)
+    assert first.rows == sum(1 for row in equity if row[2] < OPEN + timedelta(minutes=5)) > 0
+    assert len(rows_of(conn, "equity_data", DAY)) == len(equity) - first.rows, "the piece's rows left Postgres"
+    assert trim_day(conn, "equity_data", DAY, OPEN + timedelta(minutes=5), dest) is None, "nothing left before it"
+    # A row that comes late, with a time a piece already passed, stays until a later piece takes it.
+    conn.execute("INSERT INTO equity_data (ticker, timestamp, price, volume, day_volume) VALUES ('ZZZ', %s, 1, 1, 1)",
+                 (OPEN + timedelta(minutes=1),))
+    second = trim_day(conn, "equity_data", DAY, OPEN + timedelta(minutes=10), dest)
+    assert second.rows == sum(1 for row in equity if OPEN + timedelta(minutes=5) <= row[2]
+                              < OPEN + timedelta(minutes=10)) + 1
+    with pytest.raises(REFUSED, match="never archived"):
+        conn.execute("SELECT public.drop_archived_day('equity_data', %s)", (DAY,))
+    rest = archive_day(conn, "equity_data", DAY, dest)
+    assert first.rows + second.rows + rest.rows == len(equity) + 1
+    folder = tmp_path / f"table=equity_data/day={DAY.isoformat()}"
+    assert len(list(folder.glob("*.parquet"))) == 3
+    read = pq.read_table(folder)
+    assert read.num_rows == len(equity) + 1 and len(set(read.column("id").to_pylist())) == read.num_rows, \
+        "the day's folder read as one table: every row once"
+    assert conn.execute("SELECT public.drop_archived_day('equity_data', %s)", (DAY,)).fetchone() == (rest.rows,)
+    restored = restore_day(conn, "equity_data", DAY, dest)
+    assert restored.loaded and restored.rows == len(equity) + 1
+    late = [row for row in rows_of(conn, "equity_data", DAY) if row[1] == "ZZZ"]
+    assert sorted(row for row in rows_of(conn, "equity_data", DAY) if row[1] != "ZZZ") == sorted(equity) and late
+    assert restore_day(conn, "equity_data", DAY, dest).loaded is False, "twice is once"
+    assert archive_day(conn, "equity_data", DAY, dest).written is False, "the restored day is its pieces"
+    assert conn.execute("SELECT public.drop_archived_day('equity_data', %s)", (DAY,)).fetchone() == (len(equity) + 1,)
+    restore_day(conn, "equity_data", DAY, dest)
+    conn.execute("INSERT INTO equity_data (ticker, timestamp, price, volume, day_volume) VALUES ('ZZY', %s, 1, 1, 1)",
+                 (OPEN,))
+    with pytest.raises(ArchiveFailed, match="restored from pieces .* has changed since"):
+        archive_day(conn, "equity_data", DAY, dest)
+
+
+def test_trimming_deletes_exactly_the_pieces_rows_or_nothing(conn, tmp_path):
+    equity = filled(conn)
+    before = OPEN + timedelta(minutes=5)
+    rows, checksum = archive.partition_checksum(conn, "equity_data", DAY, before)
+    for wrong in ((rows - 1, checksum), (rows, "1")):
+        with pytest.raises(REFUSED, match="nothing deleted"):
+            conn.execute("SELECT public.trim_archived_rows('equity_data', %s, %s, %s, %s, 'x', 0)",
+                         (DAY, before, *wrong))
+    with pytest.raises(REFUSED, match="equity_bars are revised"):
+        conn.execute("SELECT public.trim_archived_rows('equity_bars', %s, %s, 0, '0', 'x', 0)", (DAY, before))
+    with pytest.raises(REFUSED, match="ahead of today"):
+        conn.execute("SELECT public.trim_archived_rows('equity_data', %s, %s, 0, '0', 'x', 0)",
+                     (TODAY + timedelta(days=1), before))
+    assert rows_of(conn, "equity_data", DAY) == equity and logged(conn) == []
+    for role in ("anon", "authenticated"):
+        with psycopg.connect(conn.info.dsn, autocommit=True) as api:
+            api.execute(f"SET ROLE {role}")
+            with pytest.raises(DENIED):
+                api.execute("SELECT public.trim_archived_rows('equity_data', %s, %s, %s, %s, 'x', 0)",
+                            (DAY, before, rows, checksum))
+    # The piece's own count and checksum: deleted and recorded, as one.
+    assert conn.execute("SELECT public.trim_archived_rows('equity_data', %s, %s, %s, %s, 'x', 0)",
+                        (DAY, before, rows, checksum)).fetchone() == (rows,)
+    assert conn.execute("SELECT row_count, trimmed_before FROM archive_log").fetchall() == [(rows, before)]
+
+
 def test_retention_drops_archived_old_days_and_keeps_the_others_saying_so(conn, tmp_path):
     archived_day, kept_day = TODAY - timedelta(days=41), TODAY - timedelta(days=40)
     filled(conn, archived_day, tickers=2, seconds=100)
@@ -162,10 +228,24 @@ def test_an_s3_archive_is_uploaded_read_back_and_restored_through_the_bucket(con
     assert rows_of(conn, "equity_data", DAY) == equity
 
 
+def test_a_day_trimmed_into_a_bucket_is_listed_and_restored_from_its_pieces(conn, tmp_path, s3):
+    server, client = s3
+    equity = filled(conn)
+    dest = S3Destination("market-archive", "streaming", client, tmp_path / "staging")
+    piece = trim_day(conn, "equity_data", DAY, OPEN + timedelta(minutes=7), dest)
+    assert piece.location.startswith(f"s3://market-archive/streaming/table=equity_data/day={DAY.isoformat()}/"
+                                     "part-before-")
+    archive_day(conn, "equity_data", DAY, dest)
+    assert len(dest.pieces("equity_data", DAY)) == 2
+    conn.execute("SELECT public.drop_archived_day('equity_data', %s)", (DAY,))
+    assert restore_day(conn, "equity_data", DAY, dest).rows == len(equity)
+    assert rows_of(conn, "equity_data", DAY) == equity
+
+
 def test_a_failing_bucket_raises_writes_no_log_row_and_keeps_the_partition(conn, tmp_path, s3):
     server, client = s3
     equity = filled(conn)
-    with pytest.raises(ArchiveFailed, match="upload of equity_data .* failed"):
+    with pytest.raises(ArchiveFailed, match="upload to s3://no-such-bucket/table=equity_data/.* failed"):
         archive_day(conn, "equity_data", DAY, S3Destination("no-such-bucket", "", client, tmp_path))
     server.stop()
     with pytest.raises(ArchiveFailed, match="failed"):

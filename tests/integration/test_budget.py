@@ -110,6 +110,35 @@ def test_a_failing_archive_keeps_the_partition_and_says_so(migrated_url, tmp_pat
     assert level == "crit" and "of 1 MB" in detail, "a 1 MB budget is spent by the catalog alone"
 
 
+def test_the_command_trims_today_when_past_days_are_not_enough(migrated_url, tmp_path):
+    """`python -m common.store.budget` as the writer starts it, judged at 12:40 today: a 1 MB budget that the
+    catalog alone passes, no past day to drop, so today's rows before 12:00 go to the archive and leave."""
+    today = datetime.now(NEW_YORK).date()
+    rows = trading_day(today)["equity_data"]  # every 2 s from 09:30 to 12:50
+    writer = db.connect(migrated_url)
+    with psycopg.connect(migrated_url, autocommit=True) as conn:
+        conn.execute("SELECT create_partitions(%s, %s)", (today, today))
+        db.write_batches(writer, {"equity_data": rows})
+    writer.close()
+    env = {**os.environ, "DATABASE_URL": migrated_url, "STREAM_SOURCE": "simulator", "STREAMING_VAR": str(tmp_path),
+           "STORAGE_BUDGET_MB": "1", "ARCHIVE_DIR": str(tmp_path / "archive"), "DEPLOYMENT": "test"}
+    at = datetime.combine(today, time(12, 40), NEW_YORK).isoformat()
+    keeper = subprocess.run([sys.executable, "-m", "common.store.budget", "--now", at], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert keeper.returncode == 0, keeper.stdout + keeper.stderr
+    cut = datetime.combine(today, time(12), NEW_YORK)
+    trimmed = sum(1 for row in rows if row[1] < cut.timestamp() * 1000)
+    with psycopg.connect(migrated_url) as conn:
+        assert conn.execute("SELECT count(*), min(timestamp) >= %s FROM equity_data", (cut,)).fetchone() == (
+            len(rows) - trimmed, True)
+        assert conn.execute("SELECT table_name, row_count, trimmed_before FROM archive_log"
+                            " WHERE trimmed_before IS NOT NULL").fetchall() == [("equity_data", trimmed, cut)]
+    assert pq.read_table(tmp_path / "archive" / "table=equity_data" / f"day={today}").num_rows == trimmed
+    bad = subprocess.run([sys.executable, "-m", "common.store.budget", "--now", "2026-12-07T16:00"], env=env,
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "has no UTC offset" in bad.stderr
+
+
 def test_the_budget_is_recorded_for_health_and_no_api_role_sees_it(migrated_url):
     with psycopg.connect(migrated_url, autocommit=True) as conn:
         now = datetime.now(timezone.utc)
@@ -127,3 +156,54 @@ def test_the_budget_is_recorded_for_health_and_no_api_role_sees_it(migrated_url)
             conn.execute("RESET ROLE")
         health = conn.execute("SELECT database_mb, budget_mb, budget_status FROM get_streaming_health('SPY')").fetchone()
     assert health[1] == 500 and health[2] == "ok" and health[0] > 0
+
+
+def test_a_day_larger_than_the_budget_is_trimmed_as_it_goes_and_every_row_is_in_postgres_or_the_archive(
+        migrated_url, tmp_path):
+    """As 50 tickers with their bands on a 500 MB plan, scaled down: the day's market data is more than the budget
+    holds, so once yesterday is gone today's older hours go to the archive while the session goes on."""
+    today = datetime.now(NEW_YORK).date()
+    yesterday = today - timedelta(days=1)
+    with psycopg.connect(migrated_url, autocommit=True) as conn:
+        conn.execute("SELECT create_partitions(%s, %s)", (yesterday, today + timedelta(days=7)))
+    budget_bytes = ((size(migrated_url) >> 20) + 8) << 20
+    destination = archive.LocalDestination(tmp_path / "archive")
+    open_ms = int(datetime.combine(today, time(9, 30), NEW_YORK).timestamp() * 1000)
+    # About 13 MB of trades and indicator values over the session, 2 MB an hour: a day is more than the 8 MB spare.
+    trades = [EquityTrade(f"T{n % 4}", open_ms + 650 * n, 600 + (n % 97) / 100, 100, 100 * (n + 1), 100, 599.99,
+                          600.01, (open_ms + 650 * n) * 1_000_000) for n in range(36_000)]
+    written = {"equity_data": len(trades) + 500, "indicators": len(trades)}
+    writer, keeper = db.connect(migrated_url), psycopg.connect(migrated_url, autocommit=True)
+    db.write_batches(writer, {"equity_data": trading_day(yesterday)["equity_data"][:500]})
+    peak = 0
+    for start in range(0, len(trades), 1_000):
+        batch = trades[start:start + 1_000]
+        db.write_batches(writer, {
+            "equity_data": list(map(msgspec.structs.astuple, batch)),
+            "indicators": [msgspec.structs.astuple(IndicatorValue(t.symbol, t.trade_time_ms, t.day_volume, t.price,
+                                                                  600.0, 600.01, t.received_ns)) for t in batch]})
+        peak = max(peak, budget.database_size(keeper))
+        assert peak <= budget_bytes, f"the database passed the budget after {start + 1_000} trades"
+        now = datetime.fromtimestamp(batch[-1].trade_time_ms / 1000, timezone.utc)
+        budget.keep(keeper, "test", budget_bytes, now,
+                    lambda table, day: archive.archive_day(keeper, table, day, destination),
+                    trim=lambda table, day, before: archive.trim_day(keeper, table, day, before, destination)
+                    is not None)
+    writer.close()
+
+    pieces = keeper.execute("SELECT table_name, day, trimmed_before FROM archive_log WHERE trimmed_before IS NOT NULL"
+                            " ORDER BY 3").fetchall()
+    assert {table for table, _, _ in pieces} == {"equity_data", "indicators"} and {d for _, d, _ in pieces} == {today}
+    assert len(pieces) >= 6, "today was trimmed hour by hour"
+    last_cut = pieces[-1][2]
+    for table, count in written.items():
+        in_postgres = [row[0] for row in keeper.execute(f"SELECT id FROM {table}").fetchall()]
+        folders = sorted((tmp_path / "archive").glob(f"table={table}/day=*"))
+        archived = [i for folder in folders for i in pq.read_table(folder, columns=["id"]).column("id").to_pylist()]
+        assert len(in_postgres) + len(archived) == count and len(set(in_postgres) | set(archived)) == count, \
+            f"{table}: every row once, in Postgres or in the archive"
+        assert keeper.execute(f"SELECT min(timestamp) >= %s FROM {table}", (last_cut,)).fetchone() == (True,), \
+            f"{table}: Postgres keeps the newest rows"
+    level, detail = keeper.execute("SELECT level, detail FROM storage_budget WHERE deployment = 'test'").fetchone()
+    keeper.close()
+    assert level == "warn" and "no longer fits" in detail, f"trimmed, the budget holds: a warning ({level}: {detail})"

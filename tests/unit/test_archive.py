@@ -3,7 +3,7 @@ what is left to archive, and the archive's settings."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from common.config import ConfigError, load
+from common.feed.market_hours import NEW_YORK
 from common.store import archive
 from common.store.archive import (ArchiveFailed, Column, LocalDestination, S3Destination, Tally, arrow_schema,
                                   arrow_type, batch_from_rows, batch_rows, day_bounds, days_to_archive, encodings,
@@ -19,16 +20,32 @@ from common.store.archive import (ArchiveFailed, Column, LocalDestination, S3Des
 UTC = timezone.utc
 
 
-def test_the_layout_is_hive_style_by_table_and_day():
+def test_the_layout_is_hive_style_by_table_and_day_one_file_per_piece():
     assert object_key("equity_data", date(2026, 12, 2)) == "table=equity_data/day=2026-12-02/part-0.parquet"
-    assert LocalDestination(Path("/a")).location("indicators", date(2026, 1, 5)) == \
-        "/a/table=indicators/day=2026-01-05/part-0.parquet"
-    assert S3Destination("b", "x/y", None, Path("/s")).location("equity_data", date(2026, 1, 5)) == \
-        "s3://b/x/y/table=equity_data/day=2026-01-05/part-0.parquet"
-    assert S3Destination("b", "", None, Path("/s")).location("equity_data", date(2026, 1, 5)) == \
-        "s3://b/table=equity_data/day=2026-01-05/part-0.parquet"
+    assert object_key("equity_data", date(2026, 12, 2), datetime(2026, 12, 2, 10, tzinfo=NEW_YORK)) == \
+        "table=equity_data/day=2026-12-02/part-before-20261202T150000Z.parquet", "a trimmed piece: its cut, in UTC"
+    first, second = (object_key("indicators", date(2026, 11, 1), datetime(2026, 11, 1, 1, tzinfo=UTC) + offset)
+                     for offset in (timedelta(hours=5), timedelta(hours=6)))
+    assert first != second, "01:00 comes twice in New York when the clocks go back; its pieces do not collide"
+    key = object_key("indicators", date(2026, 1, 5))
+    assert LocalDestination(Path("/a")).location(key) == "/a/table=indicators/day=2026-01-05/part-0.parquet"
+    assert S3Destination("b", "x/y", None, Path("/s")).location(key) == \
+        "s3://b/x/y/table=indicators/day=2026-01-05/part-0.parquet"
+    assert S3Destination("b", "", None, Path("/s")).location(key) == "s3://b/table=indicators/day=2026-01-05/part-0.parquet"
     assert split_s3_url("s3://bucket/a/b/") == ("bucket", "a/b")
     assert split_s3_url("s3://bucket") == ("bucket", "")
+
+
+def test_a_local_days_pieces_are_its_parquet_files_and_nothing_else(tmp_path):
+    destination = LocalDestination(tmp_path)
+    day = date(2026, 12, 2)
+    keys = [object_key("equity_data", day), object_key("equity_data", day, datetime(2026, 12, 2, 16, tzinfo=UTC))]
+    for key in keys:
+        Path(destination.location(key)).parent.mkdir(parents=True, exist_ok=True)
+        Path(destination.location(key)).write_bytes(b"piece")
+    Path(destination.staging(keys[0])).write_bytes(b"half written")
+    assert destination.pieces("equity_data", day) == sorted(keys)
+    assert destination.pieces("indicators", day) == []
 
 
 def test_a_day_is_new_york_midnight_to_midnight_23_or_25_hours_when_the_clocks_change():

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from common.feed.market_hours import NEW_YORK
-from common.store.budget import LOW_WATER, MB, StoredDay, bytes_per_day, choose, day_fraction, judge
+from common.store.budget import (LOW_WATER, MB, TRIM_AT, StoredDay, bytes_per_day, choose, day_fraction, judge,
+                                  must_trim, trim_before)
 
 TODAY = date(2026, 12, 7)
 EMPTY = 8192
@@ -70,6 +71,9 @@ def test_levels_ok_then_warn_near_the_budget_then_crit_and_crit_when_a_day_no_lo
     assert judge(491 * MB, 500 * MB, stored, TODAY, 0.5).level == "crit"
     small = judge(20 * MB, 20 * MB, [s for s in stored if s.day >= TODAY], TODAY, 0.5)
     assert small.level == "crit" and small.days_left < 1 and "no longer fits" in small.detail
+    trimmed = judge(18 * MB, 20 * MB, [s for s in stored if s.day >= TODAY], TODAY, 0.5)
+    assert trimmed.level == "warn" and "no longer fits" in trimmed.detail and "archive" in trimmed.detail, \
+        "a day that does not fit is trimmed as it goes: a warning until the budget itself is near"
     assert judge(20 * MB, 0, stored, TODAY, 0.5).level == "ok"
     left = judge(100 * MB, 500 * MB, stored, TODAY, 0.5)
     past = sum(s.bytes for s in stored if s.day < TODAY)
@@ -86,3 +90,19 @@ def test_with_a_rate_measured_the_keeper_frees_a_days_growth_below_the_high_wate
     chosen = choose(stored, database_bytes=96 * MB, budget_bytes=100 * MB, today=TODAY, daily_bytes=3 * MB)
     freed = sum(s.bytes for s in chosen)
     assert 96 * MB - freed <= 92 * MB < 96 * MB - freed + chosen[-1].bytes, "room for one more day, no more"
+
+
+def test_today_is_trimmed_only_when_every_past_day_gone_would_not_bring_the_database_under_high_water():
+    stored = days(3)
+    past = sum(s.bytes for s in stored if s.day < TODAY)
+    assert not must_trim(stored, past + 10 * MB, 100 * MB, TODAY), "past days are room enough"
+    assert must_trim(stored, past + 91 * MB, 100 * MB, TODAY)
+    assert not must_trim(stored, past + 91 * MB, 0, TODAY), "no budget, no trimming"
+    assert not must_trim(stored, past + round(TRIM_AT * 100 * MB), 100 * MB, TODAY)
+
+
+def test_today_is_trimmed_on_whole_hours_at_least_half_an_hour_back_and_never_into_yesterday():
+    assert trim_before(datetime(2026, 12, 7, 14, 29, tzinfo=NEW_YORK)) == datetime(2026, 12, 7, 13, tzinfo=NEW_YORK)
+    assert trim_before(datetime(2026, 12, 7, 14, 30, tzinfo=NEW_YORK)) == datetime(2026, 12, 7, 14, tzinfo=NEW_YORK)
+    assert trim_before(datetime(2026, 12, 7, 0, 45, tzinfo=NEW_YORK)) is None, "midnight is no cut: nothing before it"
+    assert trim_before(datetime(2026, 12, 7, 1, 31, tzinfo=NEW_YORK)) == datetime(2026, 12, 7, 1, tzinfo=NEW_YORK)

@@ -48,9 +48,9 @@ STREAMS = ("ingest/trade", "ingest/bar", "ingest/option", "indicator/indicator",
 ACTORS = ("ingest", "indicator", "options", "writer", "metrics")
 
 
-def day_rows(tickers: int, contracts: int) -> dict[str, list]:
+def day_rows(tickers: int, contracts: int, day: date = DAY) -> dict[str, list]:
     """One trading day of every stored table, as the writer would store it."""
-    open_ms = int(datetime(DAY.year, DAY.month, DAY.day, 9, 30, tzinfo=NEW_YORK).timestamp() * 1000)
+    open_ms = int(datetime(day.year, day.month, day.day, 9, 30, tzinfo=NEW_YORK).timestamp() * 1000)
     symbols = [f"T{n:03d}" for n in range(tickers)] if tickers > 1 else ["SPY"]
     rows: dict[str, list] = {"equity_data": [], "indicators": [], "equity_bars": [], "option_prices": [],
                              "streaming_metrics": [], "stream_metrics": []}
@@ -73,11 +73,11 @@ def day_rows(tickers: int, contracts: int) -> dict[str, list]:
                 kind = "C" if contract % 2 else "P"
                 mid = round(1.0 + (contract % 9) * 0.37 + minute * 0.001, 2)
                 rows["option_prices"].append(OptionRow(
-                    symbol, f"{symbol:<6}{DAY:%y%m%d}{kind}{strike * 1000:08d}", start, kind, float(strike),
-                    DAY.isoformat(), mid, mid - 0.01, mid + 0.01, mid, minute * 13 + contract, 1_000 + contract,
+                    symbol, f"{symbol:<6}{day:%y%m%d}{kind}{strike * 1000:08d}", start, kind, float(strike),
+                    day.isoformat(), mid, mid - 0.01, mid + 0.01, mid, minute * 13 + contract, 1_000 + contract,
                     0.51234567, 0.01234567, -0.31234567, 0.11234567, 0.01234567, 0.18234567, price, "schwab",
                     start * 1_000_000 + 59_000_000_000))
-    midnight_ns = int(datetime(DAY.year, DAY.month, DAY.day, tzinfo=NEW_YORK).timestamp()) * 10**9
+    midnight_ns = int(datetime(day.year, day.month, day.day, tzinfo=NEW_YORK).timestamp()) * 10**9
     for tick in range(int(86_400 / METRICS_EVERY_S)):
         ts_ns = midnight_ns + int(tick * METRICS_EVERY_S * 1e9)
         for actor in ACTORS:

@@ -49,6 +49,8 @@ class TableStorage(msgspec.Struct, frozen=True):
 
 #: Before this much of the session has passed, a projection from it is said to be rough.
 SETTLED_MINUTES = 60
+#: The regular session's hours, 09:30 to 16:00: how much of a day a share of a day's data stands for.
+SESSION_HOURS = 6.5
 #: The tables whose rate follows the market's session (the metrics' follows the clock).
 MARKET = ("equity_data", "indicators", "option_prices", "equity_bars", "equity_quotes")
 
@@ -110,8 +112,13 @@ def render_table(rows: list[TableStorage], budget_mb: int, as_of: datetime | Non
     else:
         lines.append(f"At this rate the {budget_mb} MB budget is full in {total.days_until_full} trading days.")
         kept = days_kept(rows, budget_mb)
-        lines.append(f"With the budget kept, Postgres holds the newest {kept:.1f} trading days of every table; "
-                     "older days are archived as Parquet (make archive) and dropped.")
+        if kept >= 1:
+            lines.append(f"With the budget kept, Postgres holds the newest {kept:.1f} trading days of every table; "
+                         "older days are archived as Parquet (make archive) and dropped.")
+        else:
+            lines.append(f"A trading day is more than the budget: Postgres holds about the last "
+                         f"{kept * SESSION_HOURS:.1f} hours of the session, and today's older hours are archived "
+                         "as Parquet and deleted as the day goes.")
     if note := projection_note(rows, as_of or datetime.now(timezone.utc)):
         lines.append(note)
     return "\n".join(lines) + "\n"

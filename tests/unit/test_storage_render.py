@@ -23,3 +23,12 @@ def test_the_table_gives_each_tables_size_rate_and_the_days_left():
 def test_a_database_that_does_not_grow_never_fills():
     assert render_table(report(None), 500).splitlines()[-1] == (
         "No rows in the window: at this rate the 500 MB budget is never full.")
+
+
+def test_a_day_larger_than_the_budget_is_said_to_be_trimmed_as_it_goes():
+    trades = TableStorage("equity_data", 300 * MB, 200 * MB, 100 * MB, 1_500_000, Decimal("209.7"), 1,
+                          Decimal("1500000"), Decimal(600 * MB), None)
+    total = TableStorage("total", 320 * MB, None, None, None, None, None, None, Decimal(600 * MB), Decimal("0.3"))
+    assert render_table([trades, total], 500).splitlines()[4] == (
+        "A trading day is more than the budget: Postgres holds about the last 4.9 hours of the session, and "
+        "today's older hours are archived as Parquet and deleted as the day goes.")

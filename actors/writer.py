@@ -56,6 +56,12 @@ PARTITION_DAYS_AHEAD, PARTITION_CHECK_EVERY = 7, 3600.0
 BUDGET_CHECK_EVERY, KEEPER_EVERY = 60.0, 300.0
 
 
+def upkeep_failed(error: psycopg.Error, connection: psycopg.Connection | None) -> bool:
+    """A failure of partition upkeep itself, with the connection still good: a warning, never a stop. A lost
+    connection is the database away, which the caller handles as every other statement's."""
+    return connection is not None and not connection.closed and not connection.broken
+
+
 class DatabaseAway(Exception):
     """The database failed in a way that may pass: reconnect and catch up. Logged as a warning: the journal
     still holds every frame of the batch, so nothing is lost (an ERROR line means something was)."""
@@ -143,10 +149,14 @@ class Writer(Work):
         last = today + timedelta(days=PARTITION_DAYS_AHEAD)
         try:
             made = db.create_partitions(self.connection, today - timedelta(days=1), last)
-        except psycopg.errors.LockNotAvailable as error:
-            # A reader's transaction held a table past the function's lock_timeout; a week ahead leaves time.
+        except psycopg.Error as error:
+            if not upkeep_failed(error, self.connection):
+                raise
+            # A reader's transaction held a table past the function's lock_timeout, or the function failed (an
+            # old schema, a partition someone made by hand): a week ahead leaves time, and storing goes on (a
+            # batch for a day without a partition is mended in `db.write_batches`, or said there).
             self.partitions_due = time.monotonic() + PARTITION_CHECK_EVERY / 12
-            self.log.warning("daily partitions not made yet: a table was locked; trying again in 5 minutes",
+            self.log.warning("daily partitions not made yet; storing goes on, trying again in 5 minutes",
                              extra={"reason": reason(error, self.config.database_url)})
             return
         self.partitions_due = time.monotonic() + PARTITION_CHECK_EVERY

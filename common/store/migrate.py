@@ -5,6 +5,14 @@ migration runs under a transaction-scoped advisory lock, so two runners
 (`make run` twice, or a deploy racing a restart) apply each file once. A file
 edited after it was applied is refused rather than silently skipped: write a
 new migration instead.
+
+Every start path (`make run`, the container's entry point, `make deploy`)
+migrates with the service's own URL, which on Supabase is a login that may
+not change the schema (the README's `streaming_ingest`). Such a login
+changes nothing: it reads what is applied through
+`schema_migrations_applied()` (027) and, when everything is, goes on; when
+something is not, it stops with one line saying to run `make migrate` with
+the owner's URL in MIGRATE_DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -77,11 +85,52 @@ def discover(sql_dir: Path = SQL_DIR) -> list[Migration]:
     return sorted(migrations.values(), key=lambda m: m.version)
 
 
+_MAY_MIGRATE = """
+SELECT CASE WHEN to_regclass('public.schema_migrations') IS NULL
+            THEN has_schema_privilege('public', 'CREATE')
+            ELSE pg_has_role((SELECT relowner FROM pg_catalog.pg_class
+                              WHERE oid = to_regclass('public.schema_migrations')), 'USAGE') END,
+       current_user
+"""
+
+
+def applied_by_owner(conn: psycopg.Connection) -> dict[str, str] | None:
+    """What is applied, version to checksum, read as a login that is not the owner; None if it may not know."""
+    try:
+        with conn.transaction():
+            rows = conn.execute("SELECT version, checksum FROM public.schema_migrations_applied()").fetchall()
+    except (psycopg.errors.UndefinedFunction, psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege):
+        return None
+    return dict(rows)
+
+
+def check_applied(migrations: list[Migration], applied: dict[str, str] | None, user: str) -> None:
+    """For a login that may not migrate: nothing to do if every migration is applied unchanged; else one line
+    saying what to run."""
+    todo = "run `make migrate` with the owner's URL in MIGRATE_DATABASE_URL (on Supabase, the postgres user's)"
+    if applied is None:
+        raise MigrationError(f"{user} may not change the schema nor read which migrations are applied: {todo}")
+    changed = [m.path.name for m in migrations if m.version in applied and applied[m.version] != m.checksum]
+    if changed:
+        raise MigrationError(f"{', '.join(changed)} changed after it was applied: restore it and put the change in "
+                             "a new migration")
+    missing = [m.path.name for m in migrations if m.version not in applied]
+    if missing:
+        raise MigrationError(f"{len(missing)} migration(s) not applied ({', '.join(missing)}) and {user} may not "
+                             f"apply them: {todo}")
+
+
 def migrate(conn: psycopg.Connection, sql_dir: Path = SQL_DIR) -> list[tuple[Migration, bool]]:
-    """Apply what is not applied yet; each migration with whether this call applied it.
+    """Apply what is not applied yet; each migration with whether this call applied it. A login that may not
+    change the schema only checks that nothing is left to apply (`check_applied`).
 
     `conn` must be in autocommit mode: every migration gets its own transaction.
     """
+    may, user = conn.execute(_MAY_MIGRATE).fetchone()
+    if not may:
+        migrations = discover(sql_dir)
+        check_applied(migrations, applied_by_owner(conn), user)
+        return [(migration, False) for migration in migrations]
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         conn.execute(_CREATE_TABLE)

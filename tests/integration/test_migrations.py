@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -10,6 +13,8 @@ import psycopg
 import pytest
 
 from common.store import migrate
+from tests.helpers.harness import ROOT
+from tests.helpers.roles import as_user, writer_login
 
 TABLES = ("equity_data", "indicators", "option_prices", "streaming_metrics", "stream_metrics", "stream_offsets")
 FUNCTIONS = ("get_streaming_health(text)", "cleanup_old_equity_data(integer)", "refresh_equity_stats()",
@@ -161,3 +166,37 @@ def test_metrics_rows_may_say_replay_and_nothing_unknown(migrated_url):
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute(insert, ("running", "tape"))
         assert conn.execute("SELECT source FROM get_streaming_health('SPY')").fetchone() == ("replay",)
+
+
+def run_migrate_as(url: str) -> subprocess.CompletedProcess:
+    """The migrations as every start path runs them (`make run`, the container's entry point, `make deploy`):
+    the service's own DATABASE_URL, no MIGRATE_DATABASE_URL."""
+    env = {key: value for key, value in os.environ.items() if key != "MIGRATE_DATABASE_URL"} | {"DATABASE_URL": url}
+    return subprocess.run([sys.executable, "-m", "common.store.migrate"], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_the_readmes_least_privilege_login_starts_when_everything_is_applied_and_says_what_to_run_when_not(
+        migrated_url):
+    login = writer_login(migrated_url)
+    started = run_migrate_as(login)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.splitlines()[-1].endswith(": already applied") and "applied\n" not in started.stdout.replace(
+        "already applied\n", "")
+    with psycopg.connect(migrated_url, autocommit=True) as conn:  # a newer release ships a migration
+        newest = conn.execute("DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM"
+                              " schema_migrations) RETURNING version").fetchone()[0]
+    refused = run_migrate_as(login)
+    assert refused.returncode != 0 and refused.stderr.count("\n") == 1, refused.stderr
+    assert f"{newest}_" in refused.stderr and "streaming_ingest may not apply them" in refused.stderr
+    assert "make migrate" in refused.stderr and "MIGRATE_DATABASE_URL" in refused.stderr
+    assert run_migrate_as(migrated_url).returncode == 0, "the owner applies it"
+    assert run_migrate_as(login).returncode == 0
+
+
+def test_a_login_that_may_not_even_read_what_is_applied_is_told_what_to_run(migrated_url):
+    with psycopg.connect(migrated_url, autocommit=True) as conn:
+        conn.execute("CREATE ROLE stranger LOGIN")
+    refused = run_migrate_as(as_user(migrated_url, "stranger"))
+    assert refused.returncode != 0 and "stranger may not change the schema nor read which migrations are applied" \
+        in refused.stderr and "make migrate" in refused.stderr

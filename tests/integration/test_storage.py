@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from common.store.storage import MB, main, read_report
+from tests.helpers.roles import writer_login
 
 #: equity_data rows per New York day: two days inside the 7-day window, one (40 days back) outside it.
 DAYS = {"1 day": 300, "2 days": 100, "40 days": 50}
@@ -88,3 +89,19 @@ def test_a_part_day_is_projected_to_a_whole_session_and_said_to_be_rough_in_its_
     printed = capsys.readouterr().out
     assert "projected to a whole day from 30 min of the session" in printed and "rough" in printed
     assert "Postgres holds the newest" in printed and "trading days of every table" in printed
+
+
+def test_storage_report_works_for_service_role_and_make_storage_for_the_readmes_login(filled, monkeypatch, capsys):
+    """022 took from service_role a helper storage_report calls, and the README's login could not run it."""
+    with psycopg.connect(filled, autocommit=True) as conn:
+        conn.execute("SET ROLE service_role")
+        rows = {row[0]: row[4] for row in conn.execute("SELECT * FROM storage_report(500)").fetchall()}
+        assert rows["equity_data"] == sum(DAYS.values())
+        for role in ("anon", "authenticated"):
+            conn.execute(f"SET ROLE {role}")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT * FROM storage_report(500)")
+    monkeypatch.setenv("DATABASE_URL", writer_login(filled))
+    monkeypatch.setenv("STREAM_SOURCE", "simulator")
+    assert main(["--budget-mb", "500"]) == 0, capsys.readouterr().err
+    assert "the 500 MB budget is full in" in capsys.readouterr().out

@@ -6,7 +6,7 @@ import shutil
 import signal
 import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
@@ -18,6 +18,7 @@ from common.transport.bus import Publisher
 from common.transport.messages import IndicatorValue, OptionQuote
 from common.transport.tickerplant import Tickerplant
 from tests.helpers.harness import wait_for
+from tests.helpers.roles import writer_login
 from tests.helpers.snapshots import expected_snapshots
 from tests.helpers.writer_process import T0, await_writer, trade, writer_process
 
@@ -200,3 +201,47 @@ def test_the_last_minute_of_a_quiet_option_stream_is_closed_by_ingests_heartbeat
         assert writer.wait(timeout=20) == 0
     assert [(stamp, bid) for _, stamp, bid, _ in stored_snapshots(migrated_url)] == [
         (start, round(quotes[1].bid, 6)), (start + minute, round(quotes[3].bid, 6))]
+
+
+def test_partition_upkeep_that_fails_is_a_warning_and_storing_goes_on(migrated_url, var):
+    """create_partitions refused (here: its grant taken back) once made the writer loop on "database unavailable"
+    although the day's partition was there; now it says so and stores."""
+    day = datetime.fromtimestamp(T0 / 1000, NEW_YORK).date()
+    with psycopg.connect(migrated_url, autocommit=True) as connection:
+        connection.execute("SELECT create_partitions(%s, %s)", (day, day))
+        connection.execute("REVOKE EXECUTE ON FUNCTION create_partitions(date, date, text) FROM streaming_writer")
+    env = {**os.environ, "STREAMING_VAR": str(var), "DATABASE_URL": writer_login(migrated_url),
+           "STREAM_SOURCE": "simulator", "HEARTBEAT_INTERVAL": "0.2s", "DEPLOYMENT": "test", "BATCH_INTERVAL": "0.1s"}
+    config = load(env)
+    config.ensure_dirs()
+    ingest = Publisher(config, "ingest")
+    with writer_process(env, var) as writer, psycopg.connect(migrated_url) as connection:
+        await_writer(ingest)
+        ingest.send("trade", [trade(i, T0 + i) for i in range(5)])
+        wait_for(lambda: connection.execute("SELECT count(*) FROM equity_data").fetchone()[0] == 5, 20, "stored")
+        ingest.close()
+        writer.send_signal(signal.SIGTERM)
+        assert writer.wait(timeout=20) == 0
+    lines = [json.loads(line) for line in (var / "writer.log").read_text().splitlines()]
+    warned = [line for line in lines if line["msg"].startswith("daily partitions not made yet")]
+    assert warned and "permission denied for function create_partitions" in warned[0]["reason"]
+    assert not [line for line in lines if line["msg"].startswith("database unavailable")]
+
+
+def test_create_partitions_bounds_do_not_depend_on_the_callers_session(migrated_url):
+    """A 'SQL, DMY' session in Asia/Kolkata made a day 3.5 hours off ('IST' read back as Israel's), and every later
+    call failed with "would overlap"."""
+    day = datetime.now(NEW_YORK).date() + timedelta(days=20)
+    with psycopg.connect(migrated_url, autocommit=True) as connection:
+        connection.execute("SET DateStyle = 'SQL, DMY'")
+        connection.execute("SET TimeZone = 'Asia/Kolkata'")
+        connection.execute("SELECT create_partitions(%s, %s)", (day, day + timedelta(days=1)))
+        connection.execute("RESET DateStyle")
+        connection.execute("SET TimeZone = 'UTC'")
+        bounds = connection.execute(
+            "SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_class c WHERE c.relname = %s",
+            (f"equity_data_{day:%Y%m%d}",)).fetchone()[0]
+        start = datetime.combine(day, datetime.min.time(), NEW_YORK)
+        assert f"'{start.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}+00'" in bounds, bounds
+        assert connection.execute("SELECT create_partitions(%s, %s)", (day - timedelta(days=1), day + timedelta(
+            days=2))).fetchone() == (14,), "the writer's own call later finds no overlap: two new days, seven tables"

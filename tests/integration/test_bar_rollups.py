@@ -199,11 +199,11 @@ def test_who_reads_and_writes_the_rollups(writer, role):
             finally:
                 conn.execute("RESET ROLE")
 
-        assert readable() == (role != "anon")
-        conn.execute("SELECT set_public_read(true)")
-        assert readable(), "public read opens the rollups to anon too"
-        conn.execute("SELECT set_public_read(false)")
-        assert readable() == (role != "anon")
+        assert readable() == (role == "service_role"), "no API role reads market data until the owner says"
+        conn.execute("SELECT set_market_read(ARRAY['anon', 'authenticated'])")
+        assert readable(), "the switch opens the rollups too"
+        conn.execute("SELECT set_market_read(ARRAY[]::text[])")
+        assert readable() == (role == "service_role")
 
         conn.execute(f"SET ROLE {role}")
         writes = ("INSERT INTO equity_bar_rollups (ticker, interval, timestamp, open, high, low, close, volume,"

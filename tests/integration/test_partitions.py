@@ -153,20 +153,25 @@ def snapshot(conn: psycopg.Connection) -> dict[str, object]:
     return state
 
 
+def sql_before(tmp_path: Path, before: str) -> Path:
+    """A copy of sql/ holding the migrations before version `before`."""
+    old_sql = tmp_path / f"sql-before-{before}"
+    old_sql.mkdir()
+    for path in migrate.SQL_DIR.glob("*.sql"):
+        if path.name < before:
+            shutil.copy(path, old_sql)
+    return old_sql
+
+
 @pytest.fixture
 def old_schema_url(db_url: str, tmp_path: Path) -> str:
     """A database migrated as it was before the partitions: 001-021."""
-    old_sql = tmp_path / "sql"
-    old_sql.mkdir()
-    for path in migrate.SQL_DIR.glob("*.sql"):
-        if path.name < "022":
-            shutil.copy(path, old_sql)
     with migrate.connect(db_url) as owner:
-        migrate.migrate(owner, old_sql)
+        migrate.migrate(owner, sql_before(tmp_path, before="022"))
     return db_url
 
 
-def test_a_database_filled_under_the_old_schema_keeps_every_row_through_make_migrate(old_schema_url):
+def test_a_database_filled_under_the_old_schema_keeps_every_row_through_make_migrate(old_schema_url, tmp_path):
     conn = db.connect(old_schema_url)
     try:
         write(conn, *EDGES_MS.values(), *(EDGES_MS["20261102"] + k * 3_600_000 for k in range(1, 30)))
@@ -183,8 +188,10 @@ def test_a_database_filled_under_the_old_schema_keeps_every_row_through_make_mig
     finally:
         conn.close()
 
+    # Up to the market-read switch (028), which closes authenticated's open read on purpose (test_rls).
+    upgrade = sql_before(tmp_path, before="028")
     with migrate.connect(old_schema_url) as owner:
-        applied = [m.version for m, done in migrate.migrate(owner) if done]
+        applied = [m.version for m, done in migrate.migrate(owner, upgrade) if done]
     assert applied[0] == "022"
     conn = db.connect(old_schema_url)
     try:
@@ -251,7 +258,7 @@ def test_no_api_role_touches_a_partition_directly(migrated_url, role):
     """Not even with public read on, nor service_role (BYPASSRLS on Supabase); the writer's role:
     test_supabase_roles."""
     with psycopg.connect(migrated_url, autocommit=True) as conn:
-        conn.execute("SELECT set_public_read(true)")
+        conn.execute("SELECT set_market_read(ARRAY['anon', 'authenticated'])")
         day = conn.execute("SELECT max(relname) FROM pg_class WHERE relkind = 'r'"
                            " AND relnamespace = 'streaming_partitions'::regnamespace"
                            " AND relname LIKE 'equity_data%'").fetchone()[0]

@@ -4,13 +4,16 @@ Always connected as `postgres` (not a superuser) and switched with SET ROLE;
 the local cluster has Supabase's default privileges (ALL to anon), so these
 tests fail if the migrations' REVOKEs go missing.
 
-By default `authenticated` reads the market data and `anon` (the public key)
-reads nothing; `set_public_read(true)` opens the data, never the internal
-tables, to anon.
+By default no API role reads the market data (028): on Supabase anyone can
+sign up, so `authenticated` is anyone. `set_market_read` names who reads:
+`anon`, `authenticated`, or signed-in users with a JWT claim;
+`set_public_read(true)` is its shorthand for anon. The internal tables never
+open.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import psycopg
@@ -103,10 +106,54 @@ def test_anon_reads_nothing_by_default(conn):
         conn.execute("SELECT * FROM get_streaming_health('SPY')")
 
 
-def test_authenticated_reads_the_data_but_no_internal_table(conn):
+def test_authenticated_reads_no_market_data_by_default_only_the_health_summary(conn):
     conn.execute("SET ROLE authenticated")
-    assert_reads_the_data(conn)
+    assert_reads_nothing(conn)
+    assert conn.execute("SELECT status FROM get_streaming_health('SPY')").fetchone() == ("healthy",)
+
+
+def claims(conn: psycopg.Connection, app_metadata: dict | None) -> None:
+    """The JWT claims PostgREST and Realtime set for a request, for the rest of this session."""
+    conn.execute("SELECT set_config('request.jwt.claims', %s, false)",
+                 ("" if app_metadata is None else json.dumps({"role": "authenticated", "app_metadata": app_metadata}),))
+
+
+def test_market_read_opens_to_the_readers_named_and_no_one_else(conn):
+    assert conn.execute("SELECT market_readers()").fetchone() == ([],)
+    assert conn.execute("SELECT set_market_read(ARRAY['claim:market_data'])").fetchone() == (["claim:market_data"],)
+    conn.execute("SET ROLE authenticated")
+    for granted, said in (({"market_data": True}, True), ({"market_data": "true"}, True), ({"market_data": False}, False),
+                          ({"other": True}, False), (None, False)):
+        claims(conn, granted)
+        assert [count(conn, table) for table in ROWS] == [int(said)] * len(ROWS), granted
+    with pytest.raises(DENIED):
+        conn.execute("SELECT * FROM equity_data_stats")  # a view cannot check a claim: not granted
     assert_reads_nothing(conn, INTERNAL)
+    conn.execute("RESET ROLE")
+    conn.execute("SET ROLE anon")
+    assert_reads_nothing(conn)
+    conn.execute("RESET ROLE")
+
+    assert conn.execute("SELECT set_market_read(ARRAY['authenticated', 'anon'])").fetchone() == (
+        ["anon", "authenticated"],)
+    for role in ("authenticated", "anon"):
+        conn.execute(f"SET ROLE {role}")
+        assert_reads_the_data(conn)
+        assert_reads_nothing(conn, INTERNAL)
+        conn.execute("RESET ROLE")
+    assert conn.execute("SELECT public_read_enabled()").fetchone() == (True,)
+
+    conn.execute("SELECT set_market_read(ARRAY[]::text[])")
+    for role in ("authenticated", "anon"):
+        conn.execute(f"SET ROLE {role}")
+        assert_reads_nothing(conn)
+        conn.execute("RESET ROLE")
+    for bad, said in (("ARRAY['admin']", "'admin' is not a reader; accepted: anon, authenticated, or claim:<key>"),
+                      ("ARRAY['claim:Bad Key']", "is not a reader"), ("NULL", "not NULL"),
+                      ("ARRAY['authenticated', 'claim:x']", "name one or the other")):
+        with pytest.raises(psycopg.errors.RaiseException, match=said):
+            conn.execute(f"SELECT set_market_read({bad})")
+    assert conn.execute("SELECT market_readers()").fetchone() == ([],), "a refused call changes nothing"
 
 
 def test_public_read_opens_the_data_to_anon_and_never_the_internal_tables(conn):
@@ -126,8 +173,8 @@ def test_public_read_opens_the_data_to_anon_and_never_the_internal_tables(conn):
     with pytest.raises(DENIED):
         conn.execute("SELECT * FROM get_streaming_health('SPY')")
     conn.execute("RESET ROLE")
-    conn.execute("SET ROLE authenticated")  # never affected by the switch
-    assert_reads_the_data(conn)
+    conn.execute("SET ROLE authenticated")  # anon's switch opens nothing to signed-in users
+    assert_reads_nothing(conn)
 
 
 def test_public_read_is_the_grant_and_the_policy(conn):
@@ -151,29 +198,28 @@ def test_public_read_is_the_grant_and_the_policy(conn):
 def test_api_roles_cannot_flip_public_read(conn, role):
     conn.execute(f"SET ROLE {role}")
     for statement in ("SELECT public.set_public_read(true)", "SELECT public.set_public_read(false)",
-                      "SELECT public.public_read_enabled()"):
+                      "SELECT public.public_read_enabled()", "SELECT public.market_readers()",
+                      "SELECT public.set_market_read(ARRAY['authenticated'])", "SELECT * FROM public.market_read"):
         with pytest.raises(DENIED):
             conn.execute(statement)
     conn.execute("RESET ROLE")
     assert conn.execute("SELECT public.public_read_enabled()").fetchone() == (False,)
 
 
-@pytest.mark.parametrize("public_read", [False, True])
-def test_applying_the_read_migration_again_keeps_the_switch(conn, public_read):
-    conn.execute("SELECT public.set_public_read(%s)", (public_read,))
+@pytest.mark.parametrize("readers", [[], ["anon"], ["authenticated"]])
+def test_applying_the_read_migration_again_keeps_the_switch(conn, readers):
+    conn.execute("SELECT public.set_market_read(%s::text[])", (readers,))
     for _ in range(2):
-        conn.execute(SQL_DIR.joinpath("010_private_reads.sql").read_text())
-        conn.execute(SQL_DIR.joinpath("011_metrics_source.sql").read_text())
-    assert conn.execute("SELECT public.public_read_enabled()").fetchone() == (public_read,)
-    conn.execute("SET ROLE anon")
-    if public_read:
-        assert_reads_the_data(conn)
-        assert_reads_nothing(conn, INTERNAL)
-    else:
-        assert_reads_nothing(conn)
-    conn.execute("RESET ROLE")
-    conn.execute("SET ROLE authenticated")
-    assert_reads_the_data(conn)
+        conn.execute(SQL_DIR.joinpath("028_market_read.sql").read_text())
+    assert conn.execute("SELECT public.market_readers()").fetchone() == (readers,)
+    for role in ("anon", "authenticated"):
+        conn.execute(f"SET ROLE {role}")
+        if role in readers:
+            assert_reads_the_data(conn)
+            assert_reads_nothing(conn, INTERNAL)
+        else:
+            assert_reads_nothing(conn)
+        conn.execute("RESET ROLE")
 
 
 @pytest.mark.parametrize("role", ["anon", "authenticated"])

@@ -11,10 +11,10 @@ loop around it, the same for every bus-driven actor:
           → drain what upstream still sends (followers) → stop → last counters.
 
 Frames of the streams a `Work` follows are taken exactly once through its
-journals (`common/transport/delivery.py`); any others as they come, a gap
-reported to `Work.lost`. ingest alone turns a different loop, an asyncio
-one around the Schwab socket (`common/feed/`), and uses the rest of this
-frame.
+journals (`common/transport/delivery.py`), a damaged journal record counted,
+logged and read past; any others as they come, a gap reported to
+`Work.lost`. ingest alone turns a different loop, an asyncio one around the
+Schwab socket (`common/feed/`), and uses the rest of this frame.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from common import log
 from common.observe.stats import ActorStats
 from common.shutdown import Shutdown
 from common.transport.bus import Publisher, Subscriber
-from common.transport.delivery import Follower
+from common.transport.delivery import Follower, log_damaged
+from common.transport.journal import Damaged, TornTail
 from common.transport.messages import Envelope, Heartbeat
 from common.transport.sequence import Gap
 from common.transport.tickerplant import Tickerplant
@@ -144,11 +145,19 @@ class Actor:
 
     def follow(self, streams: tuple[str, ...], take: Callable[[Envelope], None],
                heard: Callable[[Heartbeat], None] | None = None) -> Follower:
-        """Follow journaled `streams` exactly once; losses and torn journal tails are reported here."""
-        return Follower(self.config.journal_dir, streams, take, self.lost, self._torn, heard)
+        """Follow journaled `streams` exactly once; losses, torn journal tails and damaged records are reported
+        here."""
+        return Follower(self.config.journal_dir, streams, take, self.lost, self._torn, self._damaged, heard)
 
-    def _torn(self, tail: object) -> None:
-        self.log.warning("journal ends in a torn record (a crash mid-write); read up to it", extra={"tail": repr(tail)})
+    def _torn(self, tail: TornTail) -> None:
+        self.log.warning("journal ends in a torn record (a crash mid-write); read up to it", extra={
+            "segment": str(tail.segment), "offset": tail.offset, "skipped_bytes": tail.length})
+
+    def _damaged(self, damage: Damaged) -> None:
+        """A damaged journal record, read past: a rejection counted and an ERROR line, never a crash (a restart
+        would meet it again)."""
+        self.stats.rejected("journal_record_damaged")
+        log_damaged(damage, self.log)
 
     def run(self, work: Work) -> None:
         """Turn the loop around `work` until SIGTERM (the module docstring draws it), then stop cleanly."""

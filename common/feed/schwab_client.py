@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from schwab.debug import register_redactions
 from schwab.streaming import StreamClient
 
 from common.config import Config
+from common.durable import write_durably
 from common.redact import REDACT
 
 log = logging.getLogger(__name__)
@@ -78,13 +78,10 @@ def redact_tokens(token: dict) -> None:
 
 
 def write_token_file(path: Path, wrapped: dict) -> None:
-    """Replace the token file atomically, readable by its owner only (0600)."""
+    """Replace the token file atomically and durably (a power cut must not leave it empty: the refresh token in it
+    is the only way back in without a login by hand), readable by its owner only (0600)."""
     redact_tokens(wrapped.get("token", wrapped))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(wrapped, f)
-    os.replace(tmp, path)
+    write_durably(path, json.dumps(wrapped).encode(), mode=0o600)
 
 
 def ensure_simulator_token(path: Path, now: float | None = None) -> bool:

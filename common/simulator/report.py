@@ -9,13 +9,13 @@ on disk when one is asked for (`trade_log.py`).
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from common.durable import write_durably
 from common.simulator.protocol import (
     CHART_EQUITY,
     LEVELONE_EQUITIES,
@@ -81,10 +81,8 @@ class Report:
             }
 
     def write(self, path: Path) -> None:
-        """Atomically: a reader never sees half a report."""
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_json()))
-        os.replace(tmp, path)
+        """Atomically and durably: a reader never sees half a report, nor an empty one after a power cut."""
+        write_durably(path, json.dumps(self.to_json()).encode())
 
     def close(self) -> None:
         with self._lock:

@@ -5,23 +5,38 @@ judged against them (`had`, `next` or `ahead`: `common/transport/sequence.py`).
 A frame `ahead` sends the consumer to its publisher's journal first, the
 Clone pattern's snapshot; only what neither the bus nor the journal has is
 reported lost. ON CONFLICT alone is not exactly-once; this is.
+
+A damaged journal record is reported and read past (`journal.Damaged`), and
+an offsets file that cannot be read is set aside and read as absent
+(`common/durable.py`): either, raised, would stop every reader at each read.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
-from common.transport.journal import Cursor, read_envelopes
+from common.durable import read_or_set_aside, write_durably
+from common.transport.journal import Cursor, Damaged, TornTail, read_envelopes
 from common.transport.messages import Envelope, Heartbeat, Position, Record
 from common.transport.sequence import Gap, StreamPositions
 from common.transport.streams import publisher_of
 
+log = logging.getLogger(__name__)
+
 #: How often a consumer tells publishers (through a file) what it has passed.
 SHARE_INTERVAL = 1.0
+
+
+def log_damaged(damage: Damaged, logger: logging.Logger = log) -> None:
+    """One ERROR line for a damaged journal record a reader skipped: where it is, how much was skipped, and why."""
+    logger.error("damaged journal record skipped: the frames in it are not replayed", extra={
+        "segment": str(damage.segment), "offset": damage.offset, "skipped_bytes": damage.length,
+        "reason": damage.reason})
 
 
 class Follower:
@@ -30,7 +45,8 @@ class Follower:
     A live frame that is not the next one of its stream means frames went
     missing (a bus drop, a restart): the publisher's journal is replayed
     after our positions first, and then the live frame is usually `had`.
-    What neither the bus nor the journal has is reported to `lost`.
+    What neither the bus nor the journal has is reported to `lost`; a
+    journal's torn tail to `torn` and a damaged record, read past, to `damaged`.
     """
 
     def __init__(
@@ -39,7 +55,8 @@ class Follower:
         streams: tuple[str, ...],
         take: Callable[[Envelope], None],
         lost: Callable[[Gap], None],
-        torn: Callable[[object], None],
+        torn: Callable[[TornTail], None],
+        damaged: Callable[[Damaged], None],
         heard: Callable[[Heartbeat], None] | None = None,
     ):
         """`streams`: the journaled streams to follow (`common/transport/streams.py` names them); `heard`: told
@@ -50,6 +67,7 @@ class Follower:
         self.take_frame = take
         self.lost = lost
         self.torn = torn
+        self.damaged = damaged
         self.heard = heard
         self.positions = StreamPositions({})
         self.replayed = 0
@@ -67,14 +85,15 @@ class Follower:
         self.take_frame(frame)
 
     def share(self, path: Path, held: dict[str, Position] | None = None) -> None:
-        """At most once a second, and only when they moved, share the positions passed, so publishers may prune;
-        `held`: per stream, an earlier position a replay would start from, whose frames must be kept."""
+        """At most once a second, and only when they moved (or the file is gone: set aside as unreadable), share
+        the positions passed, so publishers may prune; `held`: per stream, an earlier position a replay would
+        start from, whose frames must be kept."""
         now = time.monotonic()
         if now < self._next_share:
             return
         self._next_share = now + SHARE_INTERVAL
         held = held or {}
-        if (self.positions.positions, held) != self._shared:
+        if (self.positions.positions, held) != self._shared or not path.exists():
             self._shared = (dict(self.positions.positions), held)
             share_offsets(path, self.streams, *self._shared)
 
@@ -90,7 +109,8 @@ class Follower:
         if not journal.exists():
             return
         cursor = self._cursors.setdefault(publisher, Cursor())
-        for frame in read_envelopes(journal, after=self.positions.positions, on_torn=self.torn, cursor=cursor):
+        for frame in read_envelopes(journal, after=self.positions.positions, on_torn=self.torn, cursor=cursor,
+                                    on_damaged=self.damaged):
             if frame.stream.startswith(self.streams) and self.positions.classify(frame) != "had":
                 self.replayed += 1
                 self.take(frame)
@@ -124,11 +144,12 @@ def newest_sent(journal: Path, key: Callable[[Record], tuple[str, tuple] | None]
     sends only what is newer than this, so nothing reaches the tables twice.
     `key` maps a record to (name, ordering), or None to skip it; with `only`,
     only that stream's records count, and frames at or before `after`'s
-    position of their stream are passed over undecoded.
+    position of their stream are passed over undecoded. A damaged record is
+    logged and read past: what it held does not count.
     """
     newest: dict[str, tuple] = {}
     if journal.exists():
-        for frame in read_envelopes(journal, after=after):
+        for frame in read_envelopes(journal, after=after, on_damaged=log_damaged):
             if only is not None and frame.stream != only:
                 continue
             for record in frame.records:
@@ -141,8 +162,9 @@ def newest_sent(journal: Path, key: Callable[[Record], tuple[str, tuple] | None]
 class SharedOffsets(msgspec.Struct, frozen=True):
     """A consumer's offsets file, `{offsets_dir}/{consumer}.json`: the stream prefixes it follows, the
     position it has passed per stream, and per stream it holds back (the writer's sampled streams) the
-    position a replay would start from. Written whole and renamed into place, so a reader sees one or the
-    other; read by the journaling publishers (what they may prune) and by metrics (the writer's lag)."""
+    position a replay would start from. Written durably (`common/durable.py`), so a reader sees the old one or
+    the new one, after a power cut too; read by the journaling publishers (what they may prune) and by metrics
+    (the writer's lag)."""
 
     follows: tuple[str, ...]
     positions: dict[str, Position]
@@ -161,18 +183,14 @@ def share_offsets(path: Path, follows: tuple[str, ...], positions: dict[str, Pos
                   held: dict[str, Position] | None = None) -> None:
     """Leave, for the journaling publishers, what this consumer follows, has passed and holds back."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_suffix(".tmp")
-    staging.write_bytes(msgspec.json.encode(SharedOffsets(follows, positions, held or {})))
-    staging.replace(path)
+    write_durably(path, msgspec.json.encode(SharedOffsets(follows, positions, held or {})))
 
 
 def shared_offsets(path: Path) -> SharedOffsets | None:
-    """What one consumer shared, or None before it has; a file of another shape raises msgspec.ValidationError
-    naming the field."""
-    try:
-        return _offsets_json.decode(path.read_bytes())
-    except FileNotFoundError:
-        return None
+    """What one consumer shared, or None before it has. A file that is not one (empty, cut short, of another
+    shape) is set aside as `{name}.unreadable` with an ERROR line naming the fault (or the field), and read as
+    absent: its consumer shares again within a second."""
+    return read_or_set_aside(path, _offsets_json.decode)
 
 
 def passed_by_all(offsets_dir: Path) -> tuple[tuple[str, ...], dict[str, Position]]:

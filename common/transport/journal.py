@@ -24,9 +24,30 @@ Records are written unbuffered (one `os.write` on an
 O_APPEND fd), so a reader in another process sees each one at once; fsync
 only bounds what a power cut can take, and runs on a thread of its own: on
 a busy disk one fsync can take hundreds of milliseconds, which inline would
-hold up every frame behind it. A crash mid-write leaves a torn last
-record, which readers report and skip; a bad record followed by good ones is
-corruption, which they refuse.
+hold up every frame behind it.
+
+Damage is reported and read past, so that it never becomes a crash loop (a
+restarted reader would meet it again). A crash mid-write leaves a torn last
+record: no good record follows it, and readers report it (`TornTail`) and
+go on to the next segment. A bad record with good ones after it (a failing
+disk, bytes no writer wrote) goes to the reader's `on_damaged` (`Damaged`:
+the segment, the offset, how many bytes were skipped, why) and reading
+resumes at the next good record: frames read before it are kept, and
+nothing in the damage is taken for a frame. A reader with no `on_damaged`
+gets JournalCorrupt instead (`prune` keeps such a segment).
+
+Resynchronising needs no marker in the format. After a bad record, whose
+length word may itself be damaged, the reader tries each later offset for
+a record whose checksum holds and whose end the next record (or the
+segment's end) confirms, so a checksum that holds by chance (one offset in
+2**32) is not taken for a frame. It tries only offsets within RESYNC_BYTES
+of the damage and records that end there, which bounds what one damage
+costs in checksums (lengths read from damage are random, up to 64 MiB);
+having found none, it calls the rest of the segment a torn tail and goes on
+to the next segment, which always starts with a record. Frames are a few
+KiB, so this gives up a segment's rest only to damage (or a frame just
+after it) longer than the window. A record whose checksum holds but which does not inflate was
+written so: it alone is skipped.
 """
 
 from __future__ import annotations
@@ -44,6 +65,7 @@ from typing import BinaryIO, NoReturn
 
 import msgspec
 
+from common.durable import fsync_directory
 from common.transport.messages import Envelope, Position, decode_envelope
 
 _HEADER = struct.Struct("<II")
@@ -52,7 +74,8 @@ MAX_RECORD = 64 << 20
 _DEFLATED = 1 << 31
 #: Level 1 with a 4 KiB window and little memory: half the bytes of an average frame for ~10 µs.
 _LEVEL, _WINDOW_BITS, _MEMORY_LEVEL = 1, 12, 4
-#: How far past a bad record a reader looks for a good one before calling the rest a torn tail.
+#: How far past a bad record a reader looks for a good one (which must end within that reach) before calling the
+#: rest of the segment a torn tail.
 RESYNC_BYTES = 1 << 20
 _SUFFIX = ".journal"
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -63,7 +86,7 @@ class JournalFull(OSError):
 
 
 class JournalCorrupt(ValueError):
-    """A record in the middle of a segment fails its checksum: data after it cannot be trusted."""
+    """A damaged record with good ones after it, met by a reader that gave no `on_damaged` to report it to."""
 
 
 def _deflate(payload: bytes) -> bytes:
@@ -77,15 +100,6 @@ def _stored(payload: bytes) -> tuple[bytes, int]:
     return (packed, _DEFLATED) if len(packed) < len(payload) else (payload, 0)
 
 
-def _payload(stored: bytes, deflated: int, path: Path, offset: int) -> bytes:
-    if not deflated:
-        return stored
-    try:
-        return zlib.decompress(stored, -15)
-    except zlib.error as error:  # its checksum held: written so, not damaged since
-        raise JournalCorrupt(f"journal segment {path}: the record at offset {offset} does not inflate ({error})") from error
-
-
 @dataclass(frozen=True)
 class TornTail:
     """The bytes after a segment's last good record (a crash mid-write), which reading ignored."""
@@ -93,6 +107,24 @@ class TornTail:
     segment: Path
     offset: int
     length: int
+
+
+#: Why a record is damaged, when its checksum or length does not hold (`Damaged.reason`).
+_BAD_RECORD = "its length or checksum does not hold"
+
+
+@dataclass(frozen=True)
+class Damaged:
+    """A damaged record that reading skipped: `length` bytes from `offset`, up to the next good record."""
+
+    segment: Path
+    offset: int
+    length: int
+    reason: str
+
+    def __str__(self) -> str:
+        return (f"journal segment {self.segment}: the record at offset {self.offset} is damaged ({self.reason}); "
+                f"the next good record starts {self.length} bytes on")
 
 
 class _Head(msgspec.Struct, array_like=True):
@@ -208,12 +240,7 @@ class JournalWriter:
             self._size = 0
             self._opened = self._synced = now
             self._dirty = False
-            # The new file's name must survive a power cut too.
-            directory = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+            fsync_directory(self.directory)  # the new file's name must survive a power cut too
         except OSError as error:
             self._raise(error)
 
@@ -324,71 +351,111 @@ class Cursor:
 
 
 def _records(
-    path: Path, on_torn: Callable[[TornTail], None] | None, start: int = 0
+    path: Path,
+    on_torn: Callable[[TornTail], None] | None,
+    start: int = 0,
+    on_damaged: Callable[[Damaged], None] | None = None,
 ) -> Iterator[tuple[bytes, int]]:
-    """Every good payload of one segment from `start`, with the offset after it, as far as it extended when opened."""
+    """Every good payload of one segment from `start`, with the offset after it, as far as it extended when opened.
+
+    A damaged record goes to `on_damaged` and reading resumes at the next good one (with no `on_damaged`, it
+    raises JournalCorrupt); a torn tail goes to `on_torn`.
+    """
     with open(path, "rb") as file:
         end = os.fstat(file.fileno()).st_size
         offset = start
         file.seek(start)
         while offset < end:
-            header = file.read(_HEADER.size)
-            if len(header) < _HEADER.size:
-                break
-            word, crc = _HEADER.unpack(header)
-            length = word & ~_DEFLATED
-            if not 0 < length <= MAX_RECORD or offset + _HEADER.size + length > end:
-                break
-            stored = file.read(length)
-            if len(stored) < length or zlib.crc32(stored) != crc:
-                break
-            payload = _payload(stored, word & _DEFLATED, path, offset)
-            offset += _HEADER.size + length
-            yield payload, offset
-        if offset < end:
-            if _good_record_after(file, offset, end):
-                raise JournalCorrupt(
-                    f"journal segment {path}: the record at offset {offset} is damaged and good records follow it; "
-                    "move the segment aside to replay past it (its frames after the damage are lost)"
-                )
-            if on_torn is not None:
-                on_torn(TornTail(path, offset, end - offset))
+            found = _record_at(file, offset, end)
+            if found is None:
+                resumed = _resync(file, offset, end)
+                if resumed is None:
+                    if on_torn is not None:
+                        on_torn(TornTail(path, offset, end - offset))
+                    return
+                damage = Damaged(path, offset, resumed - offset, _BAD_RECORD)
+            else:
+                word, stored = found
+                after = offset + _HEADER.size + len(stored)
+                try:
+                    payload = zlib.decompress(stored, -15) if word & _DEFLATED else stored
+                except zlib.error as error:  # its checksum held: written so, not damaged since; its length is sound
+                    damage = Damaged(path, offset, after - offset,
+                                     f"its checksum holds but it does not inflate: {error}")
+                else:
+                    offset = after
+                    yield payload, offset
+                    continue
+            if on_damaged is None:
+                raise JournalCorrupt(str(damage))
+            on_damaged(damage)
+            offset += damage.length
+            file.seek(offset)
 
 
-def _good_record_after(file: BinaryIO, bad: int, end: int) -> bool:
-    """Does a good record start anywhere after the bad one at `bad` (within RESYNC_BYTES)?"""
-    file.seek(bad + 1)
-    window = file.read(min(end - bad - 1, RESYNC_BYTES + _HEADER.size))
+def _record_at(file: BinaryIO, offset: int, end: int) -> tuple[int, bytes] | None:
+    """(length word, stored payload) of the record at `offset`, where `file` is; None unless it fits the segment
+    and its checksum holds."""
+    header = file.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        return None
+    word, crc = _HEADER.unpack(header)
+    if not _fits(word, offset, end):
+        return None
+    stored = file.read(word & ~_DEFLATED)
+    return (word, stored) if len(stored) == word & ~_DEFLATED and zlib.crc32(stored) == crc else None
+
+
+def _fits(word: int, offset: int, end: int) -> bool:
+    """Could a record with length word `word` start at `offset`, by its length alone?"""
+    length = word & ~_DEFLATED
+    return 0 < length <= MAX_RECORD and offset + _HEADER.size + length <= end
+
+
+def _resync(file: BinaryIO, bad: int, end: int) -> int | None:
+    """Where the first good record after the bad one at `bad` starts (the module docstring says how it is
+    found), or None: no good record follows within RESYNC_BYTES, and the rest is a torn tail."""
+    first = bad + 1
+    file.seek(first)
+    window = file.read(min(end - first, RESYNC_BYTES + _HEADER.size))
     for start in range(len(window) - _HEADER.size + 1):
-        word, crc = _HEADER.unpack_from(window, start)
-        length = word & ~_DEFLATED
-        stop = start + _HEADER.size + length
-        if not 0 < length <= MAX_RECORD or bad + 1 + stop > end:
+        word, _ = _HEADER.unpack_from(window, start)
+        candidate = first + start
+        after = candidate + _HEADER.size + (word & ~_DEFLATED)
+        # Cheap tests first: a length that fits the window, and a plausible header after it; checksums last.
+        if not _fits(word, candidate, min(end, first + len(window))):
             continue
-        if stop > len(window):
-            file.seek(bad + 1 + start + _HEADER.size)
-            payload = file.read(length)
-        else:
-            payload = window[start + _HEADER.size : stop]
-        if zlib.crc32(payload) == crc:
-            return True
-    return False
+        if after < end:
+            file.seek(after)
+            following = file.read(_HEADER.size)
+            if len(following) < _HEADER.size or not _fits(_HEADER.unpack(following)[0], after, end):
+                continue
+        file.seek(candidate)
+        if _record_at(file, candidate, end) is not None and (
+                after == end or _record_at(file, after, end) is not None):
+            return candidate
+    return None
 
 
 def read(
-    directory: Path, on_torn: Callable[[TornTail], None] | None = None, cursor: Cursor | None = None
+    directory: Path,
+    on_torn: Callable[[TornTail], None] | None = None,
+    cursor: Cursor | None = None,
+    on_damaged: Callable[[Damaged], None] | None = None,
 ) -> Iterator[bytes]:
     """Every journaled payload in append order (from `cursor`, which it advances).
 
     Torn tails go to `on_torn`; a damaged record with good ones after it
-    raises JournalCorrupt.
+    goes to `on_damaged` and is read past, or, with no `on_damaged`,
+    raises JournalCorrupt. A cursor passes damage with the good record
+    after it, so each reader reports a damage once.
     """
     cursor = cursor or Cursor()
     for epoch, index, path in _segments(directory):
         if (epoch, index) < cursor.segment:
             continue
         start = cursor.offset if (epoch, index) == cursor.segment else 0
-        for payload, after in _records(path, on_torn, start):
+        for payload, after in _records(path, on_torn, start, on_damaged):
             cursor.segment, cursor.offset = (epoch, index), after
             yield payload
 
@@ -398,6 +465,7 @@ def read_envelopes(
     after: dict[str, Position] | None = None,
     on_torn: Callable[[TornTail], None] | None = None,
     cursor: Cursor | None = None,
+    on_damaged: Callable[[Damaged], None] | None = None,
 ) -> Iterator[Envelope]:
     """Journaled frames past `after` (per stream; a missing stream means all of it), in append order.
 
@@ -406,7 +474,7 @@ def read_envelopes(
     with a `cursor`, what an earlier call read is not even opened again.
     """
     after = after or {}
-    for payload in read(directory, on_torn=on_torn, cursor=cursor):
+    for payload in read(directory, on_torn=on_torn, cursor=cursor, on_damaged=on_damaged):
         if after:
             head = _head(payload)
             if (head.epoch, head.seq) <= after.get(head.stream, (0, 0)):

@@ -190,9 +190,34 @@ def deployment_name(raw: str) -> str:
 
 
 def host_deployment() -> str:
-    """This host's name as a deployment name: unique per host, stable across restarts."""
+    """This host's name as a deployment name: unique per host, but not stable (a recreated container, a restored
+    snapshot), so only the first start's default; `kept_deployment` holds it from then on."""
     name = re.sub(r"[^a-z0-9._-]+", "-", socket.gethostname().lower()).strip("-._")[:63]
     return name or "streaming"
+
+
+def deployment_file(data_dir: Path) -> Path:
+    """Where a publisher's first start keeps the deployment's name (`common/identity.py` writes it)."""
+    return data_dir / "deployment"
+
+
+def kept_deployment(data_dir: Path) -> str | None:
+    """The name this data directory's streams, journals and offsets are keyed by, kept at its first start; None
+    before that. Checked as a setting is: a file that cannot be read, or holds no deployment name, is a
+    ConfigError naming it and what it accepts, never a silent new name."""
+    file = deployment_file(data_dir)
+    remedy = "it keeps the name this deployment first started under: write that name back, or set DEPLOYMENT"
+    try:
+        raw = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{file} cannot be read ({error}); accepted: a readable text file holding a deployment "
+                          f"name; {remedy}") from None
+    try:
+        return deployment_name(raw)
+    except Rejected as problem:
+        raise ConfigError(f"{file} holds {raw[:80]!r}, which {problem}; {remedy}") from None
 
 
 def parse_tickers(raw: str) -> tuple[str, ...]:
@@ -263,7 +288,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STREAM_REPLAY", "", "with STREAM_SOURCE=replay: the recording (STREAM_RECORD's file) ingest reads once, "
             "as fast as the pipeline takes it, instead of logging in anywhere", path),
     Setting("DEPLOYMENT", "", "names this deployment's streams, offsets and journals, so several (one per Schwab "
-            "login) can write into one database; unset: this host's name", deployment_name),
+            "login) can write into one database; unset: this host's name at the first start, kept in "
+            "DATA_DIR/deployment from then on", deployment_name),
     Setting("MIGRATE_DATABASE_URL", "", "the owner's URL for make migrate, if not DATABASE_URL (keep it here only "
             "while migrating)", secret=True),
     Setting("SCHWAB_TOKEN_PATH", "", "schwab-py's token file; unset: DATA_DIR/schwab_token.json", path),
@@ -569,8 +595,9 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(f"JOURNAL_MAX_BYTES={journal_max_bytes} is below twice JOURNAL_SEGMENT_BYTES "
                           f"({segment_bytes}): the segment being written is never deleted, so the cap could not hold; "
                           "accepted: at least twice JOURNAL_SEGMENT_BYTES")
+    kept = kept_deployment(data_dir)  # checked even when DEPLOYMENT is set: a damaged file is never passed over
     return Config(
-        deployment=read(env, "DEPLOYMENT") or host_deployment(),
+        deployment=read(env, "DEPLOYMENT") or kept or host_deployment(),
         tickers=tickers,
         database_url=database_url or embedded_database_url(var),
         embedded_database=not database_url,

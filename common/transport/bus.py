@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 import zmq
 
 from common.config import Config
+from common.identity import claim_epoch, keep_deployment
 from common.transport.messages import (
     Envelope,
     Heartbeat,
@@ -63,10 +64,14 @@ class Publisher:
     #: Nothing journaled here; a Tickerplant's journal says otherwise.
     journal_bytes = journal_errors = 0
 
-    def __init__(self, config: Config, name: str, context: zmq.Context | None = None):
+    def __init__(self, config: Config, name: str, context: zmq.Context | None = None,
+                 epoch_clock: Callable[[], int] = time.time_ns):
+        """`epoch_clock`: the wall clock (ns) this run's epoch starts from; what keys its frames, the deployment's
+        name and the epoch, is kept on disk before the first frame (`common/identity.py`)."""
         self.name = name
         self.deployment = config.deployment
-        self.sequencer = Sequencer(epoch=time.time_ns())
+        keep_deployment(config.data_dir, config.deployment)
+        self.sequencer = Sequencer(epoch=claim_epoch(config.data_dir, name, epoch_clock))
         self.heartbeat_interval = config.heartbeat_interval
         self._last_send = 0.0
         #: Heartbeat intervals the next idle heartbeat waits: 1 after a frame, doubling up to QUIET_BACKOFF.

@@ -1,9 +1,15 @@
 """Sequence numbers per stream: how a publisher numbers its frames, and the one judge of what arrived.
 
-Every frame carries (stream, epoch, seq). The epoch is its publisher's start
-time in ns; seq counts that stream's frames from 1 within the epoch, so
-positions `(epoch, seq)` order every frame a stream ever had. A consumer
-keeps, per stream, the position it has taken, and judges each frame:
+Every frame carries (stream, epoch, seq). The epoch numbers its publisher's
+runs: its start time in ns, or one more than the run before's when the
+clock reads no later than that (`next_epoch`); seq counts that stream's
+frames from 1 within the epoch, so positions `(epoch, seq)` order every
+frame a stream ever had. The clock alone would not do: stepped back across a
+restart (NTP at boot, a stale RTC), it would make every frame of the new run
+look already had, discarded live, skipped on replay, pruned, with no gap
+counted. `common/identity.py` keeps each publisher's last epoch on disk, so
+the rule holds across restarts. A consumer keeps, per stream, the position
+it has taken, and judges each frame:
 
 - `had`: at or before that position (a duplicate, or a replay of what it
   has): discard it;
@@ -30,6 +36,12 @@ from typing import Literal
 from common.transport.messages import Envelope, Heartbeat, Position
 
 Verdict = Literal["had", "next", "ahead"]
+
+
+def next_epoch(clock_ns: int, last: int | None) -> int:
+    """The epoch of a publisher's new run, from the clock's reading and the last run's epoch (None: no run
+    before it): always larger than the last, whatever the clock reads (the module's rule)."""
+    return clock_ns if last is None else max(clock_ns, last + 1)
 
 
 class Sequencer:

@@ -79,7 +79,7 @@ async def run(actor: Actor) -> None:
     control.subscribe("options", "option_subscription")
     repair = None if config.replays else bar_repair(actor)
     frames = FramePublisher(actor.publisher, actor.stats, actor.log, recorder=recorder,
-                            on_bar=None if repair is None else repair.seen)
+                            on_bar=None if repair is None else repair.seen, live=not config.replays)
     repairing = None if repair is None else asyncio.create_task(repair.run(lambda: actor.shutdown.requested))
     try:
         if config.replays:

@@ -17,9 +17,21 @@ What follows from it, said here once:
 - a window with no candles (no trades, or outside the sessions streamed)
   stores nothing; a candle no market has is refused at the edge
   (`common/feed/price_history.py`) and counted as rejected;
-- a fetch that fails is tried again with backoff; a window older than
-  MAX_AGE is not asked for (Schwab keeps about 48 days of minutes; older
-  history is `make backfill`'s);
+- a fetch that fails is tried again with backoff, up to MAX_ATTEMPTS times
+  in a row (about a quarter of an hour); then the gap is dropped, said in
+  an ERROR line naming its window, and counted (`gap_unrepaired`): its
+  minutes are `make backfill`'s. A window older than MAX_AGE is not asked
+  for (Schwab keeps about 48 days of minutes; older history is backfill's);
+- the task is supervised by its own loop: whatever a fetch raises, foreseen
+  (HTTP, token, a body Schwab should not send) or not (logged with its
+  traceback), costs an attempt at that gap, never the task, which goes on
+  with the queue;
+- its input is bounded: a gap that ends after the clock plus AHEAD_MS (the
+  latest a stream bar passes the edge) or does not end after it starts is
+  damage, from a journal or a kept file written before the edge refused such
+  frames; it is dropped when queued (`gap_implausible`), and a newest bar
+  that far ahead, read from the journal at start, is forgotten, so it cannot
+  blind gap detection for the ticker until it comes;
 - `bars_missing` counts the bars the market had in a window (the price
   history's candles) that the stream did not deliver, and `bars_repaired`
   those stored; a window of no trading (overnight, a weekend, a quiet
@@ -51,6 +63,8 @@ import httpx
 import msgspec
 from authlib.integrations.base_client.errors import OAuthError
 
+from common.durable import read_or_set_aside, write_durably
+from common.feed import edge
 from common.feed.price_history import PriceHistoryError, decode_history, history_bars
 from common.feed.streamer import Backoff
 from common.observe.stats import ActorStats
@@ -64,6 +78,13 @@ MAX_AGE_MS = 40 * 86_400_000
 PASSED = (1 << 63, 0)
 #: A fetch that failed is tried again after 1 s, doubling up to a minute.
 RETRY_FIRST, RETRY_MAX = 1.0, 60.0
+#: A gap whose fetch failed this many times in a row is dropped: waits of 1, 2, 4 … 60 s, about 14 minutes of trying.
+MAX_ATTEMPTS = 20
+#: The latest a stream bar can start, after the clock, and pass the edge: a frame at most FRAME_AHEAD after the
+#: clock, carrying a bar at most TIME_AHEAD after the frame.
+AHEAD_MS = edge.FRAME_AHEAD + edge.TIME_AHEAD
+#: What a fetch may raise that is foreseen (a warning); anything else is an ERROR, with its traceback.
+FORESEEN = (httpx.HTTPError, OAuthError, PriceHistoryError, OSError)
 
 
 @dataclass(frozen=True)
@@ -135,22 +156,11 @@ class PendingGaps:
         self.log = logger
 
     def load(self) -> list[BarGap]:
-        try:
-            return self._decode.decode(self.path.read_bytes())
-        except FileNotFoundError:
-            return []
-        except msgspec.DecodeError as error:
-            aside = self.path.with_name(self.path.name + ".unreadable")
-            self.log.error("gaps waiting for repair unreadable; set aside, their minutes are not repaired",
-                           extra={"path": str(self.path), "aside": str(aside), "reason": str(error)})
-            self.path.replace(aside)
-            return []
+        return read_or_set_aside(self.path, self._decode.decode) or []
 
     def save(self, gaps: deque[BarGap]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        written = self.path.with_name(self.path.name + ".tmp")
-        written.write_bytes(msgspec.json.encode(list(gaps)))
-        os.replace(written, self.path)
+        write_durably(self.path, msgspec.json.encode(list(gaps)))
 
 
 def utc(ms: int) -> datetime.datetime:
@@ -162,8 +172,8 @@ class BarRepair:
 
     `connect` makes the Schwab REST client (schwab-py's AsyncClient), when
     first needed; `send` publishes records of a kind (the tickerplant's:
-    journaled, then sent); `now_ms` is the wall clock, for MAX_AGE; `kept`
-    holds the queue across restarts (None: in memory only).
+    journaled, then sent); `now_ms` is the wall clock, for MAX_AGE and
+    AHEAD_MS; `kept` holds the queue across restarts (None: in memory only).
     """
 
     def __init__(self, gaps: BarGaps, connect: Callable[[], Any], send: Callable[[str, list], int],
@@ -183,10 +193,26 @@ class BarRepair:
         self.queued = asyncio.Event()
         self.backoff = Backoff(RETRY_FIRST, RETRY_MAX)
         self.retry_at = 0.0
-        for gap in kept.load() if kept is not None else ():
+        #: Failed fetches of the gap at the head of the queue, in a row.
+        self.failures = 0
+        self._forget_future_bars()
+        loaded = kept.load() if kept is not None else []
+        for gap in loaded:
             self.queue(gap)
         if self.pending:
             self.log.info("gaps an earlier run found, queued for repair", extra={"gaps": len(self.pending)})
+        if len(self.pending) != len(loaded):
+            self._keep()  # what was dropped stays dropped
+
+    def _forget_future_bars(self) -> None:
+        """A newest bar later than any the edge lets through (read from an old journal) would hide every gap
+        until it came: forgotten, so the ticker's next bar starts afresh."""
+        latest = self.now_ms() + AHEAD_MS
+        for symbol, start_ms in list(self.gaps.newest.items()):
+            if start_ms > latest:
+                del self.gaps.newest[symbol]
+                self.log.warning("newest stream bar in the journal starts in the future; forgotten, so it hides "
+                                 "no gap", extra={"ticker": symbol, "start": edge.when(start_ms)})
 
     def seen(self, bar: MinuteBar) -> None:
         """Every bar ingest publishes passes here; a gap it shows is queued."""
@@ -195,11 +221,17 @@ class BarRepair:
             self.queue(gap)
 
     def queue(self, gap: BarGap) -> None:
-        if gap.after_ms < self.now_ms() - MAX_AGE_MS:
+        now = self.now_ms()
+        if not gap.after_ms < gap.before_ms <= now + AHEAD_MS:
+            self.stats.rejected("gap_implausible")
+            self.log.error("gap no stream could have missed dropped: it ends in the future or before it starts",
+                           extra={"ticker": gap.symbol, "after": edge.when(gap.after_ms),
+                                  "before": edge.when(gap.before_ms), "now": edge.when(now)})
+            return
+        if gap.after_ms < now - MAX_AGE_MS:
             self.log.warning("bars missing from too long ago to repair; `make backfill` loads them",
-                             extra={"ticker": gap.symbol, "after": utc(gap.after_ms).isoformat(),
-                                    "before": utc(gap.before_ms).isoformat(),
-                                    "minutes": gap.minutes(self.gaps.bar_ms)})
+                             extra={"ticker": gap.symbol, "after": edge.when(gap.after_ms),
+                                    "before": edge.when(gap.before_ms), "minutes": gap.minutes(self.gaps.bar_ms)})
             return
         self.pending.append(gap)
         self._keep()
@@ -216,7 +248,7 @@ class BarRepair:
 
     async def run(self, stopping: Callable[[], bool]) -> None:
         """Repair queued gaps until `stopping`; with none queued it waits for one (the caller cancels it
-        on stop), after a failure for the backoff."""
+        on stop), after a failure for the backoff. Nothing a fetch raises ends it."""
         while not stopping():
             if not self.pending:
                 self.queued.clear()
@@ -228,16 +260,37 @@ class BarRepair:
             gap = self.pending[0]
             try:
                 await self.repair(gap)
-            except (httpx.HTTPError, OAuthError, PriceHistoryError, OSError) as error:
-                delay = self.backoff.next()
-                self.retry_at = time.monotonic() + delay
-                self.client = None  # a refused token or a broken session: the next try starts afresh
-                self.log.warning("bar repair failed; trying again", extra={
-                    "ticker": gap.symbol, "reason": str(error)[:300] or repr(error), "retry_in_s": round(delay, 2)})
+            except Exception as error:  # supervised here: any failure costs an attempt at this gap, never the task
+                self._failed(gap, error)
                 continue
-            self.pending.popleft()
-            self._keep()
-            self.backoff.reset()
+            self._next()
+
+    def _failed(self, gap: BarGap, error: Exception) -> None:
+        """One more failed fetch of `gap`: tried again after the backoff, or dropped after MAX_ATTEMPTS."""
+        self.failures += 1
+        self.client = None  # a refused token or a broken session: the next try starts afresh
+        reason = str(error)[:300] or repr(error)
+        if self.failures >= MAX_ATTEMPTS:
+            self.stats.rejected("gap_unrepaired")
+            self.log.error("bar repair gave up on a gap; `make backfill` loads its minutes", extra={
+                "ticker": gap.symbol, "after": edge.when(gap.after_ms), "before": edge.when(gap.before_ms),
+                "minutes": gap.minutes(self.gaps.bar_ms), "attempts": self.failures, "reason": reason})
+            self._next()
+            return
+        delay = self.backoff.next()
+        self.retry_at = time.monotonic() + delay
+        foreseen = isinstance(error, FORESEEN)
+        self.log.log(logging.WARNING if foreseen else logging.ERROR, "bar repair failed; trying again",
+                     exc_info=None if foreseen else error, extra={
+                         "ticker": gap.symbol, "reason": reason, "attempt": self.failures,
+                         "retry_in_s": round(delay, 2)})
+
+    def _next(self) -> None:
+        """The gap at the head is done with, repaired or given up: on to the next, afresh."""
+        self.pending.popleft()
+        self._keep()
+        self.backoff.reset()
+        self.failures = 0
 
     async def repair(self, gap: BarGap) -> None:
         """One gap's window asked of the price history; its good candles published as repaired bars."""
@@ -256,6 +309,6 @@ class BarRepair:
             self.stats.records_out += len(found.bars)
             self.stats.bars_repaired += len(found.bars)
         self.log.info("bars repaired", extra={
-            "ticker": gap.symbol, "after": utc(gap.after_ms).isoformat(), "before": utc(gap.before_ms).isoformat(),
+            "ticker": gap.symbol, "after": edge.when(gap.after_ms), "before": edge.when(gap.before_ms),
             "minutes": gap.minutes(self.gaps.bar_ms), "missing": len(found.bars) + len(found.rejected),
             "repaired": len(found.bars), "rejected": len(found.rejected)})

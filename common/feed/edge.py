@@ -7,7 +7,22 @@ keeps the rest of the message: responses, notifications, heartbeats.
 
 Every item is checked on its own, and a bad one becomes a `Rejection` (its
 service, key, reason and an excerpt) without costing the other items of its
-message. What is checked:
+message; so does an item whose check fails in a way nobody foresaw
+(`item_failed`): nothing an item holds escapes to drop the connection.
+
+Each entry's own timestamp is checked first against the receive clock, since
+every item time is checked against it: a frame stamped in year 9892 would
+otherwise vouch for items of year 9892 (an indicator that takes the session as
+closed, a bar gap that never ends). An entry stamped more than `FRAME_AHEAD`
+after the clock is refused whole (`frame_in_future`): Schwab stamps a frame as
+it sends it, and five minutes is more than any clock error NTP leaves, so what
+lies beyond is damage, or this host's clock is behind (the log line says so).
+A live entry (a Schwab connection) stamped more than `FRAME_BEHIND` before the
+clock is refused too (`frame_too_old`): no socket holds a frame for a day. A
+replay is not live: a recording is as old as it is, and only a frame after
+the clock is refused in it.
+
+What is checked of the items:
 
 - the key is a plausible symbol: 1-15 of `A-Z 0-9 . / $ -` starting with a
   letter, digit, `$` or `/` (`BRK.B`, `/ES`, `$SPX`) for equities and charts;
@@ -18,9 +33,14 @@ message. What is checked:
 - prices are finite, above zero and below `PRICE_CEILING`; a bid, ask, last
   or mark of 0 means "no quote" (None), not a price; Schwab's -999 for a
   greek or a volatility it could not compute means None too;
-- sizes, volumes and open interest are not negative; times are positive and
-  within `TIME_BEHIND` before to `TIME_AHEAD` after the frame's own timestamp;
-- a bar's high is not below its low, nor its open or close outside them.
+- sizes, volumes, open interest and a bar's sequence are from 0 to
+  `VOLUME_CEILING` (`size_invalid` below, `size_implausible` above): more
+  than any symbol has ever traded in a day, and within the 64-bit integers
+  the bus and the tables carry (msgspec reads a JSON integer of any size);
+- times are within `TIME_BEHIND` before to `TIME_AHEAD` after the frame's own
+  timestamp;
+- a bar's high is not below its low, nor its open or close outside them;
+- an option's key is an OSI symbol with a strike above 0, its expiry a date.
 
 What the merge (`common/feed/levelone.py`) completes from elsewhere is its own
 business: this module only says what an item carries.
@@ -33,7 +53,7 @@ import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Any
 
 import msgspec
@@ -51,6 +71,13 @@ PRICE_CEILING = 10_000_000.0
 TIME_BEHIND = 14 * 86_400_000
 #: Or this far after it: clocks differ by milliseconds, not minutes.
 TIME_AHEAD = 300_000
+#: A frame stamped this far after the receive clock is damage (or this host's clock is behind): see above.
+FRAME_AHEAD = 300_000
+#: A live frame stamped this far before the receive clock is damage: no socket holds a frame for a day.
+FRAME_BEHIND = 86_400_000
+#: Shares (or contracts) no count can reach: the busiest symbols trade billions in a day, the whole US market
+#: some tens of billions; far below the 2**63 a bus frame or a bigint column holds.
+VOLUME_CEILING = 1_000_000_000_000
 #: Schwab's placeholder for a greek or volatility it could not compute.
 NOT_COMPUTED = -999.0
 EXCERPT = 200
@@ -205,12 +232,16 @@ _items = {kind: msgspec.json.Decoder(kind) for kind in ITEM_TYPES.values()}
 _key_only = msgspec.json.Decoder(dict)
 
 
-def decode(data: msgspec.Raw | list[Any], services: frozenset[str] = frozenset(ITEM_TYPES)) -> Decoded:
+def decode(data: msgspec.Raw | list[Any], services: frozenset[str] = frozenset(ITEM_TYPES),
+           received_ms: int | None = None, live: bool = False) -> Decoded:
     """A message's `data`: each entry's checked updates, and each item that failed, with why.
 
     `data` is the raw JSON list as received, or, for a message only a lenient
     parser could read (Schwab writing `NaN` where JSON has no such thing), the
-    list that parser made: its items are checked exactly alike.
+    list that parser made: its items are checked exactly alike. `received_ms`
+    is the receive clock (epoch ms) each entry's timestamp is held to, `live`
+    whether it came from a Schwab connection rather than a recording; without
+    a clock (a test of the items alone) a timestamp need only be positive.
     """
     decoded = Decoded()
     try:
@@ -228,9 +259,9 @@ def decode(data: msgspec.Raw | list[Any], services: frozenset[str] = frozenset(I
             decoded.rejections.append(Rejection(entry.service, "", "service_not_subscribed",
                                                 f"data for {entry.service!r}, which nobody subscribed", excerpt(raw)))
             continue
-        if entry.timestamp <= 0:
-            decoded.rejections.append(Rejection(entry.service, "", "frame_time", f"frame timestamp {entry.timestamp}",
-                                                excerpt(raw)))
+        refused = frame_time_refused(entry.timestamp, received_ms, live)
+        if refused is not None:
+            decoded.rejections.append(Rejection(entry.service, "", *refused, excerpt(raw)))
             continue
         checked = Entry(entry.service, entry.timestamp)
         kind = ITEM_TYPES[entry.service]
@@ -245,8 +276,38 @@ def decode(data: msgspec.Raw | list[Any], services: frozenset[str] = frozenset(I
             except Invalid as error:
                 decoded.rejections.append(Rejection(entry.service, key_of(item), error.reason, str(error),
                                                     excerpt(item)))
+            except Exception as error:  # what nobody foresaw costs its item, never the message or the connection
+                decoded.rejections.append(Rejection(entry.service, key_of(item), "item_failed", repr(error),
+                                                    excerpt(item)))
         decoded.entries.append(checked)
     return decoded
+
+
+def frame_time_refused(frame_ms: int, received_ms: int | None, live: bool) -> tuple[str, str] | None:
+    """Why an entry's own timestamp cannot vouch for its items' times (reason, detail), or None when it can."""
+    if frame_ms <= 0:
+        return "frame_time", f"frame timestamp {frame_ms}"
+    if received_ms is None:
+        return None
+    if frame_ms > received_ms + FRAME_AHEAD:
+        return "frame_in_future", (
+            f"frame timestamp {when(frame_ms)} is {(frame_ms - received_ms) / 60_000:.0f} minutes ahead of this "
+            f"host's clock ({when(received_ms)}), more than {FRAME_AHEAD // 60_000}: a damaged frame, or, if every "
+            f"frame says so, this host's clock is behind")
+    if live and frame_ms < received_ms - FRAME_BEHIND:
+        return "frame_too_old", (
+            f"live frame timestamp {when(frame_ms)} is {(received_ms - frame_ms) / 3_600_000:.0f} hours behind this "
+            f"host's clock ({when(received_ms)}), more than {FRAME_BEHIND // 3_600_000}: a damaged frame, or, if "
+            f"every frame says so, this host's clock is ahead")
+    return None
+
+
+def when(ms: int) -> str:
+    """An epoch-ms time for a log line: UTC ISO 8601, or the number itself where no calendar holds it."""
+    try:
+        return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat()
+    except (OverflowError, OSError, ValueError):
+        return f"{ms} ms after 1970"
 
 
 def check(update: Update, frame_ms: int) -> Update:
@@ -292,8 +353,8 @@ def _check_option(update: OptionUpdate, frame_ms: int) -> None:
     if UNSET not in expiry:
         try:
             date(*expiry)
-        except (TypeError, ValueError):
-            raise Invalid("contract_terms", f"expiration {expiry} is not a date") from None
+        except (TypeError, ValueError, OverflowError):
+            raise Invalid("contract_terms", f"expiration {str(expiry)[:80]} is not a date") from None
 
 
 def _check_bar(bar: ChartItem, frame_ms: int) -> None:
@@ -304,6 +365,9 @@ def _check_bar(bar: ChartItem, frame_ms: int) -> None:
         raise Invalid("bar_inconsistent", f"open {bar.open}, high {bar.high}, low {bar.low}, close {bar.close}")
     if not math.isfinite(bar.volume) or bar.volume < 0:
         raise Invalid("size_invalid", f"volume is {bar.volume}")
+    if bar.volume > VOLUME_CEILING:
+        raise Invalid("size_implausible", f"volume is {bar.volume:g}, above {VOLUME_CEILING:g}")
+    _counts(bar, ("sequence",))
     _times(bar, ("start_ms",), frame_ms)
 
 
@@ -330,8 +394,12 @@ def _quote(value: float | None | UnsetType, name: str) -> float | None | UnsetTy
 def _counts(update: Update, names: tuple[str, ...]) -> None:
     for name in names:
         value = getattr(update, name)
-        if value is not UNSET and value is not None and value < 0:
+        if value is UNSET or value is None:
+            continue
+        if value < 0:
             raise Invalid("size_invalid", f"{name} is {value}")
+        if value > VOLUME_CEILING:
+            raise Invalid("size_implausible", f"{name} is {str(value)[:30]}, above {VOLUME_CEILING:g}")
 
 
 def _times(update: Update, names: tuple[str, ...], frame_ms: int) -> None:

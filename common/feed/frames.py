@@ -4,7 +4,14 @@ Each message's `data` is decoded and checked at the edge (`common/feed/edge.py`)
 and merged per key (`common/feed/levelone.py`); its records wait in a frame
 per kind (trade, quote, bar, option) until the burst ends (`flush`) or they
 are COALESCE_RECORDS. A rejected item costs only itself: it is counted by
-reason and logged at most once a minute per symbol and reason.
+reason and logged at most once a minute per symbol and reason. An item whose
+merge fails in a way nobody foresaw is counted alike (`item_failed`, logged
+with its traceback): no item's failure escapes to drop the connection.
+
+The receive clock is injected: each message is stamped with it, and a live
+publisher (ingest's Schwab connection) holds every frame's own timestamp to it
+(`edge.FRAME_AHEAD`, `edge.FRAME_BEHIND`); a replay's publisher is not live,
+so a recording of any age replays alike.
 """
 
 from __future__ import annotations
@@ -42,17 +49,22 @@ class FramePublisher:
     it never costs the other items of its message, nor the connection. With
     a `recorder`, each message's data is recorded as received, before it is
     decoded; with `on_bar`, every bar is shown to it as it is made (the
-    repair of missed minutes: `common/feed/bar_repair.py`).
+    repair of missed minutes: `common/feed/bar_repair.py`). `clock` is the
+    receive clock (epoch ns); a `live` publisher holds each frame's own
+    timestamp to it, as ingest's Schwab connection does and a replay does not.
     """
 
     def __init__(self, publisher: Publisher, stats: ActorStats, logger: logging.Logger,
-                 recorder: Recorder | None = None, on_bar: Callable[[MinuteBar], None] | None = None):
+                 recorder: Recorder | None = None, on_bar: Callable[[MinuteBar], None] | None = None,
+                 live: bool = False, clock: Callable[[], int] = time.time_ns):
         self.publisher = publisher
         self.stats = stats
         self.logger = logger
         self.limiter = LogLimiter()
         self.recorder = recorder
         self.on_bar = on_bar
+        self.live = live
+        self.clock = clock
         self.pending: dict[str, list[Any]] = {"trade": [], "quote": [], "bar": [], "option": []}
         self.reset()
 
@@ -74,10 +86,10 @@ class FramePublisher:
         return sent
 
     def on_data(self, data: msgspec.Raw | list[Any]) -> None:
-        started, received = time.perf_counter_ns(), time.time_ns()
+        started, received = time.perf_counter_ns(), self.clock()
         if self.recorder is not None:
             self.recorder.write(data)
-        decoded = edge.decode(data, SERVICES)
+        decoded = edge.decode(data, SERVICES, received // 1_000_000, self.live)
         out = self.pending
         items = len(decoded.rejections)
         for entry in decoded.entries:
@@ -87,6 +99,8 @@ class FramePublisher:
                     self._merge(update, entry.frame_ms, received, out)
                 except Incomplete as error:
                     self.reject(Rejection(entry.service, update.key, error.reason, str(error), ""))
+                except Exception as error:  # what nobody foresaw costs its item, never the connection
+                    self.reject(Rejection(entry.service, update.key, "item_failed", repr(error), ""), error)
         for rejection in decoded.rejections:
             self.reject(rejection)
         if sum(map(len, out.values())) >= COALESCE_RECORDS:
@@ -105,13 +119,15 @@ class FramePublisher:
             out["option"].append(self.options.merge(update, frame_ms, received))
         else:
             bar = bar_record(update, received)
-            out["bar"].append(bar)
             if self.on_bar is not None:
                 self.on_bar(bar)
+            out["bar"].append(bar)
 
-    def reject(self, rejection: Rejection) -> None:
+    def reject(self, rejection: Rejection, error: Exception | None = None) -> None:
+        """Count `rejection`; log it, with the traceback of an unforeseen `error`, at most once a minute per key
+        and reason."""
         self.stats.rejected(rejection.reason)
         if self.limiter.allow(rejection.key, rejection.reason, time.monotonic()):
-            self.logger.error("content item rejected", extra={
+            self.logger.error("content item rejected", exc_info=error, extra={
                 "service": rejection.service, "key": rejection.key, "reason": rejection.reason,
                 "detail": rejection.detail[:300], "item": rejection.excerpt})

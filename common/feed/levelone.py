@@ -12,13 +12,26 @@ snapshot of a key is state, not a trade: its volume happened before we looked.
 A cumulative volume that shrinks on a later New York day restarted with
 the day: its new value is that day's first trades. One that shrinks within
 the same day is Schwab correcting its count: no trade is invented, the new
-value is the baseline, and the update is counted as `volume_shrank`.
+value is the baseline, and the update is counted as `volume_shrank`. One that
+grows by more than MAX_VOLUME_JUMP in one update is damage, not trading: no
+trade is made of it (`volume_jump`), and the new value is the baseline, so a
+damaged count is corrected by Schwab's next (a `volume_shrank`) and a real one
+goes on; either way the key is never stuck refusing.
 
 What an update leaves out is completed only where that is honest: a trade
 without a trade time of its own, or a quote without a quote time, takes the
 frame's timestamp; an option's contract type, strike, expiry and underlying
 come from its key (the OSI symbol carries all four) until Schwab sends them.
-A trade before any last price is known cannot be completed: `no_price`.
+A trade before any last price is known cannot be completed: `no_price`;
+the baseline then stays where it was, so the shares wait for the first
+priced update, which takes them all. A last price of 0 (the edge's None) is
+Schwab having no price to give, not a trade at none: the last known price
+stays, and the next growth is priced by it.
+
+A time no calendar holds (past year 9999) cannot be given a New York day:
+`NewYorkDay` refuses it as `time_out_of_range`, an Incomplete like the others,
+never an error that escapes (the edge refuses such frames before; this is the
+merge's own guard).
 """
 
 from __future__ import annotations
@@ -34,6 +47,9 @@ from common.feed.edge import ChartItem, EquityUpdate, OptionUpdate
 from common.transport.messages import EquityQuote, EquityTrade, MinuteBar, OptionQuote
 
 NEW_YORK = ZoneInfo("America/New_York")
+#: More shares than one update of one symbol carries: Schwab sends an update a second or so, and the largest
+#: prints (closing crosses on index-inclusion days) are a few hundred million shares.
+MAX_VOLUME_JUMP = 1_000_000_000
 
 
 class Incomplete(ValueError):
@@ -52,12 +68,16 @@ class NewYorkDay:
         self.day = 0
 
     def __call__(self, ms: int) -> int:
+        """`ms`'s day, as a proleptic ordinal; Incomplete (`time_out_of_range`) for a time no calendar holds."""
         if not self.start_ms <= ms < self.end_ms:
-            local = datetime.fromtimestamp(ms / 1000, NEW_YORK).date()
-            midnight = datetime(local.year, local.month, local.day, tzinfo=NEW_YORK)
-            self.start_ms = int(midnight.timestamp() * 1000)
-            self.end_ms = int((midnight + timedelta(days=1)).timestamp() * 1000)
-            self.day = local.toordinal()
+            try:
+                local = datetime.fromtimestamp(ms / 1000, NEW_YORK).date()
+                midnight = datetime(local.year, local.month, local.day, tzinfo=NEW_YORK)
+                start_ms = int(midnight.timestamp() * 1000)
+                end_ms = int((midnight + timedelta(days=1)).timestamp() * 1000)
+            except (OverflowError, OSError, ValueError):
+                raise Incomplete("time_out_of_range", f"time {ms} ms after 1970 is in no calendar") from None
+            self.start_ms, self.end_ms, self.day = start_ms, end_ms, local.toordinal()
         return self.day
 
 
@@ -115,7 +135,7 @@ class EquityBook:
             state.bid = update.bid
         if update.ask is not UNSET:
             state.ask = update.ask
-        if update.last is not UNSET:
+        if update.last is not UNSET and update.last is not None:
             state.last = update.last
         if update.bid_size is not UNSET:
             state.bid_size = update.bid_size
@@ -131,18 +151,26 @@ class EquityBook:
         if update.total_volume is UNSET:
             return None, quote
         volume, day = update.total_volume, self.day(frame_ms)
-        state.total_volume, new_day, state.volume_day = volume, day != state.volume_day, day
+        new_day = day != state.volume_day
         if first or before is None or volume == before:
+            state.total_volume, state.volume_day = volume, day
             return None, quote
         if volume < before and not new_day:
+            state.total_volume, state.volume_day = volume, day
             raise Incomplete("volume_shrank", f"{update.key}: day volume went from {before} to {volume} within a day")
+        size = volume - before if volume > before else volume
+        if size > MAX_VOLUME_JUMP:
+            state.total_volume, state.volume_day = volume, day
+            raise Incomplete("volume_jump", f"{update.key}: day volume went from {before} to {volume}, "
+                                            f"more than {MAX_VOLUME_JUMP:,} shares in one update")
         if state.last is None:
             raise Incomplete("no_price", f"{update.key}: volume grew before any last price was known")
+        state.total_volume, state.volume_day = volume, day
         trade = EquityTrade(
             symbol=update.key,
             trade_time_ms=frame_ms if update.trade_time is UNSET else update.trade_time,
             price=state.last,
-            size=volume - before if volume > before else volume,
+            size=size,
             day_volume=volume,
             last_size=state.last_size,
             bid=state.bid,

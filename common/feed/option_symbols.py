@@ -1,7 +1,8 @@
 """Schwab option symbols: `SPY   251021C00580000` (pure).
 
 The underlying left-justified to 6 characters, the expiration as YYMMDD, C or
-P, and the strike times 1000 in 8 digits. Written here rather than through
+P, and the strike times 1000 in 8 digits; a strike of 0 is no contract (no
+exchange lists one), so a key carrying it is refused like any malformed one. Written here rather than through
 `schwab.orders.options.OptionSymbol`, whose parser returns the strike as a
 string and rejects nothing about the layout.
 """
@@ -36,6 +37,8 @@ def parse(symbol: str) -> OptionContract:
     if not match or len(symbol) != 21:
         raise ValueError(f"{symbol!r} is not a Schwab option symbol (e.g. 'SPY   251021C00580000')")
     underlying, yymmdd, put_call, strike = match.groups()
+    if int(strike) == 0:
+        raise ValueError(f"{symbol!r} has a strike of 0, which no option has")
     expiration = date(2000 + int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:]))
     return OptionContract(underlying, expiration, put_call, int(strike) / 1000.0)
 

@@ -18,8 +18,10 @@ set `STREAM_RECORD` only while recording. Appends are buffered and flushed
 every `FLUSH_EVERY` and on close; a process killed mid-line leaves a torn last
 line, which `Recorder` trims before appending and `lines` skips (counted as
 `Played.torn`). Edge checks of item times are relative to each frame's own
-timestamp (`common/feed/edge.py`, `TIME_BEHIND`), never to the clock, so a
-recording replays alike however old it is. A recording marks no reconnect:
+timestamp (`common/feed/edge.py`, `TIME_BEHIND`), and a replayed frame is
+never refused for its age (a live one is, far from the receive clock), so a
+recording replays alike however old it is; only a frame stamped after the
+clock is refused. A recording marks no reconnect:
 live ingest starts each connection's books afresh, a replay merges straight
 on, so records may differ at such a seam.
 

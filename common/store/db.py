@@ -265,7 +265,7 @@ EQUITY_QUOTES = TableSpec(
         ("ask_size", "ask_size"),
         ("received_at", _NS.format("received_ns")),
     ),
-    conflict=(),
+    conflict=("ticker", "timestamp", "bid", "ask", "bid_size", "ask_size"),
 )
 
 _STAGE = "stage_rows"

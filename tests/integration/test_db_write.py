@@ -138,10 +138,13 @@ def test_a_bar_is_stored_once_per_minute_and_a_revised_bar_replaces_it(conn):
     assert fetch(conn, "SELECT count(*) FROM equity_bars") == [(2,)]
 
 
-def test_quotes_are_stored_as_they_come_even_twice_in_one_millisecond(conn):
-    """No unique key: the writer's offsets keep a replay out, so two quote changes in one millisecond are two rows."""
+def test_quotes_are_stored_as_they_come_and_a_replayed_quote_once(conn):
+    """Two quote changes in one millisecond are two rows; the same quote again (a replay: a new epoch, which the
+    writer's offsets cannot keep out) is skipped, a side without a price included (030)."""
     assert db.write_batches(conn, {"equity_quotes": rows(quote(), quote(bid_size=5), quote(bid=None))}) == {
         "equity_quotes": 3}
+    assert db.write_batches(conn, {"equity_quotes": rows(quote(), quote(bid_size=5), quote(bid=None))}) == {
+        "equity_quotes": 0}, "replayed: stored once"
     assert fetch(conn, "SELECT ticker, (extract(epoch FROM timestamp) * 1000)::bigint, bid, ask, bid_size, ask_size"
                        " FROM equity_quotes ORDER BY id") == [
         ("SPY", NOW_MS, Decimal("417.080000"), Decimal("417.100000"), 3, 4),

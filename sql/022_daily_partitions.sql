@@ -30,19 +30,25 @@
 --              goes whole, so up to a day more than `retention_days` stays.
 --              The bars are still kept (017).
 --
--- Upgrading: a table still unpartitioned is converted in place, in this
--- migration's one transaction: renamed aside, a partitioned table made
--- LIKE it (columns, defaults, identity), a partition created for every day
--- its rows have, every row copied with its id, then its keys, checks and
--- indexes, grants, RLS, policies and publications put back as they were
--- (read from the catalog, not restated here); the primary key becomes
--- (id, timestamp), as a partitioned table's keys must hold the partition
--- column. The statistics view depends on equity_data: it is made again from
--- its own definition. Needs free space for one more copy of the largest
--- table while it runs (on a nearly full free tier, run the retention first),
--- and holds the tables locked: run it when the market is closed. A view of
--- your own on one of these tables stops it before it changes anything, with
--- an error naming the views: drop them, migrate, make them again.
+-- Upgrading: a table still unpartitioned is converted in place, in steps
+-- of their own transactions (partition_upgrade_step(), below): renamed
+-- aside, a partitioned table made LIKE it (columns, defaults, identity) with
+-- its keys, checks and indexes, grants, RLS, policies and publications as
+-- they were (read from the catalog, not restated here; the primary key
+-- becomes (id, timestamp), as a partitioned table's keys must hold the
+-- partition column), then a partition for each day its rows have and the
+-- rows, ids and all, 14 days a step, then the old table dropped. The
+-- statistics view depends on equity_data: it is made again from its own
+-- definition. Needs free space for one more copy of the largest table while
+-- it runs (on a nearly full free tier, run the retention first); stop the
+-- writer and run it when the market is closed. What it would not carry over
+-- (a view, a trigger or a foreign key of your own, a REPLICA IDENTITY or
+-- storage parameters set on these tables) stops it before it changes
+-- anything, with an error naming each: save, drop or reset, migrate, make
+-- again. Revised after release only in how it works (it ran out of the
+-- shared lock table on six months of history in one transaction): a
+-- database that applied it before has what this leaves
+-- (common/store/migrate.py, REVISED).
 --
 -- Idempotent (a table already partitioned is left alone); runs unchanged on
 -- Supabase and on plain PostgreSQL 15+.
@@ -120,147 +126,278 @@ REVOKE ALL ON FUNCTION public.create_partitions(date, date, text)
     FROM PUBLIC, anon, authenticated, service_role, streaming_writer;
 GRANT EXECUTE ON FUNCTION public.create_partitions(date, date, text) TO service_role, streaming_writer;
 
--- The upgrade of tables made before this migration, one at a time.
-DO $$
+-- The upgrade of tables made before this migration, in steps, each its own
+-- transaction: `make migrate` (common/store/migrate.py, STEPS) calls
+-- partition_upgrade_step() until it returns false, and records 022 only
+-- then. A year of history is about 2,500 partitions at about nine locks
+-- each; one transaction for all of them ran out of the shared lock table
+-- (64 locks per connection) at about six months. A step holds at most
+-- UPGRADE_DAYS days' partitions of one table. Per table:
+--
+--   start   (one step) what makes the table what it is is read from the
+--           catalog; it is renamed aside (`<table>_unpartitioned`), a
+--           partitioned table made LIKE it with its keys (the primary key
+--           becomes (id, timestamp)), checks, indexes, grants, RLS, policies
+--           and publications, so each partition made later has them; the
+--           statistics view (on equity_data) is kept aside in the state.
+--   copy    (a step per UPGRADE_DAYS days that have rows) their partitions
+--           made and their rows copied, ids and all.
+--   finish  (one step) the old table dropped, the id sequence named and set
+--           as it was, the statistics view made again.
+--
+-- partition_upgrade holds where each table is, so a run stopped half-way
+-- (a lock it could not have within 10 s, a lost connection) goes on from
+-- there the next time. While a table is being copied its newer rows are not
+-- all there yet: stop the writer while migrating (`make deploy` and the
+-- entry points do).
+--
+-- Before anything changes, what the upgrade would not carry over stops it,
+-- named: a view of your own on these tables, a trigger of your own, a
+-- REPLICA IDENTITY other than the default (Realtime users set FULL for old
+-- values), storage parameters (reloptions), and a foreign key to or from
+-- one of them.
+CREATE TABLE IF NOT EXISTS public.partition_upgrade (
+    table_name   text PRIMARY KEY,
+    next_day     date,
+    last_id      bigint,
+    id_called    boolean,
+    keep_view    text,
+    view_indexes text[],
+    view_grants  text[]
+);
+ALTER TABLE public.partition_upgrade ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE public.partition_upgrade FROM PUBLIC, anon, authenticated, service_role;
+
+-- What the upgrade would lose, one line each; NULL when nothing.
+CREATE OR REPLACE FUNCTION public.partition_upgrade_obstacles()
+RETURNS text
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH old AS (
+        SELECT c.oid FROM unnest(public.partitioned_tables()) AS name
+        JOIN pg_catalog.pg_class c ON c.oid = to_regclass(format('public.%I', name))
+        WHERE c.relkind = 'r'
+    ), found AS (
+        SELECT format('view %s (on %s)', v.oid::regclass, d.refobjid::regclass) AS what
+        FROM pg_catalog.pg_depend d
+        JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
+        JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
+        WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
+          AND d.refobjid IN (SELECT oid FROM old) AND v.oid <> d.refobjid
+          AND v.oid IS DISTINCT FROM to_regclass('public.equity_data_stats')
+        UNION
+        SELECT format('trigger %s on %s', t.tgname, t.tgrelid::regclass)
+        FROM pg_catalog.pg_trigger t WHERE t.tgrelid IN (SELECT oid FROM old) AND NOT t.tgisinternal
+        UNION
+        SELECT format('REPLICA IDENTITY %s on %s',
+                      CASE c.relreplident WHEN 'f' THEN 'FULL' WHEN 'n' THEN 'NOTHING' ELSE 'USING INDEX' END, c.oid::regclass)
+        FROM pg_catalog.pg_class c WHERE c.oid IN (SELECT oid FROM old) AND c.relreplident <> 'd'
+        UNION
+        SELECT format('storage parameters (%s) on %s', array_to_string(c.reloptions, ', '), c.oid::regclass)
+        FROM pg_catalog.pg_class c WHERE c.oid IN (SELECT oid FROM old) AND c.reloptions IS NOT NULL
+        UNION
+        SELECT format('foreign key %s of %s', k.conname, k.conrelid::regclass)
+        FROM pg_catalog.pg_constraint k
+        WHERE k.contype = 'f' AND (k.confrelid IN (SELECT oid FROM old) OR k.conrelid IN (SELECT oid FROM old))
+    )
+    SELECT string_agg(what, '; ' ORDER BY what) FROM found
+$$;
+REVOKE ALL ON FUNCTION public.partition_upgrade_obstacles() FROM PUBLIC, anon, authenticated, service_role;
+
+-- One step of the upgrade (above); true while there is more to do.
+CREATE OR REPLACE FUNCTION public.partition_upgrade_step()
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '10s'
+AS $$
 DECLARE
+    upgrade_days constant integer := 14;
     t text;
     old regclass;
-    keys text[];
-    checks text[];
-    indexes text[];
-    grants text[];
-    policies text[];
-    publications text[];
-    sequence_grants text[];
-    stats_view text;
-    stats_indexes text[];
-    stats_grants text[];
-    last_id bigint;
-    id_called boolean;
-    statement text;
-    day date;
-    views text;
+    state public.partition_upgrade;
+    obstacles text;
+    earliest timestamptz;
+    days date[];
+    first_day date;
+    last_day date;
 BEGIN
-    -- A view of the user's on a table to convert would stop the DROP below half-way through: say which, first.
-    SELECT string_agg(DISTINCT format('%s (on %s)', v.oid::regclass, d.refobjid::regclass), ', ')
-    INTO views
-    FROM pg_catalog.pg_depend d
-    JOIN pg_catalog.pg_rewrite r ON r.oid = d.objid
-    JOIN pg_catalog.pg_class v ON v.oid = r.ev_class
-    WHERE d.classid = 'pg_catalog.pg_rewrite'::regclass AND d.refclassid = 'pg_catalog.pg_class'::regclass
-      AND d.refobjid IN (SELECT to_regclass(format('public.%I', name))
-                         FROM unnest(public.partitioned_tables()) AS name)
-      AND NOT EXISTS (SELECT FROM pg_catalog.pg_partitioned_table WHERE partrelid = d.refobjid)
-      AND v.oid <> d.refobjid AND v.oid IS DISTINCT FROM to_regclass('public.equity_data_stats');
-    IF views IS NOT NULL THEN
-        RAISE EXCEPTION 'views of your own read the tables this migration partitions: %', views
-            USING HINT = 'Save their definitions (pg_get_viewdef), drop them, migrate again, and create them again.';
-    END IF;
+    FOREACH t IN ARRAY public.partitioned_tables() LOOP
+        old := to_regclass(format('public.%I', t));
+        SELECT * INTO state FROM public.partition_upgrade u WHERE u.table_name = t;
+        CONTINUE WHEN state.table_name IS NULL
+                      AND (old IS NULL OR EXISTS (SELECT FROM pg_catalog.pg_partitioned_table WHERE partrelid = old));
+        IF state.table_name IS NULL THEN
+            IF NOT EXISTS (SELECT FROM public.partition_upgrade) THEN
+                obstacles := public.partition_upgrade_obstacles();
+                IF obstacles IS NOT NULL THEN
+                    RAISE EXCEPTION 'the partition upgrade (022) would not carry these over: %', obstacles
+                        USING HINT = 'Nothing was changed. Save each (pg_get_viewdef, pg_get_triggerdef, '
+                                     'pg_get_constraintdef, the settings), drop or reset it, migrate again, then '
+                                     'make it again on the partitioned table.';
+                END IF;
+            END IF;
+            PERFORM public.partition_upgrade_start(t, old);
+            RETURN true;
+        END IF;
+        old := to_regclass(format('public.%I', t || '_unpartitioned'));
+        EXECUTE format('SELECT min(timestamp) FROM %s WHERE timestamp >= ($1::timestamp AT TIME ZONE ''America/New_York'')',
+                       old) INTO earliest USING state.next_day;
+        IF earliest IS NOT NULL THEN
+            first_day := (earliest AT TIME ZONE 'America/New_York')::date;
+            last_day := first_day + upgrade_days - 1;
+            EXECUTE format('SELECT array_agg(DISTINCT (timestamp AT TIME ZONE ''America/New_York'')::date) FROM %s'
+                           ' WHERE timestamp >= ($1::timestamp AT TIME ZONE ''America/New_York'')'
+                           ' AND timestamp < (($2 + 1)::timestamp AT TIME ZONE ''America/New_York'')', old)
+                INTO days USING first_day, last_day;
+            FOR i IN 1 .. cardinality(days) LOOP
+                PERFORM public.create_partitions(days[i], days[i], t);
+            END LOOP;
+            EXECUTE format('INSERT INTO public.%I OVERRIDING SYSTEM VALUE SELECT * FROM %s'
+                           ' WHERE timestamp >= ($1::timestamp AT TIME ZONE ''America/New_York'')'
+                           ' AND timestamp < (($2 + 1)::timestamp AT TIME ZONE ''America/New_York'')', t, old)
+                USING first_day, last_day;
+            UPDATE public.partition_upgrade u SET next_day = last_day + 1 WHERE u.table_name = t;
+            RETURN true;
+        END IF;
+        PERFORM public.partition_upgrade_finish(t, old, state);
+        RETURN true;
+    END LOOP;
+    RETURN false;
+END
+$$;
+REVOKE ALL ON FUNCTION public.partition_upgrade_step() FROM PUBLIC, anon, authenticated, service_role;
 
-    -- The statistics view reads equity_data: kept aside while its table is rebuilt.
-    IF to_regclass('public.equity_data_stats') IS NOT NULL
-       AND NOT EXISTS (SELECT FROM pg_catalog.pg_partitioned_table WHERE partrelid = 'public.equity_data'::regclass) THEN
-        stats_view := pg_get_viewdef('public.equity_data_stats'::regclass);
-        SELECT array_agg(indexdef) INTO stats_indexes
+CREATE OR REPLACE FUNCTION public.partition_upgrade_start(t text, old regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    keep text[];
+    statement text;
+    state public.partition_upgrade;
+BEGIN
+    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', old);
+    state.table_name := t;
+    EXECUTE format('SELECT (min(timestamp) AT TIME ZONE ''America/New_York'')::date FROM %s', old) INTO state.next_day;
+    EXECUTE format('SELECT last_value, is_called FROM %s', pg_get_serial_sequence(old::text, 'id'))
+        INTO state.last_id, state.id_called;
+
+    -- The statistics view reads equity_data: kept aside in the state while its table is rebuilt.
+    IF t = 'equity_data' AND to_regclass('public.equity_data_stats') IS NOT NULL THEN
+        state.keep_view := pg_get_viewdef('public.equity_data_stats'::regclass);
+        SELECT array_agg(indexdef) INTO state.view_indexes
         FROM pg_catalog.pg_indexes WHERE schemaname = 'public' AND tablename = 'equity_data_stats';
         SELECT array_agg(format('GRANT %s ON TABLE public.equity_data_stats TO %s', a.privilege_type,
                                 CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(a.grantee::regrole::text) END))
-        INTO stats_grants
+        INTO state.view_grants
         FROM pg_catalog.pg_class c, aclexplode(c.relacl) a
         WHERE c.oid = 'public.equity_data_stats'::regclass AND a.grantee <> c.relowner;
         DROP MATERIALIZED VIEW public.equity_data_stats;
     END IF;
 
-    FOREACH t IN ARRAY public.partitioned_tables() LOOP
-        old := to_regclass(format('public.%I', t));
-        CONTINUE WHEN old IS NULL OR EXISTS (SELECT FROM pg_catalog.pg_partitioned_table WHERE partrelid = old);
-        EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', old);
+    -- What makes the table what it is, read before it is renamed (the definitions name it).
+    SELECT coalesce(array_agg(format('ALTER TABLE public.%I ADD CONSTRAINT %I %s%s', t, c.conname,
+                                     CASE WHEN c.contype = 'p' AND NOT pg_get_constraintdef(c.oid) LIKE '%"timestamp"%'
+                                          THEN replace(pg_get_constraintdef(c.oid), ')', ', "timestamp")')
+                                          ELSE pg_get_constraintdef(c.oid) END,
+                                     CASE WHEN c.convalidated THEN '' ELSE ' NOT VALID' END)
+                              ORDER BY c.contype DESC, c.conname), '{}')
+    INTO keep
+    FROM pg_catalog.pg_constraint c WHERE c.conrelid = old AND c.contype IN ('p', 'u');
+    SELECT keep || coalesce(array_agg(format('ALTER TABLE public.%I ADD CONSTRAINT %I %s%s', t, c.conname,
+                                             pg_get_constraintdef(c.oid),
+                                             CASE WHEN c.convalidated THEN '' ELSE ' NOT VALID' END)
+                                      ORDER BY c.conname), '{}')
+    INTO keep
+    FROM pg_catalog.pg_constraint c WHERE c.conrelid = old AND c.contype = 'c';
+    SELECT keep || coalesce(array_agg(pg_get_indexdef(i.indexrelid) ORDER BY i.indexrelid), '{}')
+    INTO keep
+    FROM pg_catalog.pg_index i
+    WHERE i.indrelid = old AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid);
+    -- Supabase's default privileges give a new table to the API roles: the old grants exactly, no more.
+    keep := keep || format('REVOKE ALL ON TABLE public.%I FROM PUBLIC, anon, authenticated, service_role', t);
+    SELECT keep || coalesce(array_agg(format('GRANT %s ON TABLE public.%I TO %s', a.privilege_type, t,
+                                             CASE a.grantee WHEN 0 THEN 'PUBLIC'
+                                                  ELSE quote_ident(a.grantee::regrole::text) END)), '{}')
+    INTO keep
+    FROM pg_catalog.pg_class c, aclexplode(c.relacl) a WHERE c.oid = old AND a.grantee <> c.relowner;
+    SELECT keep || coalesce(array_agg(format('CREATE POLICY %I ON public.%I AS %s FOR %s TO %s%s%s', p.policyname, t,
+                                             p.permissive, p.cmd,
+                                             (SELECT string_agg(CASE r WHEN 'public' THEN 'PUBLIC' ELSE quote_ident(r) END,
+                                                                ', ') FROM unnest(p.roles) AS r),
+                                             ' USING (' || p.qual || ')', ' WITH CHECK (' || p.with_check || ')')
+                                      ORDER BY p.policyname), '{}')
+    INTO keep
+    FROM pg_catalog.pg_policies p WHERE p.schemaname = 'public' AND p.tablename = t;
+    keep := keep || format('ALTER TABLE public.%I ENABLE ROW LEVEL SECURITY', t);
+    -- Changes of a partition are published under its parent's name, which subscribers know.
+    SELECT keep || coalesce(array_agg(one ORDER BY p.pubname, step), '{}')
+    INTO keep
+    FROM pg_catalog.pg_publication_rel r JOIN pg_catalog.pg_publication p ON p.oid = r.prpubid,
+         LATERAL unnest(ARRAY[format('ALTER PUBLICATION %I SET (publish_via_partition_root = true)', p.pubname),
+                              format('ALTER PUBLICATION %I ADD TABLE public.%I', p.pubname, t)])
+                 WITH ORDINALITY AS s(one, step)
+    WHERE r.prrelid = old;
 
-        -- What makes the table what it is, read before it is renamed (the definitions name it).
-        SELECT array_agg(format('ALTER TABLE public.%I ADD CONSTRAINT %I %s%s', t, c.conname,
-                                CASE WHEN c.contype = 'p' AND NOT pg_get_constraintdef(c.oid) LIKE '%"timestamp"%'
-                                     THEN replace(pg_get_constraintdef(c.oid), ')', ', "timestamp")')
-                                     ELSE pg_get_constraintdef(c.oid) END,
-                                CASE WHEN c.convalidated THEN '' ELSE ' NOT VALID' END)
-                         ORDER BY c.contype DESC, c.conname)
-        INTO keys
-        FROM pg_catalog.pg_constraint c WHERE c.conrelid = old AND c.contype IN ('p', 'u');
-        SELECT array_agg(format('ALTER TABLE public.%I ADD CONSTRAINT %I %s%s', t, c.conname,
-                                pg_get_constraintdef(c.oid), CASE WHEN c.convalidated THEN '' ELSE ' NOT VALID' END)
-                         ORDER BY c.conname)
-        INTO checks
-        FROM pg_catalog.pg_constraint c WHERE c.conrelid = old AND c.contype = 'c';
-        SELECT array_agg(pg_get_indexdef(i.indexrelid) ORDER BY i.indexrelid)
-        INTO indexes
-        FROM pg_catalog.pg_index i
-        WHERE i.indrelid = old AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint c WHERE c.conindid = i.indexrelid);
-        SELECT array_agg(format('GRANT %s ON TABLE public.%I TO %s', a.privilege_type, t,
-                                CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(a.grantee::regrole::text) END))
-        INTO grants
-        FROM pg_catalog.pg_class c, aclexplode(c.relacl) a WHERE c.oid = old AND a.grantee <> c.relowner;
-        SELECT array_agg(format('CREATE POLICY %I ON public.%I AS %s FOR %s TO %s%s%s', p.policyname, t, p.permissive,
-                                p.cmd, (SELECT string_agg(CASE r WHEN 'public' THEN 'PUBLIC' ELSE quote_ident(r) END, ', ')
-                                        FROM unnest(p.roles) AS r),
-                                ' USING (' || p.qual || ')', ' WITH CHECK (' || p.with_check || ')')
-                         ORDER BY p.policyname)
-        INTO policies
-        FROM pg_catalog.pg_policies p WHERE p.schemaname = 'public' AND p.tablename = t;
-        SELECT array_agg(p.pubname::text) INTO publications
-        FROM pg_catalog.pg_publication_rel r JOIN pg_catalog.pg_publication p ON p.oid = r.prpubid
-        WHERE r.prrelid = old;
-        SELECT array_agg(format('GRANT %s ON SEQUENCE public.%I TO %s', a.privilege_type, t || '_id_seq',
-                                CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(a.grantee::regrole::text) END))
-        INTO sequence_grants
-        FROM pg_catalog.pg_class c, aclexplode(c.relacl) a
-        WHERE c.oid = pg_get_serial_sequence(format('public.%I', t), 'id')::regclass AND a.grantee <> c.relowner;
-        EXECUTE format('SELECT last_value, is_called FROM %s', pg_get_serial_sequence(format('public.%I', t), 'id'))
-            INTO last_id, id_called;
-
-        -- The new table, a partition for each day the old one has rows on, and the rows.
-        EXECUTE format('ALTER TABLE public.%I RENAME TO %I', t, t || '_unpartitioned');
-        EXECUTE format('CREATE TABLE public.%I (LIKE %s INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING STORAGE'
-                       ' INCLUDING COMMENTS) PARTITION BY RANGE (timestamp)', t, old);
-        FOR day IN EXECUTE format('SELECT DISTINCT (timestamp AT TIME ZONE ''America/New_York'')::date FROM %s', old)
-        LOOP
-            PERFORM public.create_partitions(day, day, t);
-        END LOOP;
-        EXECUTE format('INSERT INTO public.%I OVERRIDING SYSTEM VALUE SELECT * FROM %s', t, old);
-        EXECUTE format('DROP TABLE %s', old);
-
-        -- Everything else as it was, on the new table.
-        EXECUTE format('ALTER SEQUENCE %s RENAME TO %I', pg_get_serial_sequence(format('public.%I', t), 'id'),
-                       t || '_id_seq');
-        PERFORM setval(format('public.%I', t || '_id_seq'), last_id, id_called);
-        FOREACH statement IN ARRAY coalesce(keys, '{}') || coalesce(checks, '{}') || coalesce(indexes, '{}') LOOP
-            EXECUTE statement;
-        END LOOP;
-        -- Supabase's default privileges gave the new table to the API roles: the old grants exactly, no more.
-        EXECUTE format('REVOKE ALL ON TABLE public.%I FROM PUBLIC, anon, authenticated, service_role', t);
-        EXECUTE format('REVOKE ALL ON SEQUENCE public.%I FROM PUBLIC, anon, authenticated, service_role',
-                       t || '_id_seq');
-        FOREACH statement IN ARRAY coalesce(grants, '{}') || coalesce(sequence_grants, '{}')
-                                   || coalesce(policies, '{}') LOOP
-            EXECUTE statement;
-        END LOOP;
-        EXECUTE format('ALTER TABLE public.%I ENABLE ROW LEVEL SECURITY', t);
-        FOREACH statement IN ARRAY coalesce(publications, '{}') LOOP
-            -- Changes of a partition are published under its parent's name, which subscribers know.
-            EXECUTE format('ALTER PUBLICATION %I SET (publish_via_partition_root = true)', statement);
-            EXECUTE format('ALTER PUBLICATION %I ADD TABLE public.%I', statement, t);
-        END LOOP;
+    EXECUTE format('ALTER TABLE public.%I RENAME TO %I', t, t || '_unpartitioned');
+    -- Its indexes (and so its keys) step aside too: the new table's take their names.
+    FOR statement IN SELECT format('ALTER INDEX %s RENAME TO %I', i.indexrelid::regclass, left(c.relname, 50) || '_old')
+                     FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+                     WHERE i.indrelid = old LOOP
+        EXECUTE statement;
     END LOOP;
+    EXECUTE format('CREATE TABLE public.%I (LIKE %s INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING STORAGE'
+                   ' INCLUDING COMMENTS) PARTITION BY RANGE (timestamp)', t, old);
+    FOREACH statement IN ARRAY keep LOOP
+        EXECUTE statement;
+    END LOOP;
+    INSERT INTO public.partition_upgrade VALUES (state.*);
+END
+$$;
+REVOKE ALL ON FUNCTION public.partition_upgrade_start(text, regclass) FROM PUBLIC, anon, authenticated, service_role;
 
-    IF stats_view IS NOT NULL THEN
-        EXECUTE 'CREATE MATERIALIZED VIEW public.equity_data_stats AS ' || stats_view;
-        FOREACH statement IN ARRAY coalesce(stats_indexes, '{}') LOOP
+CREATE OR REPLACE FUNCTION public.partition_upgrade_finish(t text, old regclass, state public.partition_upgrade)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    statement text;
+    sequence_grants text[];
+BEGIN
+    SELECT array_agg(format('GRANT %s ON SEQUENCE public.%I TO %s', a.privilege_type, t || '_id_seq',
+                            CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(a.grantee::regrole::text) END))
+    INTO sequence_grants
+    FROM pg_catalog.pg_class c, aclexplode(c.relacl) a
+    WHERE c.oid = pg_get_serial_sequence(old::text, 'id')::regclass AND a.grantee <> c.relowner;
+    EXECUTE format('DROP TABLE %s', old);
+    EXECUTE format('ALTER SEQUENCE %s RENAME TO %I', pg_get_serial_sequence(format('public.%I', t), 'id'),
+                   t || '_id_seq');
+    PERFORM setval(format('public.%I', t || '_id_seq'), state.last_id, state.id_called);
+    EXECUTE format('REVOKE ALL ON SEQUENCE public.%I FROM PUBLIC, anon, authenticated, service_role', t || '_id_seq');
+    FOREACH statement IN ARRAY coalesce(sequence_grants, '{}') LOOP
+        EXECUTE statement;
+    END LOOP;
+    IF state.keep_view IS NOT NULL THEN
+        EXECUTE 'CREATE MATERIALIZED VIEW public.equity_data_stats AS ' || state.keep_view;
+        FOREACH statement IN ARRAY coalesce(state.view_indexes, '{}') LOOP
             EXECUTE statement;
         END LOOP;
         REVOKE ALL ON TABLE public.equity_data_stats FROM PUBLIC, anon, authenticated, service_role;
-        FOREACH statement IN ARRAY coalesce(stats_grants, '{}') LOOP
+        FOREACH statement IN ARRAY coalesce(state.view_grants, '{}') LOOP
             EXECUTE statement;
         END LOOP;
     END IF;
-END $$;
+    PERFORM public.create_partitions(current_date - 1, current_date + 7, t);
+    DELETE FROM public.partition_upgrade u WHERE u.table_name = t;
+END
+$$;
+REVOKE ALL ON FUNCTION public.partition_upgrade_finish(text, regclass, public.partition_upgrade)
+    FROM PUBLIC, anon, authenticated, service_role;
 
 -- Yesterday to a week ahead, so the writer's first batch finds its day (the writer keeps this up from here).
 SELECT public.create_partitions(current_date - 1, current_date + 7);

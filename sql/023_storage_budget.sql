@@ -27,27 +27,54 @@
 --
 -- Idempotent; runs unchanged on Supabase and on plain PostgreSQL 15+.
 
-DROP INDEX IF EXISTS public.option_prices_expiration_date_idx;
-DROP INDEX IF EXISTS public.option_prices_ticker_strike_price_idx;
-DROP INDEX IF EXISTS public.option_prices_option_symbol_timestamp_idx;
-
-DO $$
+-- The index changes below are made one per step (common/store/migrate.py,
+-- STEPS): dropping or making an index of a partitioned table locks every
+-- partition (about two locks each), so all of them in one transaction on a
+-- year of daily partitions would run out of the shared lock table.
+-- storage_index_step() makes the next change still to make and says whether
+-- it made one.
+CREATE OR REPLACE FUNCTION public.storage_index_step()
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '10s'
+AS $$
 DECLARE
     t text;
+    change text;
 BEGIN
+    SELECT format('DROP INDEX public.%I', name) INTO change
+    FROM unnest(ARRAY['option_prices_expiration_date_idx', 'option_prices_ticker_strike_price_idx',
+                      'option_prices_option_symbol_timestamp_idx']) AS name
+    WHERE to_regclass(format('public.%I', name)) IS NOT NULL
+    LIMIT 1;
+    IF change IS NOT NULL THEN
+        EXECUTE change;
+        RETURN true;
+    END IF;
     FOREACH t IN ARRAY ARRAY['equity_data', 'indicators', 'equity_quotes', 'streaming_metrics', 'stream_metrics']
     LOOP
         -- The B-tree (timestamp) index, whatever the upgrade of 022 named it, becomes a BRIN.
-        EXECUTE (SELECT coalesce(string_agg(format('DROP INDEX public.%I', i.relname), '; '), 'SELECT')
-                 FROM pg_catalog.pg_index x
-                 JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
-                 JOIN pg_catalog.pg_am a ON a.oid = i.relam
-                 WHERE x.indrelid = format('public.%I', t)::regclass AND a.amname = 'btree'
-                   AND NOT x.indisunique AND NOT x.indisprimary
-                   AND pg_catalog.pg_get_indexdef(x.indexrelid) LIKE '%("timestamp")');
-        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON public.%I USING brin (timestamp)', t || '_timestamp_brin', t);
+        SELECT format('DROP INDEX public.%I', i.relname) INTO change
+        FROM pg_catalog.pg_index x
+        JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid
+        JOIN pg_catalog.pg_am a ON a.oid = i.relam
+        WHERE x.indrelid = format('public.%I', t)::regclass AND a.amname = 'btree'
+          AND NOT x.indisunique AND NOT x.indisprimary
+          AND pg_catalog.pg_get_indexdef(x.indexrelid) LIKE '%("timestamp")'
+        LIMIT 1;
+        IF change IS NULL AND to_regclass(format('public.%I', t || '_timestamp_brin')) IS NULL THEN
+            change := format('CREATE INDEX %I ON public.%I USING brin (timestamp)', t || '_timestamp_brin', t);
+        END IF;
+        IF change IS NOT NULL THEN
+            EXECUTE change;
+            RETURN true;
+        END IF;
     END LOOP;
-END $$;
+    RETURN false;
+END
+$$;
+REVOKE ALL ON FUNCTION public.storage_index_step() FROM PUBLIC, anon, authenticated, service_role;
 
 CREATE TABLE IF NOT EXISTS public.storage_budget (
     deployment     text        PRIMARY KEY,

@@ -15,19 +15,40 @@
 -- twice before this are removed first, the one with the lowest id kept.
 -- Idempotent; runs unchanged on Supabase and on plain PostgreSQL 15+.
 
-DELETE FROM public.equity_quotes AS q
-USING public.equity_quotes AS earlier
-WHERE q.ticker = earlier.ticker AND q.timestamp = earlier.timestamp
-  AND q.bid IS NOT DISTINCT FROM earlier.bid AND q.ask IS NOT DISTINCT FROM earlier.ask
-  AND q.bid_size = earlier.bid_size AND q.ask_size = earlier.ask_size
-  AND q.id > earlier.id;
-
-DO $$
+-- In steps (common/store/migrate.py, STEPS), each its own transaction, as
+-- each touches every daily partition: the duplicates removed, the key made,
+-- the old index dropped. quote_key_step() makes the next and says whether
+-- it made one.
+CREATE OR REPLACE FUNCTION public.quote_key_step()
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '10s'
+AS $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_constraint
                    WHERE conrelid = 'public.equity_quotes'::regclass AND conname = 'equity_quotes_quote_key') THEN
+        IF EXISTS (SELECT FROM public.equity_quotes AS q JOIN public.equity_quotes AS earlier
+                   ON q.ticker = earlier.ticker AND q.timestamp = earlier.timestamp
+                  AND q.bid IS NOT DISTINCT FROM earlier.bid AND q.ask IS NOT DISTINCT FROM earlier.ask
+                  AND q.bid_size = earlier.bid_size AND q.ask_size = earlier.ask_size AND q.id > earlier.id) THEN
+            DELETE FROM public.equity_quotes AS q
+            USING public.equity_quotes AS earlier
+            WHERE q.ticker = earlier.ticker AND q.timestamp = earlier.timestamp
+              AND q.bid IS NOT DISTINCT FROM earlier.bid AND q.ask IS NOT DISTINCT FROM earlier.ask
+              AND q.bid_size = earlier.bid_size AND q.ask_size = earlier.ask_size
+              AND q.id > earlier.id;
+            RETURN true;
+        END IF;
         ALTER TABLE public.equity_quotes ADD CONSTRAINT equity_quotes_quote_key
             UNIQUE NULLS NOT DISTINCT (ticker, timestamp, bid, ask, bid_size, ask_size);
+        RETURN true;
     END IF;
-END $$;
-DROP INDEX IF EXISTS public.equity_quotes_ticker_timestamp_idx;
+    IF to_regclass('public.equity_quotes_ticker_timestamp_idx') IS NOT NULL THEN
+        DROP INDEX public.equity_quotes_ticker_timestamp_idx;
+        RETURN true;
+    END IF;
+    RETURN false;
+END
+$$;
+REVOKE ALL ON FUNCTION public.quote_key_step() FROM PUBLIC, anon, authenticated, service_role;

@@ -62,7 +62,7 @@ def archived_ids(root: Path, table: str) -> list[int]:
 def run(url: str, work: Path, today: date) -> dict:
     yesterday = today - timedelta(days=1)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT create_partitions(%s, %s)", (yesterday - timedelta(days=1), today + timedelta(days=7)))
+        conn.execute("SELECT create_partitions(%s, %s)", (yesterday - timedelta(days=1), today + timedelta(days=6)))
     destination = archive.LocalDestination(work / "archive")
     budget_bytes = BUDGET_MB * budget.MB
     written: dict[str, int] = defaultdict(int)

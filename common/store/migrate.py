@@ -1,10 +1,20 @@
 """Apply `sql/NNN_*.sql` in order, each once, each in its own transaction.
 
-`schema_migrations` records what was applied and the file's checksum. Every
-migration runs under a transaction-scoped advisory lock, so two runners
-(`make run` twice, or a deploy racing a restart) apply each file once. A file
+`schema_migrations` records what was applied and the file's checksum. A run
+holds a session advisory lock from start to end, so two runners (`make run`
+twice, or a deploy racing a restart) apply each file once. A file
 edited after it was applied is refused rather than silently skipped: write a
-new migration instead.
+new migration instead, or, for a revision that changes only how a migration
+does its work and never what it leaves (022's upgrade, made to commit in
+steps), list the checksums it had before in REVISED.
+
+A migration too large for one transaction (022's upgrade of a year of
+history: about nine locks per partition, thousands of partitions, against a
+shared lock table of 64 per connection) defines a step function named in
+STEPS: its file is applied in one transaction, then the function is called,
+each call in a transaction of its own and doing a bounded part of the work,
+until it returns false; only then is the migration recorded. A run stopped
+half-way goes on from where it was the next time.
 
 Every start path (`make run`, the container's entry point, `make deploy`)
 migrates with the service's own URL, which on Supabase is a login that may
@@ -35,6 +45,14 @@ from common.store.connection import open_connection, reason
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 #: Arbitrary but fixed: the advisory lock every runner takes.
 LOCK_KEY = 7_301_155_424_001
+#: Checksums a migration had before a revision that changes only how it works, never what it leaves: accepted
+#: as applied. 022: its upgrade moved into steps (issue 25: it ran out of shared memory on six months of history).
+REVISED: dict[str, frozenset[str]] = {
+    "022": frozenset({"358eda040310b0e89f4d36ed5adcebbeab8d1e79493c1a43bee166f25392c777"}),
+}
+#: Per version, the SQL call that does one bounded step of the migration's work and says whether more is left.
+STEPS: dict[str, str] = {"022": "SELECT public.partition_upgrade_step()", "023": "SELECT public.storage_index_step()",
+                         "030": "SELECT public.quote_key_step()"}
 _FILE = re.compile(r"^(\d{3})_[A-Za-z0-9_]+\.sql$")
 
 _CREATE_TABLE = """
@@ -68,6 +86,10 @@ class Migration:
     path: Path
     sql: str
     checksum: str
+
+    def applied_as(self, checksum: str) -> bool:
+        """Whether a database that recorded `checksum` for this version has what this file leaves."""
+        return checksum == self.checksum or checksum in REVISED.get(self.version, frozenset())
 
 
 def discover(sql_dir: Path = SQL_DIR) -> list[Migration]:
@@ -110,7 +132,7 @@ def check_applied(migrations: list[Migration], applied: dict[str, str] | None, u
     todo = "run `make migrate` with the owner's URL in MIGRATE_DATABASE_URL (on Supabase, the postgres user's)"
     if applied is None:
         raise MigrationError(f"{user} may not change the schema nor read which migrations are applied: {todo}")
-    changed = [m.path.name for m in migrations if m.version in applied and applied[m.version] != m.checksum]
+    changed = [m.path.name for m in migrations if m.version in applied and not m.applied_as(applied[m.version])]
     if changed:
         raise MigrationError(f"{', '.join(changed)} changed after it was applied: restore it and put the change in "
                              "a new migration")
@@ -131,18 +153,26 @@ def migrate(conn: psycopg.Connection, sql_dir: Path = SQL_DIR) -> list[tuple[Mig
         migrations = discover(sql_dir)
         check_applied(migrations, applied_by_owner(conn), user)
         return [(migration, False) for migration in migrations]
+    # One runner at a time for the whole run: a migration in steps commits between them.
+    conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    try:
+        return _apply(conn, discover(sql_dir))
+    finally:
+        if not conn.closed:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+def _apply(conn: psycopg.Connection, migrations: list[Migration]) -> list[tuple[Migration, bool]]:
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         conn.execute(_CREATE_TABLE)
     results = []
-    for migration in discover(sql_dir):
+    for migration in migrations:
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
             row = conn.execute(
                 "SELECT checksum FROM public.schema_migrations WHERE version = %s", (migration.version,)
             ).fetchone()
             if row is not None:
-                if row[0] != migration.checksum:
+                if not migration.applied_as(row[0]):
                     raise MigrationError(
                         f"{migration.path.name} changed after it was applied (version {migration.version}):"
                         " restore it and put the change in a new migration"
@@ -150,12 +180,23 @@ def migrate(conn: psycopg.Connection, sql_dir: Path = SQL_DIR) -> list[tuple[Mig
                 results.append((migration, False))
                 continue
             conn.execute(migration.sql)
-            conn.execute(
-                "INSERT INTO public.schema_migrations (version, checksum) VALUES (%s, %s)",
-                (migration.version, migration.checksum),
-            )
-            results.append((migration, True))
+            if migration.version not in STEPS:
+                record(conn, migration)
+                results.append((migration, True))
+                continue
+        while True:
+            with conn.transaction():
+                if not conn.execute(STEPS[migration.version]).fetchone()[0]:
+                    record(conn, migration)
+                    break
+        results.append((migration, True))
     return results
+
+
+def record(conn: psycopg.Connection, migration: Migration) -> None:
+    """Record `migration` as applied (a runner that raced this one through its steps may have done so)."""
+    conn.execute("INSERT INTO public.schema_migrations (version, checksum) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                 (migration.version, migration.checksum))
 
 
 def connect(url: str, wait: float = 0.0) -> psycopg.Connection:

@@ -10,6 +10,7 @@
 #   postgres-binaries   PostgreSQL's server binaries, when the embedded database is the one in use
 #   prepare-var     the directories supervisord's programs expect, and the embedded cluster (initdb once)
 #   migrate         the migrations, waiting up to a minute for the database
+#   migrate-writer-stopped  the same, with the pipeline's writer stopped while any are pending
 #   start           make run: supervisord started (or its config applied), migrations, every program RUNNING
 #   stop            make stop: supervisord and everything under it, in order
 #   clean           make clean: stop; delete logs and sockets; the database and journals only when confirmed
@@ -155,6 +156,50 @@ migrate() {
     "$STREAMING_PYTHON" -m common.store.migrate --wait 60 | sed 's/^/    /'
 }
 
+# Migrations with the pipeline's writer stopped: one that changes a table (022's upgrade, a new key) must not race
+# the writer's statements, nor leave an old writer storing into the new schema. Ingest journals meanwhile; the
+# writer takes up where it left off. Nothing pending: nothing stopped.
+migrate_writer_stopped() {
+    local count
+    count=$("$STREAMING_PYTHON" -m common.store.migrate --wait 60 --pending)
+    if [ "$count" = 0 ]; then
+        migrate
+        return
+    fi
+    echo "==> $count migration(s) to apply: stopping the writer while they run"
+    for _ in $(seq 300); do ctl pid >/dev/null 2>&1 && break; sleep 0.1; done  # supervisord just started
+    ctl stop pipeline:writer >/dev/null
+    migrate
+    ctl start pipeline:writer >/dev/null
+}
+
+# Restart every running program whose code changed since the stamps of the last start (`code_hash`), so that
+# `make run` or `make deploy` over a running supervisord never leaves old code running. `$1`: what `ctl reread`
+# said (a program it changed was restarted by `ctl update` already).
+restart_stale() {
+    local stamps=$STREAMING_VAR/run/deployed program stale=()
+    for program in $PROGRAMS; do
+        # Up to date, or just restarted by update with the rest of its changed group.
+        if [ "$(cat "$stamps/${program#*:}" 2>/dev/null)" = "$(code_hash "${program#*:}")" ] ||
+            grep -qx "${program%%:*}: changed" <<<"$1"; then
+            continue
+        fi
+        # A stopped one (say the simulator, with real credentials) starts with the new code anyway.
+        if [[ $(ctl status "$program" || true) =~ RUNNING|STARTING|BACKOFF ]]; then stale+=("$program"); fi
+    done
+    if [ ${#stale[@]} -gt 0 ]; then
+        echo "==> new code for ${stale[*]}: restarting them"
+        # Stopped in the reverse of the order they start in, as supervisord does: ingest first, the writer late.
+        ctl stop $(printf '%s\n' "${stale[@]}" | tac)
+        ctl start "${stale[@]}"
+    fi
+}
+
+stamp_code() {
+    mkdir -p -m 700 "$STREAMING_VAR/run/deployed"
+    for program in $PROGRAMS; do code_hash "${program#*:}" >"$STREAMING_VAR/run/deployed/${program#*:}"; done
+}
+
 wait_running() {  # every program supervisord started is RUNNING, three checks in a row; else say why not
     local status bad=() steady=0 program
     for _ in $(seq 60); do
@@ -182,15 +227,20 @@ wait_running() {  # every program supervisord started is RUNNING, three checks i
 }
 
 start() {
+    local reread
     prepare_var
     if ctl pid >/dev/null 2>&1; then
-        echo "==> supervisord is already running: applying supervisord.conf (new settings need make stop first)"
+        echo "==> supervisord is already running: applying supervisord.conf and new code (new settings need make stop first)"
+        reread=$(ctl reread)
+        migrate_writer_stopped
         ctl update
+        restart_stale "$reread"
     else
         echo "==> starting supervisord"
         .venv/bin/supervisord -c "$PWD/supervisord.conf"
+        migrate_writer_stopped
     fi
-    migrate
+    stamp_code
     echo "==> waiting for every program to run"
     wait_running
     echo
@@ -246,7 +296,7 @@ code_hash() {  # what program $1 runs: its module, what all of them share, the d
 }
 
 apply() {
-    local stamps=$STREAMING_VAR/run/deployed systemd=false running=false reread program stale=() unit started
+    local stamps=$STREAMING_VAR/run/deployed systemd=false running=false reread unit started
     postgres_binaries
     prepare_var
     mkdir -p -m 700 "$stamps"
@@ -277,23 +327,9 @@ apply() {
         echo "==> supervisord is running: applying the changes"
         reread=$(ctl reread)
         echo "$reread"
-        migrate
+        migrate_writer_stopped
         ctl update
-        for program in $PROGRAMS; do
-            # Up to date, or just restarted by update with the rest of its changed group.
-            if [ "$(cat "$stamps/${program#*:}" 2>/dev/null)" = "$(code_hash "${program#*:}")" ] ||
-                grep -qx "${program%%:*}: changed" <<<"$reread"; then
-                continue
-            fi
-            # A stopped one (say the simulator, with real credentials) starts with the new code anyway.
-            if [[ $(ctl status "$program" || true) =~ RUNNING|STARTING|BACKOFF ]]; then stale+=("$program"); fi
-        done
-        if [ ${#stale[@]} -gt 0 ]; then
-            echo "==> new code for ${stale[*]}: restarting them"
-            # Stopped in the reverse of the order they start in, as supervisord does: ingest first, the writer late.
-            ctl stop $(printf '%s\n' "${stale[@]}" | tac)
-            ctl start "${stale[@]}"
-        fi
+        restart_stale "$reread"
     else
         if $systemd; then
             echo "==> starting supervisord with systemd (streaming-service.service)"
@@ -303,11 +339,11 @@ apply() {
             # This script runs under deploy/supervisord-env.sh, as the unit's ExecStart does.
             .venv/bin/supervisord -c "$PWD/supervisord.conf"
         fi
-        migrate
+        migrate_writer_stopped
     fi
 
     echo "$started" >"$stamps/supervisord"
-    for program in $PROGRAMS; do code_hash "${program#*:}" >"$stamps/${program#*:}"; done
+    stamp_code
     echo
     wait_running
 }
@@ -319,11 +355,13 @@ case ${1:-} in
     postgres-binaries) postgres_binaries ;;
     prepare-var) prepare_var ;;
     migrate) migrate ;;
+    migrate-writer-stopped) migrate_writer_stopped ;;
     start) start ;;
     stop) stop_supervisord ;;
     clean) clean ;;
     token-path) token_path ;;
     apply) apply ;;
     *) echo "usage: host.sh python | prepare PREFIX | venv [LOCK] | postgres-binaries | prepare-var | migrate |" \
+        "migrate-writer-stopped |" \
         "start | stop | clean | token-path | apply" >&2; exit 2 ;;
 esac

@@ -199,10 +199,28 @@ def record(conn: psycopg.Connection, migration: Migration) -> None:
                  (migration.version, migration.checksum))
 
 
+#: A migration waits this long for a table a reader or the writer holds, then fails (run it again): never queue
+#: every other session behind its ACCESS EXCLUSIVE lock for as long as a dashboard's transaction stays open.
+LOCK_TIMEOUT = "30s"
+
+
 def connect(url: str, wait: float = 0.0) -> psycopg.Connection:
-    """An autocommit session without a statement timeout (a migration may rebuild a large table), retried for
-    up to `wait` seconds while the server starts."""
-    return open_connection(url, "streaming-migrate", statement_timeout_ms=0, wait=wait)
+    """An autocommit session without a statement timeout (a migration may rebuild a large table) but with a lock
+    timeout, retried for up to `wait` seconds while the server starts."""
+    conn = open_connection(url, "streaming-migrate", statement_timeout_ms=0, wait=wait)
+    conn.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+    return conn
+
+
+def pending(conn: psycopg.Connection, sql_dir: Path = SQL_DIR) -> list[Migration]:
+    """The migrations not applied yet (all of them before the first run), read without changing anything; what a
+    start path asks before it stops the writer to migrate."""
+    if conn.execute("SELECT to_regclass('public.schema_migrations') IS NULL").fetchone()[0]:
+        return discover(sql_dir)
+    may, _ = conn.execute(_MAY_MIGRATE).fetchone()
+    applied = (dict(conn.execute("SELECT version, checksum FROM public.schema_migrations").fetchall()) if may
+               else applied_by_owner(conn) or {})
+    return [migration for migration in discover(sql_dir) if migration.version not in applied]
 
 
 def database_url(env: Mapping[str, str]) -> tuple[str, str]:
@@ -220,11 +238,16 @@ def main(argv: list[str] | None = None) -> None:
         epilog="The URL comes from MIGRATE_DATABASE_URL or DATABASE_URL (never the command line, where ps shows it).")
     parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                         help="keep trying to connect this long (the server may be starting)")
+    parser.add_argument("--pending", action="store_true",
+                        help="apply nothing: print how many migrations are not applied yet")
     args = parser.parse_args(argv)
     name, url = database_url(os.environ)
     try:
         check_database_url(name, url)
         with connect(url, args.wait) as conn:
+            if args.pending:
+                print(len(pending(conn)))
+                return
             for migration, applied in migrate(conn):
                 print(f"{migration.path.name}: {'applied' if applied else 'already applied'}")
     except (MigrationError, ConfigError, psycopg.Error) as error:

@@ -133,17 +133,23 @@ def test_the_later_migrations_applied_twice_change_nothing(migrated_url):
     def state(conn: psycopg.Connection) -> dict[str, list[str]]:
         return {name: sorted(row[0] for row in conn.execute(query)) for name, query in catalog.items()}
 
+    def apply_again(conn: psycopg.Connection, migration: migrate.Migration) -> None:
+        """The file, and its steps to the end, as the runner applies them."""
+        conn.execute(migration.sql)
+        while migration.version in migrate.STEPS and conn.execute(migrate.STEPS[migration.version]).fetchone()[0]:
+            pass
+
     later = [m for m in migrate.discover() if m.version >= "009"]
     assert later
     with psycopg.connect(migrated_url, autocommit=True) as conn:
         before = state(conn)
         for migration in later:
-            conn.execute(migration.sql)
+            apply_again(conn, migration)
         assert state(conn) == before
         for migration in later:  # and each alone, right after itself (an older one may replace a later function)
-            conn.execute(migration.sql)
+            apply_again(conn, migration)
             once = state(conn)
-            conn.execute(migration.sql)
+            apply_again(conn, migration)
             assert state(conn) == once, migration.path.name
 
 
@@ -200,3 +206,31 @@ def test_a_login_that_may_not_even_read_what_is_applied_is_told_what_to_run(migr
     refused = run_migrate_as(as_user(migrated_url, "stranger"))
     assert refused.returncode != 0 and "stranger may not change the schema nor read which migrations are applied" \
         in refused.stderr and "make migrate" in refused.stderr
+
+
+def test_pending_says_what_a_start_would_apply_without_applying_it(db_url, tmp_path: Path, monkeypatch, capsys):
+    with migrate.connect(db_url) as conn:
+        assert len(migrate.pending(conn)) == len(migrate.discover()), "a new database: everything"
+        migrate.migrate(conn)
+        assert migrate.pending(conn) == []
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.delenv("MIGRATE_DATABASE_URL", raising=False)
+    migrate.main(["--pending"])
+    assert capsys.readouterr().out == "0\n"
+
+
+def test_a_migration_waits_for_a_lock_no_longer_than_its_timeout_and_records_nothing(db_url, tmp_path: Path,
+                                                                                    monkeypatch):
+    """A dashboard's open transaction on a table must not queue every session behind the migration's lock."""
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(migrate.SQL_DIR, sql_dir)
+    with migrate.connect(db_url) as conn:
+        migrate.migrate(conn, sql_dir)
+    (sql_dir / "999_needs_the_table.sql").write_text("ALTER TABLE public.equity_data ADD COLUMN note text;")
+    monkeypatch.setattr(migrate, "LOCK_TIMEOUT", "200ms")
+    with psycopg.connect(db_url) as reader:
+        reader.execute("SELECT count(*) FROM equity_data")  # its transaction stays open, holding the table
+        with migrate.connect(db_url) as conn, pytest.raises(psycopg.errors.LockNotAvailable):
+            migrate.migrate(conn, sql_dir)
+        reader.rollback()
+    assert "999" not in versions(db_url)

@@ -115,7 +115,7 @@ class Writer(Work):
         delay = BACKOFF_FIRST
         while not self.actor.shutdown.requested:
             try:
-                self.connection = db.connect(self.config.database_url)
+                self.connection = db.connect(self.config.database_url, simulated=self.config.uses_simulator)
                 committed = db.load_offsets(self.connection, CONSUMER)
                 self.follower.restart(committed)
                 self.snapshots = {name: Snapshots(interval, committed.get(name))

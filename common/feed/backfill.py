@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"backfill: {error}\n")
         return 2
     try:
-        conn = db.connect(config.database_url, application_name="streaming-backfill")
+        conn = db.connect(config.database_url, application_name="streaming-backfill", simulated=config.uses_simulator)
     except psycopg.Error as error:
         sys.stderr.write(f"backfill: {reason(error, config.database_url, limit=None)}\n")
         return 2

@@ -275,12 +275,16 @@ TABLES = {spec.name: spec for spec in (EQUITY_DATA, INDICATORS, OPTION_PRICES, E
 
 
 def connect(
-    url: str, application_name: str = "streaming-writer", statement_timeout_ms: int = 30_000
+    url: str, application_name: str = "streaming-writer", statement_timeout_ms: int = 30_000,
+    simulated: bool = False,
 ) -> psycopg.Connection:
     """A connection for `write_batches`, with its staging table: autocommit, as the COPY and the statement
-    that empties the staging table are one transaction each."""
+    that empties the staging table are one transaction each. `simulated`: the simulator stands in for Schwab,
+    and every bar this session stores says so (`equity_bars.simulated`, sql/029)."""
     conn = open_connection(url, application_name, statement_timeout_ms=statement_timeout_ms)
     conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} (t int2 NOT NULL, rows jsonb NOT NULL)")
+    if simulated:
+        conn.execute("SET streaming.simulated = on")
     return conn
 
 

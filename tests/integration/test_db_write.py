@@ -365,3 +365,18 @@ def test_streaming_health_says_where_the_data_comes_from(conn):
                                    "lag_seconds", "journal_bytes", "reconnects_last_hour", "ingest_status"]
     with pytest.raises(psycopg.errors.CheckViolation), conn.transaction():
         conn.execute(insert, (5, "writer", "imagined"))
+
+
+def test_bars_stored_while_the_simulator_stands_in_are_marked_simulated(migrated_url):
+    """Bars are kept for ever: the simulator's must never pass for Schwab's (029)."""
+    minute = 1_764_000_000_000
+    simulated = db.connect(migrated_url, simulated=True)
+    real = db.connect(migrated_url)
+    try:
+        db.write_batches(simulated, {"equity_bars": rows(bar(minute))})
+        db.write_batches(real, {"equity_bars": rows(bar(minute + 60_000))})
+        assert fetch(real, "SELECT (extract(epoch FROM timestamp) * 1000)::bigint, simulated FROM equity_bars"
+                           " ORDER BY timestamp") == [(minute, True), (minute + 60_000, False)]
+    finally:
+        simulated.close()
+        real.close()

@@ -7,6 +7,8 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from common import log
@@ -16,7 +18,7 @@ from common import log
 log.setup("simulator")
 logging.captureWarnings(True)
 
-from common.config import BY_NAME, Rejected  # noqa: E402
+from common.config import BY_NAME, ConfigError, Rejected, read  # noqa: E402
 from common.simulator import faults  # noqa: E402
 from common.simulator.server import Settings, run  # noqa: E402
 
@@ -35,6 +37,12 @@ def setting(name: str) -> dict[str, Any]:
     return {"type": checked, "default": default, "help": f"{definition.meaning} (default: ${name})"}
 
 
+def run_dir(env: Mapping[str, str]) -> Path:
+    """The run directory the actors and `make` use (RUN_DIR, else STREAMING_VAR/run, as common/config.py says):
+    the control token goes there, where the repo's tools look for it."""
+    return read(env, "RUN_DIR") or (read(env, "STREAMING_VAR") or Path.cwd() / "var").resolve() / "run"
+
+
 def parse(argv: list[str] | None = None) -> Settings:
     parser = argparse.ArgumentParser(prog="python -m common.simulator", description=__doc__.splitlines()[0])
     parser.add_argument("--host", **setting("SIM_HOST"))
@@ -46,6 +54,8 @@ def parse(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--trade-log", **setting("SIM_TRADE_LOG"))
     parser.add_argument("--heartbeat", **setting("SIM_HEARTBEAT"))
     parser.add_argument("--bar-seconds", **setting("SIM_BAR_SECONDS"))
+    parser.add_argument("--run-dir", type=Path, metavar="DIR",
+                        help="where this run's control token is written (default: $RUN_DIR, else $STREAMING_VAR/run)")
     parser.add_argument("--fault", action="append", default=[], metavar="MODE[:ARG]",
                         help="inject a fault (repeatable; modes: " + ", ".join(faults.MODES) + ")")
     parser.add_argument("--fault-after", type=float, default=5.0, metavar="SECONDS",
@@ -53,10 +63,11 @@ def parse(argv: list[str] | None = None) -> Settings:
     args = parser.parse_args(argv)
     try:
         chosen = tuple(faults.parse(spec) for spec in args.fault)
-    except faults.FaultError as error:
+        private = args.run_dir or run_dir(os.environ)
+    except (faults.FaultError, ConfigError) as error:
         parser.error(str(error))
     return Settings(args.host, args.port, args.ws_port, args.seed, args.rate, args.report, args.heartbeat,
-                    args.bar_seconds, chosen, args.fault_after, args.trade_log)
+                    args.bar_seconds, private, chosen, args.fault_after, args.trade_log)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,11 +6,13 @@ Schwab's: `/trader/v1/userPreference` (where the streamer is),
 streamed, of the last BARS_KEPT per symbol), and OAuth's
 `/v1/oauth/authorize` (answered at once with a code for the callback) and
 `/v1/oauth/token` (a code or a refresh token traded for tokens,
-`tokens.py`). Market data needs a Bearer access token the simulator still
-honours, else 401 as Schwab answers. The simulator's own: `GET /sim/report`,
-`POST /sim/fault` (`faults.py`) and `POST /sim/inject` (a frame's text, sent
-as it is to every logged-in streamer connection). Bad requests get Schwab's
-error shapes with a detail naming what was wrong.
+`tokens.py`). Market data needs a Bearer access token the simulator issued
+and still honours, else 401 as Schwab answers. The simulator's own: `GET
+/sim/report`, `POST /sim/fault` (`faults.py`) and `POST /sim/inject` (a
+frame's text, sent as it is to every logged-in streamer connection), both
+only with this run's control token and as JSON (`control.py`). No POST body
+over `control.MAX_BODY` is read. Bad requests get Schwab's error shapes with
+a detail naming what was wrong.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from common.simulator import faults, protocol
+from common.simulator import control, faults, protocol
 from common.simulator.market import new_york_date
 from common.simulator.report import now_ms
 
@@ -47,11 +49,13 @@ def http_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("http " + format % args)
 
-        def _reply(self, status: int, body: Any) -> None:
+        def _reply(self, status: int, body: Any, close: bool = False) -> None:
             raw = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(raw)))
+            if close:  # a body left unread: the connection cannot carry another request
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(raw)
 
@@ -133,9 +137,18 @@ def http_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
             self._reply(200, protocol.price_history(symbol, bars))
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
             path = urlsplit(self.path).path
+            try:
+                if path in control.PATHS:
+                    control.check(sim.control_token, self.headers.get(control.HEADER),
+                                  self.headers.get("Content-Type"))
+                length = control.body_length(self.headers.get("Content-Length"))
+            except control.Refused as refused:
+                log.warning("request refused", extra={"path": path, "status": refused.status,
+                                                      "reason": refused.reason})
+                self._reply(refused.status, {"error": refused.reason}, close=True)
+                return
+            raw = self.rfile.read(length)
             if path == "/sim/inject":
                 self._inject(raw)
                 return
@@ -176,10 +189,9 @@ def http_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 self._reply(400, {"error": "invalid_grant", "error_description": "authorization code unknown or used"})
             elif grant != "refresh_token" or not form.get("refresh_token"):
                 self._reply(400, {"error": "invalid_client", "error_description": "refresh_token grant required"})
-            elif not sim.tokens.refresh_ok(form["refresh_token"]):
-                log.warning("refresh token refused: expired (SIMULATED)")
-                self._reply(400, {"error": "invalid_client",
-                                  "error_description": "refresh_token_authentication_error"})
+            elif refusal := sim.tokens.refresh_refusal(form["refresh_token"]):
+                log.warning("refresh token refused (SIMULATED)", extra={"reason": refusal})
+                self._reply(400, {"error": "invalid_client", "error_description": refusal})
             else:
                 sim.report.count("token_refreshes")
                 log.info("access token refreshed (SIMULATED)")

@@ -4,7 +4,9 @@ HTTP (a stdlib server in a thread) answers what schwab-py asks over REST
 (`rest.py`), with the OAuth tokens of `tokens.py`. The streamer
 (websockets, on the event loop) speaks the protocol in `protocol.py`, fed by
 one ticker that steps `market.py`; what it sent is counted in `report.py`.
-Faults (see `faults.py`) come from `--fault` or `POST /sim/fault`.
+Faults (see `faults.py`) come from `--fault` or `POST /sim/fault`, which
+like `POST /sim/inject` needs the control token each start writes to the run
+directory (`control.py`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from common.feed import option_symbols
-from common.simulator import faults, protocol, rest
+from common.redact import REDACT
+from common.simulator import control, faults, protocol, rest
 from common.simulator.market import Market, SimulatedOption
 from common.simulator.protocol import (
     CHART_EQUITY,
@@ -62,6 +65,8 @@ class Settings:
     report: Path | None
     heartbeat: float
     bar_seconds: float
+    #: Where the control token is written (control.FILE); the repo's tools read it there.
+    run_dir: Path
     faults: tuple[faults.Fault, ...] = ()
     fault_after: float = 5.0
     trade_log: Path | None = None
@@ -102,6 +107,9 @@ class Simulator:
         self._charted: dict[str, None] = {}
         self.faults = faults.Faults()
         self.tokens = Tokens()
+        #: This run's control token: `POST /sim/inject` and `/sim/fault` need it (control.py).
+        self.control_token = control.new_token()
+        REDACT.add(self.control_token)
         self.logged_in = asyncio.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._restart = asyncio.Event()
@@ -168,8 +176,9 @@ class Simulator:
             return override
         if service == "ADMIN" and command == "LOGIN":
             token = (request.get("parameters") or {}).get("Authorization", "")
-            if token and not self.tokens.access_ok(token):
-                return faults.Override(code=protocol.LOGIN_DENIED, msg="Login denied: access token expired", close=True)
+            if not self.tokens.access_ok(token):
+                return faults.Override(code=protocol.LOGIN_DENIED, msg="Login denied: access token expired, revoked "
+                                       "or not issued by this simulator", close=True)
         return None
 
     async def apply(self, fault: faults.Fault) -> None:
@@ -421,6 +430,7 @@ async def run(settings: Settings) -> None:
 
 async def _serve(sim: Simulator, settings: Settings, stop: asyncio.Event) -> None:
     """Run HTTP, the streamer and the ticker until `stop`; a task that fails takes the process down with it."""
+    token_file = control.write_token(settings.run_dir, sim.control_token)
     httpd = ThreadingHTTPServer((settings.host, settings.port), rest.http_handler(sim))
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
@@ -428,7 +438,8 @@ async def _serve(sim: Simulator, settings: Settings, stop: asyncio.Event) -> Non
              (sim.streamer(), sim.ticker(), sim.scheduled_faults(settings.faults, settings.fault_after))]
     stopping = asyncio.create_task(stop.wait())
     log.info("simulator ready", extra={"http": f"http://{settings.host}:{settings.port}",
-                                       "streamer": f"ws://{settings.host}:{settings.ws_port}/ws"})
+                                       "streamer": f"ws://{settings.host}:{settings.ws_port}/ws",
+                                       "control_token_file": str(token_file)})
     try:
         while not stopping.done():
             done, _ = await asyncio.wait((*tasks, stopping), return_when=asyncio.FIRST_COMPLETED)

@@ -2,8 +2,10 @@
 
 Modelled far enough for schwab-py's own flows: a login code is redeemed once
 for tokens, an access token lasts ACCESS_TOKEN_SECONDS, a refresh token is
-refused once revoked (the `revoke_*` faults), as Schwab refuses an expired
-one. Every set is bounded (TOKENS_KEPT), so months of refreshes stay small.
+refused once revoked (the `expire_*` faults), as Schwab refuses an expired
+one. A token the simulator never issued is refused too (NOT_ISSUED): a real
+Schwab token sent here by mistake fails loudly instead of streaming SIMULATED
+prices. Every set is bounded (TOKENS_KEPT), so months of refreshes stay small.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ ACCESS_TOKEN_SECONDS = 1800
 #: Tokens (or login codes) each set remembers: at one new access token per
 #: 30 minutes, over half a year's worth, in under 2 MB.
 TOKENS_KEPT = 10_000
+#: The token endpoint's refusal of a refresh token it never issued (or issued before a restart): a simulator
+#: client logs in again on it (common/feed/schwab_client.py), as a person would.
+NOT_ISSUED = "refresh token not issued by this simulator"
+#: Schwab's refusal of an expired refresh token, here a revoked one: only a person's login helps.
+REVOKED = "refresh_token_authentication_error"
 
 
 class RecentSet:
@@ -40,6 +47,9 @@ class RecentSet:
     def discard(self, member: str) -> None:
         self._members.pop(member, None)
 
+    def clear(self) -> None:
+        self._members.clear()
+
     def __contains__(self, member: object) -> bool:
         return member in self._members
 
@@ -51,32 +61,32 @@ class RecentSet:
 
 
 class Tokens:
-    """Which access and refresh tokens the simulated Schwab still honours.
+    """Which access and refresh tokens the simulated Schwab honours: those it issued and has not revoked.
 
-    Tokens it never issued are honoured (a token file written by hand or by
-    `ensure_simulator_token`) until a fault revokes everything seen so far;
-    a token first seen after that, such as a fresh login's, is good again.
-    Each set remembers the `kept` tokens (or codes) added last: a client
-    refreshes every 30 minutes, so only a token revoked more than `kept`
-    tokens ago (months, at TOKENS_KEPT) could be honoured again.
+    A revoked token is refused as Schwab refuses an expired one (REVOKED); one
+    never issued, or forgotten, as NOT_ISSUED. Each set remembers the `kept`
+    tokens (or codes) added last: a client refreshes every 30 minutes, so only
+    a token issued more than `kept` tokens ago (months, at TOKENS_KEPT) is
+    forgotten.
     """
 
     def __init__(self, kept: int = TOKENS_KEPT) -> None:
-        self.seen_access = RecentSet(kept)
-        self.seen_refresh = RecentSet(kept)
+        self.issued_access = RecentSet(kept)
+        self.issued_refresh = RecentSet(kept)
         self.revoked = RecentSet(kept)
         self.codes = RecentSet(kept)
         self._lock = threading.Lock()
 
     def access_ok(self, token: str) -> bool:
         with self._lock:
-            self.seen_access.add(token)
-            return bool(token) and token not in self.revoked
+            return token in self.issued_access
 
-    def refresh_ok(self, token: str) -> bool:
+    def refresh_refusal(self, token: str) -> str | None:
+        """Why `token` cannot be refreshed (REVOKED or NOT_ISSUED); None when it can."""
         with self._lock:
-            self.seen_refresh.add(token)
-            return token not in self.revoked
+            if token in self.issued_refresh:
+                return None
+            return REVOKED if token in self.revoked else NOT_ISSUED
 
     def issue_code(self) -> str:
         with self._lock:
@@ -96,16 +106,20 @@ class Tokens:
         access = f"SIM.{secrets.token_hex(16)}"
         refresh = refresh_token or f"SIM.refresh.{secrets.token_hex(16)}"
         with self._lock:
-            self.seen_access.add(access)
-            self.seen_refresh.add(refresh)
+            self.issued_access.add(access)
+            self.issued_refresh.add(refresh)
         return {"expires_in": ACCESS_TOKEN_SECONDS, "token_type": "Bearer", "scope": "api",
                 "refresh_token": refresh, "access_token": access, "id_token": f"SIM.id.{secrets.token_hex(8)}"}
 
     def revoke_access(self) -> None:
         with self._lock:
-            self.revoked.update(self.seen_access)
+            self._revoke(self.issued_access)
 
     def revoke_refresh(self) -> None:
         with self._lock:
-            self.revoked.update(self.seen_access)
-            self.revoked.update(self.seen_refresh)
+            self._revoke(self.issued_access)
+            self._revoke(self.issued_refresh)
+
+    def _revoke(self, issued: RecentSet) -> None:
+        self.revoked.update(issued)
+        issued.clear()

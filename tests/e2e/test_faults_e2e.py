@@ -17,7 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from common.config import simulator_token_path
 from common.feed.schwab_client import write_token_file
+from common.simulator import control
 from tests.helpers.harness import Pipeline, wait_for
 
 TICKERS = ("SPY", "QQQ")
@@ -46,7 +48,8 @@ def pipeline():
 
 
 def inject(pipeline: Pipeline, spec: str) -> None:
-    response = httpx.post(f"{pipeline.env['SIMULATOR_URL']}/sim/fault", json={"fault": spec}, timeout=10)
+    response = httpx.post(f"{pipeline.env['SIMULATOR_URL']}/sim/fault", json={"fault": spec},
+                          headers=control.headers(pipeline.var / "run"), timeout=10)
     assert response.status_code == 200, response.text
 
 
@@ -152,7 +155,8 @@ def test_expired_refresh_token_waits_for_a_new_token_file(pipeline):
     token = httpx.post(f"{url}/v1/oauth/token", data={
         "grant_type": "authorization_code", "code": parse_qs(urlsplit(location).query)["code"][0]}).json()
     token["expires_at"] = int(time.time()) + token["expires_in"]
-    write_token_file(pipeline.var / "data" / "schwab_token.json", {"creation_timestamp": int(time.time()), "token": token})
+    write_token_file(simulator_token_path(pipeline.var / "data" / "schwab_token.json"),
+                     {"creation_timestamp": int(time.time()), "token": token})
 
     wait_for(lambda: logins(pipeline) > before, 30, "a login with the new token")
     stored = pipeline.count("equity_data")

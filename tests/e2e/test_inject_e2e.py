@@ -16,6 +16,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from common.simulator import control
 from tests.helpers.harness import Pipeline, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +40,8 @@ def frame(content: list[dict], now_ms: int) -> str:
 
 
 def inject(pipeline: Pipeline, text: str) -> None:
-    response = httpx.post(f"{pipeline.env['SIMULATOR_URL']}/sim/inject", content=text.encode(), timeout=15)
+    response = httpx.post(f"{pipeline.env['SIMULATOR_URL']}/sim/inject", content=text.encode(),
+                          headers=control.headers(pipeline.var / "run"), timeout=15)
     assert response.status_code == 200, response.text
     assert response.json() == {"sent_to": 1}
 

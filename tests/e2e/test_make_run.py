@@ -24,6 +24,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from common.config import simulator_token_path
 from common.store import migrate
 from common.store.localpg import SUPERUSER, LocalPostgres
 from tests.helpers.checkout import Checkout
@@ -127,8 +128,8 @@ def test_make_run_opens_no_directory_of_the_users_and_make_clean_keeps_the_token
     as_postgres = subprocess.run(["runuser", "-u", "postgres", "--", "cat", str(env_file)], capture_output=True)
     assert as_postgres.returncode != 0, "the postgres OS user could read .env"
 
-    token = copy.var / "data" / "schwab_token.json"
-    assert token.exists(), "the simulated login writes a token file"
+    token = simulator_token_path(copy.var / "data" / "schwab_token.json")
+    assert token.exists(), "the simulated login writes the simulator's own token file"
     cluster = LocalPostgres(copy.var / "pg").home
     kept = copy.make("clean")  # not a terminal, no CONFIRM=1: nothing of value goes
     assert kept.returncode == 0 and "kept the database and the journals" in kept.stdout, kept.stdout

@@ -22,6 +22,7 @@ from common.feed.frames import FramePublisher
 from common.observe.stats import ActorStats
 from common.transport.messages import MinuteBar
 from tests.helpers.recordings import KeptFrames
+from tests.helpers.simulator_process import control_headers
 
 MINUTE_MS = 60_000
 
@@ -100,7 +101,7 @@ def stream_bar(symbol: str, start_ms: int) -> MinuteBar:
 
 def inject(url: str, text: str) -> int:
     """Have the simulator at `url` send `text` to every logged-in connection; how many it reached."""
-    answer = httpx.post(f"{url}/sim/inject", content=text.encode(), timeout=10)
+    answer = httpx.post(f"{url}/sim/inject", content=text.encode(), headers=control_headers(url), timeout=10)
     answer.raise_for_status()
     return answer.json()["sent_to"]
 

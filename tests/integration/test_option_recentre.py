@@ -34,7 +34,7 @@ from common.feed.option_contracts import OptionContracts, apply_option_changes
 from common.feed.schwab_client import make_client, make_stream_client
 from common.transport.messages import OptionSubscription
 from tests.helpers.schwab_recorder import Recorder
-from tests.helpers.simulator_process import simulator
+from tests.helpers.simulator_process import control_headers, simulator
 
 OPTIONS = "LEVELONE_OPTIONS"
 
@@ -158,7 +158,7 @@ def test_contracts_refused_with_code_19_are_not_asked_again_and_the_rest_streams
             _, before, after = await bands_around_a_move(client, config, 3 * config.option_recenter_threshold)
             stream, wire, asked, contracts = await streaming_band(client, config, before, logger)
 
-            httpx.post(f"{url}/sim/fault", json={"fault": "code:19"}).raise_for_status()
+            httpx.post(f"{url}/sim/fault", json={"fault": "code:19"}, headers=control_headers(url)).raise_for_status()
             contracts.want(OptionSubscription("SPY", after, time.time_ns()))
             await apply_option_changes(stream, contracts, logger, config.stream_command_timeout)
             await apply_option_changes(stream, contracts, logger, config.stream_command_timeout)  # not asked again

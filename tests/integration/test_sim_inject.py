@@ -13,7 +13,7 @@ import msgspec
 from common import config as config_module
 from common.feed.schwab_client import make_client, make_stream_client
 from common.feed.streamer import CheckedDecoder
-from tests.helpers.simulator_process import simulator
+from tests.helpers.simulator_process import control_headers, simulator
 
 #: Not even JSON's idea of a frame: the simulator must not care.
 HOSTILE = '{"data": [{"service": "LEVELONE_EQUITIES", "timestamp": 1, "content": [{"key": "\u00e9", "3": "NaN"}]}]}'
@@ -21,11 +21,12 @@ HOSTILE = '{"data": [{"service": "LEVELONE_EQUITIES", "timestamp": 1, "content":
 
 def test_empty_or_undecodable_bodies_are_refused_with_why():
     with simulator("--rate", "10") as url:
-        empty = httpx.post(f"{url}/sim/inject", content=b"", timeout=10)
+        headers = control_headers(url)
+        empty = httpx.post(f"{url}/sim/inject", content=b"", headers=headers, timeout=10)
         assert empty.status_code == 400 and "empty body" in empty.json()["error"]
-        latin = httpx.post(f"{url}/sim/inject", content="café".encode("latin-1"), timeout=10)
+        latin = httpx.post(f"{url}/sim/inject", content="café".encode("latin-1"), headers=headers, timeout=10)
         assert latin.status_code == 400 and "not valid UTF-8" in latin.json()["error"]
-        alone = httpx.post(f"{url}/sim/inject", content=HOSTILE.encode(), timeout=10)
+        alone = httpx.post(f"{url}/sim/inject", content=HOSTILE.encode(), headers=headers, timeout=10)
         assert alone.json() == {"sent_to": 0}, "nobody logged in: sent nowhere"
 
 
@@ -42,7 +43,8 @@ def test_the_real_client_receives_the_injected_text_verbatim(tmp_path: Path):
             stream.set_json_decoder(CheckedDecoder(on_data, logging.getLogger("t"), lambda: None))
             await stream.login()
             await stream.level_one_equity_subs(["SPY"])
-            answer = await asyncio.to_thread(httpx.post, f"{url}/sim/inject", content=HOSTILE.encode(), timeout=10)
+            answer = await asyncio.to_thread(httpx.post, f"{url}/sim/inject", content=HOSTILE.encode(),
+                                             headers=control_headers(url), timeout=10)
             assert answer.json() == {"sent_to": 1}
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and not any(b'"\xc3\xa9"' in data for data in received):

@@ -22,7 +22,7 @@ from common.feed.schwab_client import make_client, make_stream_client
 from common.feed.schwab_socket import Pacing
 from common.simulator import trade_log
 from tests.helpers.schwab_recorder import Recorder
-from tests.helpers.simulator_process import log_out, simulator
+from tests.helpers.simulator_process import issued_token, log_out, simulator
 
 
 @dataclass
@@ -57,12 +57,12 @@ def sim(tmp_path: Path) -> Iterator[Sim]:
 
 @pytest.fixture
 def config(sim: Sim, tmp_path: Path) -> Config:
-    """No Schwab credentials, and a token whose access part has expired: the first call refreshes it."""
+    """No Schwab credentials, and a token the simulator issued whose access part has expired: the first call
+    refreshes it."""
     cfg = config_module.load({"STREAMING_VAR": str(tmp_path / "var"), "SIMULATOR_URL": sim.url})
     assert cfg.uses_simulator
     cfg.schwab_token_path.parent.mkdir(parents=True, mode=0o700)
-    token = {"access_token": "stale", "refresh_token": "SIM.refresh.test", "token_type": "Bearer",
-             "scope": "api", "expires_in": 1800, "expires_at": int(time.time()) - 3600, "id_token": "x"}
+    token = {**issued_token(sim.url), "expires_at": int(time.time()) - 3600}
     cfg.schwab_token_path.write_text(json.dumps({"creation_timestamp": int(time.time()) - 3600, "token": token}))
     return cfg
 

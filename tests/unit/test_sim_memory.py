@@ -15,7 +15,7 @@ from common.simulator import trade_log
 from common.simulator.market import Market, expirations, new_york_date
 from common.simulator.protocol import LEVELONE_EQUITIES, SentTrade
 from common.simulator.report import Report
-from common.simulator.tokens import Tokens
+from common.simulator.tokens import REVOKED, Tokens
 
 TRADES = 50_000
 BATCH = 50
@@ -93,13 +93,12 @@ def test_tokens_remember_a_bounded_number_and_still_refuse_what_was_revoked():
     tokens = Tokens(kept=100)
     issued = [tokens.issue(refresh_token="SIM.refresh.kept")["access_token"] for _ in range(1000)]
     codes = [tokens.issue_code() for _ in range(1000)]
-    assert len(tokens.seen_access) == len(tokens.codes) == 100
+    assert len(tokens.issued_access) == len(tokens.codes) == 100
     assert tokens.redeem_code(codes[-1]) and not tokens.redeem_code(codes[-1])
-    assert tokens.access_ok(issued[-1]) and tokens.refresh_ok("SIM.refresh.kept")
+    assert tokens.access_ok(issued[-1]) and tokens.refresh_refusal("SIM.refresh.kept") is None
     tokens.revoke_refresh()
     assert len(tokens.revoked) == 100
-    assert not tokens.access_ok(issued[-1]) and not tokens.refresh_ok("SIM.refresh.kept")
-    assert tokens.access_ok("SIM.first-seen-after-the-revocation")
+    assert not tokens.access_ok(issued[-1]) and tokens.refresh_refusal("SIM.refresh.kept") == REVOKED
 
 
 def list_contracts(market: Market, now_ms: int) -> list[str]:

@@ -112,8 +112,8 @@ class Actor:
         self.name = name
         self.counters_on_bus = counters_on_bus
         self.config = configuration.load()
+        self.log = log.setup(name)  # first: what making the directories warns of is a JSON line of this actor
         self.config.ensure_dirs()
-        self.log = log.setup(name)
         self.shutdown = Shutdown()
         self.stats = ActorStats(name, self.config.stats_interval)
         self.publisher = Tickerplant(self.config, name) if journaled else Publisher(self.config, name)

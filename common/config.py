@@ -17,12 +17,15 @@ credentials, and its recording must be readable before anything starts.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import math
 import os
 import re
 import socket
+import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -32,10 +35,14 @@ from common.feed.replay import readable, recordable
 ACTORS = ("ingest", "indicator", "options", "writer", "metrics")
 MARKET_SESSIONS = ("pre", "regular", "post")
 SOURCES = ("schwab", "simulator", "replay")
+#: The settings that choose an address to listen on: each a loopback address unless ALLOW_PUBLIC_BIND=true.
+BIND_SETTINGS = ("METRICS_HTTP_HOST", "BUS_HOST", "SIM_HOST")
 
 _SYMBOL = re.compile(r"^[A-Z][A-Z0-9./$-]{0,9}$")
 _DURATION = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h|d)?\s*")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+log = logging.getLogger("config")
 
 
 class ConfigError(ValueError):
@@ -147,8 +154,72 @@ def http_url(raw: str) -> str:
     return value
 
 
+def simulator_url(raw: str) -> str:
+    """SIMULATOR_URL: plain http only to this machine. The actors send the simulator their token and the tools
+    their control token: over the network, that would be in clear to whoever answers."""
+    value = http_url(raw)
+    parts = urlsplit(value)
+    if parts.scheme == "http" and not loopback(parts.hostname or ""):
+        raise Rejected("is plain http to another host; accepted: http:// to a loopback address (127.0.0.1, ::1, "
+                       "localhost), or https:// to any host")
+    return value
+
+
+def simulator_token_path(schwab_token_path: Path) -> Path:
+    """The simulator's token file: beside Schwab's and never it (`<name>.simulator.json`), so that a simulated
+    run neither sends the real refresh token to the simulator nor overwrites it with a simulated one."""
+    return schwab_token_path.with_name(f"{schwab_token_path.stem}.simulator{schwab_token_path.suffix}")
+
+
 def path(raw: str) -> Path:
     return Path(text(raw)).expanduser()
+
+
+def loopback(host: str) -> bool:
+    """Whether a server listening on `host` stays inside this machine: localhost, 127.0.0.0/8 or ::1. Any other
+    name counts as beyond it: what it resolves to is not known here."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+_CREDENTIAL = re.compile(r"[A-Za-z0-9._~+/=-]{16,200}")
+
+
+def credential(raw: str) -> str:
+    """A token sent in an HTTP header: long enough not to be guessed, nothing a header would mangle."""
+    value = raw.strip()
+    if not _CREDENTIAL.fullmatch(value):
+        raise Rejected("is not accepted; accepted: 16 to 200 of A-Z a-z 0-9 . _ ~ + / = - (e.g. the output of "
+                       "openssl rand -hex 16)")
+    return value
+
+
+def open_to_others(directory: Path) -> str | None:
+    """A warning when users other than its owner may list or enter `directory`, which should be private; None
+    when it is private or does not exist."""
+    try:
+        mode = stat.S_IMODE(directory.stat().st_mode)
+    except FileNotFoundError:
+        return None
+    if not mode & 0o077:
+        return None
+    return (f"{directory} is open to other users (mode {mode:04o}) and is left as it is: the service changes only "
+            f"directories it creates. Make it private (chmod 700 {directory}) or choose a directory of its own")
+
+
+def private_directory(directory: Path) -> None:
+    """Create `directory` readable by its owner only (0700). One that exists is never changed, whoever made it:
+    RUN_DIR=/run or SCHWAB_TOKEN_PATH=/etc/schwab.json as root must not close the host's /run or /etc to its
+    other users. It is named in a warning if others can reach into it."""
+    try:
+        directory.mkdir(parents=True, mode=0o700)
+    except FileExistsError:
+        if warning := open_to_others(directory):
+            log.warning(warning)
 
 
 _BUCKET = re.compile(r"(?!xn--)(?!.*-s3alias$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -292,7 +363,8 @@ SETTINGS: tuple[Setting, ...] = (
             "DATA_DIR/deployment from then on", deployment_name),
     Setting("MIGRATE_DATABASE_URL", "", "the owner's URL for make migrate, if not DATABASE_URL (keep it here only "
             "while migrating)", secret=True),
-    Setting("SCHWAB_TOKEN_PATH", "", "schwab-py's token file; unset: DATA_DIR/schwab_token.json", path),
+    Setting("SCHWAB_TOKEN_PATH", "", "schwab-py's token file; unset: DATA_DIR/schwab_token.json. The simulator "
+            "keeps its own beside it, never this one (schwab_token.simulator.json for schwab_token.json)", path),
     Setting("SCHWAB_CALLBACK_URL", "https://127.0.0.1:8182", "your Schwab app's callback URL, exactly as registered",
             http_url),
     # Batching and metrics.
@@ -314,8 +386,16 @@ SETTINGS: tuple[Setting, ...] = (
             "stored stream): 1m costs the database about 2 MB a day, 10s six times that", duration(1, 3600)),
     Setting("STATS_INTERVAL", "1s", "how often each actor reports its counters to metrics (a fifth as often while "
             "nothing changes)", duration(0.1, 60)),
-    Setting("METRICS_HTTP_HOST", "127.0.0.1", "where /metrics, /healthz and the status page are served"),
+    Setting("METRICS_HTTP_HOST", "127.0.0.1", "where /metrics, /healthz and the status page are served: a loopback "
+            "address unless ALLOW_PUBLIC_BIND=true, and then STATUS_PAGE_TOKEN is required"),
     Setting("METRICS_HTTP_PORT", "9108", "their port", PORT),
+    Setting("STATUS_PAGE_TOKEN", "", "when set, the status page, its /api/* data and /metrics answer only a request "
+            "carrying it (Authorization: Bearer <token>, or as basic auth's password with any user name); /healthz "
+            "stays open. Required when METRICS_HTTP_HOST is not loopback: the page reads market data with the "
+            "writer's login, which row-level security does not limit", credential, secret=True),
+    Setting("ALLOW_PUBLIC_BIND", "false", "true: METRICS_HTTP_HOST, BUS_HOST and SIM_HOST may be addresses beyond "
+            "loopback (0.0.0.0, a LAN address); otherwise such an address is refused at start. The bus has no "
+            "credential at all: keep it on loopback or a private network", switch),
     # Options.
     Setting("OPTION_STRIKE_BAND", "0.02", "stream strikes within this fraction of the underlying (0.02: ±2 %)",
             number(0, 0.5, above=True)),
@@ -330,7 +410,7 @@ SETTINGS: tuple[Setting, ...] = (
     # The bus and the journal.
     Setting("BUS_TRANSPORT", "ipc", "ipc (sockets in STREAMING_VAR/run) or tcp (BUS_HOST from BUS_BASE_PORT)",
             choice("ipc", "tcp")),
-    Setting("BUS_HOST", "127.0.0.1", "the address tcp binds"),
+    Setting("BUS_HOST", "127.0.0.1", "the address tcp binds: a loopback address unless ALLOW_PUBLIC_BIND=true"),
     Setting("BUS_BASE_PORT", "7100", "the first of five tcp ports", whole(1, 65535 - len(ACTORS) + 1)),
     Setting("BUS_HWM", "100000", "frames queued per socket before ZeroMQ drops (the consumer then replays the "
             "journal)", whole(1, 10_000_000)),
@@ -364,7 +444,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STREAMING_VAR", "", "where data, logs and sockets live; unset: var/ in the checkout", path),
     Setting("DATA_DIR", "", "journals, offsets, dead letters, the token; unset: STREAMING_VAR/data", path),
     Setting("LOG_DIR", "", "one log file per actor; unset: STREAMING_VAR/log", path),
-    Setting("RUN_DIR", "", "sockets and pid files (0700); unset: STREAMING_VAR/run", path),
+    Setting("RUN_DIR", "", "sockets and pid files; unset: STREAMING_VAR/run. Made 0700 when missing; one that exists "
+            "is left as it is, with a warning if others can enter it", path),
     # The archive.
     Setting("ARCHIVE_DIR", "", "make archive's Parquet files (or, with ARCHIVE_S3_URL, their staging); unset: "
             "DATA_DIR/archive", path),
@@ -377,8 +458,10 @@ SETTINGS: tuple[Setting, ...] = (
             "(AWS_* variables, ~/.aws)"),
     Setting("ARCHIVE_S3_SECRET_ACCESS_KEY", "", "the bucket's secret access key; set it with its id", secret=True),
     # The simulator.
-    Setting("SIMULATOR_URL", "http://127.0.0.1:8765", "where the actors reach the simulator's HTTP side", http_url),
-    Setting("SIM_HOST", "127.0.0.1", "the simulator's listening address"),
+    Setting("SIMULATOR_URL", "http://127.0.0.1:8765", "where the actors reach the simulator's HTTP side: http on "
+            "a loopback address, or https", simulator_url),
+    Setting("SIM_HOST", "127.0.0.1", "the simulator's listening address: a loopback address unless "
+            "ALLOW_PUBLIC_BIND=true"),
     Setting("SIM_PORT", "8765", "the simulator's HTTP port", PORT),
     Setting("SIM_WS_PORT", "8766", "the simulator's streamer port", PORT),
     Setting("SIM_SEED", "42", "the simulated market's random seed", whole(-(2**63), 2**63 - 1)),
@@ -452,6 +535,24 @@ def recordings(env: Mapping[str, str], source: str) -> tuple[Path | None, Path |
     return record, replay
 
 
+def status_page_token(env: Mapping[str, str]) -> str | None:
+    """STATUS_PAGE_TOKEN, once every listening address is checked. An address beyond loopback is taken only when
+    meant (ALLOW_PUBLIC_BIND=true): a container's 0.0.0.0 published with `docker run -p` passes any host firewall.
+    The status page served beyond loopback needs the token: it reads market data with the writer's login."""
+    allowed = read(env, "ALLOW_PUBLIC_BIND")
+    for name in BIND_SETTINGS:
+        host = read(env, name)
+        if not allowed and not loopback(host):
+            raise ConfigError(f"{name}={host!r} is not a loopback address, so it would listen beyond this host: set "
+                              f"ALLOW_PUBLIC_BIND=true if that is meant, or {name}=127.0.0.1")
+    token, host = read(env, "STATUS_PAGE_TOKEN"), read(env, "METRICS_HTTP_HOST")
+    if token is None and not loopback(host):
+        raise ConfigError(f"METRICS_HTTP_HOST={host!r} serves the status page's market data beyond this host: set "
+                          "STATUS_PAGE_TOKEN (16 or more characters, e.g. the output of openssl rand -hex 16), which "
+                          "the page, /api/* and /metrics then ask for")
+    return token
+
+
 @dataclass(frozen=True)
 class Config:
     deployment: str
@@ -474,6 +575,8 @@ class Config:
     stats_interval: float
     schwab_app_key: str
     schwab_app_secret: str
+    #: The token file schwab-py reads and writes in this mode: SCHWAB_TOKEN_PATH's for Schwab, the simulator's
+    #: own beside it (`simulator_token_path`) for the simulator.
     schwab_token_path: Path
     schwab_callback_url: str
     simulator_url: str
@@ -507,6 +610,8 @@ class Config:
     token_poll_interval: float
     metrics_http_host: str
     metrics_http_port: int
+    #: STATUS_PAGE_TOKEN: what the status page, /api/* and /metrics ask for; None: they answer anyone (loopback only).
+    status_page_token: str | None = field(default=None, repr=False)
     stream_record: Path | None = None
     stream_replay: Path | None = None
     #: The archive (common/store/archive.py): its directory, and the S3-compatible bucket if one is set.
@@ -557,11 +662,11 @@ class Config:
         return {"OPTION_STORE_INTERVAL": self.option_store_interval}
 
     def ensure_dirs(self) -> None:
-        """Create the run directory private (0700): bus sockets live there."""
+        """Create the log and data directories, and the run directory private (0700): bus sockets live there. A run
+        directory that exists is left as it is (`private_directory`)."""
         for directory in (self.log_dir, self.data_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        self.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.run_dir.chmod(0o700)
+        private_directory(self.run_dir)
 
 
 def load(env: Mapping[str, str] | None = None) -> Config:
@@ -596,6 +701,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
                           f"({segment_bytes}): the segment being written is never deleted, so the cap could not hold; "
                           "accepted: at least twice JOURNAL_SEGMENT_BYTES")
     kept = kept_deployment(data_dir)  # checked even when DEPLOYMENT is set: a damaged file is never passed over
+    token_path = read(env, "SCHWAB_TOKEN_PATH") or data_dir / "schwab_token.json"
     return Config(
         deployment=read(env, "DEPLOYMENT") or kept or host_deployment(),
         tickers=tickers,
@@ -617,7 +723,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         stats_interval=read(env, "STATS_INTERVAL"),
         schwab_app_key=env.get("SCHWAB_APP_KEY", "").strip(),
         schwab_app_secret=env.get("SCHWAB_APP_SECRET", "").strip(),
-        schwab_token_path=read(env, "SCHWAB_TOKEN_PATH") or data_dir / "schwab_token.json",
+        schwab_token_path=token_path if source != "simulator" else simulator_token_path(token_path),
         schwab_callback_url=read(env, "SCHWAB_CALLBACK_URL"),
         simulator_url=read(env, "SIMULATOR_URL"),
         option_strike_band=band,
@@ -648,6 +754,7 @@ def load(env: Mapping[str, str] | None = None) -> Config:
         token_poll_interval=read(env, "TOKEN_POLL_INTERVAL"),
         metrics_http_host=read(env, "METRICS_HTTP_HOST"),
         metrics_http_port=read(env, "METRICS_HTTP_PORT"),
+        status_page_token=status_page_token(env),
         stream_record=record,
         stream_replay=replay,
         **archive_settings(env, data_dir),

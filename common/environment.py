@@ -18,6 +18,11 @@ before anything starts. Nothing it prints shows a secret.
     python -m common.environment get ATTRIBUTE    one value of the checked Config, e.g. schwab_token_path
     python -m common.environment example          .env.example, from the settings' own list
     python -m common.environment exec [--no-check] -- COMMAND [ARG...]    run COMMAND with these settings
+
+Started as root with STREAMING_USER set (the image's entry point), it reads
+the settings file as root and then becomes that user before anything else:
+`.env` stays private to its owner on the host (chmod 600; a bind mount keeps
+the host's owner), and nothing of the service runs as root.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pwd
 import re
 import stat
 import sys
@@ -33,7 +39,7 @@ from pathlib import Path
 
 from dotenv.parser import parse_stream
 
-from common.config import BY_NAME, SETTINGS, Config, ConfigError, load, read
+from common.config import BY_NAME, SETTINGS, Config, ConfigError, load, loopback, open_to_others, read
 from common.redact import Redactor, mask_url, secrets_in
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,12 +50,20 @@ PRINTABLE = ("schwab_token_path", "stream_source", "embedded_database", "data_di
 class Settings:
     """The file's values under the environment's, and where each came from."""
 
-    def __init__(self, environ: Mapping[str, str], env_file: Path | None = None):
+    def __init__(self, environ: Mapping[str, str], env_file: Path | None = None,
+                 from_file: dict[str, str] | None = None):
         self.environ = dict(environ)
         self.env_file = env_file or Path(environ.get("ENV_FILE") or ROOT / ".env")
-        self.from_file = read_env_file(self.env_file, required="ENV_FILE" in environ and not env_file)
+        self.from_file = (read_env_file(self.env_file, required="ENV_FILE" in environ and not env_file)
+                          if from_file is None else from_file)
         self.values = {**self.from_file, **{key: value for key, value in self.environ.items() if value.strip()}}
         self.redact = Redactor(secrets_in(self.values))
+
+    def for_account(self, account: pwd.struct_passwd) -> Settings:
+        """The same settings for processes of `account`, with its HOME, USER and LOGNAME; the file is not read
+        again (only the user that started the launcher may be able to)."""
+        names = {"HOME": account.pw_dir, "USER": account.pw_name, "LOGNAME": account.pw_name}
+        return Settings({**self.environ, **names}, self.env_file, self.from_file)
 
     def origin(self, name: str) -> str:
         if self.environ.get(name, "").strip():
@@ -97,19 +111,57 @@ class Settings:
 
 def read_env_file(path: Path, required: bool = False) -> dict[str, str]:
     """KEY=value pairs from a dotenv file; a line that cannot be read is an error naming its number, not its text."""
-    if not path.exists():
-        if required:
-            raise ConfigError(f"ENV_FILE={str(path)!r} does not exist")
-        return {}
-    values: dict[str, str] = {}
-    with path.open(encoding="utf-8") as stream:
-        for binding in parse_stream(stream):
-            if binding.error:
-                raise ConfigError(f"{path}: line {binding.original.line} is not KEY=value "
-                                  "(quote a value that holds spaces or #)")
-            if binding.key is not None and binding.value is not None:
-                values[binding.key] = binding.value
+    try:
+        if not path.exists():
+            if required:
+                raise ConfigError(f"ENV_FILE={str(path)!r} does not exist")
+            return {}
+        values: dict[str, str] = {}
+        with path.open(encoding="utf-8") as stream:
+            for binding in parse_stream(stream):
+                if binding.error:
+                    raise ConfigError(f"{path}: line {binding.original.line} is not KEY=value "
+                                      "(quote a value that holds spaces or #)")
+                if binding.key is not None and binding.value is not None:
+                    values[binding.key] = binding.value
+    except PermissionError:
+        raise ConfigError(unreadable(path)) from None
     return values
+
+
+def unreadable(path: Path) -> str:
+    """Why this process cannot read the settings file, and a remedy that keeps it private: a file of secrets
+    made readable by everyone is the fix people reach for."""
+    uid = os.geteuid()
+    try:
+        status = path.stat()
+    except OSError:
+        return (f"{path} cannot be read by uid {uid}: a directory above it is closed to that user; run as the user "
+                "that owns the file")
+    return (f"{path} cannot be read by uid {uid} (it is uid {status.st_uid}'s, mode "
+            f"{stat.S_IMODE(status.st_mode):04o}): run as uid {status.st_uid}, or give the file to uid {uid} "
+            f"(chown {uid} {path}) and keep it chmod 600, never readable by everyone. The image's entry point reads "
+            "it as root: start the container without --user")
+
+
+def service_account(environ: Mapping[str, str]) -> pwd.struct_passwd | None:
+    """The user to become once the settings file is read: STREAMING_USER, when started as root (the image sets it
+    to its own user); None when unset, or when started as anyone else, who cannot switch."""
+    name = environ.get("STREAMING_USER", "").strip()
+    if not name or os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        raise ConfigError(f"STREAMING_USER={name!r} is not a user of this system; accepted: an existing user's "
+                          "name") from None
+
+
+def become(account: pwd.struct_passwd) -> None:
+    """Drop root for good: `account`'s groups, group and user, in that order (setuid first would forbid the rest)."""
+    os.initgroups(account.pw_name, account.pw_gid)
+    os.setgid(account.pw_gid)
+    os.setuid(account.pw_uid)
 
 
 def check_database_url(name: str, url: str) -> None:
@@ -130,11 +182,17 @@ def check_database_url(name: str, url: str) -> None:
                           "space as %20)") from None
 
 
-def warnings_for(settings: Settings) -> list[str]:
+def warnings_for(settings: Settings, config: Config) -> list[str]:
     notes = []
     if settings.env_file.exists() and settings.env_file.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         mode = stat.S_IMODE(settings.env_file.stat().st_mode)
         notes.append(f"{settings.env_file} is readable by other users (mode {mode:04o}): chmod 600 {settings.env_file}")
+    for directory in (config.run_dir, config.schwab_token_path.parent):
+        if note := open_to_others(directory):
+            notes.append(note)
+    if config.bus_transport == "tcp" and not loopback(config.bus_host):
+        notes.append(f"BUS_HOST={config.bus_host} sends every frame, with no credential, to whoever reaches it from "
+                     f"port {config.bus_base_port} on: keep it on a private network")
     return notes
 
 
@@ -148,7 +206,7 @@ def summary(settings: Settings, config: Config) -> str:
     database = (f"embedded Postgres in {settings.var / 'pg'}" if config.embedded_database
                 else settings.shown("DATABASE_URL"))
     lines = [f"source    {source}", f"database  {database}", f"tickers   {','.join(config.tickers)}"]
-    return "\n".join(lines + [f"warning   {note}" for note in warnings_for(settings)])
+    return "\n".join(lines + [f"warning   {note}" for note in warnings_for(settings, config)])
 
 
 #: Uncommented in .env.example: what a new user fills in first (the seed's, and where the rows go).
@@ -190,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     redact = Redactor()
     try:
         settings = Settings(os.environ)
+        if account := service_account(os.environ):
+            become(account)
+            settings = settings.for_account(account)
         redact = settings.redact
         if args.command == "check":
             print(summary(settings, settings.config()))

@@ -22,7 +22,7 @@ from urllib.parse import quote, quote_plus, unquote
 MASK = "***"
 #: Shorter values are not redacted: masking every "ab" in a log would destroy it, not protect it.
 MIN_SECRET = 3
-SECRET_VARIABLES = ("SCHWAB_APP_SECRET", "SUPABASE_SERVICE_ROLE_KEY", "PGPASSWORD")
+SECRET_VARIABLES = ("SCHWAB_APP_SECRET", "SUPABASE_SERVICE_ROLE_KEY", "PGPASSWORD", "STATUS_PAGE_TOKEN")
 URL_VARIABLES = ("DATABASE_URL", "MIGRATE_DATABASE_URL")
 _KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 _QUERY_PASSWORD = re.compile(r"([?&]password=)([^&]*)", re.IGNORECASE)

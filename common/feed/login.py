@@ -31,9 +31,9 @@ from common.feed.schwab_client import (
 
 
 def private_dir(path: Path) -> None:
-    """The token's directory, readable by its owner only."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.chmod(0o700)
+    """The token's directory, created readable by its owner only; one that exists is left as it is
+    (SCHWAB_TOKEN_PATH=/etc/schwab.json must not close /etc), with a warning if others can reach into it."""
+    configuration.private_directory(path)
 
 
 def simulated_oauth_client(simulator_url: str) -> type[OAuth2Client]:

@@ -2,9 +2,18 @@
 
 The page's data: `/api/series?ticker=&limit=` (the latest trades with their
 SMA9 and VWAP) and `/api/bars?ticker=&range=` (the stored one-minute bars of
-the last 15 minutes, hour or session before a ticker's newest bar, each with
-SMA9 and VWAP as of its close, and where it came from). Every parameter is
-checked, and a bad one answered 400 naming what is accepted.
+the last 15 minutes, hour or session before a ticker's newest bar in the last
+BAR_PARTITIONS days, each with SMA9 and VWAP as of its close, and where it
+came from). Every parameter is checked, and a bad one answered 400 naming
+what is accepted.
+
+Who may ask: the page reads market data with the writer's login, past the
+database's row-level security, so with STATUS_PAGE_TOKEN set (required when
+METRICS_HTTP_HOST is not loopback: common/config.py) every path but /healthz
+answers 401 unless the request carries it, as a bearer token or as basic
+auth's password (what a browser's prompt sends, and then sends again with
+each of the page's own requests). /healthz stays open for a HEALTHCHECK or a
+load balancer: it says how the actors are, never a price.
 
 It serves from a background thread. The actor loop stays the owner of the
 state: it replaces `StatusServer.snapshot` with a new immutable `Snapshot`
@@ -18,11 +27,15 @@ A client silent for CLIENT_TIMEOUT is dropped, so none holds a thread long.
 
 from __future__ import annotations
 
+import base64
+import hmac
 import logging
 import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,6 +46,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from common.config import ACTORS, Config
 from common.observe import status_page
 from common.observe.exposition import Snapshot, SnapshotCollector, health
+from common.redact import REDACT
 from common.store.connection import open_connection, reason
 
 log = logging.getLogger("metrics.http")
@@ -44,6 +58,11 @@ DB_TIMEOUT_S = 3
 SERIES_LIMIT = 2000
 _JSON = "application/json"
 _BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+#: Answered without the credential: what a container's HEALTHCHECK or a load balancer asks, and no market data.
+OPEN_PATHS = ("/healthz",)
+_CHALLENGE = 'Basic realm="streaming-service status", charset="UTF-8"'
+_UNAUTHORIZED = msgspec.json.encode({"error": "this needs STATUS_PAGE_TOKEN: send it as Authorization: Bearer <token>, "
+                                              "or as the password of basic auth (any user name)"})
 
 # A trade's indicators are stored with it, under the same key; the join
 # leaves out the few newest trades whose indicators are still on their way.
@@ -60,11 +79,36 @@ LIMIT %s
 #: The bars' ranges the page offers: an interval before the ticker's newest bar, or its whole New York day.
 BAR_RANGES = {"15m": "15 minutes", "1h": "1 hour", "session": None}
 BARS_LIMIT = 1500
+#: How many of equity_bars' newest partitions (days, as it is partitioned now) the page looks for bars in.
+BAR_PARTITIONS = 7
+#: equity_bars unpartitioned: every bar may be shown (one index scan, however old the table).
+ALL_TIME = (datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC))
+# The bounds of equity_bars' newest partitions that have begun (ones made ahead hold no bars yet), and whether it is
+# partitioned at all. From the catalog: no partition is opened, so none is locked.
+BAR_PARTITIONS_SQL = """
+WITH bounds AS (
+    SELECT CASE WHEN starts_with(bound, 'FOR VALUES FROM (''')
+                THEN split_part(bound, '''', 2)::timestamptz END AS lower,
+           CASE WHEN starts_with(bound, 'FOR VALUES FROM (''')
+                THEN split_part(bound, '''', 4)::timestamptz END AS upper
+    FROM (SELECT pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS bound
+          FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+          WHERE i.inhparent = 'public.equity_bars'::regclass) AS partitions
+), newest AS (
+    SELECT lower, upper FROM bounds WHERE lower <= now() ORDER BY lower DESC LIMIT %(partitions)s
+)
+SELECT min(lower), max(upper),
+       (SELECT relkind = 'p' FROM pg_catalog.pg_class WHERE oid = 'public.equity_bars'::regclass)
+FROM newest
+"""
 # Each bar with the indicator values of the last trade inside it: a bar runs to the next stored bar's
-# start (the last one as long as the one before it, or a minute).
+# start (the last one as long as the one before it, or a minute). Every scan of a partitioned table is bounded by
+# [oldest, newest), constants the planner prunes partitions by, so that only those few are planned and locked.
 BARS_SQL = """
-WITH newest AS (SELECT max(timestamp) AS at FROM public.equity_bars WHERE ticker = %(ticker)s),
-since AS (
+WITH newest AS (
+    SELECT max(timestamp) AS at FROM public.equity_bars
+    WHERE ticker = %(ticker)s AND timestamp >= %(oldest)s AND timestamp < %(newest)s
+), since AS (
     SELECT CASE WHEN %(span)s::interval IS NULL
                 THEN date_trunc('day', newest.at AT TIME ZONE 'America/New_York') AT TIME ZONE 'America/New_York'
                 ELSE newest.at - %(span)s::interval END AS at
@@ -73,7 +117,7 @@ since AS (
     SELECT b.timestamp AS start, b.open, b.high, b.low, b.close, b.volume, b.source,
            lead(b.timestamp) OVER w AS next_start, b.timestamp - lag(b.timestamp) OVER w AS length
     FROM public.equity_bars b, since
-    WHERE b.ticker = %(ticker)s AND b.timestamp > since.at
+    WHERE b.ticker = %(ticker)s AND b.timestamp > since.at AND b.timestamp >= %(oldest)s AND b.timestamp < %(newest)s
     WINDOW w AS (ORDER BY b.timestamp)
     ORDER BY b.timestamp DESC
     LIMIT %(limit)s
@@ -85,11 +129,57 @@ LEFT JOIN LATERAL (
     SELECT sma9, vwap FROM public.indicators
     WHERE ticker = %(ticker)s AND timestamp >= bars.start
       AND timestamp < coalesce(bars.next_start, bars.start + coalesce(bars.length, interval '1 minute'))
+      AND timestamp >= %(oldest)s AND timestamp < %(newest)s
     ORDER BY timestamp DESC, day_volume DESC
     LIMIT 1
 ) i ON true
 ORDER BY bars.start
 """
+
+
+def bars_window(conn: psycopg.Connection) -> tuple[datetime, datetime] | None:
+    """The time the bars query may look in: from the start of the BAR_PARTITIONS newest begun partitions of
+    equity_bars to the end of the newest, so that a ticker's newest bar of the last week is found; all time when
+    equity_bars is not partitioned; None when no partition has begun (no bar to show).
+
+    Passed to the query as constants, since a bound the query computes itself (its newest bar) prunes partitions
+    only as it runs, after every partition of equity_bars and indicators was planned and locked: 3,125 locks at
+    a year of days, where this takes 65 (tests/integration/test_status_page_access.py)."""
+    oldest, newest, partitioned = conn.execute(BAR_PARTITIONS_SQL, {"partitions": BAR_PARTITIONS},
+                                               prepare=False).fetchone()
+    if not partitioned:
+        return ALL_TIME
+    return None if oldest is None else (oldest, newest)
+
+
+def read_bars(conn: psycopg.Connection, ticker: str, span: str | None) -> list[tuple]:
+    """A ticker's bars over `span` before its newest bar (None: that bar's New York day), in `bars_window`.
+
+    Never prepared: psycopg prepares a query it has run five times, and PostgreSQL may then plan it once for any
+    bounds, which plans and locks every partition again."""
+    window = bars_window(conn)
+    if window is None:
+        return []
+    return conn.execute(BARS_SQL, {"ticker": ticker, "span": span, "limit": BARS_LIMIT, "oldest": window[0],
+                                   "newest": window[1]}, prepare=False).fetchall()
+
+
+def authorized(header: str | None, token: str | None) -> bool:
+    """Whether a request's Authorization header carries the status page's token: `Bearer <token>`, or basic auth
+    with the token as its password (any user name), compared in constant time. Without a token (STATUS_PAGE_TOKEN
+    unset, so served on loopback only) every request is."""
+    if token is None:
+        return True
+    scheme, _, offered = (header or "").strip().partition(" ")
+    offered = offered.strip()
+    if scheme.lower() == "basic":
+        try:
+            offered = base64.b64decode(offered, validate=True).decode().partition(":")[2]
+        except ValueError:  # not base64 (binascii.Error), or not UTF-8 (UnicodeDecodeError)
+            return False
+    elif scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(offered.encode(), token.encode())
 
 
 class DatabaseReader:
@@ -108,13 +198,19 @@ class DatabaseReader:
         self._failing = False
 
     def read(self, sql: str, params: tuple | dict) -> list[tuple]:
+        return self.run(lambda conn: conn.execute(sql, params).fetchall())
+
+    def run(self, work: Callable[[psycopg.Connection], list[tuple]]) -> list[tuple]:
+        """`work`'s rows, over the kept connection."""
         with self._lock:
             try:
                 if self._connection is None or self._connection.closed:
                     self._connection = open_connection(self.url, "streaming-status",
                                                        statement_timeout_ms=DB_TIMEOUT_S * 1000,
                                                        connect_timeout_s=DB_TIMEOUT_S)
-                rows = self._connection.execute(sql, params).fetchall()
+                    # Partition bounds are read back from text: ISO reads back exactly, in any TimeZone.
+                    self._connection.execute("SELECT set_config('datestyle', 'ISO', false)")
+                rows = work(self._connection)
             except psycopg.Error as error:
                 self._drop()
                 if not self._failing:
@@ -147,6 +243,8 @@ class StatusServer(ThreadingHTTPServer):
         self.source = config.stream_source
         self.page = status_page.render(config.tickers, self.source)
         self.reader = DatabaseReader(config.database_url)
+        self.token = config.status_page_token
+        REDACT.add(self.token)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(SnapshotCollector(lambda: self.snapshot, stale_after_ns, time.time_ns, self.source))
         self._slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
@@ -209,7 +307,7 @@ class StatusServer(ThreadingHTTPServer):
         if chosen not in BAR_RANGES:
             return 400, {"error": f"range must be one of {', '.join(BAR_RANGES)}"}
         try:
-            rows = self.reader.read(BARS_SQL, {"ticker": ticker, "span": BAR_RANGES[chosen], "limit": BARS_LIMIT})
+            rows = self.reader.run(lambda conn: read_bars(conn, ticker, BAR_RANGES[chosen]))
         except psycopg.Error:
             return 503, {"error": "database unavailable"}
         return 200, {"ticker": ticker, "range": chosen, "bars": rows}
@@ -227,6 +325,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
+        if url.path not in OPEN_PATHS and not authorized(self.headers.get("Authorization"), self.server.token):
+            self._send(401, _JSON, _UNAUTHORIZED, {"WWW-Authenticate": _CHALLENGE})
+            return
         try:
             status, content_type, body = self._answer(url.path, url.query)
         except Exception:
@@ -249,11 +350,13 @@ class Handler(BaseHTTPRequestHandler):
             status, body = 404, {"error": "not found"}
         return status, _JSON, msgspec.json.encode(body)
 
-    def _send(self, status: int, content_type: str, body: bytes) -> None:
+    def _send(self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 

@@ -16,6 +16,8 @@ from common.environment import Settings
 BAD = [
     # (the .env line, what the message must say besides the variable's name)
     ("STREAM_BACKOFF_MIN=0", "'0' is out of range; accepted: a duration from 100ms"),
+    ("ALLOW_PUBLIC_BIND=maybe", "accepted: true or false"),
+    ("STATUS_PAGE_TOKEN=short", "16 to 200 of"),
     ("STREAM_BACKOFF_MAX=50ms", "'50ms' is out of range"),
     ("STREAM_BACKOFF_MAX=2s\nSTREAM_BACKOFF_MIN=5s", "is below STREAM_BACKOFF_MIN"),
     ("JOURNAL_MAX_BYTES=1000", "'1000' is out of range"),

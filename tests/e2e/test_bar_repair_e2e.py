@@ -8,6 +8,7 @@ import pytest
 from common.transport.journal import read_envelopes
 from common.transport.messages import MinuteBar
 from tests.helpers.harness import Pipeline, wait_for
+from tests.helpers.simulator_process import issued_token
 
 pytestmark = pytest.mark.e2e
 TICKERS = ("SPY", "QQQ")
@@ -23,8 +24,10 @@ def repaired(pipeline: Pipeline) -> dict[str, int]:
 
 def simulators_bars(pipeline: Pipeline, ticker: str, after_ms: int, before_ms: int) -> list[tuple]:
     """The market's own bars in the window, asked of the simulator as Schwab's price history is asked."""
-    answer = httpx.get(f"{pipeline.env['SIMULATOR_URL']}/marketdata/v1/pricehistory", timeout=10,
-                       headers={"Authorization": "Bearer any"},
+    url = pipeline.env["SIMULATOR_URL"]
+    # The simulator answers only tokens it issued: one of its own, as `make login` gets it.
+    answer = httpx.get(f"{url}/marketdata/v1/pricehistory", timeout=10,
+                       headers={"Authorization": f"Bearer {issued_token(url)['access_token']}"},
                        params={"symbol": ticker, "startDate": after_ms + 1, "endDate": before_ms - 1})
     answer.raise_for_status()
     return [(c["datetime"], c["open"], c["high"], c["low"], c["close"], float(c["volume"]), "repaired")

@@ -1,7 +1,7 @@
 """The metrics actor's HTTP side: /metrics, /healthz, the status page and its data.
 
-The page's data: `/api/series?ticker=&limit=` (the latest trades with their
-SMA9 and VWAP) and `/api/bars?ticker=&range=` (the stored one-minute bars of
+The page's data: `/api/series?ticker=&limit=` (the latest trades of the last
+SERIES_DAYS, with their SMA9 and VWAP) and `/api/bars?ticker=&range=` (the stored one-minute bars of
 the last 15 minutes, hour or session before a ticker's newest bar in the last
 BAR_PARTITIONS days, each with SMA9 and VWAP as of its close, and where it
 came from). Every parameter is checked, and a bad one answered 400 naming
@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -66,14 +66,19 @@ _UNAUTHORIZED = msgspec.json.encode({"error": "this needs STATUS_PAGE_TOKEN: sen
 
 # A trade's indicators are stored with it, under the same key; the join
 # leaves out the few newest trades whose indicators are still on their way.
+# Bounded in time on both sides, by a value the planner sees (`read_series`),
+# so that it opens and locks only the days since, not every daily partition.
 SERIES_SQL = """
 SELECT (extract(epoch FROM i.timestamp) * 1000)::bigint, i.day_volume, e.price::float8, i.sma9::float8, i.vwap::float8
 FROM public.indicators i
 JOIN public.equity_data e USING (ticker, timestamp, day_volume)
-WHERE i.ticker = %s
+WHERE i.ticker = %(ticker)s AND i.timestamp >= %(since)s AND e.timestamp >= %(since)s
+  AND i.timestamp < %(until)s AND e.timestamp < %(until)s
 ORDER BY i.timestamp DESC, i.day_volume DESC
-LIMIT %s
+LIMIT %(limit)s
 """
+#: How far back the page looks for trades: past a long weekend, not into every day retention keeps.
+SERIES_DAYS = 7
 
 
 #: The bars' ranges the page offers: an interval before the ticker's newest bar, or its whole New York day.
@@ -152,6 +157,14 @@ def bars_window(conn: psycopg.Connection) -> tuple[datetime, datetime] | None:
     return None if oldest is None else (oldest, newest)
 
 
+def read_series(conn: psycopg.Connection, ticker: str, limit: int, now: datetime) -> list[tuple]:
+    """A ticker's latest trades of the last SERIES_DAYS before `now` (and up to a day after it: a clock a little
+    behind the exchange's), newest first; never prepared (read_bars). Bounded on both sides: the days made ahead
+    hold nothing, and unbounded above they would be planned and locked too."""
+    return conn.execute(SERIES_SQL, {"ticker": ticker, "limit": limit, "since": now - timedelta(days=SERIES_DAYS),
+                                     "until": now + timedelta(days=1)}, prepare=False).fetchall()
+
+
 def read_bars(conn: psycopg.Connection, ticker: str, span: str | None) -> list[tuple]:
     """A ticker's bars over `span` before its newest bar (None: that bar's New York day), in `bars_window`.
 
@@ -196,9 +209,6 @@ class DatabaseReader:
         self._lock = threading.Lock()
         self._connection: psycopg.Connection | None = None
         self._failing = False
-
-    def read(self, sql: str, params: tuple | dict) -> list[tuple]:
-        return self.run(lambda conn: conn.execute(sql, params).fetchall())
 
     def run(self, work: Callable[[psycopg.Connection], list[tuple]]) -> list[tuple]:
         """`work`'s rows, over the kept connection."""
@@ -293,7 +303,7 @@ class StatusServer(ThreadingHTTPServer):
         if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= SERIES_LIMIT):
             return 400, {"error": f"limit must be a whole number from 1 to {SERIES_LIMIT}"}
         try:
-            rows = self.reader.read(SERIES_SQL, (ticker, int(raw)))
+            rows = self.reader.run(lambda conn: read_series(conn, ticker, int(raw), datetime.now(UTC)))
         except psycopg.Error:
             return 503, {"error": "database unavailable"}
         return 200, {"ticker": ticker, "points": rows[::-1]}

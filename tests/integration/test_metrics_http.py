@@ -152,21 +152,27 @@ def test_server_answers_metrics_and_health_from_the_current_snapshot(server):
 
 
 def test_series_joins_prices_and_indicators_oldest_first(server, migrated_url):
+    """The latest trades of the last week (a trade older than that is not looked for: status_server.SERIES_DAYS)."""
+    base = (int(time.time()) - 3600) * 1000  # an hour ago, in today's or yesterday's partitions
     with psycopg.connect(migrated_url, autocommit=True) as conn:
-        conn.execute("SELECT create_partitions('1969-12-31', '1969-12-31')")  # 1970 in New York
-        for ms, volume, price, sma9, vwap in ((1000, 10, 417.09, None, 417.0), (2000, 20, 417.1, 417.05, 417.02),
-                                              (2000, 25, 417.11, 417.06, 417.03)):
+        for ms, volume, price, sma9, vwap in ((base + 1000, 10, 417.09, None, 417.0),
+                                              (base + 2000, 20, 417.1, 417.05, 417.02),
+                                              (base + 2000, 25, 417.11, 417.06, 417.03),
+                                              (base - 8 * 86_400_000, 5, 416.0, 416.0, 416.0)):
+            conn.execute("SELECT create_partitions((to_timestamp(%s / 1000.0) AT TIME ZONE 'America/New_York')::date,"
+                         " (to_timestamp(%s / 1000.0) AT TIME ZONE 'America/New_York')::date)", (ms, ms))
             conn.execute("INSERT INTO equity_data (ticker, timestamp, price, volume, day_volume)"
                          " VALUES ('SPY', to_timestamp(%s / 1000.0), %s, 1, %s)", (ms, price, volume))
             conn.execute("INSERT INTO indicators (ticker, timestamp, price, sma9, vwap, day_volume)"
                          " VALUES ('SPY', to_timestamp(%s / 1000.0), %s, %s, %s, %s)", (ms, price, sma9, vwap, volume))
         conn.execute("INSERT INTO equity_data (ticker, timestamp, price, volume, day_volume)"
-                     " VALUES ('SPY', to_timestamp(3), 418, 1, 30)")  # its indicators not stored yet
+                     " VALUES ('SPY', to_timestamp(%s / 1000.0), 418, 1, 30)", (base + 3000,))  # no indicators yet
     status, _, body = get(server, "/api/series?ticker=spy&limit=2")
     assert status == 200
-    assert json.loads(body) == {"ticker": "SPY", "points": [[2000, 20, 417.1, 417.05, 417.02],
-                                                            [2000, 25, 417.11, 417.06, 417.03]]}
-    assert json.loads(get(server, "/api/series?ticker=SPY")[2])["points"][0] == [1000, 10, 417.09, None, 417.0]
+    assert json.loads(body) == {"ticker": "SPY", "points": [[base + 2000, 20, 417.1, 417.05, 417.02],
+                                                            [base + 2000, 25, 417.11, 417.06, 417.03]]}
+    points = json.loads(get(server, "/api/series?ticker=SPY")[2])["points"]
+    assert points[0] == [base + 1000, 10, 417.09, None, 417.0] and len(points) == 3, "a week-old trade is not read"
     assert get(server, "/api/series?ticker=IBM")[0] == 404
     assert get(server, "/api/series?ticker=SPY&limit=0")[0] == 400
     assert get(server, "/api/series?ticker=SPY&limit=%C2%B2")[0] == 400, "a digit, but not a number"

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from common import config as configuration
-from common.observe.status_server import BAR_PARTITIONS, StatusServer, read_bars
+from common.observe.status_server import BAR_PARTITIONS, SERIES_DAYS, StatusServer, read_bars, read_series
 from common.redact import REDACT
 from tests.helpers.harness import free_port
 
@@ -95,3 +95,26 @@ def test_the_bars_query_locks_only_the_last_weeks_partitions_at_a_year_of_them(m
         assert len(read_bars(conn, "IWM", None)) > 0, "a long weekend's last bars are still shown"
         assert read_bars(conn, "QQQ", None) == [], "a month-old bar is past the week the page looks in"
     assert bar_partitions <= BAR_PARTITIONS and locks <= MOST_LOCKS, (bar_partitions, locks)
+
+
+def test_the_series_query_locks_only_the_last_weeks_partitions_at_a_year_of_them(migrated_url):
+    """/api/series polls too: unbounded, its join planned every daily partition of equity_data and indicators."""
+    with psycopg.connect(migrated_url, autocommit=True) as conn:
+        today = conn.execute("SELECT (now() AT TIME ZONE 'America/New_York')::date").fetchone()[0]
+        for table in ("equity_data", "indicators"):
+            for back in range(365, 0, -30):  # a month a call: a call's partitions take a lock table's share
+                conn.execute("SELECT create_partitions(%s::date - %s, %s::date - %s + 29, %s)",
+                             (today, back, today, back, table))
+        now = conn.execute("SELECT now()").fetchone()[0]
+        for table, extra in (("equity_data", "price, volume"), ("indicators", "price, vwap")):
+            conn.execute(f"INSERT INTO {table} (ticker, timestamp, day_volume, {extra})"
+                         " SELECT 'SPY', %s - s * interval '1 second', 1000 - s, 417, 100"
+                         " FROM generate_series(1, 50) AS s", (now,))
+    with psycopg.connect(migrated_url) as conn:  # one transaction: every lock taken is still held at the end
+        for _ in range(12):  # past psycopg's prepare threshold (5) and PostgreSQL's custom plans (5)
+            rows = read_series(conn, "SPY", 20, now)
+        held = conn.execute("SELECT count(*) FROM pg_locks l JOIN pg_inherits i ON i.inhrelid = l.relation"
+                            " WHERE l.pid = pg_backend_pid() AND i.inhparent IN"
+                            " ('public.equity_data'::regclass, 'public.indicators'::regclass)").fetchone()[0]
+    assert len(rows) == 20 and rows[0][1] == 999, "the newest trades, newest first"
+    assert held <= 2 * (SERIES_DAYS + 3), held  # the week's days, today's and tomorrow's, of each table

@@ -15,6 +15,7 @@ from common import config as configuration
 from common.observe.status_server import BAR_PARTITIONS, SERIES_DAYS, StatusServer, read_bars, read_series
 from common.redact import REDACT
 from tests.helpers.harness import free_port
+from tests.helpers.partitions import year_of_partitions
 
 TOKEN = "Zq8status-page-token-4567"
 STALE = 3_000_000_000
@@ -74,11 +75,7 @@ def test_the_bars_query_locks_only_the_last_weeks_partitions_at_a_year_of_them(m
     """/api/bars polls every 5 s: with a year of daily partitions its newest-bar lookup planned and locked every one
     of them (1,536 locks, from a lock table of 3,840 on a Supabase nano). It looks in the newest week only."""
     with psycopg.connect(migrated_url, autocommit=True) as conn:
-        today = conn.execute("SELECT (now() AT TIME ZONE 'America/New_York')::date").fetchone()[0]
-        for table in ("equity_bars", "indicators"):
-            for back in range(365, 0, -30):  # a month a call: a call's partitions take a lock table's share
-                conn.execute("SELECT create_partitions(%s::date - %s, %s::date - %s + 29, %s)",
-                             (today, back, today, back, table))
+        year_of_partitions(conn, *("equity_bars", "indicators"))
         for ticker, first, last in (("SPY", 1, 90), ("IWM", 3 * 1440, 3 * 1440 + 30), ("QQQ", 30 * 1440, 30 * 1440)):
             conn.execute("INSERT INTO equity_bars (ticker, timestamp, open, high, low, close, volume, source)"
                          " SELECT %s, date_trunc('minute', now()) - m * interval '1 minute', 417, 418, 416, 417.5, 100,"
@@ -100,11 +97,7 @@ def test_the_bars_query_locks_only_the_last_weeks_partitions_at_a_year_of_them(m
 def test_the_series_query_locks_only_the_last_weeks_partitions_at_a_year_of_them(migrated_url):
     """/api/series polls too: unbounded, its join planned every daily partition of equity_data and indicators."""
     with psycopg.connect(migrated_url, autocommit=True) as conn:
-        today = conn.execute("SELECT (now() AT TIME ZONE 'America/New_York')::date").fetchone()[0]
-        for table in ("equity_data", "indicators"):
-            for back in range(365, 0, -30):  # a month a call: a call's partitions take a lock table's share
-                conn.execute("SELECT create_partitions(%s::date - %s, %s::date - %s + 29, %s)",
-                             (today, back, today, back, table))
+        year_of_partitions(conn, *("equity_data", "indicators"))
         now = conn.execute("SELECT now()").fetchone()[0]
         for table, extra in (("equity_data", "price, volume"), ("indicators", "price, vwap")):
             conn.execute(f"INSERT INTO {table} (ticker, timestamp, day_volume, {extra})"

@@ -29,10 +29,10 @@ from schwab.client import AsyncClient, Client
 from schwab.debug import register_redactions
 from schwab.streaming import StreamClient
 
-from common.config import Config
+from common.config import Config, private_directory
 from common.durable import write_durably
+from common.feed.simulated_oauth import NOT_ISSUED
 from common.redact import REDACT
-from common.simulator.tokens import NOT_ISSUED
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,7 @@ def ensure_simulator_token(path: Path, now: float | None = None) -> bool:
     """
     if path.exists():
         return False
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=0o700)
+    private_directory(path.parent)
     issued = int(time.time() if now is None else now)
     token = {
         "access_token": "SIM.placeholder",

@@ -16,13 +16,12 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from common.feed.simulated_oauth import NOT_ISSUED
+
 ACCESS_TOKEN_SECONDS = 1800
 #: Tokens (or login codes) each set remembers: at one new access token per
 #: 30 minutes, over half a year's worth, in under 2 MB.
 TOKENS_KEPT = 10_000
-#: The token endpoint's refusal of a refresh token it never issued (or issued before a restart): a simulator
-#: client logs in again on it (common/feed/schwab_client.py), as a person would.
-NOT_ISSUED = "refresh token not issued by this simulator"
 #: Schwab's refusal of an expired refresh token, here a revoked one: only a person's login helps.
 REVOKED = "refresh_token_authentication_error"
 

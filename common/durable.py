@@ -39,6 +39,14 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def replace_durably(staged: Path, path: Path) -> None:
+    """Rename a finished file into place as `write_durably` does: its data fsynced first, its directory after."""
+    with open(staged, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(staged, path)
+    fsync_directory(path.parent)
+
+
 def write_durably(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace `path` with `data`: written to a temporary file beside it, fsynced, renamed into place, and the
     directory fsynced. A reader sees the old file or the new one; after a power cut, so does the next start.

@@ -82,6 +82,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.config import Config, ConfigError, load
+from common.durable import replace_durably
 from common.feed.market_hours import NEW_YORK
 from common.store.connection import open_connection, reason
 
@@ -379,9 +380,7 @@ class LocalDestination:
 
     def put(self, staged: Path, key: str) -> str:
         final = Path(self.location(key))
-        with open(staged, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(staged, final)
+        replace_durably(staged, final)
         return str(final)
 
     def fetch(self, key: str, work: Path) -> Path:

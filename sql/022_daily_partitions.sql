@@ -399,8 +399,9 @@ $$;
 REVOKE ALL ON FUNCTION public.partition_upgrade_finish(text, regclass, public.partition_upgrade)
     FROM PUBLIC, anon, authenticated, service_role;
 
--- Yesterday to a week ahead, so the writer's first batch finds its day (the writer keeps this up from here).
-SELECT public.create_partitions(current_date - 1, current_date + 7);
+-- Yesterday to a week ahead are made as each table is converted (partition_upgrade_finish), so the writer's
+-- first batch finds its day; the writer keeps this up from here. Not made here again: applied again over a later
+-- layout (031's monthly bars), this file's create_partitions would not know it.
 
 -- Retention by partition: same signature and result as 012/018 (one row per
 -- table: table_name, rows_deleted), so pg_cron's job (008) and every caller

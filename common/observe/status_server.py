@@ -1,9 +1,9 @@
 """The metrics actor's HTTP side: /metrics, /healthz, the status page and its data.
 
 The page's data: `/api/series?ticker=&limit=` (the latest trades of the last
-SERIES_DAYS, with their SMA9 and VWAP) and `/api/bars?ticker=&range=` (the stored one-minute bars of
-the last 15 minutes, hour or session before a ticker's newest bar in the last
-BAR_PARTITIONS days, each with SMA9 and VWAP as of its close, and where it
+SERIES_DAYS, with their SMA9 and VWAP) and `/api/bars?ticker=&range=` (the
+stored one-minute bars of the last 15 minutes, hour or session before a
+ticker's newest bar, each with SMA9 and VWAP as of its close, and where it
 came from). Every parameter is checked, and a bad one answered 400 naming
 what is accepted.
 
@@ -44,6 +44,7 @@ import psycopg
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from common.config import ACTORS, Config
+from common.feed.market_hours import NEW_YORK
 from common.observe import status_page
 from common.observe.exposition import Snapshot, SnapshotCollector, health
 from common.redact import REDACT
@@ -82,47 +83,23 @@ SERIES_DAYS = 7
 
 
 #: The bars' ranges the page offers: an interval before the ticker's newest bar, or its whole New York day.
-BAR_RANGES = {"15m": "15 minutes", "1h": "1 hour", "session": None}
+BAR_RANGES = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "session": None}
 BARS_LIMIT = 1500
-#: How many of equity_bars' newest partitions (days, as it is partitioned now) the page looks for bars in.
-BAR_PARTITIONS = 7
-#: equity_bars unpartitioned: every bar may be shown (one index scan, however old the table).
-ALL_TIME = (datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, tzinfo=UTC))
-# The bounds of equity_bars' newest partitions that have begun (ones made ahead hold no bars yet), and whether it is
-# partitioned at all. From the catalog: no partition is opened, so none is locked.
-BAR_PARTITIONS_SQL = """
-WITH bounds AS (
-    SELECT CASE WHEN starts_with(bound, 'FOR VALUES FROM (''')
-                THEN split_part(bound, '''', 2)::timestamptz END AS lower,
-           CASE WHEN starts_with(bound, 'FOR VALUES FROM (''')
-                THEN split_part(bound, '''', 4)::timestamptz END AS upper
-    FROM (SELECT pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS bound
-          FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-          WHERE i.inhparent = 'public.equity_bars'::regclass) AS partitions
-), newest AS (
-    SELECT lower, upper FROM bounds WHERE lower <= now() ORDER BY lower DESC LIMIT %(partitions)s
-)
-SELECT min(lower), max(upper),
-       (SELECT relkind = 'p' FROM pg_catalog.pg_class WHERE oid = 'public.equity_bars'::regclass)
-FROM newest
-"""
-# Each bar with the indicator values of the last trade inside it: a bar runs to the next stored bar's
-# start (the last one as long as the one before it, or a minute). Every scan of a partitioned table is bounded by
-# [oldest, newest), constants the planner prunes partitions by, so that only those few are planned and locked.
+#: A ticker's newest bar, however old: equity_bars has a partition a month (sql/031), so this reads each month's
+#: (ticker, timestamp) index from its end, and plans and locks a partition a month stored (37 at three years).
+NEWEST_BAR_SQL = "SELECT max(timestamp) FROM public.equity_bars WHERE ticker = %(ticker)s"
+#: How far past a range's newest bar its indicator values are looked for (the last bar's trades).
+LAST_BAR_REACH = timedelta(days=1)
+# Each bar of (since, newest] with the indicator values of the last trade inside it: a bar runs to the next stored
+# bar's start (the last one as long as the one before it, or a minute). Every scan is bounded by constants the
+# planner prunes partitions by, so that only the range's few partitions of indicators (a partition a day) are
+# planned and locked, never a year of them.
 BARS_SQL = """
-WITH newest AS (
-    SELECT max(timestamp) AS at FROM public.equity_bars
-    WHERE ticker = %(ticker)s AND timestamp >= %(oldest)s AND timestamp < %(newest)s
-), since AS (
-    SELECT CASE WHEN %(span)s::interval IS NULL
-                THEN date_trunc('day', newest.at AT TIME ZONE 'America/New_York') AT TIME ZONE 'America/New_York'
-                ELSE newest.at - %(span)s::interval END AS at
-    FROM newest
-), bars AS (
+WITH bars AS (
     SELECT b.timestamp AS start, b.open, b.high, b.low, b.close, b.volume, b.source,
            lead(b.timestamp) OVER w AS next_start, b.timestamp - lag(b.timestamp) OVER w AS length
-    FROM public.equity_bars b, since
-    WHERE b.ticker = %(ticker)s AND b.timestamp > since.at AND b.timestamp >= %(oldest)s AND b.timestamp < %(newest)s
+    FROM public.equity_bars b
+    WHERE b.ticker = %(ticker)s AND b.timestamp > %(since)s AND b.timestamp <= %(newest)s
     WINDOW w AS (ORDER BY b.timestamp)
     ORDER BY b.timestamp DESC
     LIMIT %(limit)s
@@ -134,7 +111,7 @@ LEFT JOIN LATERAL (
     SELECT sma9, vwap FROM public.indicators
     WHERE ticker = %(ticker)s AND timestamp >= bars.start
       AND timestamp < coalesce(bars.next_start, bars.start + coalesce(bars.length, interval '1 minute'))
-      AND timestamp >= %(oldest)s AND timestamp < %(newest)s
+      AND timestamp > %(since)s AND timestamp < %(until)s
     ORDER BY timestamp DESC, day_volume DESC
     LIMIT 1
 ) i ON true
@@ -142,19 +119,27 @@ ORDER BY bars.start
 """
 
 
-def bars_window(conn: psycopg.Connection) -> tuple[datetime, datetime] | None:
-    """The time the bars query may look in: from the start of the BAR_PARTITIONS newest begun partitions of
-    equity_bars to the end of the newest, so that a ticker's newest bar of the last week is found; all time when
-    equity_bars is not partitioned; None when no partition has begun (no bar to show).
+def bars_since(newest: datetime, span: timedelta | None) -> datetime:
+    """Where a range ending at the newest bar begins (exclusive): `span` before it, or (None) its New York day's
+    midnight."""
+    if span is not None:
+        return newest - span
+    return datetime.combine(newest.astimezone(NEW_YORK).date(), datetime.min.time(), NEW_YORK)
 
-    Passed to the query as constants, since a bound the query computes itself (its newest bar) prunes partitions
-    only as it runs, after every partition of equity_bars and indicators was planned and locked: 3,125 locks at
-    a year of days, where this takes 65 (tests/integration/test_status_page_access.py)."""
-    oldest, newest, partitioned = conn.execute(BAR_PARTITIONS_SQL, {"partitions": BAR_PARTITIONS},
-                                               prepare=False).fetchone()
-    if not partitioned:
-        return ALL_TIME
-    return None if oldest is None else (oldest, newest)
+
+def read_bars(conn: psycopg.Connection, ticker: str, span: timedelta | None) -> list[tuple]:
+    """A ticker's bars over `span` before its newest bar (None: that bar's New York day).
+
+    The newest bar is found first, and the range passed to the bars query as constants: a bound the query
+    computed itself would prune partitions only as it ran, after every partition of indicators was planned and
+    locked (3,125 locks at a year of days, where this takes about 70: tests/integration/test_status_page_access.py).
+    Never prepared: psycopg prepares a query it has run five times, and PostgreSQL may then plan it once for any
+    bounds, which plans and locks every partition again."""
+    newest = conn.execute(NEWEST_BAR_SQL, {"ticker": ticker}, prepare=False).fetchone()[0]
+    if newest is None:
+        return []
+    return conn.execute(BARS_SQL, {"ticker": ticker, "limit": BARS_LIMIT, "since": bars_since(newest, span),
+                                   "newest": newest, "until": newest + LAST_BAR_REACH}, prepare=False).fetchall()
 
 
 def read_series(conn: psycopg.Connection, ticker: str, limit: int, now: datetime) -> list[tuple]:
@@ -163,18 +148,6 @@ def read_series(conn: psycopg.Connection, ticker: str, limit: int, now: datetime
     hold nothing, and unbounded above they would be planned and locked too."""
     return conn.execute(SERIES_SQL, {"ticker": ticker, "limit": limit, "since": now - timedelta(days=SERIES_DAYS),
                                      "until": now + timedelta(days=1)}, prepare=False).fetchall()
-
-
-def read_bars(conn: psycopg.Connection, ticker: str, span: str | None) -> list[tuple]:
-    """A ticker's bars over `span` before its newest bar (None: that bar's New York day), in `bars_window`.
-
-    Never prepared: psycopg prepares a query it has run five times, and PostgreSQL may then plan it once for any
-    bounds, which plans and locks every partition again."""
-    window = bars_window(conn)
-    if window is None:
-        return []
-    return conn.execute(BARS_SQL, {"ticker": ticker, "span": span, "limit": BARS_LIMIT, "oldest": window[0],
-                                   "newest": window[1]}, prepare=False).fetchall()
 
 
 def authorized(header: str | None, token: str | None) -> bool:

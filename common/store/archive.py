@@ -192,7 +192,7 @@ def parse_day(text: str) -> date:
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """The New York day as [start, end) in UTC: its partition's bounds (23 or 25 hours when the clocks change)."""
+    """The New York day as [start, end) in UTC: a day's partition's bounds (23 or 25 hours when the clocks change)."""
     start = datetime.combine(day, clock(), NEW_YORK)
     end = datetime.combine(day + timedelta(days=1), clock(), NEW_YORK)
     return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
@@ -789,19 +789,24 @@ def _load(conn: psycopg.Connection, table: str, parquet: pq.ParquetFile) -> None
 
 
 def partitions(conn: psycopg.Connection, tables: Sequence[str], today: date) -> Iterator[tuple[str, date, int, str]]:
-    """(table, day, rows, checksum) of each partition of `tables` for a day before `today`."""
+    """(table, day, rows, checksum) of each day before `today` that has a partition of `tables`: every day of a
+    day's partition, and the days with rows of a month's (sql/031: equity_bars)."""
     for table in tables:
-        names = conn.execute(
-            "SELECT c.relname FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
-            " WHERE i.inhparent = to_regclass(%s) ORDER BY 1", (f"public.{table}",)).fetchall()
-        for (name,) in names:
-            suffix = name.rpartition("_")[2]
-            try:
-                day = datetime.strptime(suffix, "%Y%m%d").date()
-            except ValueError:
-                continue
-            if day < today:
-                yield (table, day, *partition_checksum(conn, table, day))
+        spans = conn.execute(
+            "SELECT r.first_day, r.next_day FROM pg_catalog.pg_inherits i"
+            " JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid, LATERAL public.partition_days(c.relname) AS r"
+            " WHERE i.inhparent = to_regclass(%s) AND r.first_day < %s ORDER BY 1", (f"public.{table}", today)).fetchall()
+        for first_day, next_day in spans:
+            if next_day == first_day + timedelta(days=1):
+                days = [first_day]
+            else:
+                lower, upper = day_bounds(first_day)[0], day_bounds(next_day)[0]
+                days = [day for (day,) in conn.execute(
+                    f'SELECT DISTINCT ("timestamp" AT TIME ZONE \'America/New_York\')::date FROM public."{table}"'
+                    ' WHERE "timestamp" >= %s AND "timestamp" < %s ORDER BY 1', (lower, upper)).fetchall()]
+            for day in days:
+                if day < today:
+                    yield (table, day, *partition_checksum(conn, table, day))
 
 
 def archived(conn: psycopg.Connection) -> set[tuple[str, date, int, str]]:

@@ -46,13 +46,15 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 #: Arbitrary but fixed: the advisory lock every runner takes.
 LOCK_KEY = 7_301_155_424_001
 #: Checksums a migration had before a revision that changes only how it works, never what it leaves: accepted
-#: as applied. 022: its upgrade moved into steps (issue 25: it ran out of shared memory on six months of history).
+#: as applied. 022: its upgrade moved into steps (issue 25: it ran out of shared memory on six months of history),
+#: then its own call of create_partitions left to the steps (031 makes bars monthly, which 022's version cannot).
 REVISED: dict[str, frozenset[str]] = {
-    "022": frozenset({"358eda040310b0e89f4d36ed5adcebbeab8d1e79493c1a43bee166f25392c777"}),
+    "022": frozenset({"358eda040310b0e89f4d36ed5adcebbeab8d1e79493c1a43bee166f25392c777",
+                      "e76bfe0410db6dcd41a0095c8005435b327d3e9c06a7bcca8b0d1dc94a6131d6"}),
 }
 #: Per version, the SQL call that does one bounded step of the migration's work and says whether more is left.
 STEPS: dict[str, str] = {"022": "SELECT public.partition_upgrade_step()", "023": "SELECT public.storage_index_step()",
-                         "030": "SELECT public.quote_key_step()"}
+                         "030": "SELECT public.quote_key_step()", "031": "SELECT public.bars_by_month_step()"}
 _FILE = re.compile(r"^(\d{3})_[A-Za-z0-9_]+\.sql$")
 
 _CREATE_TABLE = """

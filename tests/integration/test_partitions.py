@@ -4,7 +4,6 @@ plans of a user's queries, and who may touch a partition."""
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from common.feed.market_hours import NEW_YORK
 from common.store import db, migrate
 from tests.helpers.archive import archive_days_before
+from tests.helpers.partitions import sql_before
 from common.transport.messages import (
     EquityQuote,
     EquityTrade,
@@ -35,10 +35,14 @@ EDGES_MS = {
     "20261101 late": 1_793_595_599_999,
     "20261102": 1_793_595_600_000,
 }
-#: Partition of a row: its table's, for its New York date.
-IN_ITS_PARTITION = ("SELECT count(*) FILTER (WHERE tableoid::regclass::text = 'streaming_partitions.{table}_'"
-                    " || to_char((timestamp AT TIME ZONE 'America/New_York')::date, 'YYYYMMDD')), count(*)"
-                    " FROM public.{table}")
+#: Partition of a row: its table's, for its New York date (a day's, or equity_bars' month's: sql/031).
+IN_ITS_PARTITION = ("SELECT count(*) FILTER (WHERE tableoid::regclass::text = 'streaming_partitions.'"
+                    " || (public.partition_span('{table}', (timestamp AT TIME ZONE 'America/New_York')::date)).name),"
+                    " count(*) FROM public.{table}")
+#: The same before 031, when every table had a partition a day.
+IN_ITS_DAY = ("SELECT count(*) FILTER (WHERE tableoid::regclass::text = 'streaming_partitions.{table}_'"
+              " || to_char((timestamp AT TIME ZONE 'America/New_York')::date, 'YYYYMMDD')), count(*)"
+              " FROM public.{table}")
 
 
 def partitions(conn: psycopg.Connection, table: str) -> list[str]:
@@ -79,8 +83,8 @@ def test_rows_land_in_their_new_york_days_partition_made_when_a_batch_needs_it(m
         write(conn, *EDGES_MS.values())
         for table in TABLES:
             assert conn.execute(IN_ITS_PARTITION.format(table=table)).fetchone() == (4, 4), table
-            days = {name[-8:] for name in partitions(conn, table)}
-            assert {"20261031", "20261101", "20261102"} <= days, table
+            spans = {name.rpartition("_")[2] for name in partitions(conn, table)}
+            assert ({"202610", "202611"} if table == "equity_bars" else {"20261031", "20261101", "20261102"}) <= spans
         bounds = conn.execute("SELECT pg_get_expr(relpartbound, oid) FROM pg_class"
                               " WHERE relname = 'equity_data_20261101'").fetchone()[0]
         assert bounds == "FOR VALUES FROM ('2026-11-01 04:00:00+00') TO ('2026-11-02 05:00:00+00')", "25 hours"
@@ -94,7 +98,8 @@ def test_rows_land_in_their_new_york_days_partition_made_when_a_batch_needs_it(m
 
 def test_create_partitions_refuses_what_it_cannot_mean(migrated_url):
     with psycopg.connect(migrated_url, autocommit=True) as conn:
-        assert conn.execute("SELECT create_partitions('2026-01-05', '2026-01-06')").fetchone() == (14,)
+        # Two days of six tables partitioned by the day, one month of equity_bars.
+        assert conn.execute("SELECT create_partitions('2026-01-05', '2026-01-06')").fetchone() == (13,)
         assert conn.execute("SELECT create_partitions('2026-01-05', '2026-01-06')").fetchone() == (0,), "once"
         for call, reason in (("'2026-01-05', '2026-01-14'", "at most 64 partitions a call.*not 10 days of 7 tables"),
                              ("'2026-01-05', '2026-03-10', 'equity_bars'", "not 65 days of 1 tables"),
@@ -154,16 +159,6 @@ def snapshot(conn: psycopg.Connection) -> dict[str, object]:
     return state
 
 
-def sql_before(tmp_path: Path, before: str) -> Path:
-    """A copy of sql/ holding the migrations before version `before`."""
-    old_sql = tmp_path / f"sql-before-{before}"
-    old_sql.mkdir()
-    for path in migrate.SQL_DIR.glob("*.sql"):
-        if path.name < before:
-            shutil.copy(path, old_sql)
-    return old_sql
-
-
 @pytest.fixture
 def old_schema_url(db_url: str, tmp_path: Path) -> str:
     """A database migrated as it was before the partitions: 001-021."""
@@ -205,7 +200,7 @@ def test_a_database_filled_under_the_old_schema_keeps_every_row_through_make_mig
         for table in TABLES:
             assert conn.execute("SELECT relkind FROM pg_class WHERE oid = %s::regclass",
                                 (f"public.{table}",)).fetchone() == ("p",), table
-            stored, total = conn.execute(IN_ITS_PARTITION.format(table=table)).fetchone()
+            stored, total = conn.execute(IN_ITS_DAY.format(table=table)).fetchone()
             assert stored == total > 0, table
         write(conn, EDGES_MS["20261102"] + 31 * 3_600_000)
         assert conn.execute("SELECT max(id) FROM equity_data").fetchone()[0] == last_id + 1, "ids go on"

@@ -243,5 +243,6 @@ def test_create_partitions_bounds_do_not_depend_on_the_callers_session(migrated_
             (f"equity_data_{day:%Y%m%d}",)).fetchone()[0]
         start = datetime.combine(day, datetime.min.time(), NEW_YORK)
         assert f"'{start.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}+00'" in bounds, bounds
-        assert connection.execute("SELECT create_partitions(%s, %s)", (day - timedelta(days=1), day + timedelta(
-            days=2))).fetchone() == (14,), "the writer's own call later finds no overlap: two new days, seven tables"
+        assert connection.execute("SELECT create_partitions(%s, %s, 'equity_data')", (
+            day - timedelta(days=1), day + timedelta(days=2))).fetchone() == (2,), \
+            "the writer's own call later finds no overlap: two new days"

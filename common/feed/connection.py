@@ -5,7 +5,8 @@
                                  └─ token expired ─► waiting for a new token file (TokenWatch) ─► waiting ...
 
 Logged in only during the configured market sessions (`SessionWait`), it
-logs in, subscribes LEVELONE_EQUITIES and CHART_EQUITY for STREAM_TICKERS,
+logs in, subscribes every service keyed by ticker (`common/feed/services/`:
+LEVELONE_EQUITIES, CHART_EQUITY) for STREAM_TICKERS,
 and reads in bursts (`Pacing`), every CONTROL_EVERY taking the options
 actor's wishes and moving LEVELONE_OPTIONS to them by difference
 (`common/feed/option_contracts.py`). Nothing arriving, not even a heartbeat,
@@ -30,7 +31,6 @@ from schwab.streaming import StreamClient, UnexpectedResponse, UnparsableMessage
 from websockets.exceptions import ConnectionClosed
 
 from common.config import Config
-from common.feed.edge import EQUITY_FIELDS
 from common.feed.frames import FramePublisher
 from common.feed.market_hours import MarketSchedule, Window
 from common.feed.option_contracts import (
@@ -41,6 +41,8 @@ from common.feed.option_contracts import (
 from common.feed.reconnect_policy import ReconnectPolicy
 from common.feed.schwab_client import force_refresh, make_client, make_stream_client
 from common.feed.schwab_socket import Pacing, finish
+from common.feed.service import TICKERS
+from common.feed.services import SERVICES
 from common.feed.streamer import (
     Backoff,
     CheckedDecoder,
@@ -175,9 +177,9 @@ class Connection:
                                             "session_end": utc(window.end)})
         try:
             await within(timeout, "ADMIN LOGIN", stream.login())
-            await within(timeout, "LEVELONE_EQUITIES SUBS",
-                         stream.level_one_equity_subs(tickers, fields=list(EQUITY_FIELDS)))
-            await within(timeout, "CHART_EQUITY SUBS", stream.chart_equity_subs(tickers))
+            for service in SERVICES.values():
+                if service.keys == TICKERS:
+                    await within(timeout, f"{service.name} SUBS", service.subscription(stream, tickers))
             self.stats.status = "running"
             self.policy.streaming()
             self.log.info("streaming")

@@ -25,13 +25,13 @@ import msgspec
 
 from common.feed import edge
 from common.feed.edge import LogLimiter, Rejection
-from common.feed.levelone import EquityBook, Incomplete, OptionBook, bar_record
+from common.feed.levelone import Incomplete
+from common.feed.services import SERVICES
 from common.feed.replay import Recorder
 from common.observe.stats import ActorStats
 from common.transport.bus import Publisher
 from common.transport.messages import MinuteBar
 
-SERVICES = frozenset({edge.LEVELONE_EQUITIES, edge.CHART_EQUITY, edge.LEVELONE_OPTIONS})
 #: Records of one burst share a frame per kind until they are this many: a frame this large gains nothing by
 #: waiting (Schwab's throttled feed sends few large messages), and its ticks should not.
 COALESCE_RECORDS = 100
@@ -65,23 +65,23 @@ class FramePublisher:
         self.on_bar = on_bar
         self.live = live
         self.clock = clock
-        self.pending: dict[str, list[Any]] = {"trade": [], "quote": [], "bar": [], "option": []}
+        self.pending: dict[type, list[Any]] = {record: [] for service in SERVICES.values()
+                                               for record in service.records}
         self.reset()
 
     def reset(self) -> None:
         """Forget every symbol's fields: a new connection starts from fresh snapshots, so nothing stale leaks."""
         self.flush()
-        self.equities = EquityBook()
-        self.options = OptionBook()
+        self.books = {name: service.book() for name, service in SERVICES.items()}
 
     def flush(self) -> int:
         """Send what the last messages made, one frame per kind; how many records that was."""
         sent = 0
-        for kind, records in self.pending.items():
+        for record_type, records in self.pending.items():
             if records:
-                self.publisher.send(kind, records)
+                self.publisher.send(records)
                 sent += len(records)
-                self.pending[kind] = []
+                self.pending[record_type] = []
         self.stats.records_out += sent
         return sent
 
@@ -89,14 +89,14 @@ class FramePublisher:
         started, received = time.perf_counter_ns(), self.clock()
         if self.recorder is not None:
             self.recorder.write(data)
-        decoded = edge.decode(data, SERVICES, received // 1_000_000, self.live)
+        decoded = edge.decode(data, received_ms=received // 1_000_000, live=self.live)
         out = self.pending
         items = len(decoded.rejections)
         for entry in decoded.entries:
             items += len(entry.updates)
             for update in entry.updates:
                 try:
-                    self._merge(update, entry.frame_ms, received, out)
+                    self._merge(entry.service, update, entry.frame_ms, received, out)
                 except Incomplete as error:
                     self.reject(Rejection(entry.service, update.key, error.reason, str(error), ""))
                 except Exception as error:  # what nobody foresaw costs its item, never the connection
@@ -108,20 +108,11 @@ class FramePublisher:
         self.stats.records_in += items
         self.stats.batch(items, started)
 
-    def _merge(self, update: edge.Update, frame_ms: int, received: int, out: dict[str, list[Any]]) -> None:
-        if isinstance(update, edge.EquityUpdate):
-            trade, quote = self.equities.merge(update, frame_ms, received)
-            if trade:
-                out["trade"].append(trade)
-            if quote:
-                out["quote"].append(quote)
-        elif isinstance(update, edge.OptionUpdate):
-            out["option"].append(self.options.merge(update, frame_ms, received))
-        else:
-            bar = bar_record(update, received)
-            if self.on_bar is not None:
-                self.on_bar(bar)
-            out["bar"].append(bar)
+    def _merge(self, service: str, update: Any, frame_ms: int, received: int, out: dict[type, list[Any]]) -> None:
+        for record in self.books[service].merge(update, frame_ms, received):
+            if self.on_bar is not None and type(record) is MinuteBar:
+                self.on_bar(record)
+            out[type(record)].append(record)
 
     def reject(self, rejection: Rejection, error: Exception | None = None) -> None:
         """Count `rejection`; log it, with the traceback of an unforeseen `error`, at most once a minute per key

@@ -18,7 +18,7 @@ from typing import Any
 
 from schwab.streaming import StreamClient, UnexpectedResponseCode
 
-from common.feed.edge import OPTION_FIELDS
+from common.feed.services.levelone_options import SERVICE as OPTIONS
 from common.feed.streamer import SYMBOL_LIMIT, response_code, within
 from common.transport.messages import Envelope, OptionSubscription
 
@@ -94,9 +94,9 @@ async def apply_option_changes(stream: StreamClient, contracts: OptionContracts,
         await within(timeout, "LEVELONE_OPTIONS UNSUBS", stream.level_one_option_unsubs(to_remove))
         contracts.streaming -= set(to_remove)
     if to_add:
-        subscribe = stream.level_one_option_add if contracts.streaming else stream.level_one_option_subs
+        command = "add" if contracts.streaming else "subs"
         try:
-            await within(timeout, "LEVELONE_OPTIONS ADD", subscribe(to_add, fields=list(OPTION_FIELDS)))
+            await within(timeout, f"{OPTIONS.name} {command.upper()}", OPTIONS.subscription(stream, to_add, command))
         except UnexpectedResponseCode as error:
             code, msg = response_code(error)
             if code != SYMBOL_LIMIT:

@@ -1,47 +1,41 @@
 """Schwab streamer frames, built the way schwab-py reads them (pure).
 
-Field numbers come from schwab-py's own enums. A `Session` is one streamer
-connection's protocol state: login, the subscribed keys and fields per
-service, and what was last sent for each key, so that the first item for a
-key is a full snapshot and every later one carries only what changed.
+What each service sends, field by field, is declared with the service
+(`common/feed/services/`: its schwab-py field enum, and how the simulator
+reads each field from a simulated quote or writes a bar); this module speaks
+the protocol around it. A `Session` is one streamer connection's protocol
+state: login, the subscribed keys and fields per service, and what was last
+sent for each key, so that the first item for a key is a full snapshot and
+every later one carries only what changed.
 
 Value types follow the captured frames: Schwab writes a double that happens
-to be whole without its fraction (`"20": 70`), so `wire` does the same; the
-Python type in `equity_values`/`option_values` is the field's declared type.
-CHART_EQUITY volume is the exception and is always written as a double.
+to be whole without its fraction (`"20": 70`), as `service.wire` does; the
+Python type in `field_values` is the field's declared type. CHART_EQUITY
+volume is the exception and is always written as a double.
 
-Every update the simulator sends passes through here, so field numbers are
-looked up once (as strings, in `_EQ`, `_OPT`, `_CHART`), a contract's fixed
-fields are worked out once, and frames are encoded by msgspec (`encode`):
-the same JSON values as `json.dumps` (a float may be spelled differently,
-`0.00002799` for `2.799e-05`, and reads back the same).
+Every update the simulator sends passes through here, so a session looks up
+the readers of the fields it subscribed once, and frames are encoded by
+msgspec (`encode`): the same JSON values as `json.dumps` (a float may be
+spelled differently, `0.00002799` for `2.799e-05`, and reads back the same).
 """
 
 from __future__ import annotations
 
-import functools
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
-from enum import Enum
+from datetime import date, datetime, timezone
 from typing import Any
 
 import msgspec
-from schwab.streaming import StreamClient
 
-from common.feed import option_symbols
 from common.feed.market_hours import SCHWAB_SESSIONS, exchange_sessions
-from common.feed.option_symbols import OptionContract
+from common.feed.service import ChartServing, LevelOneServing
+from common.feed.services import SERVICES, chart_equity, levelone_equities, levelone_options
 from common.simulator.market import Bar, SimulatedEquity, SimulatedOption
 
-EQUITY = StreamClient.LevelOneEquityFields
-OPTION = StreamClient.LevelOneOptionFields
-CHART = StreamClient.ChartEquityFields
-LEVELONE_EQUITIES = "LEVELONE_EQUITIES"
-LEVELONE_OPTIONS = "LEVELONE_OPTIONS"
-CHART_EQUITY = "CHART_EQUITY"
-SERVICES = {LEVELONE_EQUITIES: EQUITY, LEVELONE_OPTIONS: OPTION, CHART_EQUITY: CHART}
+LEVELONE_EQUITIES = levelone_equities.NAME
+LEVELONE_OPTIONS = levelone_options.NAME
+CHART_EQUITY = chart_equity.NAME
 MAX_KEYS = 500
 CUSTOMER_ID = "sim-customer-0001"
 
@@ -54,17 +48,12 @@ NOT_LOGGED_IN = 20
 BAD_COMMAND = 22
 STOP_STREAMING = 30
 
-_DAY_MS = 86_400_000
-
-
-def _numbers(fields: type[Enum]) -> Any:
-    """A schwab-py field enum's numbers as the strings frames carry them, by name: `_EQ.BID_PRICE == "1"`."""
-    return type(f"{fields.__name__}Numbers", (), {f.name: str(f.value) for f in fields})
-
-
-_EQ, _OPT, _CHART = _numbers(EQUITY), _numbers(OPTION), _numbers(CHART)
-_TOTAL_VOLUME = _EQ.TOTAL_VOLUME
+#: An option field's number by name, as frames carry it: `_OPT["DESCRIPTION"] == "10"`.
+_OPT = {f.name: str(f.value) for f in levelone_options.SCHWAB}
+_TOTAL_VOLUME = str(levelone_equities.SCHWAB.TOTAL_VOLUME.value)
 _encoder = msgspec.json.Encoder()
+#: Every item's "delayed": the simulator's data is real-time.
+DELAYED = False
 
 
 def encode(frame: dict) -> bytes:
@@ -72,216 +61,17 @@ def encode(frame: dict) -> bytes:
     return _encoder.encode(frame)
 
 
-def wire(value: Any) -> Any:
-    """A value as Schwab writes it: whole doubles lose their fraction."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+def field_values(service: str, quote: Any) -> dict[str, Any]:
+    """Every field of a level-one service for a simulated quote, by field number."""
+    served = SERVICES[service].served
+    assert isinstance(served, LevelOneServing)
+    return {number: read(quote) for number, read in served.readers.items()}
 
 
-_read = operator.attrgetter
-
-
-def _constant(value: Any) -> Callable[[Any], Any]:
-    return lambda quote: value
-
-
-def _net_change(name: str) -> Callable[[Any], float]:
-    """The change of attribute `name` since the close."""
-    read = _read(name)
-    return lambda quote: round(read(quote) - quote.close, 4)
-
-
-def _percent_change(name: str) -> Callable[[Any], float]:
-    """The change of attribute `name` since the close, in percent of the close."""
-    read = _read(name)
-
-    def percent(quote: Any) -> float:
-        return round(100 * round(read(quote) - quote.close, 4) / quote.close, 8) if quote.close else 0.0
-    return percent
-
-
-#: How to read each LEVELONE_EQUITIES field from a quote, by field number. A session reads only the
-#: fields it subscribed (the ingest actor asks for 9 of 51), once per update sent.
-_EQUITY_READERS: dict[str, Callable[[SimulatedEquity], Any]] = {
-    _EQ.BID_PRICE: _read("bid"),
-    _EQ.ASK_PRICE: _read("ask"),
-    _EQ.LAST_PRICE: _read("last"),
-    _EQ.BID_SIZE: _read("bid_size"),
-    _EQ.ASK_SIZE: _read("ask_size"),
-    _EQ.ASK_ID: _constant("Q"),
-    _EQ.BID_ID: _constant("Q"),
-    _EQ.TOTAL_VOLUME: _read("total_volume"),
-    _EQ.LAST_SIZE: _read("last_size"),
-    _EQ.HIGH_PRICE: _read("high"),
-    _EQ.LOW_PRICE: _read("low"),
-    _EQ.CLOSE_PRICE: _read("close"),
-    _EQ.EXCHANGE_ID: _constant("Q"),
-    _EQ.MARGINABLE: _constant(True),
-    _EQ.DESCRIPTION: _read("description"),
-    _EQ.LAST_ID: _constant("Q"),
-    _EQ.OPEN_PRICE: _read("open"),
-    _EQ.NET_CHANGE: _net_change("last"),
-    _EQ.HIGH_PRICE_52_WEEK: lambda q: round(q.close * 1.25, 2),
-    _EQ.LOW_PRICE_52_WEEK: lambda q: round(q.close * 0.75, 2),
-    _EQ.PE_RATIO: _constant(25.5),
-    _EQ.DIVIDEND_AMOUNT: _constant(1.5),
-    _EQ.DIVIDEND_YIELD: _constant(0.75),
-    _EQ.NAV: _constant(0.0),
-    _EQ.EXCHANGE_NAME: _constant("NASDAQ"),
-    _EQ.DIVIDEND_DATE: _constant("2025-12-15 00:00:00.0"),
-    _EQ.REGULAR_MARKET_QUOTE: _constant(True),
-    _EQ.REGULAR_MARKET_TRADE: _constant(True),
-    _EQ.REGULAR_MARKET_LAST_PRICE: _read("last"),
-    _EQ.REGULAR_MARKET_LAST_SIZE: _read("last_size"),
-    _EQ.REGULAR_MARKET_NET_CHANGE: _net_change("last"),
-    _EQ.SECURITY_STATUS: _constant("Normal"),
-    _EQ.MARK: _read("mark"),
-    _EQ.QUOTE_TIME_MILLIS: _read("quote_time_ms"),
-    _EQ.TRADE_TIME_MILLIS: _read("trade_time_ms"),
-    _EQ.REGULAR_MARKET_TRADE_MILLIS: _read("trade_time_ms"),
-    _EQ.BID_TIME_MILLIS: _read("quote_time_ms"),
-    _EQ.ASK_TIME_MILLIS: _read("quote_time_ms"),
-    _EQ.ASK_MIC_ID: _constant("XNAS"),
-    _EQ.BID_MIC_ID: _constant("XNAS"),
-    _EQ.LAST_MIC_ID: _constant("XNAS"),
-    _EQ.NET_CHANGE_PERCENT: _percent_change("last"),
-    _EQ.REGULAR_MARKET_CHANGE_PERCENT: _percent_change("last"),
-    _EQ.MARK_CHANGE: _net_change("mark"),
-    _EQ.MARK_CHANGE_PERCENT: _percent_change("mark"),
-    _EQ.HTB_QUANTITY: _constant(50_000_000),
-    _EQ.HTB_RATE: _constant(0.0),
-    _EQ.HARD_TO_BORROW: _constant(0),
-    _EQ.IS_SHORTABLE: _constant(1),
-    _EQ.POST_MARKET_NET_CHANGE: _constant(0.0),
-    _EQ.POST_MARKET_NET_CHANGE_PERCENT: _constant(0.0),
-}
-
-
-def equity_values(q: SimulatedEquity) -> dict[str, Any]:
-    """Every LEVELONE_EQUITIES field of a quote, by field number."""
-    return {number: read(q) for number, read in _EQUITY_READERS.items()}
-
-
-@functools.lru_cache(maxsize=8192)  # a day's listings several times over; each entry is a few hundred bytes
-def _contract_facts(c: OptionContract) -> dict[str, Any]:
-    """The LEVELONE_OPTIONS fields a contract fixes that take work to write: worked out once per contract."""
-    last_day = datetime(c.expiration.year, c.expiration.month, c.expiration.day, tzinfo=timezone.utc) + timedelta(days=1)
-    return {
-        _OPT.DESCRIPTION: option_symbols.description(c),
-        _OPT.DELIVERABLES: f"100 {c.underlying}",
-        _OPT.UV_EXPIRATION_TYPE: "S" if c.expiration.weekday() == 4 else "W",
-        _OPT.LAST_TRADING_DAY: int(last_day.timestamp() * 1000),
-    }
-
-
-def _fact(number: str) -> Callable[[SimulatedOption], Any]:
-    return lambda quote: _contract_facts(quote.contract)[number]
-
-
-def _intrinsic(q: SimulatedOption) -> float:
-    c = q.contract
-    return round(q.underlying_price - c.strike if c.put_call == "C" else c.strike - q.underlying_price, 4)
-
-
-#: How to read each LEVELONE_OPTIONS field from a quote, by field number (see `_EQUITY_READERS`).
-_OPTION_READERS: dict[str, Callable[[SimulatedOption], Any]] = {
-    _OPT.DESCRIPTION: _fact(_OPT.DESCRIPTION),
-    _OPT.BID_PRICE: _read("bid"),
-    _OPT.ASK_PRICE: _read("ask"),
-    _OPT.LAST_PRICE: _read("last"),
-    _OPT.HIGH_PRICE: _read("high"),
-    _OPT.LOW_PRICE: _read("low"),
-    _OPT.CLOSE_PRICE: _read("close"),
-    _OPT.TOTAL_VOLUME: _read("total_volume"),
-    _OPT.OPEN_INTEREST: _read("open_interest"),
-    _OPT.VOLATILITY: _read("volatility"),
-    _OPT.MONEY_INTRINSIC_VALUE: _intrinsic,
-    _OPT.EXPIRATION_YEAR: _read("contract.expiration.year"),
-    _OPT.MULTIPLIER: _constant(100),
-    _OPT.DIGITS: _constant(2),
-    _OPT.OPEN_PRICE: _read("open"),
-    _OPT.BID_SIZE: _read("bid_size"),
-    _OPT.ASK_SIZE: _read("ask_size"),
-    _OPT.LAST_SIZE: _read("last_size"),
-    _OPT.NET_CHANGE: _net_change("last"),
-    _OPT.STRIKE_TYPE: _read("contract.strike"),
-    _OPT.CONTRACT_TYPE: _read("contract.put_call"),
-    _OPT.UNDERLYING: _read("contract.underlying"),
-    _OPT.EXPIRATION_MONTH: _read("contract.expiration.month"),
-    _OPT.DELIVERABLES: _fact(_OPT.DELIVERABLES),
-    _OPT.TIME_VALUE: lambda q: round(q.mark - max(_intrinsic(q), 0.0), 4),
-    _OPT.EXPIRATION_DAY: _read("contract.expiration.day"),
-    _OPT.DAYS_TO_EXPIRATION: _read("days_to_expiration"),
-    _OPT.DELTA: _read("delta"),
-    _OPT.GAMMA: _read("gamma"),
-    _OPT.THETA: _read("theta"),
-    _OPT.VEGA: _read("vega"),
-    _OPT.RHO: _read("rho"),
-    _OPT.SECURITY_STATUS: _constant("Normal"),
-    _OPT.THEORETICAL_OPTION_VALUE: _read("theoretical"),
-    _OPT.UNDERLYING_PRICE: _read("underlying_price"),
-    _OPT.UV_EXPIRATION_TYPE: _fact(_OPT.UV_EXPIRATION_TYPE),
-    _OPT.MARK: _read("mark"),
-    _OPT.QUOTE_TIME_MILLIS: _read("quote_time_ms"),
-    _OPT.TRADE_TIME_MILLIS: _read("trade_time_ms"),
-    _OPT.EXCHANGE_ID: _constant("O"),
-    _OPT.EXCHANGE_NAME: _constant("OPR"),
-    _OPT.LAST_TRADING_DAY: _fact(_OPT.LAST_TRADING_DAY),
-    _OPT.SETTLEMENT_TYPE: _constant("P"),
-    _OPT.NET_PERCENT_CHANGE: _percent_change("last"),
-    _OPT.MARK_CHANGE: _net_change("mark"),
-    _OPT.MARK_CHANGE_PERCENT: _percent_change("mark"),
-    _OPT.IMPLIED_YIELD: _constant(0.0),
-    _OPT.IS_PENNY: _constant(True),
-    _OPT.OPTION_ROOT: _read("contract.underlying"),
-    _OPT.HIGH_PRICE_52_WEEK: lambda q: round(max(q.high, q.close) * 3, 2),
-    _OPT.LOW_PRICE_52_WEEK: lambda q: round(min(q.low, q.close) / 3, 2),
-    _OPT.INDICATIVE_ASKING_PRICE: _constant(0.0),
-    _OPT.INDICATIVE_BID_PRICE: _constant(0.0),
-    _OPT.INDICATIVE_QUOTE_TIME: _constant(0),
-    _OPT.EXERCISE_TYPE: _constant("A"),
-}
-
-#: Each level-one service's readers; CHART_EQUITY items are written whole by `chart_item`.
-READERS: dict[str, dict[str, Callable[[Any], Any]]] = {
-    LEVELONE_EQUITIES: _EQUITY_READERS, LEVELONE_OPTIONS: _OPTION_READERS, CHART_EQUITY: {}}
-assert all(set(READERS[service]) == {str(f.value) for f in SERVICES[service]} - {"0"}
-           for service in (LEVELONE_EQUITIES, LEVELONE_OPTIONS)), "a level-one field nobody can read"
-
-
-def option_values(q: SimulatedOption) -> dict[str, Any]:
-    """Every LEVELONE_OPTIONS field of a quote, by field number."""
-    return {number: read(q) for number, read in _OPTION_READERS.items()}
-
-
-#: Every item's "delayed": the simulator's data is real-time.
-DELAYED = False
-
-
-def equity_header(q: SimulatedEquity) -> dict[str, Any]:
-    """The non-numbered keys of a LEVELONE_EQUITIES snapshot."""
-    return {"key": q.symbol, "delayed": DELAYED, "assetMainType": "EQUITY",
-            "assetSubType": "ETF" if q.description.endswith(("ETF", "Trust")) else "COE", "cusip": q.cusip}
-
-
-def option_header(q: SimulatedOption) -> dict[str, Any]:
-    return {"key": q.symbol, "delayed": DELAYED, "assetMainType": "OPTION", "cusip": ""}
-
-
-def chart_item(bar: Bar) -> dict[str, Any]:
-    return {
-        "seq": 0,
-        "key": bar.symbol,
-        _CHART.SEQUENCE: bar.sequence,
-        _CHART.OPEN_PRICE: wire(bar.open),
-        _CHART.HIGH_PRICE: wire(bar.high),
-        _CHART.LOW_PRICE: wire(bar.low),
-        _CHART.CLOSE_PRICE: wire(bar.close),
-        _CHART.VOLUME: float(bar.volume),
-        _CHART.CHART_TIME_MILLIS: bar.start_ms,
-        _CHART.CHART_DAY: bar.start_ms // _DAY_MS,
-    }
+for _service in SERVICES.values():
+    if isinstance(_service.served, LevelOneServing):
+        assert set(_service.served.readers) == {str(f.value) for f in _service.schwab_fields} - {"0"}, \
+            f"a {_service.name} field the simulator cannot read"
 
 
 def response(request: dict, code: int, msg: str, now_ms: int) -> dict:
@@ -403,7 +193,7 @@ class Session:
     def _subscribe(self, request: dict, service: str, command: str, now_ms: int) -> Reply:
         parameters = request.get("parameters") or {}
         keys = [k.strip() for k in str(parameters.get("keys", "")).split(",") if k.strip()]
-        valid = {str(f.value) for f in SERVICES[service]} - {"0"}
+        valid = {str(f.value) for f in SERVICES[service].schwab_fields} - {"0"}
         fields = tuple(sorted((f for f in str(parameters.get("fields", "")).split(",") if f in valid), key=int))
         sub = self.subscriptions[service]
         if command == "SUBS":
@@ -419,29 +209,33 @@ class Session:
             msg = f"Symbol limit reached: {len(wanted)} keys for {service}, at most {MAX_KEYS}"
             return Reply(response(request, SYMBOL_LIMIT, msg, now_ms))
         fresh = list(wanted) if command == "SUBS" else [k for k in wanted if k not in sub.keys]
+        charted = isinstance(SERVICES[service].served, ChartServing)
         for key in set(sub.keys) - set(wanted) | set(fresh):
             self.last_sent[service].pop(key, None)
-            if service == CHART_EQUITY:
+            if charted:
                 self.chart_after.pop(key, None)
         self.version += 1
         sub.keys = wanted
         if fields or command == "SUBS":
             sub.fields = fields or tuple(sorted(valid, key=int))
-            sub.readers = tuple((f, READERS[service][f]) for f in sub.fields if f in READERS[service])
-        if service == CHART_EQUITY:
+            served = SERVICES[service].served
+            if isinstance(served, LevelOneServing):
+                sub.readers = tuple((f, served.readers[f]) for f in sub.fields)
+        if charted:
             for key in fresh:
                 self.chart_after[key] = now_ms - self.bar_ms
         return Reply(response(request, SUCCESS, f"{command} command succeeded", now_ms), service=service, snapshot=tuple(fresh))
 
-    def _level_one(self, service: str, key: str, quote: Any, before: dict[str, Any] | None,
-                   header: Callable[[], dict[str, Any]]) -> dict | None:
+    def _level_one(self, service: str, key: str, quote: Any, before: dict[str, Any] | None) -> dict | None:
         """A full snapshot the first time (`before` None), then only the changed fields; None when nothing changed."""
         # The subscribed fields only, through wire() written inline: this runs for every field of every update sent.
         wanted = {f: int(v) if (v := read(quote)).__class__ is float and v.is_integer() else v
                   for f, read in self.subscriptions[service].readers}
         self.last_sent[service][key] = wanted
         if before is None:
-            return {**header(), **wanted}
+            served = SERVICES[service].served
+            assert isinstance(served, LevelOneServing)
+            return {**served.header(quote, DELAYED), **wanted}
         changed = {f: v for f, v in wanted.items() if before.get(f) != v}
         return {"key": key, "delayed": DELAYED, **changed} if changed else None
 
@@ -451,7 +245,7 @@ class Session:
         if symbol not in self.subscriptions[LEVELONE_EQUITIES].keys:
             return None, None
         before = self.last_sent[LEVELONE_EQUITIES].get(symbol)
-        item = self._level_one(LEVELONE_EQUITIES, symbol, quote, before, lambda: equity_header(quote))
+        item = self._level_one(LEVELONE_EQUITIES, symbol, quote, before)
         if item is None or before is None or _TOTAL_VOLUME not in item or _TOTAL_VOLUME not in before:
             return item, None
         volume = quote.total_volume
@@ -461,15 +255,14 @@ class Session:
         symbol = quote.symbol
         if symbol not in self.subscriptions[LEVELONE_OPTIONS].keys:
             return None
-        return self._level_one(LEVELONE_OPTIONS, symbol, quote,
-                               self.last_sent[LEVELONE_OPTIONS].get(symbol), lambda: option_header(quote))
+        return self._level_one(LEVELONE_OPTIONS, symbol, quote, self.last_sent[LEVELONE_OPTIONS].get(symbol))
 
     def chart_update(self, bars: list[Bar]) -> list[dict]:
         """Items for the bars of a subscribed symbol not yet sent, oldest first."""
         items = []
         for bar in bars:
             if bar.symbol in self.chart_after and bar.start_ms > self.chart_after[bar.symbol]:
-                items.append(chart_item(bar))
+                items.append(chart_equity.item(bar))
                 self.chart_after[bar.symbol] = bar.start_ms
         return items
 
@@ -480,13 +273,13 @@ def _utc_iso(ms: int) -> str:
 
 def chain_contract(q: SimulatedOption) -> dict[str, Any]:
     """One contract of `GET /marketdata/v1/chains`, in Schwab's names."""
-    values = option_values(q)
+    values = field_values(LEVELONE_OPTIONS, q)
     c = q.contract
-    intrinsic = max(values[_OPT.MONEY_INTRINSIC_VALUE], 0.0)
+    intrinsic = max(values[_OPT["MONEY_INTRINSIC_VALUE"]], 0.0)
     return {
         "putCall": "CALL" if c.put_call == "C" else "PUT",
         "symbol": q.symbol,
-        "description": values[_OPT.DESCRIPTION],
+        "description": values[_OPT["DESCRIPTION"]],
         "exchangeName": "OPR",
         "bid": q.bid,
         "ask": q.ask,
@@ -503,7 +296,7 @@ def chain_contract(q: SimulatedOption) -> dict[str, Any]:
         "totalVolume": q.total_volume,
         "tradeTimeInLong": q.trade_time_ms,
         "quoteTimeInLong": q.quote_time_ms,
-        "netChange": values[_OPT.NET_CHANGE],
+        "netChange": values[_OPT["NET_CHANGE"]],
         "volatility": q.volatility,
         "delta": q.delta,
         "gamma": q.gamma,
@@ -518,20 +311,20 @@ def chain_contract(q: SimulatedOption) -> dict[str, Any]:
         "strikePrice": c.strike,
         "expirationDate": _utc_iso(q.expiration_ms),
         "daysToExpiration": q.days_to_expiration,
-        "expirationType": values[_OPT.UV_EXPIRATION_TYPE],
-        "lastTradingDay": values[_OPT.LAST_TRADING_DAY],
+        "expirationType": values[_OPT["UV_EXPIRATION_TYPE"]],
+        "lastTradingDay": values[_OPT["LAST_TRADING_DAY"]],
         "multiplier": 100.0,
         "settlementType": "P",
         "deliverableNote": "",
-        "percentChange": values[_OPT.NET_PERCENT_CHANGE],
-        "markChange": values[_OPT.MARK_CHANGE],
-        "markPercentChange": values[_OPT.MARK_CHANGE_PERCENT],
+        "percentChange": values[_OPT["NET_PERCENT_CHANGE"]],
+        "markChange": values[_OPT["MARK_CHANGE"]],
+        "markPercentChange": values[_OPT["MARK_CHANGE_PERCENT"]],
         "intrinsicValue": round(intrinsic, 4),
         "extrinsicValue": round(q.mark - intrinsic, 4),
         "optionRoot": c.underlying,
         "exerciseType": "A",
-        "high52Week": values[_OPT.HIGH_PRICE_52_WEEK],
-        "low52Week": values[_OPT.LOW_PRICE_52_WEEK],
+        "high52Week": values[_OPT["HIGH_PRICE_52_WEEK"]],
+        "low52Week": values[_OPT["LOW_PRICE_52_WEEK"]],
         "nonStandard": False,
         "pennyPilot": True,
         "inTheMoney": intrinsic > 0,

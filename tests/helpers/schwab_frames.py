@@ -10,17 +10,13 @@ import json
 from pathlib import Path
 
 import msgspec
-from schwab.streaming import StreamClient
 
 from common.feed import edge
+from common.feed.services import SERVICES
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "schwab_frames_2024.json"
 
-FIELD_ENUMS = {
-    "LEVELONE_EQUITIES": StreamClient.LevelOneEquityFields,
-    "LEVELONE_OPTIONS": StreamClient.LevelOneOptionFields,
-    "CHART_EQUITY": StreamClient.ChartEquityFields,
-}
+FIELD_ENUMS = {name: service.schwab_fields for name, service in SERVICES.items()}
 
 
 def raw_frames() -> dict[str, list[dict]]:

@@ -17,7 +17,9 @@ from pathlib import Path
 
 from common import config as config_module
 from common.feed.connection import Connection, SchwabClients
-from common.feed.edge import CHART_EQUITY, LEVELONE_EQUITIES, LEVELONE_OPTIONS
+from common.feed.services.chart_equity import NAME as CHART_EQUITY
+from common.feed.services.levelone_equities import NAME as LEVELONE_EQUITIES
+from common.feed.services.levelone_options import NAME as LEVELONE_OPTIONS
 from common.feed.frames import FramePublisher
 from common.feed.waiting import Idle
 from common.observe.stats import ActorStats

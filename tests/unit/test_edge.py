@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from common.feed import edge
+from common.feed.services import SERVICES
 from common.feed.edge import LogLimiter, decode
 from common.feed.streamer import CheckedDecoder
 from tests.helpers.schwab_frames import raw_frames
@@ -37,7 +38,7 @@ def test_every_captured_frame_decodes_whole(service):
         assert entry.frame_ms == captured["timestamp"]
         assert [update.key for update in entry.updates] == [item["key"] for item in captured["content"]]
         for update, item in zip(entry.updates, captured["content"], strict=True):
-            for name, field in edge.FIELDS[service].items():
+            for name, field in SERVICES[service].fields.items():
                 if str(field.value) in item:
                     assert getattr(update, name) == item[str(field.value)], (name, item)
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 from msgspec import structs
 
-from common.feed.edge import ChartItem, EquityUpdate, OptionUpdate
-from common.feed.levelone import EquityBook, Incomplete, OptionBook, bar_record
+from common.feed.levelone import Incomplete
+from common.feed.services.chart_equity import BarBook, ChartItem
+from common.feed.services.levelone_equities import EquityBook, EquityUpdate
+from common.feed.services.levelone_options import OptionBook, OptionUpdate
+from tests.helpers.records import trade_and_quote
 from tests.helpers.schwab_frames import captured
 
 NOW = 1_715_777_956_000_000_000
@@ -20,7 +23,7 @@ def equities() -> list[EquityUpdate]:
 
 @pytest.mark.parametrize("update", equities(), ids=lambda u: u.key)
 def test_equity_snapshot_is_state_not_a_trade(update):
-    trade, quote = EquityBook().merge(update, MS, NOW)
+    trade, quote = trade_and_quote(EquityBook().merge(update, MS, NOW))
     assert trade is None, "the first snapshot's volume happened before we subscribed"
     assert quote.symbol == update.key
     assert (quote.bid, quote.ask, quote.bid_size, quote.ask_size) == (update.bid, update.ask, update.bid_size,
@@ -32,8 +35,8 @@ def test_equity_snapshot_is_state_not_a_trade(update):
 def test_changed_fields_merge_into_a_complete_trade(update):
     book = EquityBook()
     book.merge(update, MS, NOW)
-    trade, quote = book.merge(EquityUpdate(key=update.key, last=100.1234, total_volume=update.total_volume + 300,
-                                           trade_time=update.trade_time + 5), MS + 5, NOW + 1)
+    trade, quote = trade_and_quote(book.merge(EquityUpdate(key=update.key, last=100.1234, total_volume=update.total_volume + 300,
+                                           trade_time=update.trade_time + 5), MS + 5, NOW + 1))
     assert quote is None, "no quote field changed"
     assert trade.price == 100.1234
     assert trade.size == 300, "size is the growth of cumulative volume, not LAST_SIZE"
@@ -47,8 +50,8 @@ def test_a_trade_or_a_quote_without_its_own_time_takes_the_frames():
     book = EquityBook()
     snapshot = equities()[0]
     book.merge(snapshot, MS, NOW)
-    trade, quote = book.merge(EquityUpdate(key=snapshot.key, total_volume=snapshot.total_volume + 1, bid=417.0),
-                              MS + 70, NOW)
+    trade, quote = trade_and_quote(book.merge(EquityUpdate(key=snapshot.key, total_volume=snapshot.total_volume + 1, bid=417.0),
+                              MS + 70, NOW))
     assert trade.trade_time_ms == MS + 70, "not the previous trade's time"
     assert quote.quote_time_ms == MS + 70, "never 0"
 
@@ -57,7 +60,7 @@ def test_quote_only_update_is_not_a_trade():
     book = EquityBook()
     snapshot = equities()[0]
     book.merge(snapshot, MS, NOW)
-    trade, quote = book.merge(EquityUpdate(key=snapshot.key, bid=1.5), MS, NOW)
+    trade, quote = trade_and_quote(book.merge(EquityUpdate(key=snapshot.key, bid=1.5), MS, NOW))
     assert trade is None and quote.bid == 1.5 and quote.ask == snapshot.ask
 
 
@@ -66,10 +69,10 @@ def test_keys_do_not_share_state_and_reset_forgets():
     msft, goog = equities()
     book.merge(msft, MS, NOW)
     book.merge(goog, MS, NOW)
-    trade, _ = book.merge(EquityUpdate(key="MSFT", total_volume=msft.total_volume + 1), MS, NOW)
+    trade, _ = trade_and_quote(book.merge(EquityUpdate(key="MSFT", total_volume=msft.total_volume + 1), MS, NOW))
     assert trade.price == msft.last
     book.reset()
-    trade, _ = book.merge(EquityUpdate(key="MSFT", total_volume=msft.total_volume + 2), MS, NOW)
+    trade, _ = trade_and_quote(book.merge(EquityUpdate(key="MSFT", total_volume=msft.total_volume + 2), MS, NOW))
     assert trade is None, "after a reset the next item is a fresh snapshot"
 
 
@@ -77,7 +80,7 @@ def test_volume_that_shrinks_on_a_later_day_starts_that_day():
     book = EquityBook()
     snapshot = equities()[0]
     book.merge(snapshot, MS, NOW)
-    trade, _ = book.merge(EquityUpdate(key=snapshot.key, total_volume=40), MS + DAY_MS, NOW)
+    trade, _ = trade_and_quote(book.merge(EquityUpdate(key=snapshot.key, total_volume=40), MS + DAY_MS, NOW))
     assert trade.size == 40 and trade.day_volume == 40
 
 
@@ -88,7 +91,7 @@ def test_volume_that_shrinks_within_a_day_is_a_correction_not_a_trade():
     with pytest.raises(Incomplete) as shrank:
         book.merge(EquityUpdate(key=snapshot.key, total_volume=snapshot.total_volume - 10), MS + 1000, NOW)
     assert shrank.value.reason == "volume_shrank"
-    trade, _ = book.merge(EquityUpdate(key=snapshot.key, total_volume=snapshot.total_volume - 5), MS + 2000, NOW)
+    trade, _ = trade_and_quote(book.merge(EquityUpdate(key=snapshot.key, total_volume=snapshot.total_volume - 5), MS + 2000, NOW))
     assert trade.size == 5, "the corrected volume is the new baseline"
 
 
@@ -106,7 +109,7 @@ def options() -> list[OptionUpdate]:
 
 @pytest.mark.parametrize("update", options(), ids=lambda u: u.key)
 def test_option_snapshot_maps_every_field(update):
-    quote = OptionBook().merge(update, MS, NOW)
+    (quote,) = OptionBook().merge(update, MS, NOW)
     assert quote.symbol == update.key
     assert (quote.underlying, quote.contract_type, quote.strike) == (update.underlying, update.contract_type,
                                                                     update.strike)
@@ -122,13 +125,13 @@ def test_option_update_keeps_unchanged_fields():
     book = OptionBook()
     snapshot = options()[0]
     book.merge(snapshot, MS, NOW)
-    quote = book.merge(OptionUpdate(key=snapshot.key, bid=99.5, delta=None), MS, NOW)
+    (quote,) = book.merge(OptionUpdate(key=snapshot.key, bid=99.5, delta=None), MS, NOW)
     assert quote.bid == 99.5 and quote.ask == snapshot.ask and quote.delta is None
 
 
 def test_an_option_without_its_contract_terms_takes_them_from_its_key():
     bare = OptionUpdate(key="SPXW  261130P06000500", bid=1.25, ask=1.35)
-    quote = OptionBook().merge(bare, MS, NOW)
+    (quote,) = OptionBook().merge(bare, MS, NOW)
     assert (quote.underlying, quote.contract_type, quote.strike, quote.expiration) == (
         "SPXW", "P", 6000.5, "2026-11-30")
     assert quote.quote_time_ms == MS, "no quote time of its own: the frame's"
@@ -136,7 +139,7 @@ def test_an_option_without_its_contract_terms_takes_them_from_its_key():
 
 @pytest.mark.parametrize("bar", captured("CHART_EQUITY"), ids=lambda b: b.key)
 def test_chart_items_become_bars(bar: ChartItem):
-    record = bar_record(bar, NOW)
+    (record,) = BarBook().merge(bar, bar.start_ms, NOW)
     assert (record.symbol, record.start_ms, record.chart_sequence) == (bar.key, bar.start_ms, bar.sequence)
     assert (record.open, record.high, record.low, record.close, record.volume) == (
         bar.open, bar.high, bar.low, bar.close, bar.volume)

@@ -16,10 +16,13 @@ import httpx
 import msgspec
 import pytest
 
-from common.feed import edge, option_symbols
+from common.feed import checks, edge, option_symbols
 from common.feed.bar_repair import MAX_ATTEMPTS, BarGap, PendingGaps
-from common.feed.edge import CHART_EQUITY, LEVELONE_EQUITIES, LEVELONE_OPTIONS, EquityUpdate
-from common.feed.levelone import MAX_VOLUME_JUMP, EquityBook, Incomplete, NewYorkDay
+from common.feed.levelone import Incomplete, NewYorkDay
+from common.feed.services.chart_equity import NAME as CHART_EQUITY
+from common.feed.services.levelone_equities import MAX_VOLUME_JUMP, EquityBook, EquityUpdate
+from common.feed.services.levelone_equities import NAME as LEVELONE_EQUITIES
+from common.feed.services.levelone_options import NAME as LEVELONE_OPTIONS
 from tests.helpers.poison_frames import (
     MINUTE_MS,
     PAST_9999_MS,
@@ -35,6 +38,7 @@ from tests.helpers.poison_frames import (
     reasons,
     stream_bar,
 )
+from tests.helpers.records import trade_and_quote
 from tests.helpers.schwab_frames import raw_frames
 from tests.helpers.scripted_history import ScriptedHistory, candles, one_turn, repairer
 
@@ -106,7 +110,7 @@ def test_an_osi_key_with_a_zero_strike_is_refused():
 
 @pytest.mark.parametrize("item, reason", [
     (bar("SPY", NOW_MS - MINUTE_MS, volume=1e300), "size_implausible"),
-    (bar("SPY", NOW_MS - MINUTE_MS, volume=edge.VOLUME_CEILING * 1.5), "size_implausible"),
+    (bar("SPY", NOW_MS - MINUTE_MS, volume=checks.VOLUME_CEILING * 1.5), "size_implausible"),
     (bar("SPY", NOW_MS - MINUTE_MS, sequence=10**30), "size_implausible"),
     (bar("SPY", NOW_MS - MINUTE_MS, sequence=-1), "size_invalid"),
 ], ids=["volume 1e300", "volume past the ceiling", "sequence 1e30", "negative sequence"])
@@ -133,9 +137,9 @@ def test_an_expiry_no_calendar_holds_is_a_rejection_not_an_escape():
 def test_a_last_price_of_zero_loses_no_shares():
     book = EquityBook()
     book.merge(EquityUpdate(key="SPY", last=580.0, total_volume=1000), NOW_MS, NOW_NS)
-    assert book.merge(EquityUpdate(key="SPY", last=None), NOW_MS + 1, NOW_NS) == (None, None), \
+    assert book.merge(EquityUpdate(key="SPY", last=None), NOW_MS + 1, NOW_NS) == (), \
         "Schwab's 0 (the edge's None): no price to give, not a trade"
-    trade, _ = book.merge(EquityUpdate(key="SPY", total_volume=1100), NOW_MS + 2, NOW_NS)
+    trade, _ = trade_and_quote(book.merge(EquityUpdate(key="SPY", total_volume=1100), NOW_MS + 2, NOW_NS))
     assert (trade.size, trade.price, trade.day_volume) == (100, 580.0, 1100)
 
 
@@ -145,7 +149,7 @@ def test_volume_that_grew_before_any_price_is_the_next_priced_trades():
     with pytest.raises(Incomplete) as no_price:
         book.merge(EquityUpdate(key="SPY", total_volume=1050), NOW_MS + 1, NOW_NS)
     assert no_price.value.reason == "no_price"
-    trade, _ = book.merge(EquityUpdate(key="SPY", last=580.0, total_volume=1060), NOW_MS + 2, NOW_NS)
+    trade, _ = trade_and_quote(book.merge(EquityUpdate(key="SPY", last=580.0, total_volume=1060), NOW_MS + 2, NOW_NS))
     assert (trade.size, trade.day_volume) == (60, 1060), "the baseline did not move without a price"
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from common.feed.service import wire
+from common.feed.services import chart_equity
 from common.simulator import protocol
 from common.simulator.market import Bar, Market
 from common.simulator.protocol import (
@@ -49,8 +51,8 @@ def session() -> Session:
 def declared(service: str, market: Market) -> dict:
     """The Python type each field is declared with (before Schwab's compact doubles)."""
     if service == LEVELONE_EQUITIES:
-        return protocol.equity_values(market.quote("SPY", T0))
-    return protocol.option_values(market.option_quote(CALL, T0))
+        return protocol.field_values(protocol.LEVELONE_EQUITIES, market.quote("SPY", T0))
+    return protocol.field_values(protocol.LEVELONE_OPTIONS, market.option_quote(CALL, T0))
 
 
 def snapshot(service: str, session: Session, market: Market) -> dict:
@@ -64,7 +66,7 @@ def snapshot(service: str, session: Session, market: Market) -> dict:
 def chart(market: Market) -> dict:
     for i in range(600):
         market.step("SPY", T0 + i * 100)
-    return protocol.chart_item(market.bars_after("SPY", 0, T0 + 120_000)[0])
+    return chart_equity.item(market.bars_after("SPY", 0, T0 + 120_000)[0])
 
 
 @pytest.mark.parametrize("service", [LEVELONE_EQUITIES, LEVELONE_OPTIONS, CHART_EQUITY])
@@ -86,9 +88,9 @@ def test_first_item_has_the_fixture_keys_and_types(service, session):
 
 
 def test_declared_doubles_are_written_like_schwab():
-    assert protocol.wire(70.0) == 70 and isinstance(protocol.wire(70.0), int)
-    assert protocol.wire(70.5) == 70.5 and protocol.wire(3) == 3 and protocol.wire("C") == "C"
-    item = protocol.chart_item(Bar("SPY", 3, T0 - T0 % 60_000, 580.0, 580.5, 579.99, 580.25, 26))
+    assert wire(70.0) == 70 and isinstance(wire(70.0), int)
+    assert wire(70.5) == 70.5 and wire(3) == 3 and wire("C") == "C"
+    item = chart_equity.item(Bar("SPY", 3, T0 - T0 % 60_000, 580.0, 580.5, 579.99, 580.25, 26))
     assert item["2"] == 580 and isinstance(item["2"], int)
     assert item["6"] == 26.0 and isinstance(item["6"], float)  # chart volume is always written as a double
     assert item["8"] == (T0 - T0 % 60_000) // 86_400_000

@@ -17,8 +17,8 @@ import msgspec
 from common.actor import Actor, Work
 from common.analytics.indicators import IndicatorEngine
 from common.transport.delivery import Follower, newest_sent
-from common.transport.messages import Envelope, IndicatorValue, Record
-from common.transport.streams import stream
+from common.transport.messages import Envelope, EquityTrade, IndicatorValue, MinuteBar, Record
+from common.transport.topics import stream, tag
 
 
 def sent_key(record: Record) -> tuple[str, tuple] | None:
@@ -31,15 +31,16 @@ def sent_key(record: Record) -> tuple[str, tuple] | None:
 class Indicators(Work):
     """ingest's trades and bars in, one `indicator` frame of values never sent before out."""
 
-    subscriptions = (("ingest", "trade"), ("ingest", "bar"))
+    subscriptions = (("ingest", EquityTrade), ("ingest", MinuteBar))
     consumers = ("writer",)
 
     def __init__(self, actor: Actor):
         self.actor = actor
         self.engine = IndicatorEngine()
-        self.follows = tuple(stream(actor.config.deployment, publisher, kind) for publisher, kind in self.subscriptions)
+        self.follows = tuple(stream(actor.config.deployment, publisher, tag(record))
+                             for publisher, record in self.subscriptions)
         #: Per symbol, the newest value its own journal says was sent: a restart rebuilds state, not output.
-        self.published = newest_sent(actor.config.journal_dir("indicator"), sent_key)
+        self.published = newest_sent(actor.config.journal_dir(actor.name), sent_key)
 
     def start(self, follower: Follower | None) -> bool:
         """Rebuild SMA9 and VWAP from what ingest journaled; values already sent are not sent again."""
@@ -59,7 +60,7 @@ class Indicators(Work):
         fresh = [value for symbol, values in result.values.items() for value in values
                  if (value.trade_time_ms, value.day_volume) > self.published.get(symbol, ())]
         if fresh:
-            self.actor.publisher.send("indicator", fresh)
+            self.actor.publisher.send(fresh)
             stats.records_out += len(fresh)
         stats.records_in += len(frame.records)
         stats.batch(len(frame.records), started)

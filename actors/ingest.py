@@ -32,6 +32,7 @@ from common.feed.replay import Recorder, play
 from common.feed.schwab_client import make_client
 from common.feed.waiting import IDLE_TICK, Idle
 from common.transport.bus import Subscriber
+from common.transport.messages import OptionSubscription
 
 CONSUMERS = ("writer", "indicator", "options")
 
@@ -76,7 +77,7 @@ async def run(actor: Actor) -> None:
     recorder = Recorder(config.stream_record, lambda error: recording_failed(actor, error)) \
         if config.stream_record else None
     control = actor.subscriber()
-    control.subscribe("options", "option_subscription")
+    control.subscribe("options", OptionSubscription)
     repair = None if config.replays else bar_repair(actor)
     frames = FramePublisher(actor.publisher, actor.stats, actor.log, recorder=recorder,
                             on_bar=None if repair is None else repair.seen, live=not config.replays)

@@ -50,7 +50,7 @@ class Rollups(Work):
     """Every other actor's counters in; per METRICS_INTERVAL, `streaming_metric` and `stream_lag` rows out,
     and the HTTP side's snapshot renewed once per STATS_INTERVAL, not per sample."""
 
-    subscriptions = tuple((name, "metric") for name in ACTORS if name != "metrics")
+    subscriptions = tuple((name, MetricSample) for name in ACTORS if name != "metrics")
     consumers = ("writer",)
 
     def __init__(self, actor: Actor):
@@ -98,10 +98,10 @@ class Rollups(Work):
         self.rollup.observe(stats.sample())
         rows = self.rollup.rows(now)
         if rows:
-            self.actor.publisher.send("streaming_metric", rows)
+            self.actor.publisher.send(rows)
         self.lags = self.lag.rows(now, *writer_position(self.actor.config.offsets_file("writer")))
         if self.lags:
-            self.actor.publisher.send("stream_lag", self.lags)
+            self.actor.publisher.send(self.lags)
         stats.records_out += len(rows) + len(self.lags)
         stats.batch(len(rows) + len(self.lags), started)
 

@@ -12,7 +12,7 @@ that left the band and ADDs those that entered it. A replay
 
 The LEVELONE_OPTIONS quotes ingest journals and publishes come here only for
 the underlying's price; the writer stores them as `option_prices` rows
-through `option_row` (`common/transport/streams.py`), exactly once from ingest's
+through `option_row` (`common/streams.py`), exactly once from ingest's
 journal. So this actor forwards nothing and journals nothing: a quote it
 misses costs at most a later re-centring, never a row.
 """
@@ -59,16 +59,16 @@ class ContractPicker(Work):
 
     `connect` makes the Schwab client (the real schwab-py one; a test may hand
     in its own): once at the start, and again after Schwab refuses the token.
-    `send` publishes records of a kind on the bus. `today` is New York's date,
+    `send` publishes a frame of records on the bus. `today` is New York's date,
     the day whose expiries are chosen.
     """
 
-    subscriptions = (("ingest", "option"),)
+    subscriptions = (("ingest", OptionQuote),)
     #: A missed quote costs at most a later re-centring, never a row: the writer stores ingest's own.
     reports_loss = False
 
     def __init__(self, config: Config, connect: Callable[[], Any] | None, stats: ActorStats,
-                 log: logging.Logger, send: Callable[[str, Sequence[Any]], int],
+                 log: logging.Logger, send: Callable[[Sequence[OptionSubscription]], int],
                  today: Callable[[], datetime.date] = new_york_today):
         self.config, self.connect, self.stats, self.log, self.send, self.today = \
             config, connect, stats, log, send, today
@@ -107,7 +107,7 @@ class ContractPicker(Work):
 
     def publish(self, wishes: list[OptionSubscription]) -> None:
         """Tell ingest; repeated every OPTION_REFRESH_INTERVAL, so a restarted ingest converges."""
-        self.send("option_subscription", wishes)
+        self.send(wishes)
         self.stats.records_out += len(wishes)
 
     def choose_contracts(self, ticker: str, now: float) -> OptionSubscription | None:

@@ -1,6 +1,6 @@
 """writer: everything that is stored, exactly once, COPYed into Postgres.
 
-It subscribes to every stream `common/transport/streams.py` gives a table (trades,
+It subscribes to every stream `common/streams.py` gives a table (trades,
 minute bars, indicator values, option quotes made rows, streaming metrics and lags;
 level-one quotes with STORE_QUOTES), batches them by
 BATCH_SIZE and BATCH_INTERVAL and writes each batch, with the (stream,
@@ -41,9 +41,10 @@ from common.store import budget, db
 from common.store.batching import Batcher
 from common.store.connection import reason
 from common.store.snapshots import Snapshots
+from common.streams import followed, stored
 from common.transport.delivery import Follower
 from common.transport.messages import Envelope, Heartbeat, StorageBudget
-from common.transport.streams import followed, publisher_of, stored, stream
+from common.transport.topics import publisher_of
 
 CONSUMER = "writer"
 BACKOFF_FIRST, BACKOFF_CAP = 0.2, 10.0
@@ -82,13 +83,13 @@ class Writer(Work):
         self.stats = actor.stats
         self.log = actor.log
         kinds = stored(self.config.opted_in)
-        self.subscriptions = tuple((kind.publisher, kind.name) for kind in kinds)
+        self.subscriptions = tuple((kind.publisher, kind.record) for kind in kinds)
         self.follows = followed(self.config.deployment, self.config.opted_in)
         #: Per stored record type: its table, and what makes a row of a record (the registry's `row`).
         self.rows = {kind.record: (kind.table, kind.row) for kind in kinds}
         #: Per sampled stream: its snapshot interval in ns, its publisher, its table and row (a setting of 0: every
         #: record stored, not sampled).
-        self.sampled = {stream(self.config.deployment, kind.publisher, kind.name):
+        self.sampled = {kind.stream(self.config.deployment):
                         (round(self.config.sampling[kind.sampled] * 1e9), kind.publisher, kind.table, kind.row)
                         for kind in kinds if kind.sampled and self.config.sampling[kind.sampled]}
         self.snapshots: dict[str, Snapshots] = {}

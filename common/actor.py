@@ -28,10 +28,11 @@ from common import config as configuration
 from common import log
 from common.observe.stats import ActorStats
 from common.shutdown import Shutdown
+from common.streams import journaled_kinds
 from common.transport.bus import Publisher, Subscriber
 from common.transport.delivery import Follower, log_damaged
 from common.transport.journal import Damaged, TornTail
-from common.transport.messages import Envelope, Heartbeat
+from common.transport.messages import Envelope, Heartbeat, Record
 from common.transport.sequence import Gap
 from common.transport.tickerplant import Tickerplant
 
@@ -54,8 +55,8 @@ def wait_until(*due: float) -> float:
 class Work:
     """One actor's own part of the loop `Actor.run` turns; every hook has a default that does nothing."""
 
-    #: (publisher, kind): what it receives.
-    subscriptions: tuple[tuple[str, str], ...] = ()
+    #: (publisher, record type): what it receives.
+    subscriptions: tuple[tuple[str, type[Record]], ...] = ()
     #: The journaled streams among them that it takes exactly once (replayed on start and after a loss).
     follows: tuple[str, ...] = ()
     #: Who must be listening before it publishes (PUB/SUB sends nothing to a late subscriber).
@@ -108,7 +109,9 @@ class Work:
 
 class Actor:
     def __init__(self, name: str, journaled: bool = False, counters_on_bus: bool = True):
-        """`counters_on_bus`: publish its counters for metrics; metrics itself rolls its own up directly."""
+        """`journaled`: its publisher is a tickerplant, journaling the kinds the registry journals
+        (`common/streams.py`); `counters_on_bus`: publish its counters for metrics; metrics itself rolls its own
+        up directly."""
         self.name = name
         self.counters_on_bus = counters_on_bus
         self.config = configuration.load()
@@ -116,7 +119,8 @@ class Actor:
         self.config.ensure_dirs()
         self.shutdown = Shutdown()
         self.stats = ActorStats(name, self.config.stats_interval)
-        self.publisher = Tickerplant(self.config, name) if journaled else Publisher(self.config, name)
+        self.publisher = Tickerplant(self.config, name, journaled_kinds(self.config.opted_in)) if journaled \
+            else Publisher(self.config, name)
         self._offsets_file = self.config.offsets_file(name)
         self._next_tick = 0.0
 
@@ -164,8 +168,8 @@ class Actor:
         if work.consumers:
             self.wait_for_consumers(*work.consumers)
         subscriber = self.subscriber()
-        for publisher, kind in work.subscriptions:
-            subscriber.subscribe(publisher, kind)
+        for publisher, record in work.subscriptions:
+            subscriber.subscribe(publisher, record)
         follower = self.follow(work.follows, work.take, work.heard) if work.follows else None
         try:
             if work.start(follower) and self._turns(work, subscriber, follower):

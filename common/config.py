@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from common.feed.replay import readable, recordable
 
 ACTORS = ("ingest", "indicator", "options", "writer", "metrics")
 MARKET_SESSIONS = ("pre", "regular", "post")
@@ -289,6 +288,29 @@ def kept_deployment(data_dir: Path) -> str | None:
         return deployment_name(raw)
     except Rejected as problem:
         raise ConfigError(f"{file} holds {raw[:80]!r}, which {problem}; {remedy}") from None
+
+
+def readable(path: Path) -> str | None:
+    """Why STREAM_REPLAY's `path` cannot be replayed (a sentence), or None when it can be opened for reading."""
+    if path.is_dir():
+        return "is a directory"
+    try:
+        with path.open("rb"):
+            return None
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+
+
+def recordable(path: Path) -> str | None:
+    """Why STREAM_RECORD's recording cannot be appended at `path` (a sentence), or None."""
+    if path.is_dir():
+        return "is a directory"
+    parent = path.parent
+    if not parent.is_dir():
+        return f"is in {parent}, which is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK) and not os.access(path, os.W_OK):
+        return f"is in {parent}, where this user cannot write"
+    return None
 
 
 def parse_tickers(raw: str) -> tuple[str, ...]:
@@ -652,13 +674,13 @@ class Config:
 
     @property
     def opted_in(self) -> frozenset[str]:
-        """The settings that turned on a stream stored only when asked (`common/transport/streams.py`)."""
+        """The settings that turned on a stream stored only when asked (`common/streams.py`)."""
         return frozenset({"STORE_QUOTES"} if self.store_quotes else ())
 
     @property
     def sampling(self) -> dict[str, float]:
         """Each setting that samples a stored stream into snapshots, and its interval in seconds (0: every
-        record; `common/transport/streams.py`)."""
+        record; `common/streams.py`)."""
         return {"OPTION_STORE_INTERVAL": self.option_store_interval}
 
     def ensure_dirs(self) -> None:

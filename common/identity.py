@@ -1,7 +1,7 @@
 """What keys a deployment's frames, kept on disk so that it holds across restarts: its name and each publisher's epoch.
 
 Streams, journals and offsets are named `{deployment}/{publisher}/{kind}`
-(`common/transport/streams.py`), and frames are ordered by `(epoch, seq)`
+(`common/transport/topics.py`), and frames are ordered by `(epoch, seq)`
 (`common/transport/sequence.py`). Taken afresh at every start, neither holds:
 the host's name changes when a container is recreated or a snapshot restored
 (and the indicator then replays nothing, bar repair sees no gap, an unstored

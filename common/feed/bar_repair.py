@@ -54,7 +54,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,13 +64,13 @@ import msgspec
 from authlib.integrations.base_client.errors import OAuthError
 
 from common.durable import read_or_set_aside, write_durably
-from common.feed import edge
+from common.feed import checks, edge
 from common.feed.price_history import PriceHistoryError, decode_history, history_bars
 from common.feed.streamer import Backoff
 from common.observe.stats import ActorStats
+from common.streams import BY_RECORD, KINDS
 from common.transport.delivery import newest_sent
 from common.transport.messages import MinuteBar
-from common.transport.streams import KINDS, stream, tag
 
 #: Windows starting longer ago than this are left to `make backfill`.
 MAX_AGE_MS = 40 * 86_400_000
@@ -82,7 +82,7 @@ RETRY_FIRST, RETRY_MAX = 1.0, 60.0
 MAX_ATTEMPTS = 20
 #: The latest a stream bar can start, after the clock, and pass the edge: a frame at most FRAME_AHEAD after the
 #: clock, carrying a bar at most TIME_AHEAD after the frame.
-AHEAD_MS = edge.FRAME_AHEAD + edge.TIME_AHEAD
+AHEAD_MS = edge.FRAME_AHEAD + checks.TIME_AHEAD
 #: What a fetch may raise that is foreseen (a warning); anything else is an ERROR, with its traceback.
 FORESEEN = (httpx.HTTPError, OAuthError, PriceHistoryError, OSError)
 
@@ -125,16 +125,17 @@ def newest_stream_bars(journal: Path, deployment: str) -> dict[str, int]:
     Read at every start, over up to a day of journal: the other streams' frames
     are passed over on their leading fields, undecoded.
     """
-    others = {stream(deployment, kind.publisher, kind.name): PASSED for kind in KINDS
-              if kind.publisher == "ingest" and kind.record is not MinuteBar}
+    bars = BY_RECORD[MinuteBar]
+    others = {kind.stream(deployment): PASSED for kind in KINDS
+              if kind.publisher == bars.publisher and kind is not bars}
 
     def stream_bar(record: object) -> tuple[str, tuple] | None:
         if isinstance(record, MinuteBar) and record.source == "stream":
             return record.symbol, (record.start_ms,)
         return None
 
-    bars = newest_sent(journal, stream_bar, only=stream(deployment, "ingest", tag(MinuteBar)), after=others)
-    return {symbol: start for symbol, (start,) in bars.items()}
+    newest = newest_sent(journal, stream_bar, only=bars.stream(deployment), after=others)
+    return {symbol: start for symbol, (start,) in newest.items()}
 
 
 class PendingGaps:
@@ -171,12 +172,12 @@ class BarRepair:
     """Fetches each gap's window from the price history and publishes the bars found, one gap at a time.
 
     `connect` makes the Schwab REST client (schwab-py's AsyncClient), when
-    first needed; `send` publishes records of a kind (the tickerplant's:
+    first needed; `send` publishes a frame of records (the tickerplant's:
     journaled, then sent); `now_ms` is the wall clock, for MAX_AGE and
     AHEAD_MS; `kept` holds the queue across restarts (None: in memory only).
     """
 
-    def __init__(self, gaps: BarGaps, connect: Callable[[], Any], send: Callable[[str, list], int],
+    def __init__(self, gaps: BarGaps, connect: Callable[[], Any], send: Callable[[Sequence[MinuteBar]], int],
                  stats: ActorStats, logger: logging.Logger, extended: bool,
                  now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000, kept: PendingGaps | None = None):
         self.gaps = gaps
@@ -305,7 +306,7 @@ class BarRepair:
             self.stats.rejected(reason)
         self.stats.bars_missing += len(found.bars) + len(found.rejected)
         if found.bars:
-            self.send("bar", found.bars)
+            self.send(found.bars)
             self.stats.records_out += len(found.bars)
             self.stats.bars_repaired += len(found.bars)
         self.log.info("bars repaired", extra={

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -184,26 +183,3 @@ async def play(path: Path, on_data: Callable[[msgspec.Raw | list[Any]], None], b
                 break
             turn = time.monotonic() + YIELD_EVERY
     return Played(count, torn[0], time.monotonic() - started)
-
-
-def readable(path: Path) -> str | None:
-    """Why `path` cannot be replayed (a sentence), or None when it can be opened for reading."""
-    if path.is_dir():
-        return "is a directory"
-    try:
-        with path.open("rb"):
-            return None
-    except OSError as error:
-        return f"cannot be read ({error.strerror or error})"
-
-
-def recordable(path: Path) -> str | None:
-    """Why a recording cannot be appended at `path` (a sentence), or None."""
-    if path.is_dir():
-        return "is a directory"
-    parent = path.parent
-    if not parent.is_dir():
-        return f"is in {parent}, which is not a directory"
-    if not os.access(parent, os.W_OK | os.X_OK) and not os.access(path, os.W_OK):
-        return f"is in {parent}, where this user cannot write"
-    return None

@@ -114,6 +114,6 @@ class ActorStats:
             journal_bytes=publisher.journal_bytes, journal_errors=publisher.journal_errors,
             next_within_ns=int(wait * 1e9),
         )
-        publisher.send("metric", [sample])
+        publisher.send([sample])
         # Taken again after the send, which moved the metric stream's own seq: a sample is not activity.
         self._published, self._published_at, self._promised = self._activity(publisher), now, wait

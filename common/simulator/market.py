@@ -155,10 +155,6 @@ class Event:
     quote: SimulatedEquity
     trade: Trade | None
 
-    @property
-    def kind(self) -> str:
-        return "quote" if self.trade is None else "trade"
-
 
 @dataclass(frozen=True)
 class Bar:

@@ -1,7 +1,7 @@
 """The writer's database access: per batch, one COPY and one statement that stores every table and the offsets.
 
 Rows arrive as `msgspec.structs.astuple(row)`, the fields in order of the
-struct `common/transport/streams.py` stores in the table (`row_columns`). A batch is
+struct `common/streams.py` stores in the table (`row_columns`). A batch is
 COPYed into one TEMP staging table, `stage_rows`, as one line per table: the
 table's number and its rows as one JSON array of arrays (msgspec encodes it
 in C, with no Python object per value). One statement then takes the staged
@@ -48,7 +48,7 @@ import msgspec
 import psycopg
 
 from common.store.connection import open_connection
-from common.transport.streams import ROW_OF
+from common.streams import ROW_OF
 
 _MS = "to_timestamp({} / 1000.0)"
 _NS = "to_timestamp({} / 1000000000.0)"
@@ -81,7 +81,7 @@ class TableSpec:
 
     `target` is (table column, SQL expression over the row's fields); the
     fields are the struct's own (`row_columns`), the struct the one
-    `common/transport/streams.py` stores in the table.
+    `common/streams.py` stores in the table.
     """
 
     name: str

@@ -3,12 +3,14 @@
 Each actor binds one XPUB socket at `Config.endpoint(actor)`; subscribers
 connect to the publishers they need. A frame is two parts, `[topic, payload]`,
 where topic is the stream, `{deployment}/{publisher}/{kind}`
-(`common/transport/streams.py`), and the payload an msgpack `Envelope` of that
-stream's records. Heartbeats travel on `{deployment}/{publisher}/heartbeat`:
-the first one `heartbeat_interval` after the last frame, then each twice as
-long after the one before, up to QUIET_BACKOFF intervals, until a frame goes
-out again. The first says at once what was sent last; the rest only say the
-publisher is still there, which an idle market does not need every second.
+(`common/transport/topics.py`), and the payload an msgpack `Envelope` of that
+stream's records. A publisher is handed records, whose type's tag is the
+kind; a subscriber names the record type it wants. Heartbeats travel on
+`{deployment}/{publisher}/heartbeat`: the first one `heartbeat_interval`
+after the last frame, then each twice as long after the one before, up to
+QUIET_BACKOFF intervals, until a frame goes out again. The first says at
+once what was sent last; the rest only say the publisher is still there,
+which an idle market does not need every second.
 An actor's own counter samples (`metric`) do not start the heartbeats afresh:
 an idle actor sends one every few seconds, and each carries its last seqs.
 Journaling what is sent is the tickerplant's job (`common/transport/tickerplant.py`).
@@ -44,7 +46,7 @@ from common.transport.messages import (
     encode,
 )
 from common.transport.sequence import Gap, Sequencer, StreamPositions
-from common.transport.streams import stream, tag
+from common.transport.topics import kind_of, stream, tag
 
 HEARTBEAT = "heartbeat"
 #: The kind of an actor's counter samples: sending them is not activity.
@@ -102,8 +104,10 @@ class Publisher:
             self._last_send = time.monotonic()
             self._quiet = 1
 
-    def send(self, kind: str, records: Sequence[Record]) -> int:
-        """Publish one frame of records of one kind; returns its seq."""
+    def send(self, records: Sequence[Record]) -> int:
+        """Publish one frame of `records`, all of one type, whose tag is the frame's kind (`topics.kind_of`);
+        returns its seq."""
+        kind = kind_of(records)
         name, seq, payload = self.frame(kind, records)
         self.emit(name, payload, kind)
         return seq
@@ -186,14 +190,14 @@ class Subscriber:
             self._poller.register(wake_fd, zmq.POLLIN)
             self._stop_poller.register(wake_fd, zmq.POLLIN)
 
-    def subscribe(self, publisher: str, kind: str) -> None:
-        """Receive `publisher`'s frames of `kind`, and its heartbeats."""
+    def subscribe(self, publisher: str, record: type[Record]) -> None:
+        """Receive `publisher`'s frames of `record`s, and its heartbeats."""
         endpoint = self._config.endpoint(publisher)
         if endpoint not in self._connected:
             self.socket.connect(endpoint)
             self._connected.add(endpoint)
             self.socket.setsockopt(zmq.SUBSCRIBE, stream(self.deployment, publisher, HEARTBEAT).encode())
-        self.socket.setsockopt(zmq.SUBSCRIBE, stream(self.deployment, publisher, kind).encode())
+        self.socket.setsockopt(zmq.SUBSCRIBE, stream(self.deployment, publisher, tag(record)).encode())
         # Presence goes last (again on every call): subscriptions arrive in order,
         # so a publisher that sees it has every data subscription before it.
         self.socket.setsockopt(zmq.SUBSCRIBE, presence_topic(self.deployment, publisher, self.name).encode())

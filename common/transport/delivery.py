@@ -24,7 +24,7 @@ from common.durable import read_or_set_aside, write_durably
 from common.transport.journal import Cursor, Damaged, TornTail, read_envelopes
 from common.transport.messages import Envelope, Heartbeat, Position, Record
 from common.transport.sequence import Gap, StreamPositions
-from common.transport.streams import publisher_of
+from common.transport.topics import publisher_of
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class Follower:
         damaged: Callable[[Damaged], None],
         heard: Callable[[Heartbeat], None] | None = None,
     ):
-        """`streams`: the journaled streams to follow (`common/transport/streams.py` names them); `heard`: told
+        """`streams`: the journaled streams to follow (the registry, `common/streams.py`, names them); `heard`: told
         each heartbeat once what it reveals has been caught up."""
         self.journal_dir = journal_dir
         self.streams = streams

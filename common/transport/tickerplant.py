@@ -1,12 +1,14 @@
 """Log, then publish, in one place (kdb+tick's tickerplant): a publisher whose journaled streams survive a drop.
 
 A `Tickerplant` is an actor's `Publisher` that appends every frame of a
-journaled kind (`common/transport/streams.py`) to the actor's journal before it sends
-it, so a consumer that missed frames (a full high-water mark, a restart)
-replays them from there (`common/transport/delivery.py`). It also keeps the journal
-small: idle, it fsyncs what it appended; once a minute it deletes the
-segments every consumer has passed and that are past JOURNAL_RETENTION, and
-holds the journal under JOURNAL_MAX_BYTES (`journal.prune` says in which order).
+journaled kind to the actor's journal before it sends it, so a consumer that
+missed frames (a full high-water mark, a restart) replays them from there
+(`common/transport/delivery.py`). Which kinds are journaled it is told when
+built: the registry above transport says (`common/streams.py`). It also keeps
+the journal small: idle, it fsyncs what it appended; once a minute it deletes
+the segments every consumer has passed and that are past JOURNAL_RETENTION,
+and holds the journal under JOURNAL_MAX_BYTES (`journal.prune` says in which
+order).
 
 Overflow policy: a journal that cannot be written (a full disk) is counted
 and logged, and the frame is still sent: the live stream never stops for
@@ -28,7 +30,7 @@ from common.transport.bus import Publisher
 from common.transport.delivery import passed_by_all
 from common.transport.journal import JournalFull, JournalWriter, Spans, prune
 from common.transport.messages import Record
-from common.transport.streams import KINDS, journaled
+from common.transport.topics import kind_of
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,9 @@ PRUNE_INTERVAL = 60.0
 
 
 class Tickerplant(Publisher):
-    def __init__(self, config: Config, name: str, context: zmq.Context | None = None):
+    def __init__(self, config: Config, name: str, journaled: frozenset[str], context: zmq.Context | None = None):
+        """`journaled`: the kinds whose frames it journals, worked out once by its builder from the registry and
+        the settings (`common/streams.py`, `journaled_kinds`), not per frame sent; any other kind is only sent."""
         super().__init__(config, name, context)
         self.journal = JournalWriter(
             config.journal_dir(name), name, self.epoch,
@@ -46,8 +50,7 @@ class Tickerplant(Publisher):
             fsync_interval=config.journal_fsync_interval,
         )
         self.journal_errors = 0
-        #: The kinds journaled here, worked out once from the registry and the settings: not per frame sent.
-        self._journaled = frozenset(kind.name for kind in KINDS if journaled(kind.name, config.opted_in))
+        self._journaled = journaled
         self._next_prune = time.monotonic() + PRUNE_INTERVAL
         self._spans: Spans = {}
 
@@ -55,8 +58,9 @@ class Tickerplant(Publisher):
     def journal_bytes(self) -> int:
         return self.journal.bytes_on_disk
 
-    def send(self, kind: str, records: Sequence[Record]) -> int:
-        """Journal the frame (if its kind is journaled), then send it; returns its seq."""
+    def send(self, records: Sequence[Record]) -> int:
+        """Journal the frame of `records` (if their kind is journaled), then send it; returns its seq."""
+        kind = kind_of(records)
         name, seq, payload = self.frame(kind, records)
         if kind in self._journaled:
             self._journal(payload)

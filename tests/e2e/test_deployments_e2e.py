@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 
-from common.transport.streams import stored_streams
+from common.streams import stored_streams
 from tests.helpers.harness import Pipeline, free_port, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ import pytest
 
 from common.analytics.indicators import IndicatorEngine
 from common.transport.journal import read_envelopes
-from common.transport.streams import stream
+from common.transport.topics import stream
 from tests.helpers.harness import Pipeline, wait_for
 from tests.helpers.snapshots import expected_snapshots
 

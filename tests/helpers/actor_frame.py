@@ -21,6 +21,7 @@ import pytest
 
 from common.actor import Actor
 from common.config import Config
+from common.streams import journaled_kinds
 from common.transport.bus import Publisher
 from common.transport.tickerplant import Tickerplant
 
@@ -78,7 +79,8 @@ class PublisherThread(threading.Thread):
         self.ready = threading.Event()
 
     def run(self) -> None:
-        publisher = (Tickerplant if self.tickerplant else Publisher)(self.config, self.name_)
+        publisher = Tickerplant(self.config, self.name_, journaled_kinds(self.config.opted_in)) if self.tickerplant \
+            else Publisher(self.config, self.name_)
         self.epoch = publisher.epoch
         self.ready.set()
         try:

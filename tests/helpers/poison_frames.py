@@ -113,8 +113,8 @@ class WatchedFrames(KeptFrames):
         super().__init__()
         self.changed = asyncio.Event()
 
-    def send(self, kind: str, records: Sequence[Any]) -> int:
-        sent = super().send(kind, records)
+    def send(self, records: Sequence[Any]) -> int:
+        sent = super().send(records)
         self.changed.set()
         return sent
 

@@ -10,16 +10,18 @@ from typing import Any
 from common.feed.frames import FramePublisher
 from common.feed.replay import Played, Recorder, play
 from common.observe.stats import ActorStats
+from common.transport.topics import kind_of
 
 
 class KeptFrames:
-    """Stands in for ingest's bus publisher: every frame it is asked to send, in order."""
+    """Stands in for ingest's bus publisher: every frame it is asked to send, in order, with the kind a publisher
+    names it by (refusing, as one does, a frame of no records or of several types)."""
 
     def __init__(self) -> None:
         self.frames: list[tuple[str, list[Any]]] = []
 
-    def send(self, kind: str, records: Sequence[Any]) -> int:
-        self.frames.append((kind, list(records)))
+    def send(self, records: Sequence[Any]) -> int:
+        self.frames.append((kind_of(records), list(records)))
         return len(self.frames)
 
     def records(self, kind: str) -> list[Any]:

@@ -11,6 +11,7 @@ import msgspec
 
 from common.feed.bar_repair import BarGaps, BarRepair, PendingGaps
 from common.observe.stats import ActorStats
+from tests.helpers.recordings import KeptFrames
 
 MINUTE_MS = 60_000
 
@@ -40,11 +41,12 @@ def candles(symbol: str, *starts_ms: int) -> httpx.Response:
 
 def repairer(client: ScriptedHistory, newest: dict[str, int], now_ms: int, logger: logging.Logger,
              kept: PendingGaps | None = None) -> tuple[BarRepair, list]:
-    """A BarRepair on `client` whose clock reads `now_ms`, seeded with `newest`; and what it publishes."""
-    sent: list = []
-    repair = BarRepair(BarGaps(MINUTE_MS, newest), lambda: client, lambda kind, records: sent.append((kind, records)),
+    """A BarRepair on `client` whose clock reads `now_ms`, seeded with `newest`; and the frames it publishes, each
+    (kind, records)."""
+    sent = KeptFrames()
+    repair = BarRepair(BarGaps(MINUTE_MS, newest), lambda: client, sent.send,
                        ActorStats("ingest", 1.0), logger, extended=False, now_ms=lambda: now_ms, kept=kept)
-    return repair, sent
+    return repair, sent.frames
 
 
 def one_turn(repair: BarRepair) -> None:

@@ -9,11 +9,12 @@ import signal
 import pytest
 
 from common.actor import Work
+from common.streams import journaled_kinds
 from common.transport.bus import Publisher, Subscriber
 from common.transport.delivery import Follower
-from common.transport.messages import Envelope, EquityQuote, EquityTrade, Heartbeat
-from common.transport.streams import stream
+from common.transport.messages import Envelope, EquityQuote, EquityTrade, Heartbeat, IndicatorValue
 from common.transport.tickerplant import Tickerplant
+from common.transport.topics import stream
 from tests.helpers.actor_frame import (
     ActorEnvironment,
     in_process_actor,
@@ -49,16 +50,16 @@ class Recording(Work):
 
 def test_frames_as_they_come_a_gap_reported_and_a_sigterm_ends_in_stop_close_and_a_final_heartbeat(actor_env):
     actor = in_process_actor("indicator", actor_env)
-    work = Recording(until=3, subscriptions=(("ingest", "quote"),))
+    work = Recording(until=3, subscriptions=(("ingest", EquityQuote),))
     listener = Subscriber(actor.config, "writer")
-    listener.subscribe("indicator", "indicator")
+    listener.subscribe("indicator", IndicatorValue)
     assert actor.publisher.wait_for_subscribers(["writer"], 10) == [], "PUB/SUB sends nothing to a late subscriber"
 
     def send(publisher: Publisher) -> None:
-        publisher.send("quote", [QUOTE])
-        publisher.send("quote", [QUOTE, QUOTE])
+        publisher.send([QUOTE])
+        publisher.send([QUOTE, QUOTE])
         publisher.sequencer.next(stream(actor.config.deployment, "ingest", "quote"))  # frame 3 never goes out
-        publisher.send("quote", [QUOTE])
+        publisher.send([QUOTE])
 
     sender = publish_in_thread(actor.config, "ingest", ["indicator"], send)
     actor.run(work)
@@ -94,9 +95,9 @@ def test_a_recoverable_failure_is_mended_and_the_loop_goes_on(actor_env):
             mended.append(str(error))
             return True
 
-    work = FailsOnce(until=1, subscriptions=(("ingest", "quote"),))
+    work = FailsOnce(until=1, subscriptions=(("ingest", EquityQuote),))
     sender = publish_in_thread(actor.config, "ingest", ["indicator"],
-                               lambda publisher: [publisher.send("quote", [QUOTE]) for _ in range(2)])
+                               lambda publisher: [publisher.send([QUOTE]) for _ in range(2)])
     actor.run(work)
     sender.join()
     assert mended == ["the database went away"] and work.taken == [(2, 1)]
@@ -106,9 +107,10 @@ def test_a_recoverable_failure_is_mended_and_the_loop_goes_on(actor_env):
 def test_followed_streams_are_caught_up_from_the_journal_on_start_and_positions_shared(actor_env):
     actor = in_process_actor("indicator", actor_env)
     trades = stream(actor.config.deployment, "ingest", "trade")
-    before = Tickerplant(actor.config, "ingest")  # what ingest journaled before the actor started
-    before.send("trade", [TRADE])
-    before.send("trade", [TRADE, TRADE])
+    # What ingest journaled before the actor started.
+    before = Tickerplant(actor.config, "ingest", journaled_kinds(actor.config.opted_in))
+    before.send([TRADE])
+    before.send([TRADE, TRADE])
     before.close()
 
     class Following(Recording):
@@ -119,9 +121,9 @@ def test_followed_streams_are_caught_up_from_the_journal_on_start_and_positions_
             self.calls.append(f"started after {follower.replayed} replayed")
             return True
 
-    work = Following(until=3, subscriptions=(("ingest", "trade"),))
+    work = Following(until=3, subscriptions=(("ingest", EquityTrade),))
     sender = publish_in_thread(actor.config, "ingest", ["indicator"],
-                               lambda publisher: publisher.send("trade", [TRADE]), tickerplant=True)
+                               lambda publisher: publisher.send([TRADE]), tickerplant=True)
     actor.run(work)
     sender.join()
     assert work.calls[0] == "started after 2 replayed"

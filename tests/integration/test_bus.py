@@ -13,14 +13,18 @@ from common.transport.bus import (
 )
 from common.transport.messages import (
     Envelope,
+    EquityQuote,
     EquityTrade,
     Heartbeat,
+    IndicatorValue,
     decode_envelope,
     encode,
 )
-from common.transport.streams import stream
+from common.transport.topics import stream
 
 TRADE = EquityTrade("SPY", 1, 500.25, 100, 1000, 100, 500.24, 500.26, 7)
+QUOTE = EquityQuote("SPY", 1, 500.24, 500.26, 3, 4, 1)
+VALUE = IndicatorValue("SPY", 1, 1000, 500.25, None, 500.25, 7)
 
 
 def test_envelope_round_trips_with_its_records():
@@ -39,13 +43,15 @@ def test_frames_and_heartbeats_cross_real_sockets(config):
     config.ensure_dirs()
     publisher = Publisher(config, "ingest")
     subscriber = Subscriber(config, "writer")
-    subscriber.subscribe("ingest", "trade")
+    subscriber.subscribe("ingest", EquityTrade)
     try:
         assert publisher.wait_for_subscribers(["writer"], timeout=5) == []
         assert publisher.wait_for_subscribers(["nobody"], timeout=0.1) == ["nobody"]
-        publisher.send("trade", [TRADE])
-        publisher.send("quote", [])  # filtered out by topic
-        publisher.send("trade", [TRADE, TRADE])
+        publisher.send([TRADE])
+        publisher.send([QUOTE])  # filtered out by topic
+        with pytest.raises(TypeError, match="one type"):
+            publisher.send([TRADE, QUOTE])  # a frame is of one kind: refused, and no seq taken
+        publisher.send([TRADE, TRADE])
         first, second = subscriber.recv(5), subscriber.recv(5)
         assert (first.stream, first.seq, first.records) == ("host/ingest/trade", 1, [TRADE])
         assert (second.seq, len(second.records)) == (2, 2)
@@ -72,7 +78,7 @@ def test_a_wake_fd_ends_a_wait_at_once_and_only_once(config):
     wake, waker = socket.socketpair()
     wake.setblocking(False)
     subscriber = Subscriber(config, "writer", wake_fd=wake.fileno())
-    subscriber.subscribe("ingest", "trade")
+    subscriber.subscribe("ingest", EquityTrade)
     try:
         waker.send(b"\x0f")
         started = time.monotonic()
@@ -94,10 +100,10 @@ def test_a_rest_lets_frames_queue_and_a_wake_fd_ends_it(config):
     wake.setblocking(False)
     publisher = Publisher(config, "ingest")
     subscriber = Subscriber(config, "writer", wake_fd=wake.fileno())
-    subscriber.subscribe("ingest", "trade")
+    subscriber.subscribe("ingest", EquityTrade)
     try:
         assert publisher.wait_for_subscribers(["writer"], timeout=5) == []
-        publisher.send("trade", [TRADE])
+        publisher.send([TRADE])
         started = time.monotonic()
         subscriber.rest(0.3)
         assert time.monotonic() - started >= 0.25, "a frame does not end a rest"
@@ -120,7 +126,7 @@ def test_an_idle_publisher_spaces_its_heartbeats_out_and_a_frame_resets_them(con
     config.ensure_dirs()
     publisher = Publisher(config, "indicator")
     try:
-        publisher.send("indicator", [])
+        publisher.send([VALUE])
         intervals = []
         for _ in range(5):
             due = publisher.heartbeat_due
@@ -128,7 +134,7 @@ def test_an_idle_publisher_spaces_its_heartbeats_out_and_a_frame_resets_them(con
             publisher._last_send -= due - publisher._last_send  # as if that much time had passed
             assert publisher.tick()
         assert intervals == [1, 2, 4, 8, 8]
-        publisher.send("indicator", [])
+        publisher.send([VALUE])
         assert round((publisher.heartbeat_due - publisher._last_send) / publisher.heartbeat_interval) == 1
     finally:
         publisher.close()

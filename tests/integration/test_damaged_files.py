@@ -12,10 +12,11 @@ import pytest
 from actors.metrics import writer_position
 from common import config as configuration
 from common.actor import Work
+from common.streams import journaled_kinds
 from common.transport.delivery import shared_offsets
 from common.transport.messages import Envelope, EquityTrade
-from common.transport.streams import stream
 from common.transport.tickerplant import Tickerplant
+from common.transport.topics import stream
 from tests.helpers.actor_frame import ActorEnvironment, in_process_actor
 from tests.helpers.journal_damage import flip_bit, record_offsets, segments
 
@@ -45,9 +46,9 @@ class Storing(Work):
 
 def test_a_damaged_journal_record_is_counted_logged_and_every_frame_after_it_taken(actor_env) -> None:
     actor = in_process_actor("writer", actor_env)
-    ingest = Tickerplant(actor.config, "ingest")
+    ingest = Tickerplant(actor.config, "ingest", journaled_kinds(actor.config.opted_in))
     for _ in range(6):
-        ingest.send("trade", [TRADE])
+        ingest.send([TRADE])
     ingest.close()
     [segment] = segments(actor.config.journal_dir("ingest"))
     starts = record_offsets(segment)
@@ -71,8 +72,8 @@ def test_an_empty_offsets_file_is_set_aside_and_publishers_and_metrics_read_on(a
     config.offsets_dir.mkdir(parents=True)
     empty = config.offsets_file("writer")
     empty.write_bytes(b"")  # what a power cut left of a rename without fsync
-    ingest = Tickerplant(config, "ingest")
-    ingest.send("trade", [TRADE])
+    ingest = Tickerplant(config, "ingest", journaled_kinds(config.opted_in))
+    ingest.send([TRADE])
 
     with caplog.at_level(logging.ERROR):
         ingest.prune()  # once a minute in ingest, indicator and metrics: each raised here, and was restarted

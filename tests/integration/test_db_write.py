@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -12,6 +13,7 @@ import pytest
 
 from common.feed.market_hours import NEW_YORK
 from common.store import db
+from common.streams import ROW_OF
 from common.transport.messages import (
     EquityQuote,
     EquityTrade,
@@ -26,8 +28,6 @@ from tests.helpers.archive import archive_days_before
 #: The test's "now", in ms: set when each test starts (the SQL functions judge recency by the server's clock,
 #: and a module-level value would age while the tests before this one run).
 NOW_MS = int(time.time() * 1000)
-STRUCTS = {"equity_data": EquityTrade, "indicators": IndicatorValue, "option_prices": OptionRow,
-           "equity_bars": MinuteBar, "equity_quotes": EquityQuote, "streaming_metrics": StreamingMetric}
 
 
 @pytest.fixture(autouse=True)
@@ -85,9 +85,20 @@ def fetch(conn, sql: str, params: tuple = ()) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
 
 
-def test_row_columns_are_the_struct_fields_in_order():
-    for table, struct in STRUCTS.items():
-        assert tuple(field for field, _ in db.TABLES[table].fields) == struct.__struct_fields__, table
+def test_the_tables_of_stream_rows_are_the_registry_s_each_stored_from_every_field_of_its_struct(conn):
+    """sql/ makes the tables of stream rows (the partitioned ones); the registry says which struct each stores
+    (`common/streams.py`). The same tables, and each row written field by field, in order, into its columns."""
+    partitioned = {name for (name,) in fetch(conn, "SELECT unnest(public.partitioned_tables())")}
+    assert set(ROW_OF) == set(db.TABLES) == partitioned
+    for table, struct in ROW_OF.items():
+        spec = db.TABLES[table]
+        assert tuple(field for field, _ in spec.fields) == struct.__struct_fields__, table
+        columns = {name for (name,) in fetch(conn, "SELECT column_name FROM information_schema.columns"
+                                                   " WHERE table_schema = 'public' AND table_name = %s", (table,))}
+        assert {column for column, _ in spec.target} <= columns, table
+        read = " ".join(expression for _, expression in spec.target)
+        assert [field for field in struct.__struct_fields__ if not re.search(rf"\b{field}\b", read)] == [], \
+            f"{table}: every field of {struct.__name__} is stored"
 
 
 def test_all_four_tables_are_stored(conn):

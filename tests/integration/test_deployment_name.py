@@ -10,9 +10,9 @@ import pytest
 
 from common.actor import Actor
 from common.config import deployment_file
+from common.streams import followed
 from common.transport.journal import read_envelopes
 from common.transport.messages import EquityTrade
-from common.transport.streams import followed
 from tests.helpers.actor_frame import ActorEnvironment
 
 TRADE = EquityTrade("SPY", 1, 500.25, 100, 1000, 100, 500.24, 500.26, 7)
@@ -34,7 +34,7 @@ def on_host(monkeypatch, name: str) -> None:
 def test_a_renamed_host_keeps_its_deployment_and_what_it_journaled(actor_env, monkeypatch):
     on_host(monkeypatch, "3f2a9c1b7d4e")  # the container's id
     ingest = Actor("ingest", journaled=True)
-    ingest.publisher.send("trade", [TRADE])
+    ingest.publisher.send([TRADE])
     ingest.publisher.close()
 
     on_host(monkeypatch, "9e8d7c6b5a40")  # `docker compose up` recreated it

@@ -21,8 +21,8 @@ from common.transport.messages import (
     Envelope,
     EquityTrade,
     Heartbeat,
+    IndicatorValue,
     MetricSample,
-    MinuteBar,
 )
 from tests.helpers.indicator_reference import assert_same, market, reference, utc_ms
 
@@ -37,15 +37,14 @@ def var():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def frames(events: list) -> list[tuple[str, list]]:
-    """Consecutive events of one kind, any symbols, at most FRAME_RECORDS a frame, as ingest sends them."""
-    out: list[tuple[str, list]] = []
+def frames(events: list) -> list[list]:
+    """Consecutive events of one type, any symbols, at most FRAME_RECORDS a frame, as ingest sends them."""
+    out: list[list] = []
     for event in events:
-        kind = "bar" if isinstance(event, MinuteBar) else "trade"
-        if out and out[-1][0] == kind and len(out[-1][1]) < FRAME_RECORDS:
-            out[-1][1].append(event)
+        if out and type(out[-1][0]) is type(event) and len(out[-1]) < FRAME_RECORDS:
+            out[-1].append(event)
         else:
-            out.append((kind, [event]))
+            out.append([event])
     return out
 
 
@@ -64,8 +63,8 @@ def test_actor_publishes_reference_values_and_stops_cleanly(var):
     config.ensure_dirs()
     ingest = Publisher(config, "ingest")
     listener = Subscriber(config, "writer")  # the actor waits for its downstream consumer
-    listener.subscribe("indicator", "indicator")
-    listener.subscribe("indicator", "metric")
+    listener.subscribe("indicator", IndicatorValue)
+    listener.subscribe("indicator", MetricSample)
     stdout, stderr = (var / "stdout").open("wb"), (var / "stderr").open("wb")
     actor = subprocess.Popen([sys.executable, "-m", "actors.indicator"], env=env, cwd=ROOT, stdout=stdout, stderr=stderr)
     received: list[Envelope | Heartbeat] = []
@@ -91,11 +90,11 @@ def test_actor_publishes_reference_values_and_stops_cleanly(var):
                         symbols=("SPY", "QQQ"), per_window=600)
         bad = EquityTrade("SPY", utc_ms(2024, 3, 11, 13, 45), float("nan"), 1, 1, 1, None, None, 0)
         plan = frames(events)
-        plan.insert(len(plan) // 2, ("trade", [bad]))
-        for kind, records in plan:
-            ingest.send(kind, records)
+        plan.insert(len(plan) // 2, [bad])
+        for records in plan:
+            ingest.send(records)
         expected = reference(events)
-        sent = sum(len(records) for _, records in plan)
+        sent = sum(len(records) for records in plan)
 
         until(lambda: any(m.records_in == sent for m in metrics()), 15, "the actor to count every record")
         values = [r for f in received if isinstance(f, Envelope) and f.stream == "test/indicator/indicator"

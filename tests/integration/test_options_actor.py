@@ -16,6 +16,7 @@ from common.analytics.option_chain import decode_chain, select_contracts
 from common.feed.schwab_client import make_client
 from common.observe.stats import ActorStats
 from common.transport.messages import Envelope, OptionSubscription
+from common.transport.topics import kind_of
 from tests.helpers.options import option_quote
 from tests.helpers.simulator_process import simulator
 
@@ -26,7 +27,8 @@ def test_contracts_are_chosen_from_the_real_chain_repeated_and_recentred_on_a_mo
                                      "STREAM_TICKERS": "SPY,QQQ", "OPTION_REFRESH_INTERVAL": "30s"})
         sent: list[tuple[str, list[OptionSubscription]]] = []
         picker = ContractPicker(config, lambda: make_client(config, asyncio=False), ActorStats("options", 1.0),
-                                logging.getLogger("options-test"), lambda kind, records: sent.append((kind, records)))
+                                logging.getLogger("options-test"),
+                                lambda records: sent.append((kind_of(records), records)))
 
         picker.duty(now=0.0)
         assert [(kind, [wish.underlying for wish in wishes]) for kind, wishes in sent] == [

@@ -48,8 +48,8 @@ def test_the_writer_runs_as_the_writer_role(writer_url, migrated_url, tmp_path):
             with psycopg.connect(migrated_url, autocommit=True) as owner:
                 wait_for(lambda: owner.execute(f"SELECT to_regclass('streaming_partitions.equity_data_' || {week})"
                                                ).fetchone()[0] is not None, 30, "the partitions a week ahead")
-            ingest.send("trade", [trade(i, T0 + i) for i in range(10)])
-            indicator.send("indicator", [IndicatorValue("SPY", T0, 1000, 500.0, None, 500.0, 1)])
+            ingest.send([trade(i, T0 + i) for i in range(10)])
+            indicator.send([IndicatorValue("SPY", T0, 1000, 500.0, None, 500.0, 1)])
             with psycopg.connect(migrated_url) as conn:
                 wait_for(lambda: conn.execute("SELECT (SELECT count(*) FROM equity_data),"
                                               " (SELECT count(*) FROM indicators)").fetchone() == (10, 1),

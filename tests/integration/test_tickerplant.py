@@ -9,9 +9,10 @@ import pytest
 
 from common.config import load
 from common.observe.stats import ActorStats
+from common.streams import journaled_kinds
 from common.transport.bus import Subscriber
 from common.transport.journal import read_envelopes
-from common.transport.messages import EquityQuote, EquityTrade
+from common.transport.messages import EquityQuote, EquityTrade, MetricSample
 from common.transport.tickerplant import Tickerplant
 
 TRADE = EquityTrade("SPY", 1, 500.25, 100, 1000, 100, 500.24, 500.26, 7)
@@ -21,11 +22,11 @@ def test_journaled_kinds_are_logged_before_they_are_sent_and_the_rest_only_sent(
     config = load({"RUN_DIR": str(tmp_path / "run"), "LOG_DIR": str(tmp_path), "DATA_DIR": str(tmp_path / "data"),
                    "DEPLOYMENT": "host"})
     config.ensure_dirs()
-    publisher = Tickerplant(config, "ingest")
+    publisher = Tickerplant(config, "ingest", journaled_kinds(config.opted_in))
     try:
-        publisher.send("trade", [TRADE])
-        publisher.send("quote", [EquityQuote("SPY", 1, 500.24, 500.26, 1, 2, 7)])
-        publisher.send("trade", [TRADE, TRADE])
+        publisher.send([TRADE])
+        publisher.send([EquityQuote("SPY", 1, 500.24, 500.26, 1, 2, 7)])
+        publisher.send([TRADE, TRADE])
         journaled = [(frame.stream, frame.seq, len(frame.records)) for frame in read_envelopes(
             config.journal_dir("ingest"))]
         assert journaled == [("host/ingest/trade", 1, 1), ("host/ingest/trade", 2, 2)], "quotes are not journaled"
@@ -43,19 +44,19 @@ def test_a_full_journal_disk_is_counted_and_the_live_stream_goes_on(tmp_path):
     config = load({"RUN_DIR": str(tmp_path / "run"), "LOG_DIR": str(tmp_path), "DATA_DIR": str(data),
                    "DEPLOYMENT": "host"})
     config.ensure_dirs()
-    publisher = Tickerplant(config, "ingest")
+    publisher = Tickerplant(config, "ingest", journaled_kinds(config.opted_in))
     subscriber = Subscriber(config, "writer")
-    subscriber.subscribe("ingest", "trade")
-    subscriber.subscribe("ingest", "metric")
+    subscriber.subscribe("ingest", EquityTrade)
+    subscriber.subscribe("ingest", MetricSample)
     try:
         assert publisher.wait_for_subscribers(["writer"], timeout=5) == []
         sent = 0
         while publisher.journal_errors == 0:
-            publisher.send("trade", [TRADE] * 20)
+            publisher.send([TRADE] * 20)
             sent += 1
             assert sent < 10_000, "a 64k disk should have filled"
         failed = sent  # the seq of the first frame the journal could not take
-        publisher.send("trade", [TRADE])  # small enough to fit what is left
+        publisher.send([TRADE])  # small enough to fit what is left
         sent += 1
         received = [subscriber.recv(5) for _ in range(sent)]
         assert [frame.seq for frame in received] == list(range(1, sent + 1)), "every frame still went out live"
@@ -76,11 +77,11 @@ def test_over_its_cap_the_journal_drops_its_oldest_unconsumed_segments_loudly(tm
     config = load({"RUN_DIR": str(tmp_path / "run"), "LOG_DIR": str(tmp_path), "DATA_DIR": str(tmp_path / "data"),
                    "DEPLOYMENT": "host", "JOURNAL_SEGMENT_BYTES": "65536", "JOURNAL_MAX_BYTES": "1048576"})
     config.ensure_dirs()
-    publisher = Tickerplant(config, "ingest")
+    publisher = Tickerplant(config, "ingest", journaled_kinds(config.opted_in))
     rng = random.Random(1)
     try:
         while publisher.journal_bytes < 2 * config.journal_max_bytes:  # a writer away: nothing consumed
-            publisher.send("trade", [EquityTrade("SPY", rng.randrange(1 << 40), rng.uniform(1, 999), 1, rng.randrange(1 << 40),
+            publisher.send([EquityTrade("SPY", rng.randrange(1 << 40), rng.uniform(1, 999), 1, rng.randrange(1 << 40),
                                                  1, None, None, rng.randrange(1 << 60)) for _ in range(50)])
         with caplog.at_level(logging.ERROR, logger="common.transport.tickerplant"):
             publisher.prune()

@@ -14,6 +14,7 @@ import pytest
 
 from common.config import load
 from common.feed.market_hours import NEW_YORK
+from common.streams import journaled_kinds
 from common.transport.bus import Publisher
 from common.transport.messages import IndicatorValue, OptionQuote
 from common.transport.tickerplant import Tickerplant
@@ -40,9 +41,9 @@ def test_flushes_on_sigterm_and_a_duplicate_costs_nothing_else(migrated_url, var
         await_writer(ingest, indicator)
         # Trades 0 and 1 share a millisecond; trade 3 arrives twice inside one frame.
         trades = [trade(i, T0 + (i if i > 1 else 0)) for i in range(40)]
-        ingest.send("trade", trades[:20])
-        ingest.send("trade", trades[20:] + [trades[3]])
-        indicator.send("indicator", [IndicatorValue("SPY", T0, 1000, 500.0, None, 500.0, 1)])
+        ingest.send(trades[:20])
+        ingest.send(trades[20:] + [trades[3]])
+        indicator.send([IndicatorValue("SPY", T0, 1000, 500.0, None, 500.0, 1)])
         ingest.close()
         indicator.close()
         with psycopg.connect(migrated_url) as connection:
@@ -76,9 +77,9 @@ def test_a_row_the_table_rejects_is_quarantined_and_the_rest_stored(migrated_url
     with writer_process(env, var) as writer:
         await_writer(ingest)
         # A strike of 1e15 overflows numeric(18,6): that quote's row can never be stored.
-        ingest.send("option", [option(500.0), option(1e15), option(505.0)])
+        ingest.send([option(500.0), option(1e15), option(505.0)])
         # Its greeks must be modelled to its expiry, which is no date: no row can be made of it.
-        ingest.send("option", [option(510.0), option(515.0, expiration="soon", delta=None)])
+        ingest.send([option(510.0), option(515.0, expiration="soon", delta=None)])
         with psycopg.connect(migrated_url) as connection:
             wait_for(lambda: connection.execute("SELECT count(*) FROM option_prices").fetchone()[0] == 3, 20,
                      "the three good rows")
@@ -115,7 +116,7 @@ def test_option_snapshots_survive_a_sigkill_exactly_once(migrated_url, var):
            "HEARTBEAT_INTERVAL": "0.2s", "DEPLOYMENT": "test", "OPTION_STORE_INTERVAL": "1m", "BATCH_INTERVAL": "10ms"}
     config = load(env)
     config.ensure_dirs()
-    ingest = Tickerplant(config, "ingest")
+    ingest = Tickerplant(config, "ingest", journaled_kinds(config.opted_in))
     minute = 60_000_000_000
     start = (time.time_ns() // minute + 60) * minute
     contracts = [(f"SPY   261124C00{strike}000", float(strike)) for strike in (495, 500, 505)]
@@ -126,7 +127,7 @@ def test_option_snapshots_survive_a_sigkill_exactly_once(migrated_url, var):
 
     def send(batch):
         for records in batch:
-            seq = ingest.send("option", records)
+            seq = ingest.send(records)
             sent.extend((record, (ingest.epoch, seq)) for record in records)
 
     def expected() -> list[tuple]:
@@ -184,7 +185,7 @@ def test_the_last_minute_of_a_quiet_option_stream_is_closed_by_ingests_heartbeat
            "HEARTBEAT_INTERVAL": "0.2s", "DEPLOYMENT": "test", "OPTION_STORE_INTERVAL": "1m", "BATCH_INTERVAL": "10ms"}
     config = load(env)
     config.ensure_dirs()
-    ingest = Tickerplant(config, "ingest")
+    ingest = Tickerplant(config, "ingest", journaled_kinds(config.opted_in))
     minute = 60_000_000_000
     start = (time.time_ns() // minute - 3) * minute
     quotes = [contract_quote("SPY   261124C00500000", 500.0, start + second * 1_000_000_000, 1.0 + second / 100)
@@ -192,7 +193,7 @@ def test_the_last_minute_of_a_quiet_option_stream_is_closed_by_ingests_heartbeat
     with writer_process(env, var) as writer:
         await_writer(ingest)
         for quote in quotes:
-            ingest.send("option", [quote])
+            ingest.send([quote])
         wait_for(lambda: len(stored_snapshots(migrated_url)) == 1, 20, "the first minute, closed by the second's quote")
         wait_for(lambda: ingest.tick() is not None and len(stored_snapshots(migrated_url)) == 2, 30,
                  "the second minute, closed by ingest's heartbeats")
@@ -217,7 +218,7 @@ def test_partition_upkeep_that_fails_is_a_warning_and_storing_goes_on(migrated_u
     ingest = Publisher(config, "ingest")
     with writer_process(env, var) as writer, psycopg.connect(migrated_url) as connection:
         await_writer(ingest)
-        ingest.send("trade", [trade(i, T0 + i) for i in range(5)])
+        ingest.send([trade(i, T0 + i) for i in range(5)])
         wait_for(lambda: connection.execute("SELECT count(*) FROM equity_data").fetchone()[0] == 5, 20, "stored")
         ingest.close()
         writer.send_signal(signal.SIGTERM)

@@ -10,6 +10,7 @@ from common.feed.bar_repair import MAX_AGE_MS, BarGap, BarGaps, BarRepair, Pendi
 from common.observe.stats import ActorStats
 from common.transport.journal import JournalWriter
 from common.transport.messages import Envelope, MinuteBar, encode
+from tests.helpers.recordings import KeptFrames
 
 T, MINUTE = 1_764_000_000_000, 60_000
 
@@ -63,11 +64,11 @@ def history(*minutes: int, **changes) -> httpx.Response:
 
 def repairer(client: History, now_ms: int = T + 10 * MINUTE, kept: PendingGaps | None = None
              ) -> tuple[BarRepair, list]:
-    sent: list = []
-    repair = BarRepair(BarGaps(MINUTE, {"SPY": T}), lambda: client, lambda kind, records: sent.append((kind, records)),
+    sent = KeptFrames()
+    repair = BarRepair(BarGaps(MINUTE, {"SPY": T}), lambda: client, sent.send,
                        ActorStats("ingest", 1.0), logging.getLogger("repair-test"), extended=False,
                        now_ms=lambda: now_ms, kept=kept)
-    return repair, sent
+    return repair, sent.frames
 
 
 def once(repair: BarRepair) -> None:

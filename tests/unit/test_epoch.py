@@ -8,7 +8,7 @@ from common.identity import claim_epoch, epoch_file
 from common.transport.bus import Publisher
 from common.transport.messages import Envelope
 from common.transport.sequence import StreamPositions, next_epoch
-from common.transport.streams import stream
+from common.transport.topics import stream
 from tests.helpers.fsync_spy import FsyncSpy
 
 NOON = 1_750_000_000 * 10**9

@@ -9,6 +9,7 @@ import math
 from actors.options import CHAIN_RETRY_FIRST, ContractPicker
 from common import config as config_module
 from common.observe.stats import ActorStats
+from common.transport.topics import kind_of
 from tests.helpers.options import ScriptedChains, chain_json, chain_response
 
 TODAY = datetime.date(2026, 11, 24)
@@ -20,7 +21,7 @@ def picker(tmp_path, *clients: ScriptedChains) -> tuple[ContractPicker, list]:
     sent: list = []
     made = iter(clients)
     work = ContractPicker(config, lambda: next(made), ActorStats("options", 1.0), logging.getLogger("options-test"),
-                          lambda kind, records: sent.append((kind, records)), today=lambda: TODAY)
+                          lambda records: sent.append((kind_of(records), records)), today=lambda: TODAY)
     return work, sent
 
 
@@ -53,6 +54,6 @@ def test_a_replay_has_no_one_to_ask_and_sends_no_wish(tmp_path):
     config = config_module.load({"STREAM_TICKERS": "SPY", "DATA_DIR": str(tmp_path), "RUN_DIR": str(tmp_path)})
     sent: list = []
     work = ContractPicker(config, None, ActorStats("options", 1.0), logging.getLogger("options-test"),
-                          lambda kind, records: sent.append((kind, records)))
+                          lambda records: sent.append((kind_of(records), records)))
     work.duty(now=0.0)
     assert sent == [] and work.due() == config.option_refresh_interval < math.inf

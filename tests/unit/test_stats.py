@@ -24,9 +24,9 @@ class KeptSamples:
     sequencer: Sequencer = field(default_factory=Sequencer)
     sent: list[MetricSample] = field(default_factory=list)
 
-    def send(self, kind: str, records: list[MetricSample]) -> int:
+    def send(self, records: list[MetricSample]) -> int:
         """As a real publisher does, a sample moves the metric stream's seq: that is not the actor's activity."""
-        assert kind == "metric"
+        assert all(isinstance(record, MetricSample) for record in records)
         self.sent.extend(records)
         self.sequencer.last_seqs["host/indicator/metric"] = len(self.sent)
         return len(self.sent)

@@ -2,9 +2,13 @@
 
 A stream is one publisher's frames of one kind of record, named
 `{deployment}/{publisher}/{kind}` (its ZeroMQ topic too); `kind` is the
-record's msgspec tag. The deployment name keeps the streams, offsets and
-journals of several deployments apart when they write into one database
-(one per Schwab login: Schwab streams at most 500 keys per login).
+record's msgspec tag (`common/transport/topics.py` names them). A publisher
+is handed records and a subscriber names record types: a kind is spelled
+here and in the tags (`common/transport/messages.py`), nowhere else.
+
+Transport builds on none of this: what a tickerplant journals is handed to
+it (`journaled_kinds`), and the registry, which needs the analytics to make
+an option row, sits above both.
 
 - `journaled`: the publisher journals every frame before sending it
   (`common/transport/tickerplant.py`), so a consumer that missed frames replays them.
@@ -52,6 +56,7 @@ from common.transport.messages import (
     StreamingMetric,
     StreamLag,
 )
+from common.transport.topics import stream, tag
 
 #: Every actor publishes its counters: the metric stream has no one publisher.
 EVERY_ACTOR = "*"
@@ -80,10 +85,9 @@ class Kind:
         """The struct a table row is: `row`'s declared return type, else the record's own."""
         return typing.get_type_hints(self.row)["return"] if self.row else self.record
 
-
-def tag(record: type[msgspec.Struct]) -> str:
-    """A record's kind on the bus: its msgspec tag."""
-    return record.__struct_config__.tag
+    def stream(self, deployment: str) -> str:
+        """Its stream in `deployment`: the stream of its one publisher (not EVERY_ACTOR's)."""
+        return stream(deployment, self.publisher, self.name)
 
 
 KINDS: tuple[Kind, ...] = (
@@ -97,19 +101,9 @@ KINDS: tuple[Kind, ...] = (
     Kind(StreamLag, "metrics", journaled=True, table="stream_metrics"),
     Kind(MetricSample, EVERY_ACTOR),
 )
-BY_NAME = {kind.name: kind for kind in KINDS}
 BY_RECORD = {kind.record: kind for kind in KINDS}
 #: What the writer stores: table → the struct its rows are.
 ROW_OF = {kind.table: kind.stored for kind in KINDS if kind.table}
-
-
-def stream(deployment: str, publisher: str, kind: str) -> str:
-    return f"{deployment}/{publisher}/{kind}"
-
-
-def publisher_of(name: str) -> str:
-    """The publisher of stream `name` (`{deployment}/{publisher}/{kind}`)."""
-    return name.split("/", 2)[1]
 
 
 def stored(opted_in: frozenset[str]) -> tuple[Kind, ...]:
@@ -118,14 +112,15 @@ def stored(opted_in: frozenset[str]) -> tuple[Kind, ...]:
 
 
 def stored_streams(deployment: str, opted_in: frozenset[str]) -> tuple[str, ...]:
-    return tuple(stream(deployment, kind.publisher, kind.name) for kind in stored(opted_in))
+    return tuple(kind.stream(deployment) for kind in stored(opted_in))
 
 
 def followed(deployment: str, opted_in: frozenset[str]) -> tuple[str, ...]:
     """The stored streams whose publishers journal them: the writer takes each of their frames exactly once."""
-    return tuple(stream(deployment, kind.publisher, kind.name) for kind in stored(opted_in) if kind.journaled)
+    return tuple(kind.stream(deployment) for kind in stored(opted_in) if kind.journaled)
 
 
-def journaled(kind: str, opted_in: frozenset[str]) -> bool:
-    declared = BY_NAME[kind]
-    return declared.journaled and declared.active(opted_in)
+def journaled_kinds(opted_in: frozenset[str]) -> frozenset[str]:
+    """The kinds a tickerplant journals (`common/transport/tickerplant.py` is handed them): worked out once, when it
+    is built, not per frame sent."""
+    return frozenset(kind.name for kind in KINDS if kind.journaled and kind.active(opted_in))

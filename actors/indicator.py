@@ -17,7 +17,7 @@ import msgspec
 from common.actor import Actor, Work
 from common.analytics.indicators import IndicatorEngine
 from common.transport.delivery import Follower, newest_sent
-from common.transport.messages import Envelope, EquityTrade, IndicatorValue, MinuteBar, Record
+from common.transport.messages import Envelope, EquityTrade, IndexLevel, IndicatorValue, MinuteBar, Record
 from common.transport.topics import stream, tag
 
 
@@ -29,9 +29,9 @@ def sent_key(record: Record) -> tuple[str, tuple] | None:
 
 
 class Indicators(Work):
-    """ingest's trades and bars in, one `indicator` frame of values never sent before out."""
+    """ingest's trades, index levels and bars in, one `indicator` frame of values never sent before out."""
 
-    subscriptions = (("ingest", EquityTrade), ("ingest", MinuteBar))
+    subscriptions = (("ingest", EquityTrade), ("ingest", IndexLevel), ("ingest", MinuteBar))
     consumers = ("writer",)
 
     def __init__(self, actor: Actor):

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from common import symbols
+
 
 ACTORS = ("ingest", "indicator", "options", "writer", "metrics")
 MARKET_SESSIONS = ("pre", "regular", "post")
@@ -37,7 +39,6 @@ SOURCES = ("schwab", "simulator", "replay")
 #: The settings that choose an address to listen on: each a loopback address unless ALLOW_PUBLIC_BIND=true.
 BIND_SETTINGS = ("METRICS_HTTP_HOST", "BUS_HOST", "SIM_HOST")
 
-_SYMBOL = re.compile(r"^[A-Z][A-Z0-9./$-]{0,9}$")
 _DURATION = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h|d)?\s*")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -317,10 +318,11 @@ def parse_tickers(raw: str) -> tuple[str, ...]:
     tickers = tuple(dict.fromkeys(t.strip().upper() for t in raw.split(",") if t.strip()))
     if not tickers:
         raise ConfigError("STREAM_TICKERS is empty: name at least one symbol, e.g. STREAM_TICKERS=SPY,QQQ")
-    bad = [t for t in tickers if not _SYMBOL.match(t)]
+    bad = [t for t in tickers if symbols.kind_of(t) is None]
     if bad:
         raise ConfigError(f"STREAM_TICKERS has symbols Schwab cannot stream: {', '.join(bad)} "
-                          "(accepted: comma-separated symbols such as SPY,QQQ,BRK.B, without quotes)")
+                          "(accepted: comma-separated symbols such as SPY,QQQ,BRK.B, and indexes such as $SPX,$VIX, "
+                          "without quotes)")
     return tickers
 
 
@@ -365,7 +367,8 @@ def store_interval(raw: str) -> float:
 
 SETTINGS: tuple[Setting, ...] = (
     # The seed's five first.
-    Setting("STREAM_TICKERS", "SPY", "comma-separated symbols to stream (STREAM_TICKER, the seed's name, still works)",
+    Setting("STREAM_TICKERS", "SPY", "comma-separated symbols to stream: tickers (SPY) and indexes ($SPX, stored as "
+            "levels); STREAM_TICKER, the seed's name, still works",
             parse_tickers),
     Setting("SCHWAB_APP_KEY", "", "your Schwab app's key (developer.schwab.com); set it with its secret"),
     Setting("SCHWAB_APP_SECRET", "", "your Schwab app's secret; set it with its key", secret=True),

@@ -48,6 +48,7 @@ from common.analytics.option_chain import option_row
 from common.transport.messages import (
     EquityQuote,
     EquityTrade,
+    IndexLevel,
     IndicatorValue,
     MetricSample,
     MinuteBar,
@@ -92,6 +93,7 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     Kind(EquityTrade, "ingest", journaled=True, table="equity_data"),
+    Kind(IndexLevel, "ingest", journaled=True, table="index_levels"),
     Kind(EquityQuote, "ingest", journaled=True, table="equity_quotes", opt_in="STORE_QUOTES"),
     Kind(MinuteBar, "ingest", journaled=True, table="equity_bars"),
     Kind(OptionQuote, "ingest", journaled=True, table="option_prices", row=option_row, sampled="OPTION_STORE_INTERVAL"),

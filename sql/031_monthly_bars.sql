@@ -20,9 +20,16 @@
 --   partition_days(relname) -> (first_day, next_day)
 --                       its inverse, from a partition's name (NULLs for a
 --                       name that is not a partition's).
---   create_partitions   as 027, each table at its grain; a month whose days
---                       still have partitions of their own (before the step
---                       below has merged them) is left to the step.
+--   missing_partitions(first_day, last_day[, table]) -> (table_name, name,
+--                       first_day, next_day): the partitions those days need
+--                       that do not exist, each table at its grain; a month
+--                       whose days still have partitions of their own (before
+--                       the step below has merged them) is left to the step.
+--   create_partitions   makes them. At most 64 a call still (027), but counted
+--                       as what it would make, not as days times tables: the
+--                       writer's and pg_cron's yesterday-to-a-week-ahead is 9
+--                       days of every table, more than 64 once there are 8
+--                       tables, though it makes one new day's on most calls.
 --   partition_checksum  as 026, over the day's rows of the partition that
 --                       holds them.
 --   drop_archived_day   as 026. A day of a month's partition is deleted, not
@@ -74,6 +81,36 @@ $$;
 REVOKE ALL ON FUNCTION public.partition_days(text) FROM PUBLIC, anon, authenticated, service_role, streaming_writer;
 GRANT EXECUTE ON FUNCTION public.partition_days(text) TO service_role, streaming_writer;
 
+-- The partitions first_day..last_day need that do not exist (of only_table, or of every table).
+CREATE OR REPLACE FUNCTION public.missing_partitions(first_day date, last_day date, only_table text DEFAULT NULL)
+RETURNS TABLE (table_name text, name text, first_day date, next_day date)
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.name, s.name, s.first_day, s.next_day
+    FROM unnest(public.partitioned_tables()) AS t (name),
+         LATERAL (SELECT DISTINCT p.name, p.first_day, p.next_day
+                  FROM generate_series(missing_partitions.first_day, missing_partitions.last_day,
+                                       interval '1 day') AS d,
+                       LATERAL public.partition_span(t.name, d::date) AS p) AS s
+    WHERE (only_table IS NULL OR t.name = only_table)
+      -- A table 022's upgrade has not converted yet has no partitions to make.
+      AND EXISTS (SELECT FROM pg_catalog.pg_partitioned_table
+                  WHERE partrelid = to_regclass(format('public.%I', t.name)))
+      AND to_regclass(format('streaming_partitions.%I', s.name)) IS NULL
+      -- Days that still have partitions of their own are bars_by_month_step's to merge.
+      AND NOT EXISTS (SELECT FROM pg_catalog.pg_inherits i
+                      JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid,
+                      LATERAL public.partition_days(c.relname) AS r
+                      WHERE i.inhparent = format('public.%I', t.name)::regclass
+                        AND r.first_day < s.next_day AND s.first_day < r.next_day)
+    ORDER BY 1, 3
+$$;
+REVOKE ALL ON FUNCTION public.missing_partitions(date, date, text)
+    FROM PUBLIC, anon, authenticated, service_role, streaming_writer;
+GRANT EXECUTE ON FUNCTION public.missing_partitions(date, date, text) TO service_role, streaming_writer;
+
 CREATE OR REPLACE FUNCTION public.create_partitions(first_day date, last_day date, only_table text DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql
@@ -85,52 +122,36 @@ SET DateStyle = 'ISO'
 SET IntervalStyle = 'postgres'
 AS $$
 DECLARE
-    t text;
     span record;
+    missing integer;
     created integer := 0;
-    tables integer;
 BEGIN
-    IF first_day IS NULL OR last_day IS NULL OR last_day < first_day THEN
-        RAISE EXCEPTION 'create_partitions takes a first and a last day, in order, not % and %', first_day, last_day;
-    END IF;
-    tables := CASE WHEN only_table IS NULL THEN cardinality(public.partitioned_tables()) ELSE 1 END;
-    IF (last_day - first_day + 1) * tables > 64 THEN
-        RAISE EXCEPTION 'create_partitions makes at most 64 partitions a call (about 13 locks each, from a lock table '
-                        'every session shares), not % days of % tables: ask for fewer days, or one table at a time '
-                        '(64 days of one)', last_day - first_day + 1, tables;
+    IF first_day IS NULL OR last_day IS NULL OR last_day < first_day OR last_day - first_day > 366 THEN
+        RAISE EXCEPTION 'create_partitions takes a first and a last day, in order, at most 366 days apart, not % and %',
+            first_day, last_day;
     END IF;
     IF only_table IS NOT NULL AND NOT only_table = ANY (public.partitioned_tables()) THEN
         RAISE EXCEPTION 'create_partitions: % is not a partitioned table (%)',
             only_table, array_to_string(public.partitioned_tables(), ', ');
     END IF;
-    FOREACH t IN ARRAY public.partitioned_tables() LOOP
-        CONTINUE WHEN only_table IS NOT NULL AND t <> only_table;
-        -- A table 022's upgrade has not converted yet has no partitions to make.
-        CONTINUE WHEN NOT EXISTS (SELECT FROM pg_catalog.pg_partitioned_table
-                                  WHERE partrelid = to_regclass(format('public.%I', t)));
-        FOR span IN SELECT DISTINCT s.name, s.first_day, s.next_day
-                    FROM generate_series(first_day, last_day, interval '1 day') AS d,
-                         LATERAL public.partition_span(t, d::date) AS s
-                    ORDER BY s.first_day LOOP
-            CONTINUE WHEN to_regclass(format('streaming_partitions.%I', span.name)) IS NOT NULL;
-            -- Days that still have partitions of their own are bars_by_month_step's to merge.
-            CONTINUE WHEN EXISTS (SELECT FROM pg_catalog.pg_inherits i
-                                  JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid,
-                                  LATERAL public.partition_days(c.relname) AS r
-                                  WHERE i.inhparent = format('public.%I', t)::regclass
-                                    AND r.first_day < span.next_day AND span.first_day < r.next_day);
-            -- Made alone, then attached: ATTACH locks the parent only against other DDL (CREATE … PARTITION
-            -- OF would lock out every reader and the writer until a dashboard's open transaction ends).
-            EXECUTE format('CREATE TABLE streaming_partitions.%I (LIKE public.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
-                           span.name, t);
-            EXECUTE format('ALTER TABLE public.%I ATTACH PARTITION streaming_partitions.%I FOR VALUES FROM (%L) TO (%L)',
-                           t, span.name, span.first_day::timestamp AT TIME ZONE 'America/New_York',
-                           span.next_day::timestamp AT TIME ZONE 'America/New_York');
-            EXECUTE format('ALTER TABLE streaming_partitions.%I ENABLE ROW LEVEL SECURITY', span.name);
-            EXECUTE format('REVOKE ALL ON TABLE streaming_partitions.%I FROM PUBLIC, anon, authenticated, service_role',
-                           span.name);
-            created := created + 1;
-        END LOOP;
+    SELECT count(*) INTO missing FROM public.missing_partitions(first_day, last_day, only_table);
+    IF missing > 64 THEN
+        RAISE EXCEPTION 'create_partitions makes at most 64 partitions a call (about 13 locks each, from a lock table '
+                        'every session shares), not the % that % to % lack: ask for fewer days, or one table at a '
+                        'time', missing, first_day, last_day;
+    END IF;
+    FOR span IN SELECT * FROM public.missing_partitions(first_day, last_day, only_table) LOOP
+        -- Made alone, then attached: ATTACH locks the parent only against other DDL (CREATE … PARTITION
+        -- OF would lock out every reader and the writer until a dashboard's open transaction ends).
+        EXECUTE format('CREATE TABLE streaming_partitions.%I (LIKE public.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                       span.name, span.table_name);
+        EXECUTE format('ALTER TABLE public.%I ATTACH PARTITION streaming_partitions.%I FOR VALUES FROM (%L) TO (%L)',
+                       span.table_name, span.name, span.first_day::timestamp AT TIME ZONE 'America/New_York',
+                       span.next_day::timestamp AT TIME ZONE 'America/New_York');
+        EXECUTE format('ALTER TABLE streaming_partitions.%I ENABLE ROW LEVEL SECURITY', span.name);
+        EXECUTE format('REVOKE ALL ON TABLE streaming_partitions.%I FROM PUBLIC, anon, authenticated, service_role',
+                       span.name);
+        created := created + 1;
     END LOOP;
     RETURN created;
 END

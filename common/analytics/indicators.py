@@ -1,7 +1,7 @@
 """SMA9 and session VWAP per symbol (pure: no sockets, no clock).
 
-The indicator actor feeds every trade and bar here in the order ingest
-received them. Each record costs O(1) plain-Python arithmetic on a small
+The indicator actor feeds every trade, index level and bar here in the order
+ingest received them (an index has an SMA9 and no VWAP). Each record costs O(1) plain-Python arithmetic on a small
 per-symbol state: measured, that is quicker than a numba kernel call
 (0.9 against 1.2 µs per trade, the call's argument checks dominating such
 small work) and spares the actor numba's and numpy's 128 MB of memory.
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from common.transport.messages import EquityTrade, IndicatorValue, MinuteBar, Record
+from common.transport.messages import EquityTrade, IndexLevel, IndicatorValue, MinuteBar, Record
 
 NEW_YORK = ZoneInfo("America/New_York")
 SESSION_OPEN = time(9, 30)
@@ -154,6 +154,20 @@ class IndicatorEngine:
             received_ns=trade.received_ns,
         )
 
+    def on_level(self, level: IndexLevel) -> IndicatorValue:
+        """An index's SMA9 as of its level, from its bars like a ticker's; no VWAP, since nothing is traded."""
+        if not math.isfinite(level.level):
+            raise RejectedRecord(f"index level is {level.level}")
+        return IndicatorValue(
+            symbol=level.symbol,
+            trade_time_ms=level.time_ms,
+            day_volume=0,
+            price=level.level,
+            sma9=self._state(level.symbol).sma9(level.level),
+            vwap=None,
+            received_ns=level.received_ns,
+        )
+
     def on_records(self, records: Iterable[Record]) -> FrameResult:
         """Apply a frame's records in order; one bad record never spoils the rest."""
         result = FrameResult()
@@ -163,8 +177,10 @@ class IndicatorEngine:
                     result.values.setdefault(record.symbol, []).append(self.on_trade(record))
                 elif isinstance(record, MinuteBar):
                     self.on_bar(record)
+                elif isinstance(record, IndexLevel):
+                    result.values.setdefault(record.symbol, []).append(self.on_level(record))
                 else:
-                    raise RejectedRecord(f"{type(record).__name__} is neither a trade nor a bar")
+                    raise RejectedRecord(f"{type(record).__name__} is neither a trade, a level nor a bar")
             except RejectedRecord as rejected:
                 result.rejected.append((record, str(rejected)))
         return result

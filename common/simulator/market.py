@@ -38,6 +38,7 @@ from common.analytics.greeks import (
 )
 from common.feed import option_symbols
 from common.feed.option_symbols import OptionContract
+from common.symbols import is_index
 
 NEW_YORK = ZoneInfo("America/New_York")
 RATE = 0.045
@@ -60,6 +61,10 @@ KNOWN = {
     "GOOG": (170.0, "Alphabet Inc. C", "02079K107", 0.28),
     "NVDA": (130.0, "NVIDIA Corp", "67066G104", 0.45),
     "TSLA": (250.0, "Tesla Inc", "88160R101", 0.55),
+    "$SPX": (6000.0, "S&P 500 INDEX", "", 0.14),
+    "$VIX": (16.0, "CBOE Volatility Index", "", 0.9),
+    "$NDX": (21000.0, "NASDAQ 100 INDEX", "", 0.18),
+    "$RUT": (2300.0, "Russell 2000 Index", "", 0.22),
 }
 
 
@@ -264,6 +269,8 @@ def _smile(base_vol: float, spot: float, strike: float) -> float:
 class _Equity:
     def __init__(self, symbol: str, seed: int, now_ms: int, bar_ms: int):
         self.rng = rng = random.Random(f"{seed}/{symbol}")
+        #: An index is computed, not traded: no book, no volume, its level moving every step.
+        self.index = is_index(symbol)
         price, name, cusip, vol = KNOWN.get(symbol, (0.0, f"{symbol} (simulated)", "", 0.0))
         self.mid = price * (1 + rng.gauss(0, 0.005)) if price else rng.uniform(20, 400)
         self.vol = vol or rng.uniform(0.2, 0.5)
@@ -277,8 +284,8 @@ class _Equity:
             cusip=cusip or f"{rng.randrange(10**8):08d}9",
             **self._book(now_ms),
             last=last,
-            last_size=100,
-            total_volume=rng.randrange(1_000, 50_000) * 100,
+            last_size=0 if self.index else 100,
+            total_volume=0 if self.index else rng.randrange(1_000, 50_000) * 100,
             open=day_open,
             high=round_price(max(day_open, last) * (1 + abs(rng.gauss(0, 0.003)))),
             low=round_price(min(day_open, last) * (1 - abs(rng.gauss(0, 0.003)))),
@@ -290,7 +297,10 @@ class _Equity:
         self.sequence = 0
 
     def _book(self, now_ms: int) -> dict:
-        """A fresh top of book around the mid: 1 to 3 ticks wide."""
+        """A fresh top of book around the mid: 1 to 3 ticks wide (an index's is empty: Schwab sends zeros)."""
+        if self.index:
+            return {"bid": 0.0, "ask": 0.0, "bid_size": 0, "ask_size": 0, "mark": round_price(self.mid),
+                    "quote_time_ms": now_ms}
         tick = 0.01 if self.mid >= 1 else 0.0001
         spread = tick * self.rng.choice((1, 1, 1, 2, 2, 3))
         bid = round_price(math.floor((self.mid - spread / 2) / tick) * tick)
@@ -320,6 +330,12 @@ class _Equity:
         self._walk(max(now_ms - quote_time_ms, 1))
         rng = self.rng
         changes = self._book(now_ms)
+        if self.index:
+            level, q = changes["mark"], self.quote
+            changes.update(last=level, trade_time_ms=now_ms, high=max(q.high, level), low=min(q.low, level))
+            self.quote = _evolve(q, changes)
+            self._add_to_bar(now_ms, level, 0)
+            return False
         if rng.random() >= TRADE_SHARE:
             self.quote = _evolve(self.quote, changes)
             return False

@@ -104,6 +104,7 @@ _MASK = (1 << 64) - 1
 #: Neighbours alike: each table's rows in this order (then by id).
 SORT_KEYS = {
     "equity_data": ("ticker", "timestamp", "day_volume"),
+    "index_levels": ("ticker", "timestamp"),
     "indicators": ("ticker", "timestamp", "day_volume"),
     "option_prices": ("ticker", "expiration_date", "option_type", "strike_price", "timestamp"),
     "equity_bars": ("ticker", "timestamp"),

@@ -67,7 +67,8 @@ RATE_DAYS = 7
 MB = 1 << 20
 
 #: Within one day, the order tables go in; tables not named here are never dropped for the budget.
-DROP_ORDER = ("streaming_metrics", "stream_metrics", "equity_data", "equity_quotes", "option_prices", "indicators")
+DROP_ORDER = ("streaming_metrics", "stream_metrics", "equity_data", "index_levels", "equity_quotes", "option_prices",
+              "indicators")
 #: Dropped only when nothing of DROP_ORDER but today is left. A day of equity_bars is deleted from its month's
 #: partition (sql/031): the database shrinks when the month's partition, emptied, goes.
 LAST = ("equity_bars",)

@@ -150,6 +150,17 @@ EQUITY_DATA = TableSpec(
     conflict=("ticker", "timestamp", "day_volume"),
 )
 
+INDEX_LEVELS = TableSpec(
+    name="index_levels",
+    target=(
+        ("ticker", "symbol"),
+        ("timestamp", _MS.format("time_ms")),
+        ("level", "level::numeric(18, 6)"),
+        ("received_at", _NS.format("received_ns")),
+    ),
+    conflict=("ticker", "timestamp"),
+)
+
 INDICATORS = TableSpec(
     name="indicators",
     target=(
@@ -270,8 +281,8 @@ EQUITY_QUOTES = TableSpec(
 
 _STAGE = "stage_rows"
 
-TABLES = {spec.name: spec for spec in (EQUITY_DATA, INDICATORS, OPTION_PRICES, EQUITY_BARS, EQUITY_QUOTES,
-                                       STREAMING_METRICS, STREAM_METRICS)}
+TABLES = {spec.name: spec for spec in (EQUITY_DATA, INDEX_LEVELS, INDICATORS, OPTION_PRICES, EQUITY_BARS,
+                                       EQUITY_QUOTES, STREAMING_METRICS, STREAM_METRICS)}
 
 
 def connect(
@@ -320,8 +331,10 @@ def partitions_sql(tables: tuple[str, ...]) -> str:
 
 
 def create_partitions(conn: psycopg.Connection, first_day: datetime.date, last_day: datetime.date) -> int:
-    """Every table's partitions for the New York days first_day..last_day that are missing; how many were made."""
-    return conn.execute("SELECT public.create_partitions(%s, %s)", (first_day, last_day)).fetchone()[0]
+    """Every table's partitions for the New York days first_day..last_day that are missing; how many were made. A
+    call per table: a call makes at most 64 (sql/031), and a writer back after days away may lack more of all."""
+    return sum(conn.execute("SELECT public.create_partitions(%s, %s, %s)", (first_day, last_day, table)).fetchone()[0]
+               for table in TABLES)
 
 
 def _lacks_partition(error: psycopg.Error) -> bool:

@@ -52,7 +52,7 @@ SETTLED_MINUTES = 60
 #: The regular session's hours, 09:30 to 16:00: how much of a day a share of a day's data stands for.
 SESSION_HOURS = 6.5
 #: The tables whose rate follows the market's session (the metrics' follows the clock).
-MARKET = ("equity_data", "indicators", "option_prices", "equity_bars", "equity_quotes")
+MARKET = ("equity_data", "index_levels", "indicators", "option_prices", "equity_bars", "equity_quotes")
 
 
 def read_report(database_url: str, budget_mb: int, window_days: int, as_of: datetime | None = None) -> list[TableStorage]:

@@ -36,6 +36,20 @@ class EquityTrade(msgspec.Struct, tag="trade", array_like=True, frozen=True):
     received_ns: int
 
 
+class IndexLevel(msgspec.Struct, tag="index_level", array_like=True, frozen=True):
+    """An index's level (`$SPX`), each time a LEVELONE_EQUITIES update moved it.
+
+    An index is computed, not traded: it has no volume and no book, so no
+    trade is ever derived from it. `time_ms` is Schwab's trade time of the
+    level (the frame's when it sent none).
+    """
+
+    symbol: str
+    time_ms: int
+    level: float
+    received_ns: int
+
+
 class EquityQuote(msgspec.Struct, tag="quote", array_like=True, frozen=True):
     """The top of book after a LEVELONE_EQUITIES update that moved it."""
 
@@ -130,11 +144,12 @@ class OptionRow(msgspec.Struct, tag="option_row", array_like=True, frozen=True):
 
 
 class IndicatorValue(msgspec.Struct, tag="indicator", array_like=True, frozen=True):
-    """SMA9 and session VWAP as of one trade.
+    """SMA9 and session VWAP as of one trade, or as of an index's level.
 
     `sma9` is the mean of the last eight completed one-minute closes and the
     current price (the live bar's close); None until eight bars exist.
-    `vwap` is volume-weighted from the regular session's open.
+    `vwap` is volume-weighted from the regular session's open; None for an
+    index, which has no volume (its `day_volume` is 0).
     """
 
     symbol: str
@@ -142,7 +157,7 @@ class IndicatorValue(msgspec.Struct, tag="indicator", array_like=True, frozen=Tr
     day_volume: int
     price: float
     sma9: float | None
-    vwap: float
+    vwap: float | None
     received_ns: int
 
 
@@ -261,6 +276,7 @@ class OptionSubscription(msgspec.Struct, tag="option_subscription", array_like=T
 
 Record = (
     EquityTrade
+    | IndexLevel
     | EquityQuote
     | MinuteBar
     | OptionQuote

@@ -17,6 +17,7 @@ from common.streams import ROW_OF
 from common.transport.messages import (
     EquityQuote,
     EquityTrade,
+    IndexLevel,
     IndicatorValue,
     MinuteBar,
     OptionRow,
@@ -269,6 +270,7 @@ def test_cleanup_old_equity_data_drops_the_archived_old_days(conn, tmp_path):
     old_ms, old_ns = NOW_MS - 40 * 86_400_000, (NOW_MS - 40 * 86_400_000) * 1_000_000
     db.write_batches(conn, {
         "equity_data": rows(trade(ms=old_ms), trade()),
+        "index_levels": rows(IndexLevel("$SPX", old_ms, 6001.25, 1), IndexLevel("$SPX", NOW_MS, 6002.5, 1)),
         "indicators": rows(indicator(ms=old_ms), indicator()),
         "option_prices": rows(option(ms=old_ms), option()),
         "equity_quotes": rows(quote(ms=old_ms), quote()),
@@ -278,7 +280,7 @@ def test_cleanup_old_equity_data_drops_the_archived_old_days(conn, tmp_path):
     })
     archive_days_before(conn, datetime.now(NEW_YORK).date() - timedelta(days=30), tmp_path)
     deleted = dict(fetch(conn, "SELECT * FROM cleanup_old_equity_data()"))
-    assert deleted == {"equity_data": 1, "indicators": 1, "option_prices": 1, "equity_quotes": 1,
+    assert deleted == {"equity_data": 1, "index_levels": 1, "indicators": 1, "option_prices": 1, "equity_quotes": 1,
                        "streaming_metrics": 1, "stream_metrics": 1}
     assert fetch(conn, "SELECT (SELECT count(*) FROM streaming_metrics), (SELECT count(*) FROM stream_metrics)") == [
         (1, 1)], "the recent rows stay"

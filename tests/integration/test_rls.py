@@ -28,6 +28,8 @@ DENIED = (psycopg.errors.InsufficientPrivilege,)
 ROWS = {
     "equity_data": "INSERT INTO equity_data (ticker, timestamp, price, volume, day_volume)"
     " VALUES ('SPY', now() - interval '{age}', 417.09, 100, {n})",
+    "index_levels": "INSERT INTO index_levels (ticker, timestamp, level)"
+    " VALUES ('$SPX', now() - interval '{age}' + {n} * interval '1 ms', 6001.25)",
     "indicators": "INSERT INTO indicators (ticker, timestamp, vwap, price, day_volume)"
     " VALUES ('SPY', now() - interval '{age}', 417.0, 417.09, {n})",
     "option_prices": "INSERT INTO option_prices (ticker, timestamp, option_type, strike_price, expiration_date)"

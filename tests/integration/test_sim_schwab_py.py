@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 from schwab.streaming import StreamClient, UnexpectedResponseCode
 from websockets.exceptions import ConnectionClosed
@@ -19,8 +20,11 @@ from websockets.exceptions import ConnectionClosed
 from common import config as config_module
 from common.config import Config
 from common.feed.schwab_client import make_client, make_stream_client
+from common.feed import edge
 from common.feed.schwab_socket import Pacing
+from common.feed.services import SERVICES
 from common.simulator import trade_log
+from common.transport.messages import IndexLevel, MinuteBar
 from tests.helpers.schwab_recorder import Recorder
 from tests.helpers.simulator_process import issued_token, log_out, simulator
 
@@ -176,6 +180,43 @@ def test_schwab_py_streams_from_the_simulator(sim: Sim, config: Config):
         assert [(t["trade_time_ms"], t["day_volume"]) for t in sent] == trades[symbol]
         for before, after in zip(sent, sent[1:]):
             assert after["size"] == after["day_volume"] - before["day_volume"] > 0
+
+
+def test_an_index_streams_a_moving_level_with_no_volume_and_ingest_makes_levels_of_it(sim: Sim, config: Config):
+    """`$SPX` through the real client: LEVELONE_EQUITIES items of an index (no book, a volume that never moves)
+    and its bars (no volume); ingest's edge and merge make index levels of them, and never a trade."""
+    recorder = Recorder()
+
+    async def session() -> None:
+        client = make_client(config, asyncio=True)
+        stream = make_stream_client(client)
+        stream.set_json_decoder(recorder)
+        await stream.login()
+        await stream.level_one_equity_subs(["$SPX"])
+        await stream.chart_equity_subs(["$SPX"])
+        await pump(stream, lambda: sum(len(entry["content"]) for message in recorder.messages
+                                       for entry in message.get("data", ()) if entry["service"] == "CHART_EQUITY") > 1
+                   and len(recorder.messages) > 30)
+        await stream.logout()
+        await client.close_async_session()
+
+    asyncio.run(session())
+    entries = [entry for message in recorder.messages for entry in message.get("data", ())]
+    snapshot = next(entry["content"][0] for entry in entries if entry["service"] == "LEVELONE_EQUITIES")
+    assert (snapshot["key"], snapshot["assetMainType"], snapshot["3"], snapshot["8"], snapshot["1"]) == (
+        "$SPX", "INDEX", snapshot["3"], 0, 0), "a level, no volume, no bid"
+    records = []
+    for name, service in SERVICES.items():
+        book = service.book()
+        decoded = edge.decode(msgspec.Raw(json.dumps([e for e in entries if e["service"] == name]).encode()))
+        assert decoded.rejections == []
+        records += [record for entry in decoded.entries for update in entry.updates
+                    for record in book.merge(update, entry.frame_ms, 1)]
+    kinds = {type(record) for record in records}
+    assert kinds == {IndexLevel, MinuteBar}, kinds
+    levels = [record.level for record in records if isinstance(record, IndexLevel)]
+    assert len(set(levels)) > 10 and all(5000 < level < 7000 for level in levels)
+    assert {record.volume for record in records if isinstance(record, MinuteBar)} == {0.0}
 
 
 def test_ingest_reads_the_real_client_in_bursts_and_loses_nothing(sim: Sim, config: Config):

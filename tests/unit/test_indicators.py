@@ -14,7 +14,7 @@ from common.analytics.indicators import (
     SessionClock,
     SymbolIndicators,
 )
-from common.transport.messages import EquityQuote, EquityTrade, MinuteBar
+from common.transport.messages import EquityQuote, EquityTrade, IndexLevel, IndicatorValue, MinuteBar
 from tests.helpers.indicator_reference import (
     MINUTE_MS,
     assert_same,
@@ -181,3 +181,16 @@ def test_a_trade_reads_the_ring_without_changing_it():
     before = list(state.closes)
     assert (state.sma9(9.0), state.vwap(1, 9.0, 2)) == ((28 + 9) / 9, 9.0)
     assert state.closes == before
+
+
+def test_an_index_level_has_an_sma9_from_its_bars_and_no_vwap():
+    engine = IndicatorEngine()
+    start = utc_ms(2024, 3, 11, 14, 0)
+    assert engine.on_level(IndexLevel("$SPX", start, 5100.0, 7)) == IndicatorValue("$SPX", start, 0, 5100.0, None,
+                                                                                   None, 7)
+    for i in range(8):
+        engine.on_bar(MinuteBar("$SPX", start + i * MINUTE_MS, 0, 0, 0, 5100.0 + i, 0.0, i, 0))
+    result = engine.on_records([IndexLevel("$SPX", start + 9 * MINUTE_MS, 5110.0, 8)])
+    (value,) = result.values["$SPX"]
+    assert value.sma9 == pytest.approx((sum(5100.0 + i for i in range(8)) + 5110.0) / 9)
+    assert (value.vwap, value.day_volume, result.rejected) == (None, 0, [])

@@ -9,6 +9,7 @@ from common.feed.levelone import Incomplete
 from common.feed.services.chart_equity import BarBook, ChartItem
 from common.feed.services.levelone_equities import EquityBook, EquityUpdate
 from common.feed.services.levelone_options import OptionBook, OptionUpdate
+from common.transport.messages import IndexLevel
 from tests.helpers.records import trade_and_quote
 from tests.helpers.schwab_frames import captured
 
@@ -144,3 +145,14 @@ def test_chart_items_become_bars(bar: ChartItem):
     assert (record.open, record.high, record.low, record.close, record.volume) == (
         bar.open, bar.high, bar.low, bar.close, bar.volume)
     assert structs.asdict(record)["received_ns"] == NOW
+
+
+def test_an_index_is_a_level_each_time_it_moves_and_never_a_trade_or_a_quote():
+    book = EquityBook()
+    snapshot = EquityUpdate(key="$SPX", bid=None, ask=None, last=6001.25, bid_size=0, ask_size=0, total_volume=0,
+                            trade_time=MS - 900)
+    assert book.merge(snapshot, MS, NOW) == (IndexLevel("$SPX", MS - 900, 6001.25, NOW),), "the level as it stands"
+    assert book.merge(EquityUpdate(key="$SPX", last=6002.5), MS + 1000, NOW) == (
+        IndexLevel("$SPX", MS + 1000, 6002.5, NOW),), "no time of its own: the frame's"
+    assert book.merge(EquityUpdate(key="$SPX", total_volume=5, bid=1.0), MS + 2000, NOW) == (), \
+        "an index's volume or book makes nothing"

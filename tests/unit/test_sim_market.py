@@ -133,3 +133,14 @@ def test_options_move_with_the_underlying():
     assert volumes == sorted(volumes) and volumes[-1] > volumes[0]
     with pytest.raises(ValueError):
         market.option_quote("SPY", T0)
+
+
+def test_an_index_level_moves_with_no_book_no_volume_and_no_trade():
+    market = Market(7)
+    events = run(market, ["$SPX"], 400)
+    assert all(event.trade is None for event in events), "nothing is traded in an index"
+    quotes = [event.quote for event in events]
+    assert {(q.total_volume, q.bid, q.ask, q.bid_size, q.ask_size) for q in quotes} == {(0, 0.0, 0.0, 0, 0)}
+    assert len({q.last for q in quotes}) > 100 and 5000 < quotes[-1].last < 7000, "the level moves, near $SPX's"
+    bars = market.bars_after("$SPX", 0, T0 + 400 * 97 + 60_000)
+    assert bars and {bar.volume for bar in bars} == {0}

@@ -15,7 +15,8 @@ QUOTE = EquityQuote("SPY", 1, 500.24, 500.26, 3, 4, 1)
 def test_quotes_are_neither_journaled_nor_stored_unless_asked():
     assert "equity_quotes" not in {kind.table for kind in stored(frozenset())}
     assert "d/ingest/quote" not in followed("d", frozenset()) and "quote" not in journaled_kinds(frozenset())
-    assert stored_streams("d", frozenset()) == ("d/ingest/trade", "d/ingest/bar", "d/ingest/option",
+    assert stored_streams("d", frozenset()) == ("d/ingest/trade", "d/ingest/index_level", "d/ingest/bar",
+                                                 "d/ingest/option",
                                                  "d/indicator/indicator", "d/metrics/streaming_metric",
                                                  "d/metrics/stream_lag")
 

@@ -19,6 +19,7 @@ TRANSPORT_FRAME = {
     "common.config": "Config: the settings its sockets, journal and tickerplant read",
     "common.identity": "the deployment's name and each publisher's epoch, kept on disk before its first frame",
     "common.durable": "the fsynced writes of the journal's directory and of the shared offsets",
+    "common.symbols": "the instrument kind of a STREAM_TICKERS symbol, which config checks",
 }
 
 #: Every kind the registry knows, and the stored structs' tags, less the actors' names: "indicator" is the

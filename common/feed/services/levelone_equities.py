@@ -1,6 +1,10 @@
-"""LEVELONE_EQUITIES: a ticker's top of book, last trade and day volume, as changes.
+"""LEVELONE_EQUITIES: a ticker's top of book, last trade and day volume, as changes; an index's level.
 
-Keys: a ticker (`AAPL`, `BRK.B`). Records: `EquityTrade` and `EquityQuote`.
+Keys: a ticker (`AAPL`, `BRK.B`) or an index (`$SPX`). Records: `EquityTrade`
+and `EquityQuote` for a ticker, `IndexLevel` for an index: each update that
+carries its last price is a level (the snapshot's too: that is the level as
+it stood), and nothing else is made of it, since an index has neither volume
+nor a book.
 
 A trade is an update whose TOTAL_VOLUME grew; its size is the growth,
 because Schwab throttles updates and several trades fold into one. The first
@@ -43,7 +47,8 @@ from common.feed.service import (
     read,
     renamed,
 )
-from common.transport.messages import EquityQuote, EquityTrade
+from common.symbols import is_index
+from common.transport.messages import EquityQuote, EquityTrade, IndexLevel
 
 NAME = "LEVELONE_EQUITIES"
 SCHWAB = StreamClient.LevelOneEquityFields
@@ -101,8 +106,15 @@ class EquityBook:
         self.states: dict[str, EquityState] = {}
         self.day = NewYorkDay()
 
-    def merge(self, update: EquityUpdate, frame_ms: int, received_ns: int) -> tuple[EquityTrade | EquityQuote, ...]:
-        """The trade and/or quote one update stands for; Incomplete when a trade cannot be completed."""
+    def merge(self, update: EquityUpdate, frame_ms: int,
+              received_ns: int) -> tuple[EquityTrade | EquityQuote, ...] | tuple[IndexLevel, ...]:
+        """The trade and/or quote one update stands for, or an index's level; Incomplete when a trade cannot be
+        completed."""
+        if is_index(update.key):
+            if update.last is UNSET or update.last is None:
+                return ()
+            return (IndexLevel(update.key, frame_ms if update.trade_time is UNSET else update.trade_time, update.last,
+                               received_ns),)
         state = self.states.get(update.key)
         first = state is None
         if state is None:
@@ -219,9 +231,11 @@ READERS = {str(field.value): reader for field, reader in {
 
 def header(q: Any, delayed: bool) -> dict[str, Any]:
     """The keys of a snapshot that are not numbered."""
+    if is_index(q.symbol):
+        return {"key": q.symbol, "delayed": delayed, "assetMainType": "INDEX", "assetSubType": "INX", "cusip": ""}
     return {"key": q.symbol, "delayed": delayed, "assetMainType": "EQUITY",
             "assetSubType": "ETF" if q.description.endswith(("ETF", "Trust")) else "COE", "cusip": q.cusip}
 
 
-SERVICE = Service(NAME, SCHWAB, FIELDS, EquityUpdate, check, EquityBook, (EquityTrade, EquityQuote),
+SERVICE = Service(NAME, SCHWAB, FIELDS, EquityUpdate, check, EquityBook, (EquityTrade, IndexLevel, EquityQuote),
                   "level_one_equity_subs", TICKERS, LevelOneServing(READERS, header))

@@ -1,7 +1,9 @@
 """options: picks the option contracts to stream.
 
-For each ticker it reads Schwab's option chain (REST), chooses the nearest
-expiry's contracts within OPTION_STRIKE_BAND of the underlying, and tells
+For each ticker it reads Schwab's option chain (REST, the CHAIN_STRIKES
+strikes nearest the underlying, never unbounded), chooses the nearest expiry's
+contracts within OPTION_STRIKE_BAND of the underlying (of an index's, the
+root that settles at the close: SPXW, the 0DTE on a weekday), and tells
 ingest (which owns the one streamer connection) which contracts it wants. It
 repeats that wish every OPTION_REFRESH_INTERVAL, so a restarted ingest
 converges. When the underlying price the option quotes carry moves more than
@@ -45,6 +47,9 @@ from common.observe.stats import ActorStats
 from common.transport.delivery import Follower
 from common.transport.messages import Envelope, OptionQuote, OptionSubscription
 
+#: The strikes nearest the underlying that are read, never the whole chain (an index's is too big for Schwab to
+#: send: `TooBigBody`): far more than OPTION_STRIKE_BAND's 2 % spans on any underlying (SPX at 5-point strikes: 48).
+CHAIN_STRIKES = 100
 #: A chain that could not be read is tried again after 1 s, doubling up to CHAIN_RETRY (or the next refresh, if
 #: sooner): a simulator or a Schwab API still starting costs a second of options, not half a minute.
 CHAIN_RETRY_FIRST, CHAIN_RETRY = 1.0, 30.0
@@ -114,7 +119,7 @@ class ContractPicker(Work):
         """Read `ticker`'s chain and wish for its band; when it cannot be read, keep the old wish and retry soon."""
         today = self.today()
         try:
-            response = self.client.get_option_chain(ticker, from_date=today,
+            response = self.client.get_option_chain(ticker, strike_count=CHAIN_STRIKES, from_date=today,
                                                     to_date=today + datetime.timedelta(days=10))
             response.raise_for_status()
             centre, contracts = select_contracts(decode_chain(response.content), self.config.option_strike_band,

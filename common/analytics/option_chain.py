@@ -2,7 +2,8 @@
 
 Contracts come from Schwab's option-chain response: the nearest expiry on or
 after today (0DTE when one exists), strikes within `band` (a fraction of the
-underlying's price) on either side, calls and puts. The band is chosen again
+underlying's price) on either side, calls and puts; of an index's two roots
+at that expiry, the PM-settled one (SPXW, not SPX's AM-settled monthly). The band is chosen again
 when the underlying moves more than a threshold from the price it was chosen
 at (its centre), so the contracts streamed stay near the money. Greeks Schwab
 could not compute (it sends -999) are filled from Black-Scholes at Schwab's
@@ -31,10 +32,13 @@ class ChainError(ValueError):
 
 
 class ListedContract(msgspec.Struct):
-    """One contract of a chain: only what selection reads (Schwab sends some forty fields each)."""
+    """One contract of a chain: only what selection reads (Schwab sends some forty fields each). `settlement` is
+    'A' for an AM-settled contract (SPX's monthly root, settled from its expiry day's opening prints and so not
+    traded on it), 'P' for a PM-settled one (SPXW, every stock option)."""
 
     symbol: str
     strike: float = msgspec.field(name="strikePrice")
+    settlement: str = msgspec.field(default="P", name="settlementType")
 
 
 #: Expiry ("2026-11-24:0", days to expiry after the colon) → strike ("500.0") → the contracts listed there.
@@ -93,6 +97,10 @@ def select_contracts(chain: Chain, band: float, today: date,
     if not upcoming:
         raise ChainError(f"option chain for {chain.symbol!r} lists no expiry on or after {today}")
     listed = upcoming[min(upcoming)]
+    # An index's nearest expiry may list two roots (a third Friday: SPX, AM-settled, and SPXW): the one that
+    # trades through the day and settles at its close is streamed.
+    if any(c.settlement != "A" for c in listed):
+        listed = [c for c in listed if c.settlement != "A"]
     inside = [c for c in listed if abs(c.strike - spot) <= band * spot]
     if not inside:
         nearest = min(abs(c.strike - spot) for c in listed)
@@ -157,4 +165,7 @@ def option_row(quote: OptionQuote, stamp_ms: int | None = None) -> OptionRow:
         underlying_price=quote.underlying_price,
         greeks_source=source,
         received_ns=quote.received_ns,
+        indicative_bid=quote.indicative_bid,
+        indicative_ask=quote.indicative_ask,
+        indicative_time_ms=quote.indicative_time_ms,
     )

@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed
 
 from common.config import Config
 from common.feed.frames import FramePublisher
-from common.feed.market_hours import MarketSchedule, Window
+from common.feed.market_hours import INDEX_OPTIONS_EXTRA, MarketSchedule, Window
 from common.feed.option_contracts import (
     OptionContracts,
     apply_option_changes,
@@ -55,6 +55,7 @@ from common.feed.streamer import (
 from common.feed.token_watch import TokenWatch
 from common.feed.waiting import Idle, SessionWait, utc
 from common.observe.stats import ActorStats
+from common.symbols import is_index
 
 #: How long one read waits before the loop looks at its control socket and the clock.
 POLL = 0.25
@@ -135,8 +136,10 @@ class Connection:
         self.report = report
         self.poll = poll
         self.contracts = OptionContracts(config.stream_max_keys)
+        # Index options trade to 16:15: streaming an index's, ingest stays logged in for them.
+        extra = INDEX_OPTIONS_EXTRA if any(map(is_index, config.tickers)) else datetime.timedelta(0)
         schedule = MarketSchedule(clients.market_hours, config.market_sessions, config.market_hours == "always",
-                                  logger)
+                                  logger, extra)
         self.sessions = SessionWait(schedule.plan, config.market_lead, idle, stats, logger)
         self.policy = ReconnectPolicy(Backoff(config.stream_backoff_min, config.stream_backoff_max, rng),
                                       config.stream_limit_backoff, idle.monotonic)

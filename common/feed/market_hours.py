@@ -25,6 +25,9 @@ SCHWAB_SESSIONS = {"pre": "preMarket", "regular": "regularMarket", "post": "post
 #: Schwab's extended hours: pre-market from 07:00 New York, post-market for four hours after the close.
 PRE_MARKET_OPEN = time(7)
 POST_MARKET_HOURS = timedelta(hours=4)
+#: Index options (SPX, SPXW, NDX, RUT) trade until 16:15 New York, a quarter hour past the stocks: a deployment
+#: streaming an index keeps the regular session open that much longer.
+INDEX_OPTIONS_EXTRA = timedelta(minutes=15)
 #: Longer than any NYSE closure since 1933 (9/11 closed it for four sessions plus a weekend).
 LOOKAHEAD_DAYS = 10
 #: How far ahead an always-open market's window reaches; far enough never to be reached.
@@ -149,8 +152,10 @@ def _schwab_time(value: Any, where: str) -> datetime:
     return parsed
 
 
-def windows_from_schwab(body: Mapping[str, Any], day: date, sessions: tuple[str, ...]) -> list[Window]:
-    """The windows of `day` in a `GET /marketdata/v1/markets?markets=equity` body; [] when closed."""
+def windows_from_schwab(body: Mapping[str, Any], day: date, sessions: tuple[str, ...],
+                        regular_extra: timedelta = timedelta(0)) -> list[Window]:
+    """The windows of `day` in a `GET /marketdata/v1/markets?markets=equity` body, the regular session
+    `regular_extra` longer; [] when closed."""
     equity = body.get("equity") if isinstance(body, Mapping) else None
     products = [p for p in equity.values() if isinstance(p, Mapping)] if isinstance(equity, Mapping) else []
     if len(products) != 1:
@@ -176,7 +181,7 @@ def windows_from_schwab(body: Mapping[str, Any], day: date, sessions: tuple[str,
         end = max(_schwab_time(s.get("end"), f"sessionHours.{name}.end") for s in spans)
         if end <= start:
             raise MarketHoursError(f"sessionHours.{name} ends at {end.isoformat()}, not after its start")
-        intervals[session] = (start, end)
+        intervals[session] = (start, end + regular_extra if session == "regular" else end)
     return _merge(intervals)
 
 
@@ -196,9 +201,12 @@ def exchange_sessions(day: date) -> dict[str, tuple[datetime, datetime]]:
     }
 
 
-def windows_from_calendar(day: date, sessions: tuple[str, ...]) -> list[Window]:
-    """The windows of `day` by the NYSE calendar; [] when closed."""
+def windows_from_calendar(day: date, sessions: tuple[str, ...], regular_extra: timedelta = timedelta(0)) -> list[Window]:
+    """The windows of `day` by the NYSE calendar, the regular session `regular_extra` longer; [] when closed."""
     available = exchange_sessions(day)
+    if "regular" in available:
+        opens, closes = available["regular"]
+        available["regular"] = (opens, closes + regular_extra)
     return _merge({s: available[s] for s in sessions if s in available})
 
 
@@ -215,10 +223,12 @@ class MarketSchedule:
         sessions: tuple[str, ...],
         always_open: bool = False,
         logger: logging.Logger | None = None,
+        regular_extra: timedelta = timedelta(0),
     ):
         self.fetch_day = fetch_day
         self.sessions = sessions
         self.always_open = always_open
+        self.regular_extra = regular_extra
         self.log = logger or logging.getLogger(__name__)
         self._cache: dict[date, tuple[date, list[Window]]] = {}
 
@@ -233,15 +243,15 @@ class MarketSchedule:
 
     def _load(self, day: date) -> list[Window]:
         if self.fetch_day is None:
-            return windows_from_calendar(day, self.sessions)
+            return windows_from_calendar(day, self.sessions, self.regular_extra)
         try:
-            return windows_from_schwab(self.fetch_day(day), day, self.sessions)
+            return windows_from_schwab(self.fetch_day(day), day, self.sessions, self.regular_extra)
         except Exception as error:  # any failure of the REST call or its body: the calendar is good enough
             self.log.warning(
                 "Schwab market hours unavailable; using the NYSE calendar",
                 extra={"day": day.isoformat(), "reason": str(error)[:300] or repr(error)},
             )
-            return windows_from_calendar(day, self.sessions)
+            return windows_from_calendar(day, self.sessions, self.regular_extra)
 
     def window_at_or_after(self, now: datetime) -> Window:
         """The window containing `now`, or else the next to open; MarketHoursError if none within LOOKAHEAD_DAYS."""

@@ -17,10 +17,37 @@ _SYMBOL = re.compile(r"^([A-Z0-9./$]{1,6}) *(\d{6})([CP])(\d{8})$")
 
 
 class OptionContract(NamedTuple):
+    """A contract's terms. `underlying` is the symbol's root: the underlying itself for a stock's option (SPY),
+    one of its roots for an index's (SPXW for $SPX: `underlying_of`)."""
+
     underlying: str
     expiration: date
     put_call: str
     strike: float
+
+
+#: An index's option roots (OCC symbology) and how each settles: its PM-settled root, listed for every weekday (the
+#: 0DTE one: SPXW), and its monthly AM-settled one (SPX), settled from the expiry day's opening prints and so never
+#: traded on it. Any other root is its own underlying, PM-settled.
+INDEX_ROOTS = {"SPXW": ("$SPX", "P"), "SPX": ("$SPX", "A"), "NDXP": ("$NDX", "P"), "NDX": ("$NDX", "A"),
+               "RUTW": ("$RUT", "P"), "RUT": ("$RUT", "A"), "VIXW": ("$VIX", "A"), "VIX": ("$VIX", "A")}
+
+
+def underlying_of(contract: OptionContract) -> str:
+    """The symbol a contract's options are on: `$SPX` for SPXW and SPX, the root itself for a stock's."""
+    return INDEX_ROOTS.get(contract.underlying, (contract.underlying,))[0]
+
+
+def settlement_of(contract: OptionContract) -> str:
+    """'A' (AM-settled, from the expiry day's opening prints) or 'P' (PM-settled, at its close)."""
+    return INDEX_ROOTS.get(contract.underlying, ("", "P"))[1]
+
+
+def roots_of(underlying: str) -> tuple[str, ...]:
+    """The roots listed on `underlying`, the PM-settled first: (SPXW, SPX) for $SPX, (SPY,) for SPY."""
+    listed = sorted((root for root, (index, _) in INDEX_ROOTS.items() if index == underlying),
+                    key=lambda root: INDEX_ROOTS[root][1] != "P")
+    return tuple(listed) or (underlying,)
 
 
 def build(underlying: str, expiration: date, put_call: str, strike: float) -> str:

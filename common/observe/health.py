@@ -31,8 +31,9 @@ import psycopg
 from supervisor.xmlrpc import SupervisorTransport
 
 from common.config import ACTORS, ConfigError, load
-from common.feed.market_hours import MarketHoursError, MarketSchedule
+from common.feed.market_hours import INDEX_OPTIONS_EXTRA, MarketHoursError, MarketSchedule
 from common.store.connection import open_connection, reason
+from common.symbols import is_index
 
 
 class Level(IntEnum):
@@ -129,15 +130,18 @@ def _span(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def schedules_for(sessions: tuple[str, ...], always_open: bool) -> dict[str, MarketSchedule | None]:
-    """Each table's market schedule (None: never in session), from the NYSE calendar alone.
+def schedules_for(sessions: tuple[str, ...], always_open: bool,
+                  option_extra: timedelta = timedelta(0)) -> dict[str, MarketSchedule | None]:
+    """Each table's market schedule (None: never in session), from the NYSE calendar alone; options' regular
+    session `option_extra` longer (an index's trade to 16:15).
 
     Schwab's market-hours endpoint would need a token and a network call; a
     monitor must not, and the calendar knows every scheduled closure.
     """
     streamed = MarketSchedule(None, sessions, always_open)
     option_sessions = tuple(s for s in sessions if s in OPTION_SESSIONS)
-    options = streamed if always_open else MarketSchedule(None, option_sessions) if option_sessions else None
+    options = streamed if always_open else MarketSchedule(None, option_sessions, regular_extra=option_extra) \
+        if option_sessions else None
     return {"equity_data": streamed, "indicators": streamed, "option_prices": options}
 
 
@@ -368,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         facts = gather(config.database_url, config.run_dir / "supervisor.sock",
                        read_archive(config.archive_dir, config.archive_s3_url))
-        schedules = schedules_for(config.market_sessions, config.market_hours == "always")
+        schedules = schedules_for(config.market_sessions, config.market_hours == "always",
+                                  INDEX_OPTIONS_EXTRA if any(map(is_index, config.tickers)) else timedelta(0))
         checks = evaluate(facts, datetime.now(timezone.utc), schedules, config.option_store_interval)
     print(render_json(checks) if args.json else render_table(checks))
     return int(overall(checks))

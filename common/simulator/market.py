@@ -46,6 +46,8 @@ YEAR_MS = 365 * 86_400_000
 TRADE_SHARE = 0.45
 OPTION_TRADE_SHARE = 0.2
 STRIKES_EACH_SIDE = 20
+#: An index's chain: SPX lists hundreds of strikes an expiry, and Schwab refuses to send it whole.
+INDEX_STRIKES_EACH_SIDE = 60
 BARS_KEPT = 240
 #: Prices move this many times faster than their volatility says, enough to
 #: see within a minute, and revert to where they started with this half-life.
@@ -459,7 +461,7 @@ class Market:
 
     def _model(self, contract: OptionContract, expires_ms: int, now_ms: int) -> tuple[float, Greeks, float]:
         """(spot, Black-Scholes at the contract's smile volatility, that volatility)."""
-        equity = self._equity(contract.underlying, now_ms)
+        equity = self._equity(option_symbols.underlying_of(contract), now_ms)
         vol = _smile(equity.vol, equity.mid, contract.strike)
         years = (expires_ms - now_ms) / YEAR_MS
         return equity.mid, black_scholes(equity.mid, contract.strike, years, RATE, vol, contract.put_call == "C"), vol
@@ -526,11 +528,16 @@ class Market:
         )
 
     def chain(self, underlying: str, now_ms: int) -> list[SimulatedOption]:
-        """Every listed contract of `underlying`: `expirations` x `strikes` around the spot, calls and puts."""
+        """Every listed contract of `underlying`: `expirations` x `strikes` around the spot, calls and puts. An
+        index lists its PM-settled root (SPXW) on every expiry and its AM-settled one (SPX) on the monthly third
+        Fridays among them, each with INDEX_STRIKES_EACH_SIDE strikes: a chain too big to read unbounded."""
         spot = self._equity(underlying, now_ms).mid
+        roots = option_symbols.roots_of(underlying)
+        listed = strikes(spot, INDEX_STRIKES_EACH_SIDE if is_index(underlying) else STRIKES_EACH_SIDE)
         return [
-            self.option_quote(option_symbols.build(underlying, expiration, put_call, strike), now_ms)
+            self.option_quote(option_symbols.build(root, expiration, put_call, strike), now_ms)
             for expiration in expirations(new_york_date(now_ms))
-            for strike in strikes(spot)
+            for root in roots if root == roots[0] or 15 <= expiration.day <= 21 and expiration.weekday() == 4
+            for strike in listed
             for put_call in ("C", "P")
         ]

@@ -32,6 +32,7 @@ from common.feed.market_hours import SCHWAB_SESSIONS, exchange_sessions
 from common.feed.service import ChartServing, LevelOneServing
 from common.feed.services import SERVICES, chart_equity, levelone_equities, levelone_options
 from common.simulator.market import Bar, SimulatedEquity, SimulatedOption
+from common.symbols import is_index
 
 LEVELONE_EQUITIES = levelone_equities.NAME
 LEVELONE_OPTIONS = levelone_options.NAME
@@ -275,6 +276,8 @@ def chain_contract(q: SimulatedOption) -> dict[str, Any]:
     """One contract of `GET /marketdata/v1/chains`, in Schwab's names."""
     values = field_values(LEVELONE_OPTIONS, q)
     c = q.contract
+    underlying = values[_OPT["UNDERLYING"]]
+    index = is_index(underlying)
     intrinsic = max(values[_OPT["MONEY_INTRINSIC_VALUE"]], 0.0)
     return {
         "putCall": "CALL" if c.put_call == "C" else "PUT",
@@ -307,14 +310,15 @@ def chain_contract(q: SimulatedOption) -> dict[str, Any]:
         "timeValue": round(q.mark - intrinsic, 4),
         "theoreticalOptionValue": q.theoretical,
         "theoreticalVolatility": 29.0,
-        "optionDeliverablesList": [{"symbol": c.underlying, "assetType": "STOCK", "deliverableUnits": 100.0}],
+        "optionDeliverablesList": [{"symbol": underlying, "assetType": "INDEX" if index else "STOCK",
+                                    "deliverableUnits": 100.0}],
         "strikePrice": c.strike,
         "expirationDate": _utc_iso(q.expiration_ms),
         "daysToExpiration": q.days_to_expiration,
         "expirationType": values[_OPT["UV_EXPIRATION_TYPE"]],
         "lastTradingDay": values[_OPT["LAST_TRADING_DAY"]],
         "multiplier": 100.0,
-        "settlementType": "P",
+        "settlementType": values[_OPT["SETTLEMENT_TYPE"]],
         "deliverableNote": "",
         "percentChange": values[_OPT["NET_PERCENT_CHANGE"]],
         "markChange": values[_OPT["MARK_CHANGE"]],
@@ -322,7 +326,7 @@ def chain_contract(q: SimulatedOption) -> dict[str, Any]:
         "intrinsicValue": round(intrinsic, 4),
         "extrinsicValue": round(q.mark - intrinsic, 4),
         "optionRoot": c.underlying,
-        "exerciseType": "A",
+        "exerciseType": "E" if index else "A",
         "high52Week": values[_OPT["HIGH_PRICE_52_WEEK"]],
         "low52Week": values[_OPT["LOW_PRICE_52_WEEK"]],
         "nonStandard": False,
@@ -332,12 +336,23 @@ def chain_contract(q: SimulatedOption) -> dict[str, Any]:
     }
 
 
+class TooBigBody(Exception):
+    """A response larger than Schwab's API gateway sends: it answers with `TOO_BIG_BODY` instead."""
+
+
+#: Schwab's gateway (Apigee) answering a response over its size limit.
+TOO_BIG_BODY = {"fault": {"faultstring": "Body buffer overflow", "detail": {"errorcode": "protocol.http.TooBigBody"}}}
+
+
 def option_chain(symbol: str, spot: float, quotes: list[SimulatedOption], today: date, params: dict[str, str]) -> dict:
     """`GET /marketdata/v1/chains` for `quotes`, filtered by the query parameters schwab-py sends.
 
     Honoured: contractType (CALL, PUT, ALL), strikeCount (the strikes nearest
-    the underlying, per expiry), strike, fromDate and toDate (YYYY-MM-DD).
+    the underlying, per expiry), strike, fromDate and toDate (YYYY-MM-DD). An index's chain asked for with neither a strike count nor
+    a strike is refused as Schwab's gateway refuses it (`TooBigBody`).
     """
+    if is_index(symbol) and not params.get("strikeCount") and not params.get("strike"):
+        raise TooBigBody(f"the {symbol} chain unbounded is larger than a response may be: pass strikeCount")
     contract_type = params.get("contractType", "ALL").upper()
     from_date = date.fromisoformat(params["fromDate"]) if params.get("fromDate") else None
     to_date = date.fromisoformat(params["toDate"]) if params.get("toDate") else None
@@ -365,14 +380,14 @@ def option_chain(symbol: str, spot: float, quotes: list[SimulatedOption], today:
         "strategy": "SINGLE",
         "interval": 0.0,
         "isDelayed": False,
-        "isIndex": False,
+        "isIndex": is_index(symbol),
         "interestRate": 4.5,
         "underlyingPrice": spot,
         "volatility": 29.0,
         "daysToExpiration": 0.0,
         "numberOfContracts": len(selected),
-        "assetMainType": "EQUITY",
-        "assetSubType": "COE",
+        "assetMainType": "INDEX" if is_index(symbol) else "EQUITY",
+        "assetSubType": "INX" if is_index(symbol) else "COE",
         "isChainTruncated": False,
         "callExpDateMap": maps["C"],
         "putExpDateMap": maps["P"],

@@ -121,6 +121,9 @@ def http_handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 quotes = sim.market.chain(symbol, now)
             try:
                 body = protocol.option_chain(symbol, spot, quotes, new_york_date(now), params)
+            except protocol.TooBigBody:
+                self._reply(500, protocol.TOO_BIG_BODY)
+                return
             except ValueError as error:
                 self._reply(400, {"errors": [{"status": 400, "title": "Bad Request", "detail": str(error)}]})
                 return

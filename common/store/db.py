@@ -199,6 +199,9 @@ OPTION_PRICES = TableSpec(
         ("underlying_price", "underlying_price::numeric(18, 6)"),
         ("greeks_source", "greeks_source"),
         ("received_at", _NS.format("received_ns")),
+        ("indicative_bid", "indicative_bid::numeric(18, 6)"),
+        ("indicative_ask", "indicative_ask::numeric(18, 6)"),
+        ("indicative_at", _MS.format("indicative_time_ms")),
     ),
     conflict=("ticker", "timestamp", "option_type", "strike_price", "expiration_date"),
 )

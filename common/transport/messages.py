@@ -87,7 +87,9 @@ class OptionQuote(msgspec.Struct, tag="option", array_like=True, frozen=True):
     """A complete LEVELONE_OPTIONS record: Schwab's quote, greeks and IV.
 
     `volatility` is Schwab's implied volatility in percent; greeks Schwab could
-    not compute arrive as None.
+    not compute arrive as None. An index option (SPXW) may carry Schwab's
+    indicative bid and ask and their time; None where Schwab sends none (every
+    stock option). Last and defaulted, so journals written before read unchanged.
     """
 
     symbol: str
@@ -110,6 +112,9 @@ class OptionQuote(msgspec.Struct, tag="option", array_like=True, frozen=True):
     rho: float | None
     underlying_price: float | None
     received_ns: int
+    indicative_bid: float | None = None
+    indicative_ask: float | None = None
+    indicative_time_ms: int | None = None
 
 
 class OptionRow(msgspec.Struct, tag="option_row", array_like=True, frozen=True):
@@ -141,6 +146,9 @@ class OptionRow(msgspec.Struct, tag="option_row", array_like=True, frozen=True):
     underlying_price: float | None
     greeks_source: str
     received_ns: int
+    indicative_bid: float | None = None
+    indicative_ask: float | None = None
+    indicative_time_ms: int | None = None
 
 
 class IndicatorValue(msgspec.Struct, tag="indicator", array_like=True, frozen=True):

@@ -216,6 +216,15 @@ def test_greeks_that_cannot_be_stored_become_null(conn):
     ]
 
 
+def test_an_index_options_indicative_quote_is_stored_and_a_stocks_is_null(conn):
+    spxw = msgspec.structs.replace(option(strike=6000.0), ticker="$SPX", option_symbol="SPXW  261124C06000000",
+                                   indicative_bid=12.3, indicative_ask=12.9, indicative_time_ms=NOW_MS - 500)
+    assert db.write_batches(conn, {"option_prices": rows(spxw, option())}) == {"option_prices": 2}
+    assert fetch(conn, "SELECT ticker, indicative_bid, indicative_ask, indicative_at = to_timestamp(%s / 1000.0)"
+                       " FROM option_prices ORDER BY ticker", (NOW_MS - 500,)) == [
+        ("$SPX", Decimal("12.300000"), Decimal("12.900000"), True), ("SPY", None, None, None)]
+
+
 def test_trades_in_the_same_millisecond_are_both_stored(conn):
     db.write_batches(conn, {"equity_data": rows(trade(day_volume=1_000, size=100), trade(day_volume=1_300, size=300))})
     assert fetch(conn, "SELECT count(DISTINCT timestamp), sum(volume) FROM equity_data") == [(1, 400)]

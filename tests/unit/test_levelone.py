@@ -134,7 +134,7 @@ def test_an_option_without_its_contract_terms_takes_them_from_its_key():
     bare = OptionUpdate(key="SPXW  261130P06000500", bid=1.25, ask=1.35)
     (quote,) = OptionBook().merge(bare, MS, NOW)
     assert (quote.underlying, quote.contract_type, quote.strike, quote.expiration) == (
-        "SPXW", "P", 6000.5, "2026-11-30")
+        "$SPX", "P", 6000.5, "2026-11-30"), "an index's root names its index"
     assert quote.quote_time_ms == MS, "no quote time of its own: the frame's"
 
 

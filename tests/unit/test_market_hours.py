@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from common.feed.market_hours import (
+    INDEX_OPTIONS_EXTRA,
     NEW_YORK,
     MarketHoursError,
     MarketSchedule,
@@ -291,3 +292,15 @@ def test_clock_from_spec():
 def test_a_bad_clock_spec_names_market_clock(spec: str):
     with pytest.raises(ValueError, match="MARKET_CLOCK"):
         clock_from_spec(spec)
+
+
+def test_streaming_an_index_keeps_the_regular_session_open_to_1615_for_its_options():
+    """SPX options trade to 16:15: from Schwab's hours and from the calendar alike; an early close moves it too."""
+    extra = INDEX_OPTIONS_EXTRA
+    for fetch in (simulated, None):
+        index = MarketSchedule(fetch, ("regular",), regular_extra=extra)
+        assert index.window_at_or_after(ny(2026, 11, 23, 16, 5)) == Window(ny(2026, 11, 23, 9, 30),
+                                                                            ny(2026, 11, 23, 16, 15), ("regular",))
+        assert index.window_at_or_after(ny(2026, 11, 27, 12)).end == ny(2026, 11, 27, 13, 15), "an early close"
+    assert MarketSchedule(None, ALL, regular_extra=extra).window_at_or_after(ny(2026, 11, 23, 12)).end == \
+        ny(2026, 11, 23, 20), "post-market already runs past it"

@@ -15,6 +15,7 @@ from common.analytics.option_chain import (
     option_row,
     select_contracts,
 )
+from common.feed.option_symbols import build
 from common.transport.messages import OptionQuote
 from tests.helpers.options import chain_json, contract
 
@@ -141,3 +142,21 @@ def test_missing_greeks_come_from_black_scholes_at_schwabs_iv():
 
 def test_expiry_is_the_new_york_close():
     assert expiry_ms("2026-11-24") == 1_795_554_000_000  # 2026-11-24 21:00 UTC (EST)
+
+
+def test_of_an_indexs_two_roots_at_one_expiry_the_pm_settled_one_is_streamed():
+    """A third Friday lists SPX's AM-settled monthly (settled from that morning's opening prints: not traded that
+    day) and SPXW beside it: only SPXW is streamed. A day with only the AM-settled root keeps it."""
+    listed = {"callExpDateMap": {"2026-12-18:0": {}}, "putExpDateMap": {}}
+    for root, settlement in (("SPX", "A"), ("SPXW", "P")):
+        for strike in (5990.0, 6000.0, 6010.0):
+            listed["callExpDateMap"]["2026-12-18:0"].setdefault(f"{strike:.1f}", []).append(
+                {"symbol": build(root, date(2026, 12, 18), "C", strike), "strikePrice": strike,
+                 "settlementType": settlement})
+    body = {"symbol": "$SPX", "status": "SUCCESS", "underlyingPrice": 6000.0, **listed}
+    _, symbols = select_contracts(decode_chain(msgspec.json.encode(body)), band=0.01, today=date(2026, 12, 18))
+    assert symbols == [build("SPXW", date(2026, 12, 18), "C", strike) for strike in (5990.0, 6000.0, 6010.0)]
+    for strikes in listed["callExpDateMap"]["2026-12-18:0"].values():
+        strikes[:] = [c for c in strikes if c["settlementType"] == "A"]
+    _, symbols = select_contracts(decode_chain(msgspec.json.encode(body)), band=0.01, today=date(2026, 12, 18))
+    assert symbols == [build("SPX", date(2026, 12, 18), "C", strike) for strike in (5990.0, 6000.0, 6010.0)]

@@ -1,9 +1,11 @@
 """LEVELONE_OPTIONS: an option contract's quote, greeks and volume, as changes.
 
-Keys: an OSI option symbol (`SPY   251021C00580000`), the contracts the
-options actor asks for. Records: `OptionQuote`, every update one, built from
-the contract's merged state. A contract's type, strike, expiry and underlying
-come from its key (the OSI symbol carries all four) until Schwab sends them.
+Keys: an OSI option symbol (`SPY   251021C00580000`, `SPXW  251208C06880000`),
+the contracts the options actor asks for. Records: `OptionQuote`, every
+update one, built from the contract's merged state. A contract's type,
+strike, expiry and underlying come from its key (the OSI symbol carries all
+four; an index's root names its index: SPXW is `$SPX`'s) until Schwab sends
+them.
 Schwab's -999 for a greek or a volatility it could not compute is None.
 """
 
@@ -46,7 +48,8 @@ FIELDS = {
     "underlying": SCHWAB.UNDERLYING, "expiration_month": SCHWAB.EXPIRATION_MONTH,
     "expiration_day": SCHWAB.EXPIRATION_DAY, "delta": SCHWAB.DELTA, "gamma": SCHWAB.GAMMA, "theta": SCHWAB.THETA,
     "vega": SCHWAB.VEGA, "rho": SCHWAB.RHO, "underlying_price": SCHWAB.UNDERLYING_PRICE, "mark": SCHWAB.MARK,
-    "quote_time": SCHWAB.QUOTE_TIME_MILLIS,
+    "quote_time": SCHWAB.QUOTE_TIME_MILLIS, "indicative_ask": SCHWAB.INDICATIVE_ASKING_PRICE,
+    "indicative_bid": SCHWAB.INDICATIVE_BID_PRICE, "indicative_time": SCHWAB.INDICATIVE_QUOTE_TIME,
 }
 
 
@@ -74,6 +77,9 @@ class OptionUpdate(msgspec.Struct, rename=renamed(FIELDS), kw_only=True):
     expiration_year: int | UnsetType = UNSET
     expiration_month: int | UnsetType = UNSET
     expiration_day: int | UnsetType = UNSET
+    indicative_bid: float | None | UnsetType = UNSET
+    indicative_ask: float | None | UnsetType = UNSET
+    indicative_time: int | None | UnsetType = UNSET
 
 
 def check(update: OptionUpdate, frame_ms: int) -> OptionUpdate:
@@ -81,8 +87,10 @@ def check(update: OptionUpdate, frame_ms: int) -> OptionUpdate:
         contract = option_symbols.parse(update.key)
     except ValueError:
         raise Invalid("key_implausible", f"{update.key[:40]!r} is not an OSI option symbol") from None
-    for name in ("bid", "ask", "last", "mark"):
+    for name in ("bid", "ask", "last", "mark", "indicative_bid", "indicative_ask"):
         setattr(update, name, checks.quote(getattr(update, name), name))
+    if update.indicative_time == 0:  # Schwab's 0: no indicative quote (every stock option)
+        update.indicative_time = None
     for name in ("underlying_price", "strike"):
         value = getattr(update, name)
         if value is not UNSET and value is not None:
@@ -95,7 +103,7 @@ def check(update: OptionUpdate, frame_ms: int) -> OptionUpdate:
             elif not math.isfinite(value) or (name == "volatility" and value < 0):
                 raise Invalid("greek_invalid", f"{name} is {value}")
     checks.counts(update, ("total_volume", "open_interest"))
-    checks.times(update, ("quote_time",), frame_ms)
+    checks.times(update, ("quote_time", "indicative_time"), frame_ms)
     if update.contract_type is not UNSET and update.contract_type != contract.put_call:
         raise Invalid("contract_terms", f"contract type {update.contract_type!r} but the key says {contract.put_call}")
     if update.underlying is not UNSET and not checks.SYMBOL_KEY.fullmatch(update.underlying):
@@ -130,11 +138,15 @@ class OptionState:
     vega: float | None = None
     rho: float | None = None
     underlying_price: float | None = None
+    indicative_bid: float | None = None
+    indicative_ask: float | None = None
+    indicative_time: int | None = None
 
 
 #: The option fields an update may carry that the state takes as they are (the expiry comes in three parts).
 _TAKEN = ("underlying", "contract_type", "strike", "bid", "ask", "last", "mark", "total_volume", "open_interest",
-          "volatility", "delta", "gamma", "theta", "vega", "rho", "underlying_price")
+          "volatility", "delta", "gamma", "theta", "vega", "rho", "underlying_price", "indicative_bid",
+          "indicative_ask", "indicative_time")
 
 
 class OptionBook:
@@ -147,8 +159,8 @@ class OptionBook:
         state = self.states.get(update.key)
         if state is None:
             contract = option_symbols.parse(update.key)  # the edge checked it is one
-            state = self.states[update.key] = OptionState(contract.underlying, contract.put_call, contract.strike,
-                                                          contract.expiration)
+            state = self.states[update.key] = OptionState(option_symbols.underlying_of(contract), contract.put_call,
+                                                          contract.strike, contract.expiration)
         for name in _TAKEN:
             value = getattr(update, name)
             if value is not UNSET:
@@ -177,6 +189,9 @@ class OptionBook:
             rho=state.rho,
             underlying_price=state.underlying_price,
             received_ns=received_ns,
+            indicative_bid=state.indicative_bid,
+            indicative_ask=state.indicative_ask,
+            indicative_time_ms=state.indicative_time,
         ),)
 
     def reset(self) -> None:
@@ -194,7 +209,7 @@ def contract_facts(c: OptionContract) -> dict[str, Any]:
     last_day = datetime(c.expiration.year, c.expiration.month, c.expiration.day, tzinfo=timezone.utc) + timedelta(days=1)
     return {
         _N["DESCRIPTION"]: option_symbols.description(c),
-        _N["DELIVERABLES"]: f"100 {c.underlying}",
+        _N["DELIVERABLES"]: f"100 {option_symbols.underlying_of(c)}",
         _N["UV_EXPIRATION_TYPE"]: "S" if c.expiration.weekday() == 4 else "W",
         _N["LAST_TRADING_DAY"]: int(last_day.timestamp() * 1000),
     }
@@ -203,6 +218,10 @@ def contract_facts(c: OptionContract) -> dict[str, Any]:
 def _fact(name: str) -> Any:
     number = _N[name]
     return lambda quote: contract_facts(quote.contract)[number]
+
+
+def _indexed(q: Any) -> bool:
+    return option_symbols.underlying_of(q.contract) != q.contract.underlying
 
 
 def intrinsic(q: Any) -> float:
@@ -233,7 +252,7 @@ READERS = {str(field.value): reader for field, reader in {
     SCHWAB.NET_CHANGE: net_change("last"),
     SCHWAB.STRIKE_TYPE: read("contract.strike"),
     SCHWAB.CONTRACT_TYPE: read("contract.put_call"),
-    SCHWAB.UNDERLYING: read("contract.underlying"),
+    SCHWAB.UNDERLYING: lambda q: option_symbols.underlying_of(q.contract),
     SCHWAB.EXPIRATION_MONTH: read("contract.expiration.month"),
     SCHWAB.DELIVERABLES: _fact("DELIVERABLES"),
     SCHWAB.TIME_VALUE: lambda q: round(q.mark - max(intrinsic(q), 0.0), 4),
@@ -254,7 +273,7 @@ READERS = {str(field.value): reader for field, reader in {
     SCHWAB.EXCHANGE_ID: constant("O"),
     SCHWAB.EXCHANGE_NAME: constant("OPR"),
     SCHWAB.LAST_TRADING_DAY: _fact("LAST_TRADING_DAY"),
-    SCHWAB.SETTLEMENT_TYPE: constant("P"),
+    SCHWAB.SETTLEMENT_TYPE: lambda q: option_symbols.settlement_of(q.contract),
     SCHWAB.NET_PERCENT_CHANGE: percent_change("last"),
     SCHWAB.MARK_CHANGE: net_change("mark"),
     SCHWAB.MARK_CHANGE_PERCENT: percent_change("mark"),
@@ -263,9 +282,10 @@ READERS = {str(field.value): reader for field, reader in {
     SCHWAB.OPTION_ROOT: read("contract.underlying"),
     SCHWAB.HIGH_PRICE_52_WEEK: lambda q: round(max(q.high, q.close) * 3, 2),
     SCHWAB.LOW_PRICE_52_WEEK: lambda q: round(min(q.low, q.close) / 3, 2),
-    SCHWAB.INDICATIVE_ASKING_PRICE: constant(0.0),
-    SCHWAB.INDICATIVE_BID_PRICE: constant(0.0),
-    SCHWAB.INDICATIVE_QUOTE_TIME: constant(0),
+    # Set for an index's options only; Schwab sends 0 for a stock's.
+    SCHWAB.INDICATIVE_ASKING_PRICE: lambda q: q.ask if _indexed(q) else 0.0,
+    SCHWAB.INDICATIVE_BID_PRICE: lambda q: q.bid if _indexed(q) else 0.0,
+    SCHWAB.INDICATIVE_QUOTE_TIME: lambda q: q.quote_time_ms if _indexed(q) else 0,
     SCHWAB.EXERCISE_TYPE: constant("A"),
 }.items()}
 

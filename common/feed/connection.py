@@ -170,7 +170,7 @@ class Connection:
         self.tokens.check()
         stream = self.clients.stream()
         monotonic = self.idle.monotonic
-        decoder = CheckedDecoder(self.frames.on_data, self.log, self._skipped, monotonic)
+        decoder = CheckedDecoder(self.frames.on_data, self.log, self._skipped, monotonic, self._entitled)
         stream.set_json_decoder(decoder)
         self.frames.reset()
         self.contracts.restart()
@@ -208,6 +208,12 @@ class Connection:
                 await finish(stream)
             finally:
                 self.frames.flush()  # what the last messages made, before the books are reset
+
+    def _entitled(self, entitlement: str | None) -> None:
+        """Schwab's LOGIN reply said what the account is: kept for streaming_metrics and the status page. Whether
+        the data is in fact delayed is each item's own `delayed` (common/feed/frames.py)."""
+        self.stats.entitlement = entitlement
+        self.log.info("logged in", extra={"entitlement": entitlement})
 
     async def read(self, stream: StreamClient, decoder: CheckedDecoder) -> None:
         """One message, or none within `poll`; Stalled once nothing came for STREAM_WATCHDOG."""

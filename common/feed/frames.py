@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from msgspec import UNSET
 
 from common.feed import edge
 from common.feed.edge import LogLimiter, Rejection
@@ -52,6 +53,8 @@ class FramePublisher:
     repair of missed minutes: `common/feed/bar_repair.py`). `clock` is the
     receive clock (epoch ns); a `live` publisher holds each frame's own
     timestamp to it, as ingest's Schwab connection does and a replay does not.
+    Whether Schwab marked a service's latest item `delayed` is kept per
+    service in the stats (`streaming_metrics.delayed_services`).
     """
 
     def __init__(self, publisher: Publisher, stats: ActorStats, logger: logging.Logger,
@@ -94,6 +97,8 @@ class FramePublisher:
         items = len(decoded.rejections)
         for entry in decoded.entries:
             items += len(entry.updates)
+            if entry.updates and (delayed := getattr(entry.updates[-1], "delayed", UNSET)) is not UNSET:
+                self.stats.delayed[entry.service] = delayed
             for update in entry.updates:
                 try:
                     self._merge(entry.service, update, entry.frame_ms, received, out)

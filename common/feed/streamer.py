@@ -6,8 +6,9 @@ comes, and its refresh token dies after 7 days. Ingest's connection loop
 ended (`cause_of`), how long to wait before the next one (`Backoff`), an
 answer in time to every command (`within`), whether the token file can still
 work (`token_age`), and a JSON decoder that sees every frame first
-(`CheckedDecoder`), for the watchdog and for frames schwab-py would otherwise
-drop silently.
+(`CheckedDecoder`), for the watchdog, for frames schwab-py would otherwise
+drop silently, and for the account's real-time entitlement in the LOGIN reply
+(`entitlement`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -192,11 +194,13 @@ class CheckedDecoder(StreamJsonDecoder):
     """
 
     def __init__(self, on_data: Callable[[msgspec.Raw | list[Any]], None], logger: logging.Logger,
-                 on_skip: Callable[[], None], clock: Callable[[], float] = time.monotonic):
+                 on_skip: Callable[[], None], clock: Callable[[], float] = time.monotonic,
+                 on_login: Callable[[str | None], None] | None = None):
         self.on_data = on_data
         self.logger = logger
         self.on_skip = on_skip
         self.clock = clock
+        self.on_login = on_login
         self.last_frame = clock()
 
     def decode_json_string(self, raw: str | bytes) -> dict[str, Any]:
@@ -216,6 +220,12 @@ class CheckedDecoder(StreamJsonDecoder):
                    for kind, value in parts.items() if kind in KNOWN_FRAMES}
         if data is not None:
             self.on_data(data)
+        if self.on_login is not None:
+            for answer in message.get("response", ()):
+                if isinstance(answer, dict) and answer.get("command") == "LOGIN":
+                    content = answer.get("content") if isinstance(answer.get("content"), dict) else {}
+                    if content.get("code") == 0:
+                        self.on_login(entitlement(content.get("msg")))
         for notice in message.get("notify", ()):
             if not isinstance(notice, dict) or "heartbeat" in notice:
                 continue
@@ -230,6 +240,16 @@ class CheckedDecoder(StreamJsonDecoder):
 
 
 _message = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+_STATUS = re.compile(r"(?:^|;)\s*status=([A-Za-z]{1,16})\s*(?:;|$)")
+
+
+def entitlement(msg: Any) -> str | None:
+    """The account's status in a successful LOGIN reply's message (`server=…;status=NP`): PN non-paying
+    professional, NP non-professional, PP paying professional; None when the message carries none."""
+    found = _STATUS.search(msg) if isinstance(msg, str) else None
+    return found.group(1).upper() if found else None
 
 
 def lenient(raw: str | bytes) -> dict[str, Any]:

@@ -115,9 +115,12 @@ def health(snapshot: Snapshot, expected: Iterable[str], now_ns: int, stale_after
         }
     ok = all(entry["status"] == "running" for entry in actors.values())
     storage = next((seen.sample.storage for seen in snapshot.actors if seen.sample.storage), None)
+    ingest = views.get("ingest")
+    delayed = ingest.sample.delayed.split(",") if ingest is not None and ingest.sample.delayed else []
     return {
-        "status": "ok" if ok and (storage is None or storage.level == "ok") else "degraded",
+        "status": "ok" if ok and not delayed and (storage is None or storage.level == "ok") else "degraded",
         "source": source,
+        "realtime": {"entitlement": None if ingest is None else ingest.sample.entitlement, "delayed": delayed},
         "actors": actors,
         "storage": None if storage is None else {
             "level": storage.level, "database_bytes": storage.database_bytes, "budget_bytes": storage.budget_bytes,
@@ -194,8 +197,13 @@ def families(snapshot: Snapshot, now_ns: int, stale_after_ns: int, source: str |
     for lag in snapshot.lags:
         lag_records.add_metric([lag.stream], lag.lag_records)
         lag_seconds.add_metric([lag.stream], lag.lag_seconds)
+    delayed = GaugeMetricFamily("streaming_delayed", "1 for each level-one service whose latest item Schwab marked "
+                                "delayed (the account is not entitled to real-time data).", labels=["service"])
+    for seen in snapshot.actors:
+        for service in filter(None, seen.sample.delayed.split(",")):
+            delayed.add_metric([service], 1)
     return [sources, records, per_second, reconnects, rejected, status, up, age, *counters, *gauges, lag_records,
-            lag_seconds, *storage_families(snapshot)]
+            lag_seconds, delayed, *storage_families(snapshot)]
 
 
 def storage_families(snapshot: Snapshot) -> list[Metric]:

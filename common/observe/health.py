@@ -94,6 +94,8 @@ class DatabaseFacts:
     lags: Mapping[str, tuple[int, float]]
     #: the writer's worst storage-budget judgement (level, detail, seconds since), None before its first
     storage: tuple[str, str, float] | None = None
+    #: ingest's latest word on Schwab's real-time entitlement: (LOGIN status, services whose items are delayed)
+    entitlement: tuple[str | None, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,21 @@ def check_ingest(status: str | None) -> Check:
     return Check("ingest_status", level, detail, status)
 
 
+def check_entitlement(entitlement: tuple[str | None, str] | None) -> Check:
+    """WARN while Schwab marks the level-one data it sends delayed: the account is not entitled to real-time
+    quotes, and everything stored is about 15 minutes old."""
+    if entitlement is None:
+        return Check("realtime", Level.OK, "no level-one data yet")
+    status, delayed = entitlement
+    account = f" (LOGIN status {status})" if status else ""
+    if delayed:
+        return Check("realtime", Level.WARN,
+                     f"Schwab sends {delayed.replace(',', ', ')} delayed{account}: quotes and trades are about 15 "
+                     "minutes old; the account is not entitled to real-time data (sign Schwab's market data "
+                     "agreements for it)", delayed)
+    return Check("realtime", Level.OK, f"real-time{account}", "")
+
+
 def check_lag(lags: Mapping[str, tuple[int, float]]) -> Check:
     if not lags:
         return Check("journal_lag", Level.OK, f"no stream reported in {_RECENT}", 0.0)
@@ -270,8 +287,8 @@ def evaluate(facts: Facts, now: datetime, schedules: Mapping[str, MarketSchedule
         slack = {"option_prices": option_store_interval}
         checks += [check_freshness(table, db.ages.get(table), open_for(schedules[table], now), slack.get(table, 0.0))
                    for table in FRESHNESS]
-        checks += [check_error_rate(db.activity), check_ingest(db.ingest_status), check_lag(db.lags),
-                   check_storage(db.storage)]
+        checks += [check_error_rate(db.activity), check_ingest(db.ingest_status), check_entitlement(db.entitlement),
+                   check_lag(db.lags), check_storage(db.storage)]
     if facts.archive is not None:
         checks.append(check_archive(facts.archive))
     return checks + check_actors(facts.actors, facts.supervisor_error)
@@ -306,8 +323,8 @@ def read_database(url: str) -> DatabaseFacts:
             "SELECT actor, sum(records_processed)::bigint, sum(error_count)::bigint FROM public.streaming_metrics"
             " WHERE timestamp > now() - %s GROUP BY actor", (WINDOW,)).fetchall()
         status = conn.execute(
-            "SELECT service_status FROM public.streaming_metrics WHERE actor = 'ingest' AND timestamp > now() - %s"
-            " ORDER BY timestamp DESC LIMIT 1", (WINDOW,)).fetchone()
+            "SELECT service_status, entitlement, delayed_services FROM public.streaming_metrics"
+            " WHERE actor = 'ingest' AND timestamp > now() - %s ORDER BY timestamp DESC LIMIT 1", (WINDOW,)).fetchone()
         lags = conn.execute(
             "SELECT DISTINCT ON (stream) stream, lag_records, lag_seconds FROM public.stream_metrics"
             " WHERE timestamp > now() - %s ORDER BY stream, timestamp DESC", (WINDOW,)).fetchall()
@@ -318,6 +335,7 @@ def read_database(url: str) -> DatabaseFacts:
         ages=dict(zip(FRESHNESS, ages)),
         activity={actor: (records, errors) for actor, records, errors in activity},
         ingest_status=status[0] if status else None,
+        entitlement=(status[1], status[2]) if status and (status[1] or status[2]) else None,
         lags={stream: (records, seconds) for stream, records, seconds in lags},
         storage=tuple(storage) if storage else None,
     )

@@ -70,6 +70,8 @@ class MetricsRollup:
                     deployment=self.deployment,
                     bars_missing=sample.bars_missing - (before.bars_missing if before else 0),
                     bars_repaired=sample.bars_repaired - (before.bars_repaired if before else 0),
+                    entitlement=sample.entitlement,
+                    delayed_services=sample.delayed,
                 )
             )
             self._reported[actor] = sample

@@ -42,6 +42,10 @@ class ActorStats:
         self.rejections: dict[str, int] = {}
         #: The writer's: the storage budget as last measured.
         self.storage: StorageBudget | None = None
+        #: Ingest's: the account's status in Schwab's LOGIN reply, and per service whether its latest item was
+        #: delayed (Schwab's own `delayed` flag).
+        self.entitlement: str | None = None
+        self.delayed: dict[str, bool] = {}
         self._next_publish = 0.0
         self._published_at = 0.0
         self._published: tuple = ()
@@ -81,7 +85,14 @@ class ActorStats:
             bars_repaired=self.bars_repaired,
             storage=self.storage,
             rss_bytes=self._process.memory_info().rss,  # one read of /proc/self/statm
+            entitlement=self.entitlement,
+            delayed=self.delayed_services,
         )
+
+    @property
+    def delayed_services(self) -> str:
+        """The services whose latest item Schwab marked delayed, comma-separated ('' when none)."""
+        return ",".join(sorted(service for service, delayed in self.delayed.items() if delayed))
 
     @property
     def due(self) -> float:
@@ -94,7 +105,8 @@ class ActorStats:
 
     def _activity(self, publisher: Publisher) -> tuple:
         return (self.status, self.records_in, self.records_out, self.errors, self.gaps, self.replayed,
-                self.bars_missing, self.bars_repaired, self.storage, publisher.journal_errors,
+                self.bars_missing, self.bars_repaired, self.storage, self.entitlement, self.delayed_services,
+                publisher.journal_errors,
                 dict(publisher.sequencer.last_seqs))
 
     def maybe_publish(self, publisher: Publisher, force: bool = False) -> None:

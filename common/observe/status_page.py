@@ -41,7 +41,8 @@ _PAGE = """<!doctype html>
 </style>
 </head>
 <body>
-<h1>streaming-service <span id="source" data-source="__SOURCE__">__SOURCE_TEXT__</span> <span id="overall"></span></h1>
+<h1>streaming-service <span id="source" data-source="__SOURCE__">__SOURCE_TEXT__</span> <span id="overall"></span>
+  <span id="realtime"></span></h1>
 <table id="actors">
   <thead><tr><th>actor</th><th>status</th><th>in/s</th><th>out/s</th><th>batch ms</th><th>errors</th>
   <th>gaps</th><th>reconnects</th><th>journal MB</th><th>memory MB</th><th>age s</th></tr></thead>
@@ -187,6 +188,10 @@ async function actors() {
   const body = await answer.json();
   $("overall").textContent = "\\u2014 " + body.status;
   $("overall").className = body.status === "ok" ? "running" : "bad";
+  const late = body.realtime.delayed;
+  $("realtime").textContent = late.length ? "DELAYED by Schwab: " + late.join(", ") : "real-time";
+  $("realtime").className = late.length ? "bad" : "running";
+  $("realtime").title = body.realtime.entitlement ? "LOGIN status " + body.realtime.entitlement : "";
   const rows = Object.entries(body.actors).map(([name, a]) => {
     const tr = document.createElement("tr");
     tr.dataset.actor = name;

@@ -54,6 +54,9 @@ def parse(argv: list[str] | None = None) -> Settings:
     parser.add_argument("--trade-log", **setting("SIM_TRADE_LOG"))
     parser.add_argument("--heartbeat", **setting("SIM_HEARTBEAT"))
     parser.add_argument("--bar-seconds", **setting("SIM_BAR_SECONDS"))
+    parser.add_argument("--delayed", action="store_true",
+                        help="serve as Schwab serves an account not entitled to real-time data: every level-one "
+                             "item marked delayed")
     parser.add_argument("--run-dir", type=Path, metavar="DIR",
                         help="where this run's control token is written (default: $RUN_DIR, else $STREAMING_VAR/run)")
     parser.add_argument("--fault", action="append", default=[], metavar="MODE[:ARG]",
@@ -67,7 +70,7 @@ def parse(argv: list[str] | None = None) -> Settings:
     except (faults.FaultError, ConfigError) as error:
         parser.error(str(error))
     return Settings(args.host, args.port, args.ws_port, args.seed, args.rate, args.report, args.heartbeat,
-                    args.bar_seconds, private, chosen, args.fault_after, args.trade_log)
+                    args.bar_seconds, private, chosen, args.fault_after, args.trade_log, args.delayed)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -53,8 +53,8 @@ STOP_STREAMING = 30
 _OPT = {f.name: str(f.value) for f in levelone_options.SCHWAB}
 _TOTAL_VOLUME = str(levelone_equities.SCHWAB.TOTAL_VOLUME.value)
 _encoder = msgspec.json.Encoder()
-#: Every item's "delayed": the simulator's data is real-time.
-DELAYED = False
+#: The account's status in the LOGIN reply: a non-professional, as most users of a personal Schwab app are.
+ENTITLEMENT = "NP"
 
 
 def encode(frame: dict) -> bytes:
@@ -144,11 +144,13 @@ class Subscription:
 class Session:
     """One streamer connection's protocol state."""
 
-    def __init__(self, connection: int, customer: str, streamers: Streamers, bar_ms: int):
+    def __init__(self, connection: int, customer: str, streamers: Streamers, bar_ms: int, delayed: bool = False):
         self.connection = connection
         self.customer = customer
         self.streamers = streamers
         self.bar_ms = bar_ms
+        #: Every level-one item's "delayed": False as for an account entitled to real-time data.
+        self.delayed = delayed
         self.logged_in = False
         self.subscriptions: dict[str, Subscription] = {service: Subscription() for service in SERVICES}
         #: What was last sent per service and key: the fields a later update leaves out when unchanged.
@@ -189,7 +191,7 @@ class Session:
             msg = "Connection limit reached: one streamer connection per customer"
             return Reply(response(request, CONNECTION_LIMIT, msg, now_ms), close=True)
         self.logged_in = True
-        return Reply(response(request, SUCCESS, "server=simulator;status=SIMULATED", now_ms))
+        return Reply(response(request, SUCCESS, f"server=simulator;status={ENTITLEMENT}", now_ms))
 
     def _subscribe(self, request: dict, service: str, command: str, now_ms: int) -> Reply:
         parameters = request.get("parameters") or {}
@@ -236,9 +238,9 @@ class Session:
         if before is None:
             served = SERVICES[service].served
             assert isinstance(served, LevelOneServing)
-            return {**served.header(quote, DELAYED), **wanted}
+            return {**served.header(quote, self.delayed), **wanted}
         changed = {f: v for f, v in wanted.items() if before.get(f) != v}
-        return {"key": key, "delayed": DELAYED, **changed} if changed else None
+        return {"key": key, "delayed": self.delayed, **changed} if changed else None
 
     def equity_update(self, quote: SimulatedEquity) -> tuple[dict | None, SentTrade | None]:
         """The item to send for `quote`, and the trade it carries when TOTAL_VOLUME moved."""

@@ -70,6 +70,8 @@ class Settings:
     faults: tuple[faults.Fault, ...] = ()
     fault_after: float = 5.0
     trade_log: Path | None = None
+    #: Every level-one item marked delayed, as for an account not entitled to real-time data.
+    delayed: bool = False
 
 
 class _Connection:
@@ -119,7 +121,8 @@ class Simulator:
 
     async def serve_connection(self, ws: ServerConnection) -> None:
         connection_id = next(self._ids)
-        conn = _Connection(ws, Session(connection_id, protocol.CUSTOMER_ID, self.streamers, self.market.bar_ms))
+        conn = _Connection(ws, Session(connection_id, protocol.CUSTOMER_ID, self.streamers, self.market.bar_ms,
+                                       self.settings.delayed))
         self.connections[connection_id] = conn
         self.report.count("connections")
         log.info("streamer connection opened (SIMULATED)", extra={"connection": connection_id})

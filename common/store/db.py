@@ -229,6 +229,8 @@ STREAMING_METRICS = TableSpec(
         ("deployment", "deployment"),
         ("bars_missing", "bars_missing"),
         ("bars_repaired", "bars_repaired"),
+        ("entitlement", "entitlement"),
+        ("delayed_services", "delayed_services"),
     ),
     conflict=("deployment", "actor", "timestamp"),
 )

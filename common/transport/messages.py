@@ -191,7 +191,10 @@ class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
     data enters, by reason. `next_within_ns` is the sender's word on when its
     next sample comes (longer while nothing changes; 0: STATS_INTERVAL).
     `storage` is the writer's last judgement of the storage budget
-    (`common/store/budget.py`), None from every other actor.
+    (`common/store/budget.py`), None from every other actor. `entitlement` is
+    ingest's: the status Schwab's LOGIN reply gave the account (PN, NP, PP),
+    and `delayed` the services whose latest item Schwab marked delayed
+    ('LEVELONE_OPTIONS'; '' when none).
     """
 
     actor: str
@@ -217,6 +220,8 @@ class MetricSample(msgspec.Struct, tag="metric", array_like=True, frozen=True):
     bars_repaired: int = 0
     next_within_ns: int = 0
     storage: StorageBudget | None = None
+    entitlement: str | None = None
+    delayed: str = ""
 
 
 class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, frozen=True):
@@ -229,7 +234,8 @@ class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, f
     which deployment the row is from (several can share a database);
     `bars_missing` / `bars_repaired` the minute bars the stream missed while
     ingest was not streaming, and those filled from price history
-    (`common/feed/bar_repair.py`).
+    (`common/feed/bar_repair.py`); `entitlement` and `delayed_services` what
+    ingest's sample said of Schwab's real-time entitlement (`MetricSample`).
     """
 
     ts_ns: int
@@ -252,6 +258,8 @@ class StreamingMetric(msgspec.Struct, tag="streaming_metric", array_like=True, f
     deployment: str | None = None
     bars_missing: int = 0
     bars_repaired: int = 0
+    entitlement: str | None = None
+    delayed_services: str = ""
 
 
 class StreamLag(msgspec.Struct, tag="stream_lag", array_like=True, frozen=True):

@@ -137,6 +137,16 @@ def test_an_expired_token_says_what_to_do():
     assert check.level is Level.CRIT and "make login" in check.detail
 
 
+def test_delayed_data_warns_naming_the_services_and_what_to_do():
+    delayed = health.check_entitlement(("NP", "LEVELONE_EQUITIES,LEVELONE_OPTIONS"))
+    assert delayed.level is Level.WARN and delayed.value == "LEVELONE_EQUITIES,LEVELONE_OPTIONS"
+    assert "LEVELONE_EQUITIES, LEVELONE_OPTIONS delayed (LOGIN status NP)" in delayed.detail
+    assert "15 minutes old" in delayed.detail and "market data agreements" in delayed.detail
+    assert health.check_entitlement(("NP", "")).level is Level.OK
+    assert health.check_entitlement(("NP", "")).detail == "real-time (LOGIN status NP)"
+    assert health.check_entitlement(None).level is Level.OK, "before any level-one data, nothing to say"
+
+
 @pytest.mark.parametrize("seconds, level", [(0.0, Level.OK), (60.0, Level.OK), (61.0, Level.WARN),
                                             (300.0, Level.WARN), (301.0, Level.CRIT)])
 def test_journal_lag_is_the_worst_streams(seconds, level):
@@ -175,7 +185,8 @@ def test_a_healthy_service_is_ok_on_any_day():
         checks = health.evaluate(Facts(healthy(), actors=RUNNING), now, schedules)
         assert health.overall(checks) is Level.OK, checks
         assert [c.name for c in checks] == ["database", *(f"freshness:{t}" for t in health.FRESHNESS), "error_rate",
-                                            "ingest_status", "journal_lag", "storage_budget", *(f"actor:{a}" for a in ACTORS)]
+                                            "ingest_status", "realtime", "journal_lag", "storage_budget",
+                                            *(f"actor:{a}" for a in ACTORS)]
 
 
 def test_the_worst_check_decides_the_exit_status():

@@ -76,6 +76,8 @@ class EquityUpdate(msgspec.Struct, rename=renamed(FIELDS), kw_only=True):
     last_size: int | UnsetType = UNSET
     quote_time: int | UnsetType = UNSET
     trade_time: int | UnsetType = UNSET
+    #: Schwab's word on this item: 15-minute-old data for an account not entitled to real-time.
+    delayed: bool | UnsetType = UNSET
 
 
 def check(update: EquityUpdate, frame_ms: int) -> EquityUpdate:

@@ -80,6 +80,8 @@ class OptionUpdate(msgspec.Struct, rename=renamed(FIELDS), kw_only=True):
     indicative_bid: float | None | UnsetType = UNSET
     indicative_ask: float | None | UnsetType = UNSET
     indicative_time: int | None | UnsetType = UNSET
+    #: Schwab's word on this item: 15-minute-old data for an account not entitled to real-time.
+    delayed: bool | UnsetType = UNSET
 
 
 def check(update: OptionUpdate, frame_ms: int) -> OptionUpdate:

@@ -1,6 +1,9 @@
 # streaming-service: `make run` and `make test` do all their own set-up. `make help` lists every target.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
+# A setting given on make's command line is taken as typed: make would read its $ as a variable of its own
+# (`make run STREAM_TICKERS='SPY,$SPX'` streamed SPY and PX; a password with a $ lost part of itself).
+$(foreach name,$(.VARIABLES),$(if $(filter command line,$(origin $(name))),$(eval override $(name) := $$(value $(name)))$(eval export $(name))))
 
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python

@@ -100,6 +100,14 @@ def test_one_env_grammar_for_make_and_the_container_entry_point(checkout):
         assert {name: values[name] for name in expected} == expected
 
 
+def test_a_setting_on_makes_command_line_is_taken_as_typed(checkout):
+    """make reads `$SPX` as its own variable `$S` followed by PX: an index on the command line would stream PX."""
+    checkout.write_env(ports())
+    made = checkout.make("settings", "JSON=1", "STREAM_TICKERS=SPY,$SPX,$VIX")
+    assert made.returncode == 0, made.stdout
+    assert shown(made.stdout)["STREAM_TICKERS"] == "SPY,$SPX,$VIX"
+
+
 @pytest.fixture
 def private_checkout() -> Iterator[Checkout]:
     copy = Checkout(mode=0o700)

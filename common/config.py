@@ -321,8 +321,8 @@ def parse_tickers(raw: str) -> tuple[str, ...]:
     bad = [t for t in tickers if symbols.kind_of(t) is None]
     if bad:
         raise ConfigError(f"STREAM_TICKERS has symbols Schwab cannot stream: {', '.join(bad)} "
-                          "(accepted: comma-separated symbols such as SPY,QQQ,BRK.B, and indexes such as $SPX,$VIX, "
-                          "without quotes)")
+                          "(accepted: comma-separated symbols such as SPY,QQQ,BRK.B, indexes such as $SPX,$VIX, and "
+                          "futures such as /ES,/ESZ26, without quotes)")
     return tickers
 
 
@@ -367,8 +367,8 @@ def store_interval(raw: str) -> float:
 
 SETTINGS: tuple[Setting, ...] = (
     # The seed's five first.
-    Setting("STREAM_TICKERS", "SPY", "comma-separated symbols to stream: tickers (SPY) and indexes ($SPX, stored as "
-            "levels); STREAM_TICKER, the seed's name, still works",
+    Setting("STREAM_TICKERS", "SPY", "comma-separated symbols to stream: tickers (SPY), indexes ($SPX, stored as "
+            "levels) and futures (/ES, /ESZ26); STREAM_TICKER, the seed's name, still works",
             parse_tickers),
     Setting("SCHWAB_APP_KEY", "", "your Schwab app's key (developer.schwab.com); set it with its secret"),
     Setting("SCHWAB_APP_SECRET", "", "your Schwab app's secret; set it with its key", secret=True),

@@ -1,7 +1,8 @@
 """SMA9 and session VWAP per symbol (pure: no sockets, no clock).
 
 The indicator actor feeds every trade, index level and bar here in the order
-ingest received them (an index has an SMA9 and no VWAP). Each record costs O(1) plain-Python arithmetic on a small
+ingest received them (an index has an SMA9 and no VWAP). A stock's VWAP runs
+from 09:30 New York; a future's over CME's trading day, from 18:00. Each record costs O(1) plain-Python arithmetic on a small
 per-symbol state: measured, that is quicker than a numba kernel call
 (0.9 against 1.2 µs per trade, the call's argument checks dominating such
 small work) and spares the actor numba's and numpy's 128 MB of memory.
@@ -15,38 +16,43 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from common.symbols import is_future
 from common.transport.messages import EquityTrade, IndexLevel, IndicatorValue, MinuteBar, Record
 
 NEW_YORK = ZoneInfo("America/New_York")
 SESSION_OPEN = time(9, 30)
+#: CME's trading day opens at 18:00 New York (for the next day's date): a future's VWAP restarts there.
+CME_OPEN = time(18, 0)
 
 
 class RejectedRecord(ValueError):
     """A record the indicators cannot use; the message says why."""
 
 
-def session_start_ms(day: date) -> int:
-    """Epoch ms of 09:30 in New York on `day` (DST-correct)."""
-    return int(datetime.combine(day, SESSION_OPEN, NEW_YORK).timestamp()) * 1000
+def session_start_ms(day: date, opens: time = SESSION_OPEN) -> int:
+    """Epoch ms of `opens` (09:30) in New York on `day` (DST-correct)."""
+    return int(datetime.combine(day, opens, NEW_YORK).timestamp()) * 1000
 
 
 class SessionClock:
-    """Which regular session a time belongs to: the latest 09:30 ET at or before it.
+    """Which session a time belongs to: the latest `opens` New York time at or before it (09:30 for a stock's
+    regular session; 18:00 for a future's CME trading day, `CME_OPEN`).
 
-    Trades before 09:30 belong to the previous day's anchor. The anchor and
+    Trades before `opens` belong to the previous day's anchor. The anchor and
     the next one are cached, so zoneinfo runs once per session, not per trade.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, opens: time = SESSION_OPEN) -> None:
+        self.opens = opens
         self.start_ms = 0
         self.next_ms = 0
 
     def anchor(self, ms: int) -> int:
         if not self.start_ms <= ms < self.next_ms:
             local = datetime.fromtimestamp(ms / 1000, NEW_YORK)
-            day = local.date() if local.time() >= SESSION_OPEN else local.date() - timedelta(days=1)
-            self.start_ms = session_start_ms(day)
-            self.next_ms = session_start_ms(day + timedelta(days=1))
+            day = local.date() if local.time() >= self.opens else local.date() - timedelta(days=1)
+            self.start_ms = session_start_ms(day, self.opens)
+            self.next_ms = session_start_ms(day + timedelta(days=1), self.opens)
         return self.start_ms
 
 
@@ -118,6 +124,8 @@ class FrameResult:
 class IndicatorEngine:
     def __init__(self) -> None:
         self.clock = SessionClock()
+        #: A future's session: CME's trading day, from 18:00 New York.
+        self.futures_clock = SessionClock(CME_OPEN)
         self.states: dict[str, SymbolIndicators] = {}
 
     def _state(self, symbol: str) -> SymbolIndicators:
@@ -141,7 +149,8 @@ class IndicatorEngine:
         if trade.size < 0:
             raise RejectedRecord(f"trade size is {trade.size}")
         state = self._state(trade.symbol)
-        vwap = state.vwap(self.clock.anchor(trade.trade_time_ms), trade.price, trade.size)
+        clock = self.futures_clock if is_future(trade.symbol) else self.clock
+        vwap = state.vwap(clock.anchor(trade.trade_time_ms), trade.price, trade.size)
         if vwap is None:
             raise RejectedRecord("trade belongs to a session already closed")
         return IndicatorValue(

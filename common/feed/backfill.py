@@ -32,6 +32,7 @@ from common.feed.price_history import PriceHistoryError, decode_history, history
 from common.feed.schwab_client import TokenError, make_client
 from common.store import db
 from common.store.connection import reason
+from common.symbols import is_future
 
 MAX_DAYS = 48
 
@@ -97,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
         config = load()
         tickers = parse_tickers(args.tickers) if args.tickers.strip() else config.tickers
         first, last = parse_range(args.first, args.last, datetime.datetime.now(NEW_YORK).date())
+        if futures := [ticker for ticker in tickers if is_future(ticker)]:
+            if args.tickers.strip():
+                raise ValueError(f"{', '.join(futures)}: futures have no price history to backfill from (Schwab "
+                                 "documents it for stocks and indexes only)")
+            sys.stderr.write(f"backfill: {', '.join(futures)} left out: futures have no price history (Schwab "
+                             "documents it for stocks and indexes only)\n")
+            tickers = tuple(ticker for ticker in tickers if not is_future(ticker))
     except (ConfigError, Rejected, ValueError) as error:
         sys.stderr.write(f"backfill: {error}\n")
         return 2

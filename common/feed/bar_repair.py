@@ -37,6 +37,11 @@ What follows from it, said here once:
   those stored; a window of no trading (overnight, a weekend, a quiet
   minute) misses nothing. Both reach `streaming_metrics`.
 
+A future's bars (`/ES`) are not repaired: schwab-py documents price history
+as the equity endpoint's ("Get price history for a symbol"), and Schwab's
+Trader API documents `/pricehistory` for equity symbols only; nothing says it
+serves `/ES`. Their missed minutes stay missing (README, *Futures*).
+
 Overflow policy: gaps wait in an unbounded queue, one per ticker per
 outage (a few hundred at most), and are fetched one at a time.
 
@@ -70,6 +75,7 @@ from common.feed.streamer import Backoff
 from common.observe.stats import ActorStats
 from common.streams import BY_RECORD, KINDS
 from common.transport.delivery import newest_sent
+from common.symbols import is_future
 from common.transport.messages import MinuteBar
 
 #: Windows starting longer ago than this are left to `make backfill`.
@@ -108,8 +114,8 @@ class BarGaps:
         self.newest: dict[str, int] = dict(newest or {})
 
     def seen(self, bar: MinuteBar) -> BarGap | None:
-        if bar.source != "stream":
-            return None
+        if bar.source != "stream" or is_future(bar.symbol):
+            return None  # a future's minutes: Schwab's price history is documented for stocks only
         last = self.newest.get(bar.symbol)
         if last is not None and bar.start_ms <= last:
             return None  # a revision or a replay of a bar already seen

@@ -4,9 +4,11 @@
                                  ├─ failed ─► backing off (ReconnectPolicy) ─► waiting for a session
                                  └─ token expired ─► waiting for a new token file (TokenWatch) ─► waiting ...
 
-Logged in only during the configured market sessions (`SessionWait`), it
-logs in, subscribes every service keyed by ticker (`common/feed/services/`:
-LEVELONE_EQUITIES, CHART_EQUITY) for STREAM_TICKERS,
+Logged in only during the configured market sessions (`SessionWait`; with a
+future among STREAM_TICKERS, CME's sessions too), it logs in, subscribes every
+service keyed by ticker (`common/feed/services/`) for the STREAM_TICKERS it
+streams (LEVELONE_EQUITIES and CHART_EQUITY a stock's and an index's,
+LEVELONE_FUTURES and CHART_FUTURES a future's),
 and reads in bursts (`Pacing`), every CONTROL_EVERY taking the options
 actor's wishes and moving LEVELONE_OPTIONS to them by difference
 (`common/feed/option_contracts.py`). Nothing arriving, not even a heartbeat,
@@ -32,7 +34,7 @@ from websockets.exceptions import ConnectionClosed
 
 from common.config import Config
 from common.feed.frames import FramePublisher
-from common.feed.market_hours import INDEX_OPTIONS_EXTRA, MarketSchedule, Window
+from common.feed.market_hours import INDEX_OPTIONS_EXTRA, CombinedSchedule, FuturesSchedule, MarketSchedule, Window
 from common.feed.option_contracts import (
     OptionContracts,
     apply_option_changes,
@@ -55,6 +57,7 @@ from common.feed.streamer import (
 from common.feed.token_watch import TokenWatch
 from common.feed.waiting import Idle, SessionWait, utc
 from common.observe.stats import ActorStats
+from common import symbols
 from common.symbols import is_index
 
 #: How long one read waits before the loop looks at its control socket and the clock.
@@ -140,6 +143,9 @@ class Connection:
         extra = INDEX_OPTIONS_EXTRA if any(map(is_index, config.tickers)) else datetime.timedelta(0)
         schedule = MarketSchedule(clients.market_hours, config.market_sessions, config.market_hours == "always",
                                   logger, extra)
+        if any(map(symbols.is_future, config.tickers)) and not schedule.always_open:
+            # Futures trade nearly around the clock on CME's day: logged in for their sessions too.
+            schedule = CombinedSchedule([schedule, FuturesSchedule()])
         self.sessions = SessionWait(schedule.plan, config.market_lead, idle, stats, logger)
         self.policy = ReconnectPolicy(Backoff(config.stream_backoff_min, config.stream_backoff_max, rng),
                                       config.stream_limit_backoff, idle.monotonic)
@@ -181,8 +187,9 @@ class Connection:
         try:
             await within(timeout, "ADMIN LOGIN", stream.login())
             for service in SERVICES.values():
-                if service.keys == TICKERS:
-                    await within(timeout, f"{service.name} SUBS", service.subscription(stream, tickers))
+                keys = [ticker for ticker in tickers if symbols.kind_of(ticker) in service.instruments]
+                if service.keys == TICKERS and keys:
+                    await within(timeout, f"{service.name} SUBS", service.subscription(stream, keys))
             self.stats.status = "running"
             self.policy.streaming()
             self.log.info("streaming")

@@ -19,6 +19,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 NEW_YORK = ZoneInfo("America/New_York")
+#: CME's trading day opens at 18:00 New York for the next day's date: six hours ahead of the calendar.
+CME_DAY_AHEAD = timedelta(hours=6)
 
 
 class Incomplete(ValueError):
@@ -30,9 +32,13 @@ class Incomplete(ValueError):
 
 
 class NewYorkDay:
-    """The New York calendar day of an epoch-ms time, zoneinfo consulted once per day, not per update."""
+    """The New York trading day of an epoch-ms time, zoneinfo consulted once per day, not per update.
 
-    def __init__(self) -> None:
+    A stock's trading day is the calendar day; `ahead` is how far another's runs ahead of it: CME's, which opens
+    at 18:00 for the next day's date, is 6 hours ahead (`CME_DAY_AHEAD`)."""
+
+    def __init__(self, ahead: timedelta = timedelta(0)) -> None:
+        self.ahead = ahead
         self.start_ms = self.end_ms = 0
         self.day = 0
 
@@ -40,10 +46,10 @@ class NewYorkDay:
         """`ms`'s day, as a proleptic ordinal; Incomplete (`time_out_of_range`) for a time no calendar holds."""
         if not self.start_ms <= ms < self.end_ms:
             try:
-                local = datetime.fromtimestamp(ms / 1000, NEW_YORK).date()
+                local = (datetime.fromtimestamp(ms / 1000, NEW_YORK) + self.ahead).date()
                 midnight = datetime(local.year, local.month, local.day, tzinfo=NEW_YORK)
-                start_ms = int(midnight.timestamp() * 1000)
-                end_ms = int((midnight + timedelta(days=1)).timestamp() * 1000)
+                start_ms = int((midnight - self.ahead).timestamp() * 1000)
+                end_ms = int((midnight + timedelta(days=1) - self.ahead).timestamp() * 1000)
             except (OverflowError, OSError, ValueError):
                 raise Incomplete("time_out_of_range", f"time {ms} ms after 1970 is in no calendar") from None
             self.start_ms, self.end_ms, self.day = start_ms, end_ms, local.toordinal()

@@ -25,6 +25,8 @@ SCHWAB_SESSIONS = {"pre": "preMarket", "regular": "regularMarket", "post": "post
 #: Schwab's extended hours: pre-market from 07:00 New York, post-market for four hours after the close.
 PRE_MARKET_OPEN = time(7)
 POST_MARKET_HOURS = timedelta(hours=4)
+#: CME Globex's trading day: from 18:00 New York the evening before to 17:00 (`futures_windows`).
+CME_OPEN, CME_CLOSE = time(18), time(17)
 #: Index options (SPX, SPXW, NDX, RUT) trade until 16:15 New York, a quarter hour past the stocks: a deployment
 #: streaming an index keeps the regular session open that much longer.
 INDEX_OPTIONS_EXTRA = timedelta(minutes=15)
@@ -268,6 +270,62 @@ class MarketSchedule:
 
     def plan(self, now: datetime, lead: timedelta) -> tuple[datetime | None, Window]:
         """When to wake to log in `lead` before the next window (None: stream now), and that window."""
+        window = self.window_at_or_after(now)
+        wake = window.start - lead
+        return (None if now >= wake else wake), window
+
+
+def futures_windows(day: date) -> list[Window]:
+    """CME Globex's session that ends on `day`: 18:00 New York the evening before to 17:00 (Sunday evening to
+    Friday afternoon; the hour between two is the daily break); none on a weekend. CME's holiday schedules
+    (early halts, a few closures) are not modelled: on such a day ingest is logged in and Schwab sends nothing."""
+    if day.weekday() >= 5:
+        return []
+    return [Window(datetime.combine(day - timedelta(days=1), CME_OPEN, NEW_YORK),
+                   datetime.combine(day, CME_CLOSE, NEW_YORK), ("futures",))]
+
+
+class FuturesSchedule:
+    """When futures trade: CME's sessions (`futures_windows`), from its weekly rule alone."""
+
+    def window_at_or_after(self, now: datetime) -> Window:
+        today = now.astimezone(NEW_YORK).date()
+        for offset in range(LOOKAHEAD_DAYS + 1):
+            for window in futures_windows(today + timedelta(days=offset)):
+                if window.end > now:
+                    return window
+        raise MarketHoursError(f"no futures session within {LOOKAHEAD_DAYS} days of {now.isoformat()}")
+
+
+class CombinedSchedule:
+    """Logged in whenever any of several markets is open: a deployment streaming stocks and futures follows the
+    union of their windows, those that touch or overlap merged (CME's overnight session and the stocks' day)."""
+
+    #: Windows looked at ahead, per schedule: a merged run of them lasts at most a trading week.
+    AHEAD = 8
+
+    def __init__(self, schedules: list[MarketSchedule | FuturesSchedule]):
+        self.schedules = schedules
+
+    def window_at_or_after(self, now: datetime) -> Window:
+        spans: dict[str, tuple[datetime, datetime]] = {}
+        for index, schedule in enumerate(self.schedules):
+            at = now
+            for count in range(self.AHEAD):
+                try:
+                    window = schedule.window_at_or_after(at)
+                except MarketHoursError:
+                    break
+                spans[f"{index}.{count}:{'/'.join(window.sessions)}"] = (window.start, window.end)
+                at = window.end
+        windows = [window for window in _merge(spans) if window.end > now]
+        if not windows:
+            raise MarketHoursError(f"no session of any market within {LOOKAHEAD_DAYS} days of {now.isoformat()}")
+        first = windows[0]
+        return Window(first.start, first.end, tuple(dict.fromkeys(s.split(":", 1)[1] for s in first.sessions)))
+
+    def plan(self, now: datetime, lead: timedelta) -> tuple[datetime | None, Window]:
+        """As MarketSchedule.plan, over the union of the windows."""
         window = self.window_at_or_after(now)
         wake = window.start - lead
         return (None if now >= wake else wake), window

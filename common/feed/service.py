@@ -16,7 +16,8 @@ streaming services:
   `Incomplete`), `records` the record types it yields;
 - `subscribe`: schwab-py's `StreamClient` method that subscribes it, and
   `keys`: who names its keys (STREAM_TICKERS, or the options actor's
-  contract set);
+  contract set), `instruments` which STREAM_TICKERS symbols (stocks and
+  indexes, or futures);
 - `served`: how the simulator serves it, as Schwab delivers it: a level-one
   service ("Change" delivery: a snapshot of every subscribed field first,
   then only the fields that changed) reads each field from a simulated
@@ -78,6 +79,8 @@ class Service:
     subscribe: str
     keys: str
     served: LevelOneServing | ChartServing
+    #: For a service keyed by ticker: the kinds of STREAM_TICKERS symbol it streams (`common/symbols.py`).
+    instruments: frozenset[str] = frozenset()
 
     @property
     def subscribed_fields(self) -> list[Enum]:

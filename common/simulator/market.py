@@ -38,7 +38,8 @@ from common.analytics.greeks import (
 )
 from common.feed import option_symbols
 from common.feed.option_symbols import OptionContract
-from common.symbols import is_index
+from common.feed.services.levelone_futures import product_of
+from common.symbols import is_future, is_index
 
 NEW_YORK = ZoneInfo("America/New_York")
 RATE = 0.045
@@ -67,7 +68,12 @@ KNOWN = {
     "$VIX": (16.0, "CBOE Volatility Index", "", 0.9),
     "$NDX": (21000.0, "NASDAQ 100 INDEX", "", 0.18),
     "$RUT": (2300.0, "Russell 2000 Index", "", 0.22),
+    "/ES": (6020.0, "E-mini S&P 500 Index Futures", "", 0.14),
+    "/MES": (6020.0, "Micro E-mini S&P 500 Index Futures", "", 0.14),
+    "/NQ": (21100.0, "E-mini Nasdaq-100 Index Futures", "", 0.18),
 }
+#: A future's price moves in quarter points (the E-minis').
+FUTURE_TICK = 0.25
 
 
 def round_price(price: float) -> float:
@@ -273,7 +279,9 @@ class _Equity:
         self.rng = rng = random.Random(f"{seed}/{symbol}")
         #: An index is computed, not traded: no book, no volume, its level moving every step.
         self.index = is_index(symbol)
-        price, name, cusip, vol = KNOWN.get(symbol, (0.0, f"{symbol} (simulated)", "", 0.0))
+        self.future = is_future(symbol)
+        price, name, cusip, vol = KNOWN.get(product_of(symbol) if self.future else symbol,
+                                            (0.0, f"{symbol} (simulated)", "", 0.0))
         self.mid = price * (1 + rng.gauss(0, 0.005)) if price else rng.uniform(20, 400)
         self.vol = vol or rng.uniform(0.2, 0.5)
         self.anchor = math.log(self.mid)
@@ -303,7 +311,7 @@ class _Equity:
         if self.index:
             return {"bid": 0.0, "ask": 0.0, "bid_size": 0, "ask_size": 0, "mark": round_price(self.mid),
                     "quote_time_ms": now_ms}
-        tick = 0.01 if self.mid >= 1 else 0.0001
+        tick = FUTURE_TICK if self.future else 0.01 if self.mid >= 1 else 0.0001
         spread = tick * self.rng.choice((1, 1, 1, 2, 2, 3))
         bid = round_price(math.floor((self.mid - spread / 2) / tick) * tick)
         ask = round_price(bid + spread)

@@ -29,7 +29,7 @@ from typing import Any
 import msgspec
 
 from common.feed.market_hours import SCHWAB_SESSIONS, exchange_sessions
-from common.feed.service import ChartServing, LevelOneServing
+from common.feed.service import TICKERS, ChartServing, LevelOneServing
 from common.feed.services import SERVICES, chart_equity, levelone_equities, levelone_options
 from common.simulator.market import Bar, SimulatedEquity, SimulatedOption
 from common.symbols import is_index
@@ -37,6 +37,11 @@ from common.symbols import is_index
 LEVELONE_EQUITIES = levelone_equities.NAME
 LEVELONE_OPTIONS = levelone_options.NAME
 CHART_EQUITY = chart_equity.NAME
+#: The services keyed by ticker: level-one (a quote per symbol) and chart (bars per symbol).
+TICKER_LEVEL_ONE = tuple(name for name, service in SERVICES.items()
+                         if service.keys == TICKERS and isinstance(service.served, LevelOneServing))
+TICKER_CHARTS = tuple(name for name, service in SERVICES.items()
+                      if service.keys == TICKERS and isinstance(service.served, ChartServing))
 MAX_KEYS = 500
 CUSTOMER_ID = "sim-customer-0001"
 
@@ -51,7 +56,10 @@ STOP_STREAMING = 30
 
 #: An option field's number by name, as frames carry it: `_OPT["DESCRIPTION"] == "10"`.
 _OPT = {f.name: str(f.value) for f in levelone_options.SCHWAB}
+#: A trade's mark in every level-one service keyed by ticker: its TOTAL_VOLUME (field 8 in each).
 _TOTAL_VOLUME = str(levelone_equities.SCHWAB.TOTAL_VOLUME.value)
+assert all(str(service.fields["total_volume"].value) == _TOTAL_VOLUME for service in SERVICES.values()
+           if "total_volume" in service.fields and service.keys == TICKERS)
 _encoder = msgspec.json.Encoder()
 #: The account's status in the LOGIN reply: a non-professional, as most users of a personal Schwab app are.
 ENTITLEMENT = "NP"
@@ -242,13 +250,15 @@ class Session:
         changed = {f: v for f, v in wanted.items() if before.get(f) != v}
         return {"key": key, "delayed": self.delayed, **changed} if changed else None
 
-    def equity_update(self, quote: SimulatedEquity) -> tuple[dict | None, SentTrade | None]:
-        """The item to send for `quote`, and the trade it carries when TOTAL_VOLUME moved."""
+    def ticker_update(self, quote: SimulatedEquity,
+                      service: str = LEVELONE_EQUITIES) -> tuple[dict | None, SentTrade | None]:
+        """The item of a service keyed by ticker (a stock's, an index's, a future's) to send for `quote`, and the
+        trade it carries when TOTAL_VOLUME moved."""
         symbol = quote.symbol
-        if symbol not in self.subscriptions[LEVELONE_EQUITIES].keys:
+        if symbol not in self.subscriptions[service].keys:
             return None, None
-        before = self.last_sent[LEVELONE_EQUITIES].get(symbol)
-        item = self._level_one(LEVELONE_EQUITIES, symbol, quote, before)
+        before = self.last_sent[service].get(symbol)
+        item = self._level_one(service, symbol, quote, before)
         if item is None or before is None or _TOTAL_VOLUME not in item or _TOTAL_VOLUME not in before:
             return item, None
         volume = quote.total_volume
@@ -260,12 +270,14 @@ class Session:
             return None
         return self._level_one(LEVELONE_OPTIONS, symbol, quote, self.last_sent[LEVELONE_OPTIONS].get(symbol))
 
-    def chart_update(self, bars: list[Bar]) -> list[dict]:
-        """Items for the bars of a subscribed symbol not yet sent, oldest first."""
+    def chart_update(self, bars: list[Bar], service: str = CHART_EQUITY) -> list[dict]:
+        """Items of a chart service for the bars of a subscribed symbol not yet sent, oldest first."""
+        served = SERVICES[service].served
+        assert isinstance(served, ChartServing)
         items = []
         for bar in bars:
             if bar.symbol in self.chart_after and bar.start_ms > self.chart_after[bar.symbol]:
-                items.append(chart_equity.item(bar))
+                items.append(served.item(bar))
                 self.chart_after[bar.symbol] = bar.start_ms
         return items
 

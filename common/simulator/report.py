@@ -17,9 +17,9 @@ from typing import Any
 
 from common.durable import write_durably
 from common.simulator.protocol import (
-    CHART_EQUITY,
-    LEVELONE_EQUITIES,
     LEVELONE_OPTIONS,
+    TICKER_CHARTS,
+    TICKER_LEVEL_ONE,
     SentTrade,
 )
 from common.simulator.trade_log import TradeLog
@@ -51,12 +51,12 @@ class Report:
         with self._lock:
             self.services[service]["frames"] += 1
             self.services[service]["items"] += len(items)
-            if service == LEVELONE_EQUITIES:
+            if service in TICKER_LEVEL_ONE:
                 self.counts["trades"] += len(trades)
                 self.counts["quotes"] += len(items) - len(trades)
             elif service == LEVELONE_OPTIONS:
                 self.counts["option_items"] += len(items)
-            elif service == CHART_EQUITY:
+            elif service in TICKER_CHARTS:
                 self.counts["bars"] += len(items)
             if self.trade_log and trades:
                 self.trade_log.append(trades, connection)

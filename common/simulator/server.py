@@ -30,9 +30,9 @@ from common.redact import REDACT
 from common.simulator import control, faults, protocol, rest
 from common.simulator.market import Market, SimulatedOption
 from common.simulator.protocol import (
-    CHART_EQUITY,
-    LEVELONE_EQUITIES,
     LEVELONE_OPTIONS,
+    TICKER_CHARTS,
+    TICKER_LEVEL_ONE,
     SentTrade,
     Session,
 )
@@ -254,8 +254,8 @@ class Simulator:
         items = []
         with self.market_lock:
             for key in keys:
-                if service == LEVELONE_EQUITIES:
-                    items.append(conn.session.equity_update(self.market.quote(key, now))[0])
+                if service in TICKER_LEVEL_ONE:
+                    items.append(conn.session.ticker_update(self.market.quote(key, now), service)[0])
                 elif service == LEVELONE_OPTIONS:
                     try:
                         items.append(conn.session.option_update(self.market.option_quote(key, now)))
@@ -343,11 +343,13 @@ class Simulator:
         symbols: dict[str, None] = {}
         options: dict[str, None] = {}
         for conn in streaming:
-            symbols.update(dict.fromkeys(conn.session.subscribed(LEVELONE_EQUITIES)))
-            self._charted.update(dict.fromkeys(conn.session.subscribed(CHART_EQUITY)))
+            for service in TICKER_LEVEL_ONE:
+                symbols.update(dict.fromkeys(conn.session.subscribed(service)))
+            for service in TICKER_CHARTS:
+                self._charted.update(dict.fromkeys(conn.session.subscribed(service)))
             for key in conn.session.subscribed(LEVELONE_OPTIONS):
                 try:
-                    symbols[option_symbols.parse(key).underlying] = None
+                    symbols[option_symbols.underlying_of(option_symbols.parse(key))] = None
                 except ValueError:
                     continue
                 options[key] = None
@@ -384,24 +386,29 @@ class Simulator:
                 if not conn.session.logged_in or conn.stalled:
                     return
                 session = conn.session
-                trades: list[SentTrade] = []
-                equities, options, charts = [], [], []
+                # Per service, its items and the trades they carry.
+                sending: dict[str, tuple[list[dict], list[SentTrade]]] = {}
                 with self.market_lock:
-                    quote, update = self.market.quote, session.equity_update
-                    for symbol in session.subscribed(LEVELONE_EQUITIES):
-                        item, trade = update(quote(symbol, now))
-                        if item is not None:
-                            equities.append(item)
-                            if trade is not None:
-                                trades.append(trade)
+                    quote, update = self.market.quote, session.ticker_update
+                    for service in TICKER_LEVEL_ONE:
+                        items, trades = sending[service] = [], []
+                        for symbol in session.subscribed(service):
+                            item, trade = update(quote(symbol, now), service)
+                            if item is not None:
+                                items.append(item)
+                                if trade is not None:
+                                    trades.append(trade)
                     subscribed = session.subscribed(LEVELONE_OPTIONS)
+                    options = sending[LEVELONE_OPTIONS] = [], []
                     for key, option in stepped.items():
                         if key in subscribed and (item := session.option_update(option)) is not None:
-                            options.append(item)
-                    for symbol in session.subscribed(CHART_EQUITY):
-                        charts.extend(session.chart_update(self.market.bars_after(symbol, session.chart_after[symbol], now)))
-                for service, items, sent_trades in ((LEVELONE_EQUITIES, equities, trades),
-                                                    (LEVELONE_OPTIONS, options, []), (CHART_EQUITY, charts, [])):
+                            options[0].append(item)
+                    for service in TICKER_CHARTS:
+                        charts = sending[service] = [], []
+                        for symbol in session.subscribed(service):
+                            charts[0].extend(session.chart_update(
+                                self.market.bars_after(symbol, session.chart_after[symbol], now), service))
+                for service, (items, sent_trades) in sending.items():
                     if items:
                         await self._send(conn, protocol.data(service, items, now))
                         self.report.sent(service, items, sent_trades, conn.session.connection)

@@ -146,6 +146,7 @@ EQUITY_DATA = TableSpec(
         ("bid", "bid::numeric(18, 6)"),
         ("ask", "ask::numeric(18, 6)"),
         ("received_at", _NS.format("received_ns")),
+        ("contract", "contract"),
     ),
     conflict=("ticker", "timestamp", "day_volume"),
 )

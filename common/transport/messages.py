@@ -22,7 +22,10 @@ class EquityTrade(msgspec.Struct, tag="trade", array_like=True, frozen=True):
     `size` is the change in the day's cumulative volume since the previous
     update: Schwab throttles updates, so several trades can fold into one and
     LAST_SIZE would undercount. (`symbol`, `trade_time_ms`, `day_volume`) is
-    unique: two trades in one millisecond differ in cumulative volume.
+    unique: two trades in one millisecond differ in cumulative volume. A
+    future's trade (`/ES`) says which `contract` it was in (`/ESZ26`: the
+    active one of a continuous symbol); None for a stock's. Last and
+    defaulted, so journals written before it read unchanged.
     """
 
     symbol: str
@@ -34,6 +37,7 @@ class EquityTrade(msgspec.Struct, tag="trade", array_like=True, frozen=True):
     bid: float | None
     ask: float | None
     received_ns: int
+    contract: str | None = None
 
 
 class IndexLevel(msgspec.Struct, tag="index_level", array_like=True, frozen=True):

@@ -14,7 +14,8 @@ from tests.helpers.harness import ACTOR_PROGRAMS, BIN, ROOT, Pipeline, wait_for
 pytestmark = pytest.mark.e2e
 TABLES = ("equity_data", "indicators", "option_prices", "streaming_metrics", "stream_metrics")
 CHECKS = ("database", "freshness:equity_data", "freshness:indicators", "freshness:option_prices", "error_rate",
-          "ingest_status", "journal_lag", "storage_budget", "archive", *(f"actor:{actor}" for actor in ACTORS))
+          "ingest_status", "realtime", "journal_lag", "storage_budget", "archive",
+          *(f"actor:{actor}" for actor in ACTORS))
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import msgspec
 import pytest
 from schwab.streaming import StreamClient, UnexpectedResponseCode
 from websockets.exceptions import ConnectionClosed
@@ -20,12 +19,10 @@ from websockets.exceptions import ConnectionClosed
 from common import config as config_module
 from common.config import Config
 from common.feed.schwab_client import make_client, make_stream_client
-from common.feed import edge
 from common.feed.schwab_socket import Pacing
-from common.feed.services import SERVICES
 from common.simulator import trade_log
-from common.transport.messages import IndexLevel, MinuteBar
-from tests.helpers.schwab_recorder import Recorder
+from common.transport.messages import EquityTrade, IndexLevel, MinuteBar
+from tests.helpers.schwab_recorder import Recorder, ingest_records, record_session
 from tests.helpers.simulator_process import issued_token, log_out, simulator
 
 
@@ -113,7 +110,7 @@ def test_schwab_py_streams_from_the_simulator(sim: Sim, config: Config):
         await pump(stream, lambda: got["chart"] and len(got["equity"]) > 20 and len(got["option"]) > 4)
 
         with pytest.raises(UnexpectedResponseCode) as unavailable:
-            await stream.level_one_futures_subs(["/ES"])
+            await stream.level_one_futures_options_subs(["./OZCZ23C565"])
         assert unavailable.value.response["response"][0]["content"]["code"] == 11
         with pytest.raises(UnexpectedResponseCode) as limit:
             await stream.level_one_equity_add([f"Z{i}" for i in range(499)])
@@ -185,38 +182,38 @@ def test_schwab_py_streams_from_the_simulator(sim: Sim, config: Config):
 def test_an_index_streams_a_moving_level_with_no_volume_and_ingest_makes_levels_of_it(sim: Sim, config: Config):
     """`$SPX` through the real client: LEVELONE_EQUITIES items of an index (no book, a volume that never moves)
     and its bars (no volume); ingest's edge and merge make index levels of them, and never a trade."""
-    recorder = Recorder()
-
-    async def session() -> None:
-        client = make_client(config, asyncio=True)
-        stream = make_stream_client(client)
-        stream.set_json_decoder(recorder)
-        await stream.login()
+    async def subscribe(stream: StreamClient) -> None:
         await stream.level_one_equity_subs(["$SPX"])
         await stream.chart_equity_subs(["$SPX"])
-        await pump(stream, lambda: sum(len(entry["content"]) for message in recorder.messages
-                                       for entry in message.get("data", ()) if entry["service"] == "CHART_EQUITY") > 1
-                   and len(recorder.messages) > 30)
-        await stream.logout()
-        await client.close_async_session()
 
-    asyncio.run(session())
-    entries = [entry for message in recorder.messages for entry in message.get("data", ())]
-    snapshot = next(entry["content"][0] for entry in entries if entry["service"] == "LEVELONE_EQUITIES")
-    assert (snapshot["key"], snapshot["assetMainType"], snapshot["3"], snapshot["8"], snapshot["1"]) == (
-        "$SPX", "INDEX", snapshot["3"], 0, 0), "a level, no volume, no bid"
-    records = []
-    for name, service in SERVICES.items():
-        book = service.book()
-        decoded = edge.decode(msgspec.Raw(json.dumps([e for e in entries if e["service"] == name]).encode()))
-        assert decoded.rejections == []
-        records += [record for entry in decoded.entries for update in entry.updates
-                    for record in book.merge(update, entry.frame_ms, 1)]
-    kinds = {type(record) for record in records}
-    assert kinds == {IndexLevel, MinuteBar}, kinds
+    recorder = record_session(config, subscribe, lambda r: r.items("CHART_EQUITY") > 1 and len(r.messages) > 30)
+    snapshot = recorder.entries("LEVELONE_EQUITIES")[0]["content"][0]
+    assert (snapshot["key"], snapshot["assetMainType"], snapshot["8"], snapshot["1"]) == ("$SPX", "INDEX", 0, 0), \
+        "a level, no volume, no bid"
+    records = ingest_records(recorder.entries())
+    assert {type(record) for record in records} == {IndexLevel, MinuteBar}
     levels = [record.level for record in records if isinstance(record, IndexLevel)]
     assert len(set(levels)) > 10 and all(5000 < level < 7000 for level in levels)
     assert {record.volume for record in records if isinstance(record, MinuteBar)} == {0.0}
+
+
+def test_a_future_streams_trades_in_its_active_contract_and_bars_through_the_real_client(sim: Sim, config: Config):
+    """`/ES` on LEVELONE_FUTURES and CHART_FUTURES through the real client: ingest's edge and merge make trades,
+    each in the active contract Schwab names, and the bars as a stock's."""
+    async def subscribe(stream: StreamClient) -> None:
+        await stream.level_one_futures_subs(["/ES"])
+        await stream.chart_futures_subs(["/ES"])
+
+    recorder = record_session(config, subscribe, lambda r: r.items("CHART_FUTURES") > 1 and len(r.messages) > 30)
+    snapshot = recorder.entries("LEVELONE_FUTURES")[0]["content"][0]
+    assert (snapshot["key"], snapshot["assetMainType"], snapshot["27"]) == ("/ES", "FUTURE", "/ES")
+    records = ingest_records(recorder.entries())
+    trades = [record for record in records if isinstance(record, EquityTrade)]
+    bars = [record for record in records if isinstance(record, MinuteBar)]
+    assert len(trades) > 5 and {trade.contract for trade in trades} == {snapshot["34"]}
+    assert snapshot["34"].startswith("/ES") and len(snapshot["34"]) == 6, "a quarterly contract: /ESZ26"
+    assert all(price % 0.25 == 0 for trade in trades for price in (trade.bid, trade.ask)), "quarter points"
+    assert bars and {bar.symbol for bar in bars} == {"/ES"} and {bar.chart_sequence for bar in bars} == {-1}
 
 
 def test_ingest_reads_the_real_client_in_bursts_and_loses_nothing(sim: Sim, config: Config):

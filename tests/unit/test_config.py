@@ -63,6 +63,7 @@ BAD = [
     ("STREAM_TICKERS=,", "is empty"),
     ("STREAM_TICKERS=SPY,$", "Schwab cannot stream: $ "),
     ("STREAM_TICKERS=$$SPX", "Schwab cannot stream: $$SPX"),
+    ("STREAM_TICKERS=/ESZ2026", "Schwab cannot stream: /ESZ2026"),
     ("SCHWAB_CALLBACK_URL=127.0.0.1:8182", "is not an http(s) URL"),
     ("SIMULATOR_URL=http://127.0.0.1:99999", "port outside 1-65535"),
     ("SIM_RATE=0", "accepted: a number above 0"),
@@ -151,6 +152,7 @@ def test_the_source_is_schwab_with_credentials_and_the_simulator_only_when_safe_
 def test_stream_tickers_is_a_list_and_the_seed_single_ticker_still_works():
     assert load({"STREAM_TICKERS": "spy, qqq,SPY"}).tickers == ("SPY", "QQQ")
     assert load({"STREAM_TICKERS": "SPY,$spx,$VIX"}).tickers == ("SPY", "$SPX", "$VIX"), "indexes are Schwab's $"
+    assert load({"STREAM_TICKERS": "/es,/ESZ26,/MES"}).tickers == ("/ES", "/ESZ26", "/MES"), "futures are Schwab's /"
     assert load({"STREAM_TICKER": "QQQ"}).tickers == ("QQQ",)
     assert load({"STREAM_TICKERS": "AAPL", "STREAM_TICKER": "QQQ"}).tickers == ("AAPL",)
 

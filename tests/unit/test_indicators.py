@@ -5,6 +5,7 @@
 
 import math
 import random
+from datetime import datetime
 
 import pytest
 
@@ -14,6 +15,7 @@ from common.analytics.indicators import (
     SessionClock,
     SymbolIndicators,
 )
+from common.feed.market_hours import NEW_YORK
 from common.transport.messages import EquityQuote, EquityTrade, IndexLevel, IndicatorValue, MinuteBar
 from tests.helpers.indicator_reference import (
     MINUTE_MS,
@@ -194,3 +196,24 @@ def test_an_index_level_has_an_sma9_from_its_bars_and_no_vwap():
     (value,) = result.values["$SPX"]
     assert value.sma9 == pytest.approx((sum(5100.0 + i for i in range(8)) + 5110.0) / 9)
     assert (value.vwap, value.day_volume, result.rejected) == (None, 0, [])
+
+
+def test_a_futures_vwap_runs_over_cmes_day_and_restarts_at_18_new_york_and_nowhere_else():
+    """Injected trades of /ES across a whole CME day: 17:59 Monday is Monday's day; 18:00 opens Tuesday's, which
+    runs through midnight and 09:30 (a stock's reset) unbroken until 18:00 Tuesday."""
+    engine = IndicatorEngine()
+
+    def trade(hour: int, minute: int, day: int, price: float, size: int) -> float | None:
+        ms = int(datetime(2026, 12, day, hour, minute, tzinfo=NEW_YORK).timestamp() * 1000)
+        return engine.on_trade(EquityTrade("/ES", ms, price, size, size, size, None, None, 0, "/ESZ26")).vwap
+
+    assert trade(17, 59, 7, 6000.0, 10) == pytest.approx(6000.0)
+    assert trade(18, 0, 7, 6010.0, 10) == pytest.approx(6010.0), "18:00 opens the next CME day"
+    assert trade(23, 59, 7, 6020.0, 10) == pytest.approx(6015.0)
+    assert trade(0, 1, 8, 6030.0, 20) == pytest.approx((6010 * 10 + 6020 * 10 + 6030 * 20) / 40), "not at midnight"
+    assert trade(9, 31, 8, 6040.0, 40) == pytest.approx((6010 * 10 + 6020 * 10 + 6030 * 20 + 6040 * 40) / 80), \
+        "not at a stock's 09:30"
+    assert trade(18, 0, 8, 6100.0, 5) == pytest.approx(6100.0), "and again at 18:00"
+    stock = engine.on_trade(EquityTrade("SPY", int(datetime(2026, 12, 8, 9, 31, tzinfo=NEW_YORK).timestamp() * 1000),
+                                        600.0, 1, 1, 1, None, None, 0))
+    assert stock.vwap == 600.0, "a stock's session is still 09:30's"

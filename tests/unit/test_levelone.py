@@ -8,6 +8,7 @@ from msgspec import structs
 from common.feed.levelone import Incomplete
 from common.feed.services.chart_equity import BarBook, ChartItem
 from common.feed.services.levelone_equities import EquityBook, EquityUpdate
+from common.feed.services.levelone_futures import FuturesBook, FuturesUpdate
 from common.feed.services.levelone_options import OptionBook, OptionUpdate
 from common.transport.messages import IndexLevel
 from tests.helpers.records import trade_and_quote
@@ -156,3 +157,25 @@ def test_an_index_is_a_level_each_time_it_moves_and_never_a_trade_or_a_quote():
         IndexLevel("$SPX", MS + 1000, 6002.5, NOW),), "no time of its own: the frame's"
     assert book.merge(EquityUpdate(key="$SPX", total_volume=5, bid=1.0), MS + 2000, NOW) == (), \
         "an index's volume or book makes nothing"
+
+
+def test_a_futures_trade_is_in_its_active_contract_and_its_volume_restarts_at_18_new_york():
+    book = FuturesBook()
+    monday_1730 = 1_796_682_600_000  # 2026-12-07 17:30 New York (EST)
+    snapshot = FuturesUpdate(key="/ES", bid=6020.0, ask=6020.25, last=6020.25, bid_size=5, ask_size=7,
+                             total_volume=1_500_000, last_size=2, active_symbol="/ESZ26")
+    book.merge(snapshot, monday_1730 - 60 * 60_000, NOW)
+    trade, _ = trade_and_quote(book.merge(FuturesUpdate(key="/ES", last=6021.0, total_volume=1_500_003),
+                                          monday_1730 - 30 * 60_000, NOW))
+    assert (trade.symbol, trade.contract, trade.size, trade.day_volume) == ("/ES", "/ESZ26", 3, 1_500_003)
+    # 18:00 opens Tuesday's CME day: the count restarts, and the new count is the new day's first trades.
+    trade, _ = trade_and_quote(book.merge(FuturesUpdate(key="/ES", last=6022.0, total_volume=40),
+                                          monday_1730 + 35 * 60_000, NOW))
+    assert (trade.size, trade.day_volume) == (40, 40)
+    with pytest.raises(Incomplete) as shrank:
+        book.merge(FuturesUpdate(key="/ES", total_volume=30), monday_1730 + 40 * 60_000, NOW)
+    assert shrank.value.reason == "volume_shrank", "within the CME day a shrinking count is a correction"
+    explicit = FuturesBook()
+    explicit.merge(FuturesUpdate(key="/NQH27", last=21100.0, total_volume=10), monday_1730, NOW)
+    trade, _ = trade_and_quote(explicit.merge(FuturesUpdate(key="/NQH27", total_volume=12), monday_1730 + 1, NOW))
+    assert trade.contract == "/NQH27", "an explicit contract is its own"

@@ -12,6 +12,8 @@ import pytest
 
 from common.feed.market_hours import (
     INDEX_OPTIONS_EXTRA,
+    CombinedSchedule,
+    FuturesSchedule,
     NEW_YORK,
     MarketHoursError,
     MarketSchedule,
@@ -304,3 +306,18 @@ def test_streaming_an_index_keeps_the_regular_session_open_to_1615_for_its_optio
         assert index.window_at_or_after(ny(2026, 11, 27, 12)).end == ny(2026, 11, 27, 13, 15), "an early close"
     assert MarketSchedule(None, ALL, regular_extra=extra).window_at_or_after(ny(2026, 11, 23, 12)).end == \
         ny(2026, 11, 23, 20), "post-market already runs past it"
+
+
+def test_futures_are_streamed_over_cmes_sessions_with_the_daily_break_and_with_the_stocks_day():
+    futures = FuturesSchedule()
+    assert futures.window_at_or_after(ny(2026, 12, 5, 12)) == Window(ny(2026, 12, 6, 18), ny(2026, 12, 7, 17),
+                                                                     ("futures",)), "Sunday evening opens the week"
+    assert futures.window_at_or_after(ny(2026, 12, 7, 17, 30)).start == ny(2026, 12, 7, 18), "the daily break"
+    assert futures.window_at_or_after(ny(2026, 12, 11, 17)).start == ny(2026, 12, 13, 18), "Friday 17:00 to Sunday"
+    both = CombinedSchedule([MarketSchedule(None, ALL), futures])
+    wake, window = both.plan(ny(2026, 12, 7, 19, 30), LEAD)
+    assert wake is None and (window.start, window.end) == (ny(2026, 12, 7, 7), ny(2026, 12, 11, 20)), \
+        "with extended hours, post-market (to 20:00) bridges every daily break: one stretch to Friday's 20:00"
+    regular = CombinedSchedule([MarketSchedule(None, ("regular",)), futures])
+    assert regular.window_at_or_after(ny(2026, 12, 7, 17, 10)) == Window(
+        ny(2026, 12, 7, 18), ny(2026, 12, 8, 17), ("futures", "regular")), "the break is a break with regular only"

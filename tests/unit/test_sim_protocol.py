@@ -58,7 +58,7 @@ def declared(service: str, market: Market) -> dict:
 def snapshot(service: str, session: Session, market: Market) -> dict:
     if service == LEVELONE_EQUITIES:
         subs(session, service, ["SPY"])
-        return session.equity_update(market.quote("SPY", T0))[0]
+        return session.ticker_update(market.quote("SPY", T0))[0]
     subs(session, service, [CALL])
     return session.option_update(market.option_quote(CALL, T0))
 
@@ -99,10 +99,10 @@ def test_declared_doubles_are_written_like_schwab():
 def test_later_items_carry_only_changed_fields(session):
     market = Market(42)
     first = snapshot(LEVELONE_EQUITIES, session, market)
-    assert session.equity_update(market.quote("SPY", T0)) == (None, None)  # nothing changed, nothing sent
+    assert session.ticker_update(market.quote("SPY", T0)) == (None, None)  # nothing changed, nothing sent
     while (event := market.step("SPY", T0 + 100)).trade is None:
         pass
-    item, trade = session.equity_update(event.quote)
+    item, trade = session.ticker_update(event.quote)
     numbered = {k for k in item if k.isdigit()}
     assert set(item) - numbered == {"key", "delayed"}
     assert {"8", "34", "35"} <= numbered < set(first)
@@ -110,14 +110,14 @@ def test_later_items_carry_only_changed_fields(session):
     assert trade == protocol.SentTrade("SPY", event.trade.time_ms, event.trade.price, event.trade.day_volume,
                                        event.trade.day_volume - first["8"])
     event = market.step("SPY", T0 + 200)
-    item, trade = session.equity_update(event.quote)
+    item, trade = session.ticker_update(event.quote)
     assert (trade is None) == (event.trade is None)
 
 
 def test_requested_fields_only(session):
     market = Market(42)
     subs(session, LEVELONE_EQUITIES, ["SPY", "QQQ"], fields="0,1,2,3,8")
-    item = session.equity_update(market.quote("QQQ", T0))[0]
+    item = session.ticker_update(market.quote("QQQ", T0))[0]
     assert {k for k in item if k.isdigit()} == {"1", "2", "3", "8"}
 
 
@@ -144,7 +144,8 @@ def test_error_codes():
     fresh = Session(1, protocol.CUSTOMER_ID, streamers, 60_000)
     assert code(subs(fresh, LEVELONE_EQUITIES, ["SPY"])) == protocol.NOT_LOGGED_IN
     login(fresh)
-    assert code(subs(fresh, "LEVELONE_FUTURES", ["/ES"], fields="0,1")) == protocol.SERVICE_NOT_AVAILABLE
+    assert code(subs(fresh, "LEVELONE_FUTURES_OPTIONS", ["./OZCZ23C565"], fields="0,1")) == \
+        protocol.SERVICE_NOT_AVAILABLE
     too_many = subs(fresh, LEVELONE_EQUITIES, [f"S{i}" for i in range(501)])
     assert code(too_many) == protocol.SYMBOL_LIMIT and fresh.keys(LEVELONE_EQUITIES) == []
     assert code(subs(fresh, LEVELONE_EQUITIES, [f"S{i}" for i in range(500)])) == 0

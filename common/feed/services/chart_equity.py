@@ -7,6 +7,8 @@ its low, nor its open or close outside them; its volume is a count.
 from __future__ import annotations
 
 import math
+import re
+from enum import Enum
 from typing import Any
 
 import msgspec
@@ -15,6 +17,7 @@ from schwab.streaming import StreamClient
 from common.feed import checks
 from common.feed.checks import VOLUME_CEILING, Invalid
 from common.feed.service import TICKERS, ChartServing, Service, renamed, wire
+from common.symbols import EQUITY, INDEX
 from common.transport.messages import MinuteBar
 
 NAME = "CHART_EQUITY"
@@ -41,7 +44,15 @@ class ChartItem(msgspec.Struct, rename=renamed(FIELDS), kw_only=True):
 
 
 def check(bar: ChartItem, frame_ms: int) -> ChartItem:
-    checks.key(bar.key)
+    check_bar(bar, frame_ms)
+    checks.counts(bar, ("sequence",))
+    return bar
+
+
+def check_bar(bar: Any, frame_ms: int, key: re.Pattern[str] = checks.SYMBOL_KEY) -> None:
+    """What every chart service's bar must be: a plausible key, prices, high above low, a count of volume, a time
+    near its frame's."""
+    checks.key(bar.key, key)
     for name in ("open", "high", "low", "close"):
         checks.price(getattr(bar, name), name)
     if not bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high:
@@ -50,9 +61,7 @@ def check(bar: ChartItem, frame_ms: int) -> ChartItem:
         raise Invalid("size_invalid", f"volume is {bar.volume}")
     if bar.volume > VOLUME_CEILING:
         raise Invalid("size_implausible", f"volume is {bar.volume:g}, above {VOLUME_CEILING:g}")
-    checks.counts(bar, ("sequence",))
     checks.times(bar, ("start_ms",), frame_ms)
-    return bar
 
 
 class BarBook:
@@ -66,21 +75,20 @@ class BarBook:
         """No state to forget."""
 
 
+def bar_item(bar: Any, fields: type[Enum]) -> dict[str, Any]:
+    """A bar as Schwab writes it in a chart service whose fields are `fields`: the prices as written, the volume
+    always a double."""
+    number = {field.name: str(field.value) for field in fields}
+    return {"seq": 0, "key": bar.symbol, number["OPEN_PRICE"]: wire(bar.open), number["HIGH_PRICE"]: wire(bar.high),
+            number["LOW_PRICE"]: wire(bar.low), number["CLOSE_PRICE"]: wire(bar.close),
+            number["VOLUME"]: float(bar.volume), number["CHART_TIME_MILLIS"]: bar.start_ms}
+
+
 def item(bar: Any) -> dict[str, Any]:
-    """How the simulator writes a bar: volume always as a double, as Schwab does."""
-    return {
-        "seq": 0,
-        "key": bar.symbol,
-        str(SCHWAB.SEQUENCE.value): bar.sequence,
-        str(SCHWAB.OPEN_PRICE.value): wire(bar.open),
-        str(SCHWAB.HIGH_PRICE.value): wire(bar.high),
-        str(SCHWAB.LOW_PRICE.value): wire(bar.low),
-        str(SCHWAB.CLOSE_PRICE.value): wire(bar.close),
-        str(SCHWAB.VOLUME.value): float(bar.volume),
-        str(SCHWAB.CHART_TIME_MILLIS.value): bar.start_ms,
-        str(SCHWAB.CHART_DAY.value): bar.start_ms // _DAY_MS,
-    }
+    """How the simulator writes a bar: with its sequence and day."""
+    return {**bar_item(bar, SCHWAB), str(SCHWAB.SEQUENCE.value): bar.sequence,
+            str(SCHWAB.CHART_DAY.value): bar.start_ms // _DAY_MS}
 
 
 SERVICE = Service(NAME, SCHWAB, FIELDS, ChartItem, check, BarBook, (MinuteBar,), "chart_equity_subs", TICKERS,
-                  ChartServing(item))
+                  ChartServing(item), frozenset({EQUITY, INDEX}))

@@ -47,7 +47,7 @@ from common.feed.service import (
     read,
     renamed,
 )
-from common.symbols import is_index
+from common.symbols import EQUITY, INDEX, is_index
 from common.transport.messages import EquityQuote, EquityTrade, IndexLevel
 
 NAME = "LEVELONE_EQUITIES"
@@ -102,11 +102,16 @@ class EquityState:
 
 
 class EquityBook:
-    """Every equity key's merged state on one connection."""
+    """Every equity key's merged state on one connection. `day` says when the day's cumulative volume restarts
+    (a stock's at midnight New York; a future's with CME's trading day, `levelone_futures.py`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, day: NewYorkDay | None = None) -> None:
         self.states: dict[str, EquityState] = {}
-        self.day = NewYorkDay()
+        self.day = NewYorkDay() if day is None else day
+
+    def contract(self, update: Any) -> str | None:
+        """The contract a trade of `update`'s key was in: none for a stock."""
+        return None
 
     def merge(self, update: EquityUpdate, frame_ms: int,
               received_ns: int) -> tuple[EquityTrade | EquityQuote, ...] | tuple[IndexLevel, ...]:
@@ -167,6 +172,7 @@ class EquityBook:
             bid=state.bid,
             ask=state.ask,
             received_ns=received_ns,
+            contract=self.contract(update),
         )
         return (trade, *quoted)
 
@@ -240,4 +246,4 @@ def header(q: Any, delayed: bool) -> dict[str, Any]:
 
 
 SERVICE = Service(NAME, SCHWAB, FIELDS, EquityUpdate, check, EquityBook, (EquityTrade, IndexLevel, EquityQuote),
-                  "level_one_equity_subs", TICKERS, LevelOneServing(READERS, header))
+                  "level_one_equity_subs", TICKERS, LevelOneServing(READERS, header), frozenset({EQUITY, INDEX}))

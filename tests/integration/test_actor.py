@@ -126,7 +126,8 @@ def test_followed_streams_are_caught_up_from_the_journal_on_start_and_positions_
                                lambda publisher: publisher.send([TRADE]), tickerplant=True)
     actor.run(work)
     sender.join()
-    assert work.calls[0] == "started after 2 replayed"
+    # The new epoch's first frame is journaled as it is sent: the catch-up may already find it there.
+    assert work.calls[0] in ("started after 2 replayed", "started after 3 replayed"), work.calls
     assert work.taken == [(1, 1), (2, 2), (1, 1)], "the journal's two frames, then the new epoch's first"
     shared = json.loads(actor.config.offsets_file("indicator").read_text())
     assert shared["follows"] == [trades], "what the journal's pruning must wait for"

@@ -28,6 +28,9 @@ from common.transport.messages import (
 
 TABLES = ("equity_data", "index_levels", "indicators", "option_prices", "equity_bars", "equity_quotes",
           "streaming_metrics", "stream_metrics")
+#: The migrations that only add columns today's writer writes: a database filled under an old schema by today's
+#: writer has them first.
+TODAYS_COLUMNS = ("033_entitlement.sql", "034_trade_columns.sql")
 #: The tables before 032 made index_levels: what a database filled under an old schema has.
 OLD_TABLES = tuple(table for table in TABLES if table != "index_levels")
 #: Instants around New York midnights: the last millisecond of 2026-10-31 (EDT, 04:00 UTC) and the first of
@@ -180,9 +183,10 @@ def old_schema_url(db_url: str, tmp_path: Path) -> str:
 def test_a_database_filled_under_the_old_schema_keeps_every_row_through_make_migrate(old_schema_url, tmp_path):
     conn = db.connect(old_schema_url)
     try:
-        # Today's writer skips a quote stored before by its key (030): the old table gets it first, and the
-        # upgrade carries it over as it does every key.
-        conn.execute(migrate.SQL_DIR.joinpath("030_quote_key.sql").read_text())
+        # Today's writer skips a quote stored before by its key (030) and writes 033's and 034's columns: the old
+        # tables get them first, and the upgrade carries them over as it does every key and column.
+        for later in ("030_quote_key.sql", *TODAYS_COLUMNS):
+            conn.execute(migrate.SQL_DIR.joinpath(later).read_text())
         while conn.execute("SELECT quote_key_step()").fetchone()[0]:
             pass
         write(conn, *EDGES_MS.values(), *(EDGES_MS["20261102"] + k * 3_600_000 for k in range(1, 30)), tables=OLD_TABLES)
@@ -242,7 +246,8 @@ def test_a_year_of_history_upgrades_in_steps_at_the_default_lock_table(old_schem
     conn = db.connect(old_schema_url)
     try:
         assert conn.execute("SELECT current_setting('max_locks_per_transaction')").fetchone() == ("64",)
-        conn.execute(migrate.SQL_DIR.joinpath("030_quote_key.sql").read_text())
+        for later in ("030_quote_key.sql", *TODAYS_COLUMNS):
+            conn.execute(migrate.SQL_DIR.joinpath(later).read_text())
         while conn.execute("SELECT quote_key_step()").fetchone()[0]:
             pass
         batches: dict[str, list[tuple]] = {table: [] for table in yearly}

@@ -1,4 +1,4 @@
--- Indexes (issue 26): `$SPX`, `$VIX`, `$NDX`, `$RUT` in STREAM_TICKERS, and SPXW.
+-- Index levels (issue 26): `$SPX`, `$VIX`, `$NDX`, `$RUT` in STREAM_TICKERS.
 --
 -- An index is computed, not traded: Schwab's LEVELONE_EQUITIES item for
 -- `$SPX` carries a last price that moves and a volume that never does. Its
@@ -16,9 +16,6 @@
 --   indicators.vwap    may be NULL: an index's SMA9 (from its one-minute bars
 --                      and its level) is stored like a ticker's, at day_volume
 --                      0, with no VWAP, since nothing was traded.
---   option_prices.indicative_bid, indicative_ask, indicative_at
---                      Schwab's indicative quote of an index option (SPXW),
---                      NULL for a stock's (Schwab sends none).
 --
 -- Market data like the rest (market_data_tables(), 028): read by service_role,
 -- and by the API roles only as `set_market_read` says. The writer inserts.
@@ -52,10 +49,6 @@ CREATE POLICY index_levels_writer_insert ON public.index_levels FOR INSERT TO st
 
 ALTER TABLE public.indicators ALTER COLUMN vwap DROP NOT NULL;
 
-ALTER TABLE public.option_prices
-    ADD COLUMN IF NOT EXISTS indicative_bid numeric(18, 6),
-    ADD COLUMN IF NOT EXISTS indicative_ask numeric(18, 6),
-    ADD COLUMN IF NOT EXISTS indicative_at  timestamptz;
 
 CREATE OR REPLACE FUNCTION public.partitioned_tables()
 RETURNS text[]

@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 from authlib.integrations.base_client.errors import OAuthError
 
+from common import symbols
 from common.actor import Actor, Work
 from common.analytics.option_chain import (
     NEW_YORK,
@@ -42,6 +43,7 @@ from common.analytics.option_chain import (
 )
 from common.config import Config
 from common.feed.schwab_client import force_refresh, make_client
+from common.feed.services.levelone_options import SERVICE as OPTIONS
 from common.feed.streamer import Backoff
 from common.observe.stats import ActorStats
 from common.transport.delivery import Follower
@@ -82,10 +84,12 @@ class ContractPicker(Work):
         #: Per ticker: the spot its band was chosen around, and the newest spot quoted since.
         self.centres: dict[str, float] = {}
         self.spots: dict[str, float] = {}
+        #: The tickers whose options are streamed: stocks' and indexes' (a future's are another service).
+        optionable = [ticker for ticker in config.tickers if symbols.kind_of(ticker) in OPTIONS.instruments]
         #: When each ticker's chain is read next (none without a client: a replay has no one to ask).
-        self.chain_due = {} if connect is None else dict.fromkeys(config.tickers, 0.0)
+        self.chain_due = {} if connect is None else dict.fromkeys(optionable, 0.0)
         self.retries = {ticker: Backoff(CHAIN_RETRY_FIRST, min(CHAIN_RETRY, config.option_chain_refresh))
-                        for ticker in config.tickers}
+                        for ticker in optionable}
         self.next_wish = 0.0
 
     def start(self, follower: Follower | None) -> bool:

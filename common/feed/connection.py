@@ -34,7 +34,15 @@ from websockets.exceptions import ConnectionClosed
 
 from common.config import Config
 from common.feed.frames import FramePublisher
-from common.feed.market_hours import INDEX_OPTIONS_EXTRA, CombinedSchedule, FuturesSchedule, MarketSchedule, Window
+from common.feed.market_hours import (
+    CME,
+    EXCHANGE,
+    INDEX_OPTIONS_EXTRA,
+    CombinedSchedule,
+    FuturesSchedule,
+    MarketSchedule,
+    Window,
+)
 from common.feed.option_contracts import (
     OptionContracts,
     apply_option_changes,
@@ -141,11 +149,15 @@ class Connection:
         self.contracts = OptionContracts(config.stream_max_keys)
         # Index options trade to 16:15: streaming an index's, ingest stays logged in for them.
         extra = INDEX_OPTIONS_EXTRA if any(map(is_index, config.tickers)) else datetime.timedelta(0)
-        schedule = MarketSchedule(clients.market_hours, config.market_sessions, config.market_hours == "always",
+        exchange = MarketSchedule(clients.market_hours, config.market_sessions, config.market_hours == "always",
                                   logger, extra)
-        if any(map(symbols.is_future, config.tickers)) and not schedule.always_open:
-            # Futures trade nearly around the clock on CME's day: logged in for their sessions too.
-            schedule = CombinedSchedule([schedule, FuturesSchedule()])
+        # Logged in whenever a calendar a streamed service's keys trade on is open (futures on CME's, nearly
+        # around the clock); the options, keyed by contract, trade in the exchange's.
+        calendars = {service.calendar for service in SERVICES.values()
+                     if any(symbols.kind_of(ticker) in service.instruments for ticker in config.tickers)}
+        schedules = {EXCHANGE: exchange, CME: FuturesSchedule()}
+        schedule = exchange if exchange.always_open or calendars == {EXCHANGE} else CombinedSchedule(
+            [schedules[calendar] for calendar in sorted(calendars)])
         self.sessions = SessionWait(schedule.plan, config.market_lead, idle, stats, logger)
         self.policy = ReconnectPolicy(Backoff(config.stream_backoff_min, config.stream_backoff_max, rng),
                                       config.stream_limit_backoff, idle.monotonic)

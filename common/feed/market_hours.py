@@ -27,6 +27,9 @@ PRE_MARKET_OPEN = time(7)
 POST_MARKET_HOURS = timedelta(hours=4)
 #: CME Globex's trading day: from 18:00 New York the evening before to 17:00 (`futures_windows`).
 CME_OPEN, CME_CLOSE = time(18), time(17)
+#: The session calendars a Schwab service's keys trade on: the exchange's (NYSE's days, MARKET_SESSIONS' hours,
+#: Schwab's market hours first) and CME Globex's (`FuturesSchedule`).
+EXCHANGE, CME = "exchange", "cme"
 #: Index options (SPX, SPXW, NDX, RUT) trade until 16:15 New York, a quarter hour past the stocks: a deployment
 #: streaming an index keeps the regular session open that much longer.
 INDEX_OPTIONS_EXTRA = timedelta(minutes=15)

@@ -17,7 +17,8 @@ streaming services:
 - `subscribe`: schwab-py's `StreamClient` method that subscribes it, and
   `keys`: who names its keys (STREAM_TICKERS, or the options actor's
   contract set), `instruments` which STREAM_TICKERS symbols (stocks and
-  indexes, or futures);
+  indexes, or futures), and `calendar` the sessions they trade in (the
+  exchange's, CME's);
 - `served`: how the simulator serves it, as Schwab delivers it: a level-one
   service ("Change" delivery: a snapshot of every subscribed field first,
   then only the fields that changed) reads each field from a simulated
@@ -37,6 +38,8 @@ from enum import Enum
 from typing import Any, Protocol
 
 import msgspec
+
+from common.feed.market_hours import EXCHANGE
 
 #: Who names a service's keys.
 TICKERS = "tickers"
@@ -79,8 +82,12 @@ class Service:
     subscribe: str
     keys: str
     served: LevelOneServing | ChartServing
-    #: For a service keyed by ticker: the kinds of STREAM_TICKERS symbol it streams (`common/symbols.py`).
+    #: The kinds of STREAM_TICKERS symbol it streams (`common/symbols.py`), or, keyed by contract, whose
+    #: contracts it streams (a stock's and an index's options; a future's are another service).
     instruments: frozenset[str] = frozenset()
+    #: The session calendar its keys trade on (`common/feed/market_hours.py`): the exchange's (MARKET_SESSIONS)
+    #: or CME Globex's.
+    calendar: str = EXCHANGE
 
     @property
     def subscribed_fields(self) -> list[Enum]:

@@ -55,3 +55,5 @@ def test_an_index_and_a_future_stream_beside_a_ticker(pipeline):
     assert contracts[0][1].startswith("/ES") and len(contracts[0][1]) == 6, "the active quarterly contract"
     assert pipeline.query("SELECT bool_and(vwap IS NOT NULL) FROM indicators WHERE ticker = '/ES'") == [(True,)]
     assert pipeline.query("SELECT count(*) FROM equity_bars WHERE ticker = '/ES' AND sequence IS NOT NULL") == [(0,)]
+    assert pipeline.query("SELECT count(*) FROM option_prices WHERE ticker = '/ES'") == [(0,)], \
+        "a future's options are another service: none are read or streamed"

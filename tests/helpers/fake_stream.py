@@ -216,6 +216,12 @@ class FakeStream:
     async def chart_equity_subs(self, symbols: list[str], *, fields: Any = None) -> None:
         await self._command("chart_equity_subs", symbols)
 
+    async def level_one_futures_subs(self, symbols: list[str], *, fields: Any = None) -> None:
+        await self._command("level_one_futures_subs", symbols)
+
+    async def chart_futures_subs(self, symbols: list[str]) -> None:
+        await self._command("chart_futures_subs", symbols)
+
     async def level_one_option_subs(self, symbols: list[str], *, fields: Any = None) -> None:
         await self._command("level_one_option_subs", symbols)
 

@@ -48,7 +48,7 @@ def test_the_budget_is_never_passed_and_every_dropped_day_is_in_the_archive_row_
     today = datetime.now(NEW_YORK).date()
     first = today - timedelta(days=DAYS)
     with psycopg.connect(migrated_url, autocommit=True) as conn:
-        for start in (first, first + timedelta(days=7)):  # at most 64 partitions a call (027)
+        for start in (first, first + timedelta(days=7)):  # at most 64 partitions a call (031)
             conn.execute("SELECT create_partitions(%s, %s)", (start, min(start + timedelta(days=6), today + timedelta(
                 days=7))))
     # Room for the catalog, the empty days ahead and about three trading days.

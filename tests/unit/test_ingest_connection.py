@@ -9,6 +9,7 @@ clients then request a stop).
 
 from __future__ import annotations
 
+import datetime
 import logging
 from pathlib import Path
 
@@ -228,3 +229,22 @@ def test_a_malformed_frame_is_skipped_and_the_connection_goes_on(tmp_path: Path)
     assert rigged.log.named("malformed frame skipped")[0].content == "not json {"
     assert rigged.stats.errors == 1 and rigged.stats.reconnects == {}
     assert len(rigged.kept.records("bar")) == 2 and stream.sent[-1] == ("logout", [])
+
+
+def test_with_a_future_ingest_is_logged_in_on_cmes_sessions_too_and_subscribes_each_symbol_to_its_services(
+        tmp_path: Path):
+    """At 17:55 Monday the stocks' session is over, and CME's next opens at 18:00: with /ES streamed ingest logs in
+    for it; the stock goes to the equity services and the future to the futures services, each with its own."""
+    lead = datetime.timedelta(minutes=5)
+    rigged = rig(tmp_path, new_york(MONDAY, 17, 55), tickers=("MSFT", "/ES"))
+    wake, window = rigged.connection().sessions.plan(new_york(MONDAY, 17, 55), lead)
+    assert wake is None and window.start == new_york(MONDAY, 18), "CME's evening session, not Tuesday's 09:30"
+    (tmp_path / "alone").mkdir()
+    alone = rig(tmp_path / "alone", new_york(MONDAY, 17, 55), tickers=("MSFT",))
+    assert alone.connection().sessions.plan(new_york(MONDAY, 17, 55), lead)[1].start == \
+        new_york(MONDAY + datetime.timedelta(days=1), 9, 30), "without a future, the stocks' hours alone"
+    stream = FakeStream(Deliver(heartbeat()), Call(rigged.duties.stop), Deliver(heartbeat()))
+    rigged.clients.streams.extend([stream, FakeStream(Fail(closed()))])
+    rigged.run()
+    assert stream.sent[:5] == [("login", []), ("level_one_equity_subs", ["MSFT"]), ("chart_equity_subs", ["MSFT"]),
+                               ("level_one_futures_subs", ["/ES"]), ("chart_futures_subs", ["/ES"])]

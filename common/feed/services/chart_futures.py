@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 from schwab.streaming import StreamClient
 
+from common.feed.market_hours import CME
 from common.feed.service import TICKERS, ChartServing, Service, renamed
 from common.feed.services.chart_equity import bar_item, check_bar
 from common.symbols import FUTURE, SPELLINGS
@@ -62,4 +63,4 @@ def item(bar: Any) -> dict[str, Any]:
 
 
 SERVICE = Service(NAME, SCHWAB, FIELDS, FuturesChartItem, check, FuturesBarBook, (MinuteBar,), "chart_futures_subs",
-                  TICKERS, ChartServing(item), frozenset({FUTURE}))
+                  TICKERS, ChartServing(item), frozenset({FUTURE}), CME)

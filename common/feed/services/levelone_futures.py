@@ -21,6 +21,7 @@ from schwab.streaming import StreamClient
 from common.feed import checks
 from common.feed.checks import Invalid
 from common.feed.levelone import CME_DAY_AHEAD, NEW_YORK, NewYorkDay
+from common.feed.market_hours import CME
 from common.feed.service import TICKERS, LevelOneServing, Service, constant, net_change, percent_change, read, renamed
 from common.feed.services.levelone_equities import EquityBook
 from common.feed.services.levelone_equities import check as equity_check
@@ -164,4 +165,4 @@ def header(q: Any, delayed: bool) -> dict[str, Any]:
 
 
 SERVICE = Service(NAME, SCHWAB, FIELDS, FuturesUpdate, check, FuturesBook, (EquityTrade, EquityQuote),
-                  "level_one_futures_subs", TICKERS, LevelOneServing(READERS, header), frozenset({FUTURE}))
+                  "level_one_futures_subs", TICKERS, LevelOneServing(READERS, header), frozenset({FUTURE}), CME)

@@ -34,6 +34,7 @@ from common.feed.service import (
     read,
     renamed,
 )
+from common.symbols import EQUITY, INDEX
 from common.transport.messages import OptionQuote
 
 NAME = "LEVELONE_OPTIONS"
@@ -297,4 +298,4 @@ def header(q: Any, delayed: bool) -> dict[str, Any]:
 
 
 SERVICE = Service(NAME, SCHWAB, FIELDS, OptionUpdate, check, OptionBook, (OptionQuote,), "level_one_option_subs",
-                  CONTRACTS, LevelOneServing(READERS, header))
+                  CONTRACTS, LevelOneServing(READERS, header), frozenset({EQUITY, INDEX}))

@@ -54,6 +54,7 @@ from schwab.contrib.util import StreamJsonDecoder
 from schwab.streaming import StreamClient, UnexpectedResponse
 from websockets.exceptions import ConnectionClosed
 
+from actors.options import CHAIN_STRIKES
 from common import config as configuration
 from common.analytics.greeks import black_scholes
 from common.analytics.indicators import SessionClock, SymbolIndicators
@@ -85,11 +86,12 @@ OPTION_FIELDS = [
 #: The row columns the rows below are built in, checked against common/store/db.py at start.
 COLUMNS = {
     "equity_data": ("symbol", "trade_time_ms", "price", "size", "day_volume", "last_size", "bid", "ask",
-                    "received_ns"),
+                    "received_ns", "contract"),
     "indicators": ("symbol", "trade_time_ms", "day_volume", "price", "sma9", "vwap", "received_ns"),
     "option_prices": ("ticker", "option_symbol", "quote_time_ms", "option_type", "strike_price", "expiration_date",
                       "last_price", "bid", "ask", "mark", "volume", "open_interest", "delta", "gamma", "theta",
-                      "vega", "rho", "implied_volatility", "underlying_price", "greeks_source", "received_ns"),
+                      "vega", "rho", "implied_volatility", "underlying_price", "greeks_source", "received_ns",
+                      "indicative_bid", "indicative_ask", "indicative_time_ms"),
 }
 #: Schwab's placeholder for a price or greek it does not have.
 NOT_A_NUMBER = -999.0
@@ -173,7 +175,7 @@ class Work:
                 continue
             trade_time = int(trade_time)
             trades.append((key, trade_time, last, size, day_volume, int(merged.get("LAST_SIZE") or 0),
-                           price(merged.get("BID_PRICE")), price(merged.get("ASK_PRICE")), received))
+                           price(merged.get("BID_PRICE")), price(merged.get("ASK_PRICE")), received, None))
             state = self.state(key)
             vwap = state.vwap(self.clock.anchor(trade_time), last, size)
             if vwap is not None:
@@ -218,7 +220,7 @@ class Work:
             rows.append((underlying, key, quote_time, kind, strike, expiration, price(merged.get("LAST_PRICE")),
                          price(merged.get("BID_PRICE")), price(merged.get("ASK_PRICE")), price(merged.get("MARK")),
                          int(merged.get("TOTAL_VOLUME") or 0), int(merged.get("OPEN_INTEREST") or 0), *greeks, iv,
-                         spot, source, received))
+                         spot, source, received, None, None, None))
 
     def contract(self, key: str, merged: dict[str, Any]) -> tuple[str, str, float, str, int] | None:
         """A contract's terms, once its state holds them all (they never change)."""
@@ -260,7 +262,7 @@ class Contracts:
         today = datetime.datetime.now(NEW_YORK).date()
         now = time.monotonic()
         try:
-            response = await self.client.get_option_chain(ticker, from_date=today,
+            response = await self.client.get_option_chain(ticker, strike_count=CHAIN_STRIKES, from_date=today,
                                                            to_date=today + datetime.timedelta(days=10))
             response.raise_for_status()
             centre, contracts = select_contracts(decode_chain(response.content), self.config.option_strike_band, today)

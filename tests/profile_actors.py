@@ -76,7 +76,7 @@ def main() -> None:
             wait_for(lambda: any(line.get("msg", "").startswith("market closed")
                                  for line in log_lines(pipeline.var / "log" / "ingest.log")), 60, "the market closed")
         else:
-            wait_for(lambda: options_streaming(pipeline, len(tickers)) is not None, OPTIONS_TIMEOUT,
+            wait_for(lambda: options_streaming(pipeline, tickers) is not None, OPTIONS_TIMEOUT,
                      "the options actor's contracts to stream", interval=0.5)
         time.sleep(5)  # warm-up: nothing to await
         running = program_processes(pipeline)

@@ -32,16 +32,17 @@ from schwab.client import AsyncClient, Client
 from schwab.streaming import StreamClient, UnexpectedResponse, UnparsableMessage
 from websockets.exceptions import ConnectionClosed
 
+from common import symbols
 from common.config import Config
 from common.feed.frames import FramePublisher
 from common.feed.market_hours import (
     CME,
     EXCHANGE,
-    INDEX_OPTIONS_EXTRA,
     CombinedSchedule,
     FuturesSchedule,
     MarketSchedule,
     Window,
+    regular_extra_for,
 )
 from common.feed.option_contracts import (
     OptionContracts,
@@ -65,8 +66,6 @@ from common.feed.streamer import (
 from common.feed.token_watch import TokenWatch
 from common.feed.waiting import Idle, SessionWait, utc
 from common.observe.stats import ActorStats
-from common import symbols
-from common.symbols import is_index
 
 #: How long one read waits before the loop looks at its control socket and the clock.
 POLL = 0.25
@@ -147,10 +146,8 @@ class Connection:
         self.report = report
         self.poll = poll
         self.contracts = OptionContracts(config.stream_max_keys)
-        # Index options trade to 16:15: streaming an index's, ingest stays logged in for them.
-        extra = INDEX_OPTIONS_EXTRA if any(map(is_index, config.tickers)) else datetime.timedelta(0)
         exchange = MarketSchedule(clients.market_hours, config.market_sessions, config.market_hours == "always",
-                                  logger, extra)
+                                  logger, regular_extra_for(config.tickers))
         # Logged in whenever a calendar a streamed service's keys trade on is open (futures on CME's, nearly
         # around the clock); the options, keyed by contract, trade in the exchange's.
         calendars = {service.calendar for service in SERVICES.values()

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from time import monotonic
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
+
+from common.symbols import is_index
 
 NEW_YORK = ZoneInfo("America/New_York")
 #: Config's session names (MARKET_SESSIONS) to the names of Schwab's `sessionHours`.
@@ -31,7 +33,7 @@ CME_OPEN, CME_CLOSE = time(18), time(17)
 #: Schwab's market hours first) and CME Globex's (`FuturesSchedule`).
 EXCHANGE, CME = "exchange", "cme"
 #: Index options (SPX, SPXW, NDX, RUT) trade until 16:15 New York, a quarter hour past the stocks: a deployment
-#: streaming an index keeps the regular session open that much longer.
+#: streaming an index keeps the regular session open that much longer (`regular_extra_for`).
 INDEX_OPTIONS_EXTRA = timedelta(minutes=15)
 #: Longer than any NYSE closure since 1933 (9/11 closed it for four sessions plus a weekend).
 LOOKAHEAD_DAYS = 10
@@ -157,6 +159,12 @@ def _schwab_time(value: Any, where: str) -> datetime:
     return parsed
 
 
+def regular_extra_for(tickers: Iterable[str]) -> timedelta:
+    """How much longer than the stocks' the regular session runs for `tickers`: INDEX_OPTIONS_EXTRA with an
+    index among them, whose options trade to 16:15; none otherwise."""
+    return INDEX_OPTIONS_EXTRA if any(map(is_index, tickers)) else timedelta(0)
+
+
 def windows_from_schwab(body: Mapping[str, Any], day: date, sessions: tuple[str, ...],
                         regular_extra: timedelta = timedelta(0)) -> list[Window]:
     """The windows of `day` in a `GET /marketdata/v1/markets?markets=equity` body, the regular session
@@ -215,7 +223,20 @@ def windows_from_calendar(day: date, sessions: tuple[str, ...], regular_extra: t
     return _merge({s: available[s] for s in sessions if s in available})
 
 
-class MarketSchedule:
+class Schedule:
+    """A calendar of windows to stream in, asked when to log in next."""
+
+    def window_at_or_after(self, now: datetime) -> Window:
+        raise NotImplementedError
+
+    def plan(self, now: datetime, lead: timedelta) -> tuple[datetime | None, Window]:
+        """When to wake to log in `lead` before the next window (None: stream now), and that window."""
+        window = self.window_at_or_after(now)
+        wake = window.start - lead
+        return (None if now >= wake else wake), window
+
+
+class MarketSchedule(Schedule):
     """Which window to stream next, from Schwab's hours (via `fetch_day`) or, failing that, the NYSE calendar.
 
     A day's windows are cached until the New York date changes, so an
@@ -271,12 +292,6 @@ class MarketSchedule:
         sessions = "/".join(self.sessions)
         raise MarketHoursError(f"no {sessions} session within {LOOKAHEAD_DAYS} days of {now.isoformat()}")
 
-    def plan(self, now: datetime, lead: timedelta) -> tuple[datetime | None, Window]:
-        """When to wake to log in `lead` before the next window (None: stream now), and that window."""
-        window = self.window_at_or_after(now)
-        wake = window.start - lead
-        return (None if now >= wake else wake), window
-
 
 def futures_windows(day: date) -> list[Window]:
     """CME Globex's session that ends on `day`: 18:00 New York the evening before to 17:00 (Sunday evening to
@@ -288,26 +303,24 @@ def futures_windows(day: date) -> list[Window]:
                    datetime.combine(day, CME_CLOSE, NEW_YORK), ("futures",))]
 
 
-class FuturesSchedule:
+class FuturesSchedule(MarketSchedule):
     """When futures trade: CME's sessions (`futures_windows`), from its weekly rule alone."""
 
-    def window_at_or_after(self, now: datetime) -> Window:
-        today = now.astimezone(NEW_YORK).date()
-        for offset in range(LOOKAHEAD_DAYS + 1):
-            for window in futures_windows(today + timedelta(days=offset)):
-                if window.end > now:
-                    return window
-        raise MarketHoursError(f"no futures session within {LOOKAHEAD_DAYS} days of {now.isoformat()}")
+    def __init__(self) -> None:
+        super().__init__(None, ("futures",))
+
+    def _load(self, day: date) -> list[Window]:
+        return futures_windows(day)
 
 
-class CombinedSchedule:
+class CombinedSchedule(Schedule):
     """Logged in whenever any of several markets is open: a deployment streaming stocks and futures follows the
     union of their windows, those that touch or overlap merged (CME's overnight session and the stocks' day)."""
 
     #: Windows looked at ahead, per schedule: a merged run of them lasts at most a trading week.
     AHEAD = 8
 
-    def __init__(self, schedules: list[MarketSchedule | FuturesSchedule]):
+    def __init__(self, schedules: list[MarketSchedule]):
         self.schedules = schedules
 
     def window_at_or_after(self, now: datetime) -> Window:
@@ -326,9 +339,3 @@ class CombinedSchedule:
             raise MarketHoursError(f"no session of any market within {LOOKAHEAD_DAYS} days of {now.isoformat()}")
         first = windows[0]
         return Window(first.start, first.end, tuple(dict.fromkeys(s.split(":", 1)[1] for s in first.sessions)))
-
-    def plan(self, now: datetime, lead: timedelta) -> tuple[datetime | None, Window]:
-        """As MarketSchedule.plan, over the union of the windows."""
-        window = self.window_at_or_after(now)
-        wake = window.start - lead
-        return (None if now >= wake else wake), window

@@ -94,6 +94,11 @@ class Service:
         """The fields to subscribe, as schwab-py's enums: the symbol first, as Schwab expects."""
         return [self.schwab_fields(0), *self.fields.values()]
 
+    @property
+    def numbers(self) -> frozenset[str]:
+        """Every field Schwab defines for the service but the symbol, by the number a frame carries it under."""
+        return frozenset(str(field.value) for field in self.schwab_fields) - {"0"}
+
     def subscription(self, stream: Any, keys: list[str], command: str = "subs") -> Any:
         """schwab-py's call (a coroutine) subscribing `keys`, or adding them (`command="add"`): a level-one
         service with its fields, a chart service with every field (schwab-py takes none for it)."""

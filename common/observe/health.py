@@ -31,9 +31,8 @@ import psycopg
 from supervisor.xmlrpc import SupervisorTransport
 
 from common.config import ACTORS, ConfigError, load
-from common.feed.market_hours import INDEX_OPTIONS_EXTRA, MarketHoursError, MarketSchedule
+from common.feed.market_hours import MarketHoursError, MarketSchedule, regular_extra_for
 from common.store.connection import open_connection, reason
-from common.symbols import is_index
 
 
 class Level(IntEnum):
@@ -391,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         facts = gather(config.database_url, config.run_dir / "supervisor.sock",
                        read_archive(config.archive_dir, config.archive_s3_url))
         schedules = schedules_for(config.market_sessions, config.market_hours == "always",
-                                  INDEX_OPTIONS_EXTRA if any(map(is_index, config.tickers)) else timedelta(0))
+                                  regular_extra_for(config.tickers))
         checks = evaluate(facts, datetime.now(timezone.utc), schedules, config.option_store_interval)
     print(render_json(checks) if args.json else render_table(checks))
     return int(overall(checks))

@@ -79,7 +79,7 @@ def field_values(service: str, quote: Any) -> dict[str, Any]:
 
 for _service in SERVICES.values():
     if isinstance(_service.served, LevelOneServing):
-        assert set(_service.served.readers) == {str(f.value) for f in _service.schwab_fields} - {"0"}, \
+        assert set(_service.served.readers) == _service.numbers, \
             f"a {_service.name} field the simulator cannot read"
 
 
@@ -204,7 +204,7 @@ class Session:
     def _subscribe(self, request: dict, service: str, command: str, now_ms: int) -> Reply:
         parameters = request.get("parameters") or {}
         keys = [k.strip() for k in str(parameters.get("keys", "")).split(",") if k.strip()]
-        valid = {str(f.value) for f in SERVICES[service].schwab_fields} - {"0"}
+        valid = SERVICES[service].numbers
         fields = tuple(sorted((f for f in str(parameters.get("fields", "")).split(",") if f in valid), key=int))
         sub = self.subscriptions[service]
         if command == "SUBS":

@@ -18,7 +18,7 @@ from common.config import load
 from common.store import db, migrate
 from common.store.localpg import SUPERUSER, LocalPostgres
 from common.transport.bus import Publisher
-from common.transport.messages import IndicatorValue, MinuteBar
+from common.transport.messages import IndexLevel, IndicatorValue, MinuteBar
 from tests.helpers.harness import wait_for
 from tests.helpers.roles import writer_login
 from tests.helpers.writer_process import T0, await_writer, trade, writer_process
@@ -49,10 +49,13 @@ def test_the_writer_runs_as_the_writer_role(writer_url, migrated_url, tmp_path):
                 wait_for(lambda: owner.execute(f"SELECT to_regclass('streaming_partitions.equity_data_' || {week})"
                                                ).fetchone()[0] is not None, 30, "the partitions a week ahead")
             ingest.send([trade(i, T0 + i) for i in range(10)])
-            indicator.send([IndicatorValue("SPY", T0, 1000, 500.0, None, 500.0, 1)])
+            ingest.send([IndexLevel("$SPX", T0, 6001.25, 1)])  # an index's table (032) and its SMA9 with no VWAP
+            indicator.send([IndicatorValue("SPY", T0, 1000, 500.0, None, 500.0, 1),
+                            IndicatorValue("$SPX", T0, 0, 6001.25, None, None, 1)])
             with psycopg.connect(migrated_url) as conn:
                 wait_for(lambda: conn.execute("SELECT (SELECT count(*) FROM equity_data),"
-                                              " (SELECT count(*) FROM indicators)").fetchone() == (10, 1),
+                                              " (SELECT count(*) FROM indicators),"
+                                              " (SELECT count(*) FROM index_levels)").fetchone() == (10, 2, 1),
                          30, "the rows stored by the writer role")
             ingest.close()
             indicator.close()
@@ -60,8 +63,8 @@ def test_the_writer_runs_as_the_writer_role(writer_url, migrated_url, tmp_path):
             assert writer.wait(timeout=20) == 0, (var / "writer.log").read_text()
         with psycopg.connect(migrated_url) as conn:
             assert conn.execute("SELECT count(*) FROM equity_data").fetchone()[0] == 10
-            assert conn.execute("SELECT count(*) FROM indicators").fetchone()[0] == 1
-            assert conn.execute("SELECT count(*) FROM stream_offsets WHERE consumer = 'writer'").fetchone()[0] == 2
+            assert conn.execute("SELECT count(*) FROM indicators").fetchone()[0] == 2
+            assert conn.execute("SELECT count(*) FROM stream_offsets WHERE consumer = 'writer'").fetchone()[0] == 3
     finally:
         shutil.rmtree(var, ignore_errors=True)
 
